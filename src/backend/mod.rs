@@ -1,0 +1,99 @@
+//! The storage trait and its backends. Target and feature gates for backends live here and nowhere else.
+
+use crate::error::Result;
+use crate::session::Session;
+use crate::token::{SessionId, Token};
+
+mod memory;
+pub mod sql;
+
+pub use memory::MemoryBackend;
+
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteBackend, SqliteDriver};
+
+#[cfg(all(feature = "postgres", not(target_family = "wasm")))]
+mod postgres;
+#[cfg(all(feature = "postgres", not(target_family = "wasm")))]
+pub use postgres::{PostgresBackend, PostgresDriver};
+
+/// Where sessions are kept: Pylon's `load_all` / `save` / `remove`, plus the lookups a real store needs.
+///
+/// Backends store what they are given: validation, token hashing and timeouts are the job of
+/// [`crate::SessionStore`], the front door most code should use. Sessions are keyed by
+/// [`SessionId`] (the SHA-256 of the token), so a backend never needs the token itself.
+///
+/// The trait is synchronous (rusqlite, `postgres` and SQLite-in-WASM all block) and has no `Send`/`Sync`
+/// bound: nothing on wasm is `Send`, and a rusqlite `Connection` is not `Sync`. Wrap a backend in a
+/// `Mutex` to share it between threads.
+pub trait SessionBackend {
+    /// Every stored session, live or expired, oldest first.
+    ///
+    /// # Errors
+    /// Any driver error; nothing is swallowed.
+    fn load_all(&mut self) -> Result<Vec<Session>>;
+
+    /// Inserts or replaces the session with `session.id`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for a session that fails [`Session::validate`]; driver errors.
+    fn save(&mut self, session: &Session) -> Result<()>;
+
+    /// Removes one session; `false` when there was none.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn remove(&mut self, id: &SessionId) -> Result<bool>;
+
+    /// The session with that id, live or expired.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn get(&mut self, id: &SessionId) -> Result<Option<Session>>;
+
+    /// A user's sessions (in one tenant, or in all when `tenant_id` is `None`), oldest first.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn list_by_user(&mut self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>>;
+
+    /// Removes a user's sessions (in one tenant, or in all); returns how many.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn remove_by_user(&mut self, user_id: &str, tenant_id: Option<&str>) -> Result<u64>;
+
+    /// Removes every session of `user_id` but `keep`; returns how many.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn remove_user_except(&mut self, user_id: &str, keep: &SessionId) -> Result<u64>;
+
+    /// Sets `last_seen_at` to `now` (never backwards); `false` when there is no such session.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn touch(&mut self, id: &SessionId, now: i64) -> Result<bool>;
+
+    /// Moves the session `old` to a new id (and token, in token-keeping stores), setting
+    /// `last_seen_at = now`, in one atomic step; `false` when there is no such session.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn rotate(
+        &mut self,
+        old: &SessionId,
+        new_id: &SessionId,
+        new_token: Option<&Token>,
+        now: i64,
+    ) -> Result<bool>;
+
+    /// Removes sessions whose absolute expiry is at or before `now`, or that were last seen at or
+    /// before `idle_cutoff` (pass `-1` for no idle timeout); returns how many.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn purge_expired(&mut self, now: i64, idle_cutoff: i64) -> Result<u64>;
+}

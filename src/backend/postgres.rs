@@ -1,0 +1,208 @@
+//! The Postgres backend (the `postgres` crate; native only).
+
+use std::collections::HashMap;
+
+use postgres::error::SqlState;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use postgres::{Client, Config, NoTls, Statement};
+
+use crate::backend::sql::{Dialect, Driver, Migration, Param, Row, SqlBackend};
+use crate::error::{Error, Result};
+use crate::platform;
+
+/// Sessions in a Postgres table, `_pylon_sessions` in the connection's current schema.
+///
+/// Every statement is prepared once per connection and cached. The migration takes a transaction-level
+/// advisory lock, so several servers starting at once migrate exactly once.
+///
+/// # Examples
+/// ```no_run
+/// use pylon_sessions::{NewSession, PostgresBackend, SessionStore};
+/// let mut store = SessionStore::new(PostgresBackend::connect("postgres://postgres@127.0.0.1/app")?);
+/// let (token, session) = store.create(NewSession::new("alice"))?;
+/// # Ok::<(), pylon_sessions::Error>(())
+/// ```
+pub type PostgresBackend = SqlBackend<PostgresDriver>;
+
+/// The `postgres` [`Driver`]: a client with a statement cache.
+pub struct PostgresDriver {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl std::fmt::Debug for PostgresDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresDriver")
+            .field("cached_statements", &self.statements.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlBackend<PostgresDriver> {
+    /// Connects without TLS (`postgres://user@host/db` or `host=… user=…`) and migrates.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad URL, [`Error::StorageUnavailable`] when the server cannot be
+    /// reached, [`Error::SchemaTooNew`], and other driver errors.
+    pub fn connect(url: &str) -> Result<Self> {
+        let config: Config = url
+            .parse()
+            .map_err(|e: postgres::Error| Error::invalid("url", e.to_string()))?;
+        Ok(Self::connect_with(&config)?.0)
+    }
+
+    /// Connects with a full [`Config`] (e.g. with `options("-c search_path=…")`) and migrates.
+    ///
+    /// # Errors
+    /// As [`PostgresBackend::connect`].
+    pub fn connect_with(config: &Config) -> Result<(Self, Migration)> {
+        let client = config.connect(NoTls).map_err(|e| Error::StorageUnavailable {
+            reason: "cannot connect to Postgres".into(),
+            source: Some(e.into()),
+        })?;
+        Self::from_client(client)
+    }
+
+    /// Uses a client the application already has, and migrates.
+    ///
+    /// # Errors
+    /// As [`PostgresBackend::connect`].
+    pub fn from_client(client: Client) -> Result<(Self, Migration)> {
+        let driver = PostgresDriver {
+            client,
+            statements: HashMap::new(),
+        };
+        SqlBackend::new(driver, platform::now())
+    }
+
+    /// The client, for the application's own queries.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.driver_mut().client
+    }
+}
+
+fn classify(e: postgres::Error) -> Error {
+    let state = e.code().cloned();
+    match state {
+        Some(s) if s == SqlState::DISK_FULL || s == SqlState::PROGRAM_LIMIT_EXCEEDED => {
+            Error::QuotaExceeded(e.into())
+        }
+        Some(s) if s == SqlState::LOCK_NOT_AVAILABLE || s == SqlState::T_R_DEADLOCK_DETECTED => {
+            Error::Locked(e.into())
+        }
+        Some(s) if s == SqlState::DATA_CORRUPTED || s == SqlState::INDEX_CORRUPTED => {
+            Error::Corrupt(e.into())
+        }
+        _ if e.is_closed() => Error::Closed,
+        _ => Error::Database(e.into()),
+    }
+}
+
+/// `?N` (SQLite) to `$N` (Postgres); the shared SQL has no `?` inside string literals.
+fn to_postgres(sql: &str) -> String {
+    sql.replace('?', "$")
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Param::Int(v) => v.to_sql(ty, out),
+            Param::Text(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i64 as ToSql>::accepts(ty) || <&str as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
+
+struct PgRow<'a>(&'a postgres::Row);
+
+impl Row for PgRow<'_> {
+    fn int(&self, idx: usize) -> Result<Option<i64>> {
+        self.0.try_get(idx).map_err(classify)
+    }
+    fn text(&self, idx: usize) -> Result<Option<String>> {
+        self.0.try_get(idx).map_err(classify)
+    }
+}
+
+impl PostgresDriver {
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(stmt) = self.statements.get(sql) {
+            return Ok(stmt.clone());
+        }
+        let stmt = self
+            .client
+            .prepare(&to_postgres(sql))
+            .map_err(classify)?;
+        self.statements.insert(sql, stmt.clone());
+        Ok(stmt)
+    }
+}
+
+fn as_params<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+impl Driver for PostgresDriver {
+    const DIALECT: Dialect = Dialect::Postgres;
+
+    fn execute(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
+        let stmt = self.prepared(sql)?;
+        self.client
+            .execute(&stmt, &as_params(params))
+            .map_err(classify)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+        each: &mut dyn FnMut(&dyn Row) -> Result<()>,
+    ) -> Result<()> {
+        let stmt = self.prepared(sql)?;
+        for row in self.client.query(&stmt, &as_params(params)).map_err(classify)? {
+            each(&PgRow(&row))?;
+        }
+        Ok(())
+    }
+
+    fn table_columns(&mut self, table: &str) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                &[&table],
+            )
+            .map_err(classify)?;
+        rows.iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(classify))
+            .collect()
+    }
+
+    fn transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.client
+            .batch_execute(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtext(current_schema() || '._pylon_sessions'))",
+            )
+            .map_err(classify)?;
+        let result = f(self);
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        match (result, self.client.batch_execute(end).map_err(classify)) {
+            (Ok(v), Ok(())) => Ok(v),
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(rb)) => Err(Error::Database(
+                format!("{e}; rollback failed too: {rb}").into(),
+            )),
+        }
+    }
+}

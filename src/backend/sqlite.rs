@@ -1,0 +1,213 @@
+//! The rusqlite backend: native SQLite files and memory, and (unchanged) SQLite-in-WASM in the browser.
+
+use std::path::Path;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::backend::sql::{Dialect, Driver, Migration, Param, Row, SqlBackend};
+use crate::error::{Error, Result};
+use crate::platform;
+
+/// Sessions in SQLite through rusqlite.
+///
+/// Files are opened with `journal_mode=WAL` and `synchronous=FULL`: WAL lets readers run beside the one
+/// writer and makes each commit one sequential append, and `FULL` syncs the WAL on every commit, so a
+/// session acknowledged by `save` survives a crash of the process *and* a power cut (`NORMAL` would keep
+/// it across crashes only). `secure_delete=ON` zeroes removed rows, so revoked sessions and migrated
+/// plaintext tokens leave no bytes behind, and `busy_timeout` waits 5 s for other processes.
+///
+/// # Examples
+/// ```
+/// use pylon_sessions::{NewSession, SessionStore, SqliteBackend};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("sessions.db");
+/// let token = {
+///     let mut store = SessionStore::new(SqliteBackend::open(&path)?);
+///     store.create(NewSession::new("alice").with_device("laptop"))?.0
+/// };
+/// let mut store = SessionStore::new(SqliteBackend::open(&path)?);
+/// assert_eq!(store.get(&token)?.unwrap().user_id, "alice");
+/// # Ok::<(), pylon_sessions::Error>(())
+/// ```
+pub type SqliteBackend = SqlBackend<SqliteDriver>;
+
+/// The rusqlite [`Driver`]: a connection with a statement cache.
+pub struct SqliteDriver {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SqliteDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDriver")
+            .field("path", &self.conn.path())
+            .finish()
+    }
+}
+
+const FILE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;";
+const COMMON_PRAGMAS: &str = "PRAGMA secure_delete = ON; PRAGMA busy_timeout = 5000;";
+/// For VFSes with no shared memory (OPFS): WAL needs exclusive locking there.
+const EXCLUSIVE_PRAGMAS: &str =
+    "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;";
+
+impl SqlBackend<SqliteDriver> {
+    /// Opens (or creates) a database file and migrates it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a file that is not a SQLite database (it is not written to),
+    /// [`Error::SchemaTooNew`], [`Error::Locked`], and other driver errors.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::open_reporting(path)?.0)
+    }
+
+    /// As [`SqliteBackend::open`], also saying what the migration did.
+    ///
+    /// # Errors
+    /// As [`SqliteBackend::open`].
+    pub fn open_reporting(path: impl AsRef<Path>) -> Result<(Self, Migration)> {
+        let conn = Connection::open(path).map_err(classify)?;
+        Self::with_pragmas(conn, FILE_PRAGMAS)
+    }
+
+    /// A private in-memory database.
+    ///
+    /// # Errors
+    /// Driver errors (out of memory).
+    pub fn open_in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(classify)?;
+        Ok(Self::with_pragmas(conn, "")?.0)
+    }
+
+    /// Opens `name` through a registered SQLite VFS that has no shared memory (such as the browser's
+    /// OPFS pool), with `locking_mode=EXCLUSIVE`, WAL and `synchronous=FULL`.
+    ///
+    /// # Errors
+    /// As [`SqliteBackend::open`].
+    pub fn open_with_vfs(name: &str, vfs: &str) -> Result<(Self, Migration)> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        let conn = Connection::open_with_flags_and_vfs(name, flags, vfs).map_err(classify)?;
+        Self::with_pragmas(conn, EXCLUSIVE_PRAGMAS)
+    }
+
+    /// Uses a connection the application already has (its pragmas are left as they are).
+    ///
+    /// # Errors
+    /// As [`SqliteBackend::open`].
+    pub fn from_connection(conn: Connection) -> Result<(Self, Migration)> {
+        SqlBackend::new(SqliteDriver { conn }, platform::now())
+    }
+
+    fn with_pragmas(conn: Connection, pragmas: &str) -> Result<(Self, Migration)> {
+        conn.execute_batch(&format!("{pragmas}{COMMON_PRAGMAS}"))
+            .map_err(classify)?;
+        Self::from_connection(conn)
+    }
+
+    /// The connection, for running `PRAGMA integrity_check` and the like.
+    pub fn connection(&mut self) -> &Connection {
+        &self.driver_mut().conn
+    }
+}
+
+/// Maps a rusqlite error to the portable [`Error`], keeping it as the source.
+pub(crate) fn classify(e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::Corrupt(e.into()),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Locked(e.into()),
+        Some(ErrorCode::DiskFull) => Error::QuotaExceeded(e.into()),
+        _ => Error::Database(e.into()),
+    }
+}
+
+struct SqliteRow<'a, 'b>(&'a rusqlite::Row<'b>);
+
+impl Row for SqliteRow<'_, '_> {
+    fn int(&self, idx: usize) -> Result<Option<i64>> {
+        self.0.get(idx).map_err(classify)
+    }
+    fn text(&self, idx: usize) -> Result<Option<String>> {
+        self.0.get(idx).map_err(classify)
+    }
+}
+
+fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Param<'_>]) -> Result<()> {
+    for (i, p) in params.iter().enumerate() {
+        match *p {
+            Param::Int(v) => stmt.raw_bind_parameter(i + 1, v),
+            Param::Text(v) => stmt.raw_bind_parameter(i + 1, v),
+        }
+        .map_err(classify)?;
+    }
+    Ok(())
+}
+
+impl Driver for SqliteDriver {
+    const DIALECT: Dialect = Dialect::Sqlite;
+
+    fn execute(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
+        bind(&mut stmt, params)?;
+        Ok(stmt.raw_execute().map_err(classify)? as u64)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+        each: &mut dyn FnMut(&dyn Row) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
+        bind(&mut stmt, params)?;
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().map_err(classify)? {
+            each(&SqliteRow(row))?;
+        }
+        Ok(())
+    }
+
+    fn table_columns(&mut self, table: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM pragma_table_info(?1)")
+            .map_err(classify)?;
+        let names = stmt
+            .query_map([table], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(classify)?;
+        Ok(names)
+    }
+
+    fn transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(classify)?;
+        match f(self) {
+            Ok(v) => {
+                if let Err(e) = self.conn.execute_batch("COMMIT") {
+                    let err = classify(e);
+                    return Err(match self.conn.execute_batch("ROLLBACK") {
+                        Ok(()) => err,
+                        Err(rb) => Error::Database(
+                            format!("commit failed ({err}) and rollback failed ({rb})").into(),
+                        ),
+                    });
+                }
+                Ok(v)
+            }
+            Err(e) => match self.conn.execute_batch("ROLLBACK") {
+                Ok(()) => Err(e),
+                Err(rb) => Err(Error::Database(
+                    format!("{e}; rollback failed too: {rb}").into(),
+                )),
+            },
+        }
+    }
+
+    fn after_scrub(&mut self) -> Result<()> {
+        // Copies the migrated pages into the main file and truncates the WAL, so no old frame holding a
+        // plaintext token stays on disk. In-memory and non-WAL databases report "not in WAL" harmlessly.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(classify)
+    }
+}

@@ -1,0 +1,62 @@
+//! # pylon-sessions
+//!
+//! Session persistence for Pylon, one crate for servers, browsers and the edge:
+//!
+//! - [`SessionStore`], the front door: issues 256-bit tokens, hashes them before they are stored,
+//!   applies idle and absolute timeouts, rotates, revokes and purges;
+//! - [`SessionBackend`], the storage trait, with [`MemoryBackend`], [`SqliteBackend`] (rusqlite: native
+//!   files, or SQLite-in-WASM in the browser) and [`PostgresBackend`] (feature `postgres`, native only).
+//!
+//! ```
+//! use pylon_sessions::{NewSession, SessionStore, SqliteBackend};
+//! let mut store = SessionStore::new(SqliteBackend::open_in_memory()?);
+//! let (token, session) = store.create(NewSession::new("alice").with_device("Firefox on Linux"))?;
+//! // Send `token.expose()` to the client; store nothing but the session id yourself.
+//! let found = store.touch(&token)?.expect("live");
+//! assert_eq!(found.id, session.id);
+//! store.remove(&token)?;
+//! assert!(store.get(&token)?.is_none());
+//! # Ok::<(), pylon_sessions::Error>(())
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod backend;
+mod error;
+mod session;
+mod store;
+mod token;
+
+#[cfg_attr(web, path = "platform/web.rs")]
+#[cfg_attr(not(web), path = "platform/native.rs")]
+mod platform;
+
+#[cfg(web)]
+mod js;
+
+pub use backend::sql::{Migration, SCHEMA_VERSION};
+pub use backend::{MemoryBackend, SessionBackend};
+#[cfg(all(feature = "postgres", not(target_family = "wasm")))]
+pub use backend::{PostgresBackend, PostgresDriver};
+#[cfg(feature = "sqlite")]
+pub use backend::{SqliteBackend, SqliteDriver};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use session::{NewSession, Policy, Session, TokenStorage};
+pub use store::{Clock, SessionStore};
+pub use token::{SessionId, Token, TOKEN_PREFIX};
+
+/// The limits every store enforces on input; longer or malformed values get [`Error::InvalidInput`].
+pub mod limits {
+    /// Longest user id, in bytes.
+    pub const USER_ID_MAX: usize = 256;
+    /// Longest tenant id, in bytes.
+    pub const TENANT_ID_MAX: usize = 128;
+    /// Longest device label, in bytes.
+    pub const DEVICE_MAX: usize = 256;
+    /// Shortest accepted token, in bytes (tokens issued here have 68).
+    pub const TOKEN_MIN_LEN: usize = 16;
+    /// Longest accepted token, in bytes.
+    pub const TOKEN_MAX_LEN: usize = 512;
+    /// Latest accepted timestamp: 9999-12-31T23:59:59Z, in unix seconds.
+    pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
+}

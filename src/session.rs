@@ -1,0 +1,271 @@
+//! The session model, the timeout policy and input validation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::token::{SessionId, Token};
+
+/// One signed-in device of one user.
+///
+/// Times are unix seconds. `expires_at == 0` means no absolute expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 of the token: the key, and a safe public id.
+    pub id: SessionId,
+    /// The token itself, only in stores that keep tokens (client-side stores, see
+    /// [`TokenStorage::Keep`]); `None` in server-side stores.
+    pub token: Option<Token>,
+    /// Who is signed in.
+    pub user_id: String,
+    /// The tenant the session belongs to, if the app has tenants.
+    pub tenant_id: Option<String>,
+    /// A label for the device, e.g. a browser's user agent summary.
+    pub device: Option<String>,
+    /// When the session was created.
+    pub created_at: i64,
+    /// When the session was last used (created, touched or rotated).
+    pub last_seen_at: i64,
+    /// Absolute expiry; 0 = never.
+    pub expires_at: i64,
+}
+
+/// What a caller supplies to create a session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewSession {
+    /// Who signs in (1 to [`limits::USER_ID_MAX`] bytes).
+    pub user_id: String,
+    /// Optional tenant (1 to [`limits::TENANT_ID_MAX`] bytes).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Optional device label (1 to [`limits::DEVICE_MAX`] bytes).
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+impl NewSession {
+    /// A session for `user_id`, with no tenant and no device label.
+    pub fn new(user_id: impl Into<String>) -> Self {
+        NewSession {
+            user_id: user_id.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Sets the tenant.
+    pub fn with_tenant(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// Sets the device label.
+    pub fn with_device(mut self, device: impl Into<String>) -> Self {
+        self.device = Some(device.into());
+        self
+    }
+}
+
+/// Whether a store keeps the token itself next to its hash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenStorage {
+    /// Keep only the SHA-256 (the default; right for every server-side store).
+    #[default]
+    HashOnly,
+    /// Keep the token too, so [`crate::SessionStore::load_all`] can hand it back. For client-side stores
+    /// (a browser keeping the token a server issued it), where the device must present the token again.
+    Keep,
+}
+
+/// Idle and absolute timeouts, in seconds; 0 turns a timeout off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    /// A session unused for this long is expired.
+    #[serde(default)]
+    pub idle_timeout: i64,
+    /// A session this old is expired, however busy; sets `expires_at` at creation.
+    #[serde(default)]
+    pub absolute_timeout: i64,
+}
+
+impl Default for Policy {
+    /// 30 days absolute, 7 days idle.
+    fn default() -> Self {
+        Policy {
+            idle_timeout: 7 * 24 * 3600,
+            absolute_timeout: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl Policy {
+    /// No timeouts at all.
+    pub const NEVER: Policy = Policy {
+        idle_timeout: 0,
+        absolute_timeout: 0,
+    };
+
+    /// Checks both timeouts are in `0..=limits::MAX_TIMESTAMP`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] otherwise.
+    pub fn validate(&self) -> Result<()> {
+        check_time("idle_timeout", self.idle_timeout)?;
+        check_time("absolute_timeout", self.absolute_timeout)
+    }
+
+    /// The idle cut-off for `now`: sessions last seen at or before it are expired (`-1` when off).
+    pub(crate) fn idle_cutoff(&self, now: i64) -> i64 {
+        if self.idle_timeout > 0 {
+            now.saturating_sub(self.idle_timeout)
+        } else {
+            -1
+        }
+    }
+
+    /// The absolute expiry for a session created at `now` (0 when off).
+    pub(crate) fn expiry_for(&self, now: i64) -> i64 {
+        if self.absolute_timeout > 0 {
+            now.saturating_add(self.absolute_timeout)
+                .min(limits::MAX_TIMESTAMP)
+        } else {
+            0
+        }
+    }
+}
+
+impl Session {
+    /// True when neither timeout has passed at `now`.
+    pub fn is_live(&self, now: i64, policy: &Policy) -> bool {
+        let absolute_ok = self.expires_at == 0 || now < self.expires_at;
+        absolute_ok && self.last_seen_at > policy.idle_cutoff(now)
+    }
+
+    /// When the session expires if left unused: the earlier of the idle and absolute deadlines
+    /// (0 = never).
+    pub fn deadline(&self, policy: &Policy) -> i64 {
+        let idle = if policy.idle_timeout > 0 {
+            self.last_seen_at.saturating_add(policy.idle_timeout)
+        } else {
+            0
+        };
+        match (idle, self.expires_at) {
+            (0, e) | (e, 0) => e,
+            (a, b) => a.min(b),
+        }
+    }
+
+    /// Checks every field against [`crate::limits`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        check_text("user_id", &self.user_id, limits::USER_ID_MAX)?;
+        check_opt_text("tenant_id", self.tenant_id.as_deref(), limits::TENANT_ID_MAX)?;
+        check_opt_text("device", self.device.as_deref(), limits::DEVICE_MAX)?;
+        check_time("created_at", self.created_at)?;
+        check_time("last_seen_at", self.last_seen_at)?;
+        check_time("expires_at", self.expires_at)?;
+        if let Some(token) = &self.token {
+            if token.id() != self.id {
+                return Err(Error::invalid("id", "does not match the token's hash"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl NewSession {
+    /// Checks every field against [`crate::limits`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        check_text("user_id", &self.user_id, limits::USER_ID_MAX)?;
+        check_opt_text("tenant_id", self.tenant_id.as_deref(), limits::TENANT_ID_MAX)?;
+        check_opt_text("device", self.device.as_deref(), limits::DEVICE_MAX)
+    }
+}
+
+pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!("{} bytes is longer than the limit of {max}", value.len()),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            "control characters (including NUL) are not allowed",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_opt_text(field: &'static str, value: Option<&str>, max: usize) -> Result<()> {
+    value.map_or(Ok(()), |v| check_text(field, v, max))
+}
+
+pub(crate) fn check_time(field: &'static str, value: i64) -> Result<()> {
+    if (0..=limits::MAX_TIMESTAMP).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{value} is outside 0..={}", limits::MAX_TIMESTAMP),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(last_seen_at: i64, expires_at: i64) -> Session {
+        let token = Token::parse("abcdefghijklmnop").unwrap();
+        Session {
+            id: token.id(),
+            token: None,
+            user_id: "u".into(),
+            tenant_id: None,
+            device: None,
+            created_at: 0,
+            last_seen_at,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn liveness_follows_both_timeouts() {
+        let p = Policy {
+            idle_timeout: 10,
+            absolute_timeout: 100,
+        };
+        assert!(session(95, 100).is_live(99, &p));
+        assert!(!session(95, 100).is_live(100, &p), "absolute");
+        assert!(!session(50, 0).is_live(60, &p), "idle");
+        assert!(session(51, 0).is_live(60, &p));
+        assert!(session(0, 0).is_live(i64::MAX, &Policy::NEVER));
+        assert_eq!(session(50, 100).deadline(&p), 60);
+        assert_eq!(session(95, 100).deadline(&p), 100);
+        assert_eq!(session(95, 0).deadline(&Policy::NEVER), 0);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut s = session(0, 0);
+        s.user_id = "a\0b".into();
+        assert!(matches!(s.validate(), Err(Error::InvalidInput { field: "user_id", .. })));
+        s.user_id = "ok".into();
+        s.expires_at = -1;
+        assert!(matches!(s.validate(), Err(Error::InvalidInput { field: "expires_at", .. })));
+        s.expires_at = 0;
+        s.device = Some("x".repeat(limits::DEVICE_MAX + 1));
+        assert!(matches!(s.validate(), Err(Error::InvalidInput { field: "device", .. })));
+    }
+}
