@@ -31,10 +31,12 @@ mod token;
 #[cfg_attr(not(web), path = "platform/native.rs")]
 mod platform;
 
-#[cfg(web)]
+#[cfg(all(web, feature = "sqlite"))]
 mod js;
 
 pub use backend::sql::{Migration, SCHEMA_VERSION};
+#[cfg(all(web, feature = "sqlite"))]
+pub use backend::{persistence, OpfsPool};
 pub use backend::{MemoryBackend, SessionBackend};
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
 pub use backend::{PostgresBackend, PostgresDriver};

@@ -14,6 +14,11 @@ mod sqlite;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteBackend, SqliteDriver};
 
+#[cfg(all(feature = "sqlite", web))]
+mod opfs;
+#[cfg(all(feature = "sqlite", web))]
+pub use opfs::{persistence, OpfsPool};
+
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
 mod postgres;
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]

@@ -183,6 +183,11 @@ impl<D: Driver> SqlBackend<D> {
         &mut self.driver
     }
 
+    /// Gives the driver back, e.g. to close its connection and see the error.
+    pub fn into_driver(self) -> D {
+        self.driver
+    }
+
     /// Creates or upgrades the schema in one transaction; idempotent.
     ///
     /// A Pylon table (`token, user_id, expires_at, created_at, device[, tenant_id]`) is converted:
@@ -271,8 +276,9 @@ fn convert_legacy<D: Driver>(d: &mut D, columns: &[String], now: i64) -> Result<
     let mut rows = Vec::new();
     d.query(read, &[], &mut |row| {
         rows.push((
-            row.text(0)?
-                .ok_or_else(|| Error::Corrupt("legacy _pylon_sessions row with NULL token".into()))?,
+            row.text(0)?.ok_or_else(|| {
+                Error::Corrupt("legacy _pylon_sessions row with NULL token".into())
+            })?,
             row.text(1)?.unwrap_or_default(),
             row.text(2)?,
             row.text(3)?,
@@ -312,9 +318,7 @@ fn convert_legacy<D: Driver>(d: &mut D, columns: &[String], now: i64) -> Result<
 
 fn session_from_row(row: &dyn Row) -> Result<Session> {
     let id = row.text(0)?.unwrap_or_default();
-    let corrupt = |what: &str| {
-        Error::Corrupt(format!("_pylon_sessions row {id:?}: {what}").into())
-    };
+    let corrupt = |what: &str| Error::Corrupt(format!("_pylon_sessions row {id:?}: {what}").into());
     Ok(Session {
         id: SessionId::parse(&id).map_err(|_| corrupt("bad id"))?,
         token: row

@@ -107,6 +107,18 @@ impl SqlBackend<SqliteDriver> {
     pub fn connection(&mut self) -> &Connection {
         &self.driver_mut().conn
     }
+
+    /// Closes the connection, reporting the error that dropping it would hide (for example a WAL
+    /// checkpoint that could not be written).
+    ///
+    /// # Errors
+    /// The driver's error, classified; the connection is closed anyway.
+    pub fn close(self) -> Result<()> {
+        self.into_driver()
+            .conn
+            .close()
+            .map_err(|(_, e)| classify(e))
+    }
 }
 
 /// Maps a rusqlite error to the portable [`Error`], keeping it as the source.

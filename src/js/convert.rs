@@ -1,0 +1,317 @@
+//! Conversions between JavaScript values and this crate's types, shared by every wasm-bindgen facade.
+//!
+//! Nothing here trusts JavaScript: every value is checked for its type before it is read, strings are
+//! measured before they are copied into wasm memory, and only `catch`ing JS calls (`Reflect`) touch
+//! caller-supplied objects, so a getter or a proxy that throws becomes [`Error::InvalidInput`] instead of
+//! an exception unwinding through Rust. Sessions cross as plain objects with camelCase fields:
+//! `{ id, token?, userId, tenantId, device, createdAt, lastSeenAt, expiresAt }` (times in unix seconds,
+//! `null` for a missing tenant or device, `token` only in stores that keep tokens).
+
+use js_sys::{Array, JsString, Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::session::{NewSession, Session};
+use crate::token::{SessionId, Token};
+
+/// An [`Error`] as a JS `Error` named `SessionStoreError`, with the stable `code` of its
+/// [`crate::ErrorKind`] (and `field` for [`Error::InvalidInput`]).
+pub fn error_to_js(e: &Error) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    err.set_name("SessionStoreError");
+    set(&err, "code", &JsValue::from_str(e.kind().code()));
+    if let Error::InvalidInput { field, .. } = e {
+        set(&err, "field", &JsValue::from_str(field));
+    }
+    err.into()
+}
+
+/// Sets a property on an object this module created (an ordinary, extensible object: this cannot
+/// fail, so a failure is not reported).
+fn set(target: &JsValue, key: &str, value: &JsValue) {
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+}
+
+/// Reads `key` from a caller's object; a throwing getter or proxy is the caller's [`Error::InvalidInput`].
+pub fn get(obj: &JsValue, field: &'static str, key: &str) -> Result<JsValue> {
+    Reflect::get(obj, &JsValue::from_str(key))
+        .map_err(|_| Error::invalid(field, format!("reading `{key}` threw")))
+}
+
+/// Checks `value` is a plain object (not an array, function or primitive) holding only `allowed` keys.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming `field`, or the first unknown key (typos fail loudly).
+pub fn object(field: &'static str, value: &JsValue, allowed: &[&str]) -> Result<()> {
+    if !value.is_object() || value.is_function() || Array::is_array(value) {
+        return Err(Error::invalid(field, "must be an object"));
+    }
+    let keys = Reflect::own_keys(value)
+        .map_err(|_| Error::invalid(field, "its keys could not be listed"))?;
+    for key in keys.iter() {
+        // Symbol keys are ignored, as JSON would.
+        if let Some(key) = key.as_string() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "unknown field `{key}` (expected one of {})",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A string of at most `max` UTF-8 bytes, measured before it is copied.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a non-string, a longer one, or one with unpaired surrogates.
+pub fn string(field: &'static str, value: &JsValue, max: usize) -> Result<String> {
+    let Some(js) = value.dyn_ref::<JsString>() else {
+        return Err(Error::invalid(
+            field,
+            format!("must be a string, got {}", type_name(value)),
+        ));
+    };
+    // Every UTF-16 unit is at least one UTF-8 byte: longer strings are refused without copying.
+    if js.length() as usize > max {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} characters is longer than the limit of {max} bytes",
+                js.length()
+            ),
+        ));
+    }
+    if !js.is_valid_utf16() {
+        return Err(Error::invalid(field, "contains unpaired surrogates"));
+    }
+    let s = String::from(js);
+    if s.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!("{} bytes is longer than the limit of {max}", s.len()),
+        ));
+    }
+    Ok(s)
+}
+
+/// As [`string`], with `undefined` and `null` read as `None`.
+///
+/// # Errors
+/// As [`string`].
+pub fn opt_string(field: &'static str, value: &JsValue, max: usize) -> Result<Option<String>> {
+    if value.is_undefined() || value.is_null() {
+        Ok(None)
+    } else {
+        string(field, value, max).map(Some)
+    }
+}
+
+/// A token presented by the caller.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a non-string or a malformed token.
+pub fn token(value: &JsValue) -> Result<Token> {
+    Token::parse(&string("token", value, limits::TOKEN_MAX_LEN)?)
+}
+
+/// A session id (64 lowercase hex characters).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for anything else.
+pub fn session_id(value: &JsValue) -> Result<SessionId> {
+    SessionId::parse(&string("id", value, 64)?)
+}
+
+/// A whole number of seconds in `0..=limits::MAX_TIMESTAMP`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a non-number (BigInt included), NaN, an infinity, a fraction, a
+/// negative or a too large value.
+pub fn seconds(field: &'static str, value: &JsValue) -> Result<i64> {
+    let Some(n) = value.as_f64() else {
+        return Err(Error::invalid(
+            field,
+            format!("must be a number, got {}", type_name(value)),
+        ));
+    };
+    if !n.is_finite() || n.fract() != 0.0 {
+        return Err(Error::invalid(field, format!("{n} is not a whole number")));
+    }
+    if !(0.0..=limits::MAX_TIMESTAMP as f64).contains(&n) {
+        return Err(Error::invalid(
+            field,
+            format!("{n} is outside 0..={}", limits::MAX_TIMESTAMP),
+        ));
+    }
+    // In range and whole: the conversion is exact.
+    Ok(n as i64)
+}
+
+/// As [`seconds`], with `undefined` and `null` read as `None`.
+///
+/// # Errors
+/// As [`seconds`].
+pub fn opt_seconds(field: &'static str, value: &JsValue) -> Result<Option<i64>> {
+    if value.is_undefined() || value.is_null() {
+        Ok(None)
+    } else {
+        seconds(field, value).map(Some)
+    }
+}
+
+/// A [`NewSession`] from `{ userId, tenantId?, device? }`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a missing, mistyped, unknown or out-of-limits field.
+pub fn new_session(value: &JsValue) -> Result<NewSession> {
+    object("session", value, &["userId", "tenantId", "device"])?;
+    let new = NewSession {
+        user_id: string(
+            "userId",
+            &get(value, "userId", "userId")?,
+            limits::USER_ID_MAX,
+        )?,
+        tenant_id: opt_string(
+            "tenantId",
+            &get(value, "tenantId", "tenantId")?,
+            limits::TENANT_ID_MAX,
+        )?,
+        device: opt_string(
+            "device",
+            &get(value, "device", "device")?,
+            limits::DEVICE_MAX,
+        )?,
+    };
+    new.validate()?;
+    Ok(new)
+}
+
+/// A session issued elsewhere, with its token: `{ token, userId, tenantId?, device?, createdAt,
+/// lastSeenAt?, expiresAt, id? }`. `lastSeenAt` defaults to `createdAt`; `id`, when given, must be the
+/// token's hash.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a missing, mistyped, unknown or out-of-limits field.
+pub fn issued_session(value: &JsValue) -> Result<(Token, Session)> {
+    const FIELDS: [&str; 8] = [
+        "id",
+        "token",
+        "userId",
+        "tenantId",
+        "device",
+        "createdAt",
+        "lastSeenAt",
+        "expiresAt",
+    ];
+    object("session", value, &FIELDS)?;
+    let token = token(&get(value, "token", "token")?)?;
+    let id = get(value, "id", "id")?;
+    if !(id.is_undefined() || id.is_null()) && session_id(&id)? != token.id() {
+        return Err(Error::invalid("id", "does not match the token's hash"));
+    }
+    let created_at = seconds("createdAt", &get(value, "createdAt", "createdAt")?)?;
+    let session = Session {
+        id: token.id(),
+        token: None,
+        user_id: string(
+            "userId",
+            &get(value, "userId", "userId")?,
+            limits::USER_ID_MAX,
+        )?,
+        tenant_id: opt_string(
+            "tenantId",
+            &get(value, "tenantId", "tenantId")?,
+            limits::TENANT_ID_MAX,
+        )?,
+        device: opt_string(
+            "device",
+            &get(value, "device", "device")?,
+            limits::DEVICE_MAX,
+        )?,
+        created_at,
+        last_seen_at: opt_seconds("lastSeenAt", &get(value, "lastSeenAt", "lastSeenAt")?)?
+            .unwrap_or(created_at),
+        expires_at: seconds("expiresAt", &get(value, "expiresAt", "expiresAt")?)?,
+    };
+    session.validate()?;
+    Ok((token, session))
+}
+
+/// A session as a plain object with camelCase fields.
+pub fn session_to_js(s: &Session) -> JsValue {
+    let obj: JsValue = Object::new().into();
+    set(&obj, "id", &JsValue::from_str(s.id.as_str()));
+    if let Some(token) = &s.token {
+        set(&obj, "token", &JsValue::from_str(token.expose()));
+    }
+    set(&obj, "userId", &JsValue::from_str(&s.user_id));
+    set(&obj, "tenantId", &opt_str(s.tenant_id.as_deref()));
+    set(&obj, "device", &opt_str(s.device.as_deref()));
+    // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
+    set(&obj, "createdAt", &JsValue::from_f64(s.created_at as f64));
+    set(
+        &obj,
+        "lastSeenAt",
+        &JsValue::from_f64(s.last_seen_at as f64),
+    );
+    set(&obj, "expiresAt", &JsValue::from_f64(s.expires_at as f64));
+    obj
+}
+
+/// `null` when the session is `None`.
+pub fn opt_session_to_js(s: Option<&Session>) -> JsValue {
+    s.map_or(JsValue::NULL, session_to_js)
+}
+
+/// An array of session objects.
+pub fn sessions_to_js(list: &[Session]) -> JsValue {
+    list.iter().map(session_to_js).collect::<Array>().into()
+}
+
+/// `{ token, session }` for a newly issued token.
+pub fn issued_to_js(token: &Token, s: &Session) -> JsValue {
+    let obj: JsValue = Object::new().into();
+    set(&obj, "token", &JsValue::from_str(token.expose()));
+    set(&obj, "session", &session_to_js(s));
+    obj
+}
+
+/// A count as a JS number (counts never come near 2^53).
+pub fn count_to_js(n: u64) -> JsValue {
+    JsValue::from_f64(n as f64)
+}
+
+fn opt_str(s: Option<&str>) -> JsValue {
+    s.map_or(JsValue::NULL, JsValue::from_str)
+}
+
+/// A short description of a value's type for error messages (never its content, which may be secret).
+pub fn type_name(value: &JsValue) -> &'static str {
+    if value.is_undefined() {
+        "undefined"
+    } else if value.is_null() {
+        "null"
+    } else if value.as_bool().is_some() {
+        "a boolean"
+    } else if value.as_f64().is_some() {
+        "a number"
+    } else if value.is_string() {
+        "a string"
+    } else if value.is_bigint() {
+        "a bigint"
+    } else if value.is_symbol() {
+        "a symbol"
+    } else if value.is_function() {
+        "a function"
+    } else if Array::is_array(value) {
+        "an array"
+    } else {
+        "an object"
+    }
+}
