@@ -31,9 +31,6 @@ mod token;
 #[cfg_attr(not(web), path = "platform/native.rs")]
 mod platform;
 
-#[cfg(web)]
-mod js;
-
 pub use backend::sql::{Migration, SCHEMA_VERSION};
 pub use backend::{MemoryBackend, SessionBackend};
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]

@@ -162,7 +162,11 @@ impl Session {
     /// [`Error::InvalidInput`] naming the first bad field.
     pub fn validate(&self) -> Result<()> {
         check_text("user_id", &self.user_id, limits::USER_ID_MAX)?;
-        check_opt_text("tenant_id", self.tenant_id.as_deref(), limits::TENANT_ID_MAX)?;
+        check_opt_text(
+            "tenant_id",
+            self.tenant_id.as_deref(),
+            limits::TENANT_ID_MAX,
+        )?;
         check_opt_text("device", self.device.as_deref(), limits::DEVICE_MAX)?;
         check_time("created_at", self.created_at)?;
         check_time("last_seen_at", self.last_seen_at)?;
@@ -183,7 +187,11 @@ impl NewSession {
     /// [`Error::InvalidInput`] naming the first bad field.
     pub fn validate(&self) -> Result<()> {
         check_text("user_id", &self.user_id, limits::USER_ID_MAX)?;
-        check_opt_text("tenant_id", self.tenant_id.as_deref(), limits::TENANT_ID_MAX)?;
+        check_opt_text(
+            "tenant_id",
+            self.tenant_id.as_deref(),
+            limits::TENANT_ID_MAX,
+        )?;
         check_opt_text("device", self.device.as_deref(), limits::DEVICE_MAX)
     }
 }
@@ -260,12 +268,30 @@ mod tests {
     fn bad_fields_are_named() {
         let mut s = session(0, 0);
         s.user_id = "a\0b".into();
-        assert!(matches!(s.validate(), Err(Error::InvalidInput { field: "user_id", .. })));
+        assert!(matches!(
+            s.validate(),
+            Err(Error::InvalidInput {
+                field: "user_id",
+                ..
+            })
+        ));
         s.user_id = "ok".into();
         s.expires_at = -1;
-        assert!(matches!(s.validate(), Err(Error::InvalidInput { field: "expires_at", .. })));
+        assert!(matches!(
+            s.validate(),
+            Err(Error::InvalidInput {
+                field: "expires_at",
+                ..
+            })
+        ));
         s.expires_at = 0;
         s.device = Some("x".repeat(limits::DEVICE_MAX + 1));
-        assert!(matches!(s.validate(), Err(Error::InvalidInput { field: "device", .. })));
+        assert!(matches!(
+            s.validate(),
+            Err(Error::InvalidInput {
+                field: "device",
+                ..
+            })
+        ));
     }
 }

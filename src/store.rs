@@ -166,7 +166,10 @@ impl<B: SessionBackend> SessionStore<B> {
     pub fn touch(&mut self, token: &Token) -> Result<Option<Session>> {
         let now = self.now()?;
         let id = token.id();
-        let Some(mut session) = self.backend.get(&id)?.filter(|s| s.is_live(now, &self.policy))
+        let Some(mut session) = self
+            .backend
+            .get(&id)?
+            .filter(|s| s.is_live(now, &self.policy))
         else {
             return Ok(None);
         };

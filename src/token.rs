@@ -162,8 +162,17 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused() {
-        for bad in ["", "short", "has space in it ok", "nul\0byteinsidetoken", "ünïcödé-token-xxxxx"] {
-            assert!(matches!(Token::parse(bad), Err(Error::InvalidInput { .. })), "{bad:?}");
+        for bad in [
+            "",
+            "short",
+            "has space in it ok",
+            "nul\0byteinsidetoken",
+            "ünïcödé-token-xxxxx",
+        ] {
+            assert!(
+                matches!(Token::parse(bad), Err(Error::InvalidInput { .. })),
+                "{bad:?}"
+            );
         }
         assert!(Token::parse(&"a".repeat(513)).is_err());
         assert!(SessionId::parse("XYZ").is_err());

@@ -1,14 +1,13 @@
+#![cfg(not(target_family = "wasm"))]
 //! The conformance suite on every native backend, plus SQL-store tests: migrations from Pylon's
 //! schema, corrupt files, and hashing at rest on disk.
 
 #[macro_use]
 mod common;
-use common::pg;
 
-use pylon_sessions::{
-    ErrorKind, MemoryBackend, Migration, PostgresBackend, SessionBackend, SessionStore,
-    SqliteBackend, Token, SCHEMA_VERSION,
-};
+use common::legacy::*;
+
+use pylon_sessions::{ErrorKind, MemoryBackend, Migration, SessionStore, SqliteBackend};
 
 fn sqlite_dump(b: &mut SqliteBackend) -> String {
     let conn = b.connection();
@@ -19,25 +18,9 @@ fn sqlite_dump(b: &mut SqliteBackend) -> String {
     rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
 }
 
-fn pg_dump(b: &mut PostgresBackend) -> String {
-    let rows = b
-        .client()
-        .query("SELECT t::text FROM _pylon_sessions t", &[])
-        .unwrap();
-    rows.iter()
-        .map(|r| r.get::<_, String>(0))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn sqlite_file() -> SqliteBackend {
     let dir = tempfile::tempdir().unwrap().keep();
     SqliteBackend::open(dir.join("sessions.db")).unwrap()
-}
-
-fn postgres() -> PostgresBackend {
-    let (config, _) = pg::fresh_schema();
-    PostgresBackend::connect_with(&config).unwrap().0
 }
 
 mod memory {
@@ -55,68 +38,7 @@ mod sqlite_file {
     conformance_tests!(sqlite_file, sqlite_dump);
 }
 
-mod postgres {
-    use super::*;
-    conformance_tests!(super::postgres, pg_dump);
-}
-
 // ---- Pylon's legacy schema ------------------------------------------------------------------
-
-const LEGACY_TOKENS: [&str; 3] = [
-    "legacy-plaintext-token-0001",
-    "legacy-plaintext-token-0002",
-    "3f2a9c1e-5b7d-4e2a-9c3b-legacy00003",
-];
-
-fn legacy_sqlite_ddl(with_tenant: bool) -> String {
-    let mut ddl = "CREATE TABLE IF NOT EXISTS _pylon_sessions (
-        token TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
-        created_at INTEGER NOT NULL, device TEXT);"
-        .to_owned();
-    if with_tenant {
-        ddl.push_str("ALTER TABLE _pylon_sessions ADD COLUMN tenant_id TEXT;");
-    }
-    ddl
-}
-
-/// Rows as Pylon wrote them: (token, user, expires_at, created_at, device, tenant).
-fn legacy_rows(
-    now: i64,
-) -> Vec<(
-    &'static str,
-    &'static str,
-    i64,
-    i64,
-    Option<&'static str>,
-    Option<&'static str>,
-)> {
-    vec![
-        (
-            LEGACY_TOKENS[0],
-            "alice",
-            now + 3600,
-            now - 100,
-            Some("laptop"),
-            Some("acme"),
-        ),
-        (LEGACY_TOKENS[1], "alice", 0, now - 50, None, None),
-        (
-            LEGACY_TOKENS[2],
-            "bob",
-            now + 60,
-            now - 10,
-            Some("phone"),
-            Some("globex"),
-        ),
-    ]
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 fn write_legacy_sqlite(conn: &rusqlite::Connection, with_tenant: bool) {
     conn.execute_batch(&legacy_sqlite_ddl(with_tenant)).unwrap();
@@ -135,27 +57,6 @@ fn write_legacy_sqlite(conn: &rusqlite::Connection, with_tenant: bool) {
             .unwrap();
         }
     }
-}
-
-fn check_migrated<B: SessionBackend>(backend: B, with_tenant: bool) -> SessionStore<B> {
-    let mut store = SessionStore::new(backend);
-    for (token, user, expires, created, device, tenant) in legacy_rows(now()) {
-        let s = store
-            .get(&Token::parse(token).unwrap())
-            .unwrap()
-            .unwrap_or_else(|| panic!("{token} still signs in after the migration"));
-        assert_eq!(s.user_id, user);
-        assert_eq!(s.expires_at, expires);
-        assert_eq!(s.created_at, created);
-        assert_eq!(s.device.as_deref(), device);
-        assert_eq!(
-            s.tenant_id.as_deref(),
-            if with_tenant { tenant } else { None }
-        );
-        assert!(s.token.is_none());
-    }
-    assert_eq!(store.load_all().unwrap().len(), 3);
-    store
 }
 
 fn file_contains(dir: &std::path::Path, needle: &str) -> bool {
@@ -204,74 +105,6 @@ fn sqlite_memory_migrates_pylon_schema() {
 }
 
 #[test]
-fn postgres_migrates_pylon_schema() {
-    for with_tenant in [false, true] {
-        let (config, _) = pg::fresh_schema();
-        let mut raw = pg::connect_raw(&config);
-        raw.batch_execute(
-            "CREATE TABLE _pylon_sessions (token TEXT PRIMARY KEY, user_id TEXT NOT NULL,
-             expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL, device TEXT)",
-        )
-        .unwrap();
-        if with_tenant {
-            raw.batch_execute("ALTER TABLE _pylon_sessions ADD COLUMN tenant_id TEXT")
-                .unwrap();
-        }
-        for (token, user, expires, created, device, tenant) in legacy_rows(now()) {
-            raw.execute(
-                "INSERT INTO _pylon_sessions (token, user_id, expires_at, created_at, device) VALUES ($1, $2, $3, $4, $5)",
-                &[&token, &user, &expires, &created, &device],
-            )
-            .unwrap();
-            if with_tenant {
-                raw.execute(
-                    "UPDATE _pylon_sessions SET tenant_id = $1 WHERE token = $2",
-                    &[&tenant, &token],
-                )
-                .unwrap();
-            }
-        }
-        let (backend, migration) = PostgresBackend::connect_with(&config).unwrap();
-        assert_eq!(migration, Migration::Legacy(3));
-        let mut store = check_migrated(backend, with_tenant);
-        let dump = pg_dump(store.backend_mut());
-        for t in LEGACY_TOKENS {
-            assert!(!dump.contains(t));
-        }
-        let (_, again) = PostgresBackend::connect_with(&config).unwrap();
-        assert_eq!(again, Migration::UpToDate);
-        let version: i64 = raw
-            .query_one(
-                "SELECT value FROM _pylon_sessions_meta WHERE name = 'schema_version'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        assert_eq!(version, SCHEMA_VERSION);
-    }
-}
-
-#[test]
-fn postgres_migration_runs_once_under_concurrent_opens() {
-    let (config, _) = pg::fresh_schema();
-    let handles: Vec<_> = (0..4)
-        .map(|_| {
-            let config = config.clone();
-            std::thread::spawn(move || PostgresBackend::connect_with(&config).map(|(_, m)| m))
-        })
-        .collect();
-    let results: Vec<_> = handles
-        .into_iter()
-        .map(|h| h.join().unwrap().unwrap())
-        .collect();
-    assert_eq!(
-        results.iter().filter(|m| **m == Migration::Created).count(),
-        1,
-        "{results:?}"
-    );
-}
-
-#[test]
 fn newer_schema_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");
@@ -288,14 +121,6 @@ fn newer_schema_is_refused_and_left_untouched() {
     assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
     assert!(err.to_string().contains("99"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
-
-    let (config, _) = pg::fresh_schema();
-    drop(PostgresBackend::connect_with(&config).unwrap());
-    pg::connect_raw(&config)
-        .batch_execute("UPDATE _pylon_sessions_meta SET value = 7")
-        .unwrap();
-    let err = PostgresBackend::connect_with(&config).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
 }
 
 #[test]

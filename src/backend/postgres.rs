@@ -56,10 +56,12 @@ impl SqlBackend<PostgresDriver> {
     /// # Errors
     /// As [`PostgresBackend::connect`].
     pub fn connect_with(config: &Config) -> Result<(Self, Migration)> {
-        let client = config.connect(NoTls).map_err(|e| Error::StorageUnavailable {
-            reason: "cannot connect to Postgres".into(),
-            source: Some(e.into()),
-        })?;
+        let client = config
+            .connect(NoTls)
+            .map_err(|e| Error::StorageUnavailable {
+                reason: "cannot connect to Postgres".into(),
+                source: Some(e.into()),
+            })?;
         Self::from_client(client)
     }
 
@@ -138,10 +140,7 @@ impl PostgresDriver {
         if let Some(stmt) = self.statements.get(sql) {
             return Ok(stmt.clone());
         }
-        let stmt = self
-            .client
-            .prepare(&to_postgres(sql))
-            .map_err(classify)?;
+        let stmt = self.client.prepare(&to_postgres(sql)).map_err(classify)?;
         self.statements.insert(sql, stmt.clone());
         Ok(stmt)
     }
@@ -168,7 +167,11 @@ impl Driver for PostgresDriver {
         each: &mut dyn FnMut(&dyn Row) -> Result<()>,
     ) -> Result<()> {
         let stmt = self.prepared(sql)?;
-        for row in self.client.query(&stmt, &as_params(params)).map_err(classify)? {
+        for row in self
+            .client
+            .query(&stmt, &as_params(params))
+            .map_err(classify)?
+        {
             each(&PgRow(&row))?;
         }
         Ok(())

@@ -105,8 +105,9 @@ macro_rules! select {
 
 const GET: &str = select!("WHERE id = ?1");
 const LOAD_ALL: &str = select!("ORDER BY created_at, id");
-const LIST_BY_USER: &str =
-    select!("WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) ORDER BY created_at, id");
+const LIST_BY_USER: &str = select!(
+    "WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) ORDER BY created_at, id"
+);
 const UPSERT: &str = "INSERT INTO _pylon_sessions \
      (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
@@ -272,8 +273,9 @@ fn convert_legacy<D: Driver>(d: &mut D, columns: &[String], now: i64) -> Result<
     let mut rows = Vec::new();
     d.query(read, &[], &mut |row| {
         rows.push((
-            row.text(0)?
-                .ok_or_else(|| Error::Corrupt("legacy _pylon_sessions row with NULL token".into()))?,
+            row.text(0)?.ok_or_else(|| {
+                Error::Corrupt("legacy _pylon_sessions row with NULL token".into())
+            })?,
             row.text(1)?.unwrap_or_default(),
             row.text(2)?,
             row.text(3)?,
@@ -313,9 +315,7 @@ fn convert_legacy<D: Driver>(d: &mut D, columns: &[String], now: i64) -> Result<
 
 fn session_from_row(row: &dyn Row) -> Result<Session> {
     let id = row.text(0)?.unwrap_or_default();
-    let corrupt = |what: &str| {
-        Error::Corrupt(format!("_pylon_sessions row {id:?}: {what}").into())
-    };
+    let corrupt = |what: &str| Error::Corrupt(format!("_pylon_sessions row {id:?}: {what}").into());
     Ok(Session {
         id: SessionId::parse(&id).map_err(|_| corrupt("bad id"))?,
         token: row

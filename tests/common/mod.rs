@@ -5,4 +5,6 @@
 pub mod conformance;
 
 #[cfg(not(target_family = "wasm"))]
+pub mod legacy;
+#[cfg(not(target_family = "wasm"))]
 pub mod pg;
