@@ -23,13 +23,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .with_tenant("acme")
             .with_device("laptop"),
     )?;
-    let (phone, _) = store.create(NewSession::new("alice").with_tenant("acme").with_device("phone"))?;
+    let (phone, _) = store.create(
+        NewSession::new("alice")
+            .with_tenant("acme")
+            .with_device("phone"),
+    )?;
     println!(
         "created 2 sessions for alice; purged {purged} expired; laptop session id {} (the token itself is never stored)",
         session.id
     );
     // Keep the tokens only as long as a client would: here, to present them after reopening.
-    let tokens: Vec<String> = [&laptop, &phone].iter().map(|t| t.expose().to_owned()).collect();
+    let tokens: Vec<String> = [&laptop, &phone]
+        .iter()
+        .map(|t| t.expose().to_owned())
+        .collect();
     drop(store);
 
     let mut store = SessionStore::new(SqliteBackend::open(&path)?).with_policy(policy);

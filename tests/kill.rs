@@ -37,7 +37,13 @@ fn sigkill_mid_write_loses_no_acknowledged_session() {
     let mut lags = Vec::new();
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
-            .args(["child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "child_writer",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -57,11 +63,14 @@ fn sigkill_mid_write_loses_no_acknowledged_session() {
                 acknowledged.push(token.to_owned());
                 seen += 1;
             }
-            assert!(started.elapsed() < Duration::from_secs(120), "child too slow");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "child too slow"
+            );
         }
         let killed_at = Instant::now();
         child.kill().unwrap(); // SIGKILL on Unix
-        // Writes the child acknowledged after our read but before the kill landed count too.
+                               // Writes the child acknowledged after our read but before the kill landed count too.
         for line in lines.map_while(Result::ok) {
             if let Some(token) = line.strip_prefix("SAVED ") {
                 acknowledged.push(token.to_owned());
