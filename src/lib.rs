@@ -5,7 +5,10 @@
 //! - [`SessionStore`], the front door: issues 256-bit tokens, hashes them before they are stored,
 //!   applies idle and absolute timeouts, rotates, revokes and purges;
 //! - [`SessionBackend`], the storage trait, with [`MemoryBackend`], [`SqliteBackend`] (rusqlite: native
-//!   files, or SQLite-in-WASM in the browser) and [`PostgresBackend`] (feature `postgres`, native only).
+//!   files, or SQLite-in-WASM in the browser) and [`PostgresBackend`] (feature `postgres`, native only);
+//!   on wasm, `HostBackend` runs the same SQL on an edge host's own SQLite (Durable Objects, Deno);
+//! - [`SessionExport`], a versioned JSON-serialisable copy of every session, to move a store to another
+//!   backend or back it up.
 //!
 //! ```
 //! use pylon_sessions::{NewSession, SessionStore, SqliteBackend};
@@ -36,12 +39,22 @@ mod token;
 #[cfg_attr(not(web), path = "platform/native.rs")]
 mod platform;
 
-#[cfg(all(web, feature = "sqlite"))]
-mod js;
+/// The wasm-bindgen facades: `SessionStore` (browser, OPFS; feature `sqlite`) and `EdgeSessionStore`
+/// (edge runtimes, on the host's SQLite), sharing the JS conversions in `convert`.
+#[cfg(web)]
+mod js {
+    #[cfg(feature = "sqlite")]
+    mod browser;
+    pub mod convert;
+    mod edge;
+}
+mod transfer;
 
 pub use backend::sql::{Migration, SCHEMA_VERSION};
 #[cfg(all(web, feature = "sqlite"))]
 pub use backend::{persistence, OpfsPool};
+#[cfg(web)]
+pub use backend::{HostBackend, HostDriver};
 pub use backend::{MemoryBackend, SessionBackend};
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
 pub use backend::{PostgresBackend, PostgresDriver};
@@ -51,6 +64,7 @@ pub use error::{BoxError, Error, ErrorKind, Result};
 pub use session::{NewSession, Policy, Session, TokenStorage};
 pub use store::{Clock, SessionStore};
 pub use token::{SessionId, Token, TOKEN_PREFIX};
+pub use transfer::{ExportedSession, SessionExport, EXPORT_FORMAT, EXPORT_VERSION};
 
 /// The limits every store enforces on input; longer or malformed values get [`Error::InvalidInput`].
 pub mod limits {

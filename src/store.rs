@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::platform;
 use crate::session::{NewSession, Policy, Session, TokenStorage};
 use crate::token::{SessionId, Token};
+use crate::transfer::SessionExport;
 
 /// The source of "now", in unix seconds.
 pub type Clock = Box<dyn Fn() -> i64>;
@@ -270,6 +271,25 @@ impl<B: SessionBackend> SessionStore<B> {
     /// Backend errors.
     pub fn load_all(&mut self) -> Result<Vec<Session>> {
         self.backend.load_all()
+    }
+
+    /// Every stored session (expired ones included) as a versioned document, for a backup or for
+    /// [`SessionStore::import`] into another backend. Tokens are in it only if this store keeps them.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn export(&mut self) -> Result<SessionExport> {
+        let now = self.now()?;
+        SessionExport::of(&mut self.backend, now)
+    }
+
+    /// Writes every session of an exported document into this store (replacing any with the same id);
+    /// returns how many. Tokens in the document are stored only if this store keeps tokens.
+    ///
+    /// # Errors
+    /// As [`SessionExport::import_into`].
+    pub fn import(&mut self, doc: &SessionExport) -> Result<u64> {
+        doc.import_into(&mut self.backend, self.tokens)
     }
 }
 

@@ -19,6 +19,11 @@ mod opfs;
 #[cfg(all(feature = "sqlite", web))]
 pub use opfs::{persistence, OpfsPool};
 
+#[cfg(web)]
+mod host;
+#[cfg(web)]
+pub use host::{HostBackend, HostDriver};
+
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
 mod postgres;
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]

@@ -3,7 +3,10 @@
 //!
 //! Statements use SQLite's numbered `?N` parameters; the Postgres driver rewrites them to `$N` once per
 //! statement. They stay within what Cloudflare Durable Object SQL accepts: no `BEGIN`, `PRAGMA`,
-//! `ATTACH` or `user_version` here (drivers own transactions), at most 8 bound parameters.
+//! `ATTACH` or `user_version` here (drivers own transactions), at most 8 bound parameters, and every
+//! row far below Cloudflare's production limits ([`MAX_BOUND_PARAMS`], [`MAX_STATEMENT_BYTES`],
+//! [`MAX_ROW_BYTES`]), which the edge driver also checks before each call and the unit tests check for
+//! every statement.
 
 use crate::backend::SessionBackend;
 use crate::error::{Error, Result};
@@ -12,6 +15,13 @@ use crate::token::{SessionId, Token};
 
 /// The schema version this crate writes and reads.
 pub const SCHEMA_VERSION: i64 = 1;
+
+/// Most bound parameters in one statement in Cloudflare Durable Object SQL (production).
+pub const MAX_BOUND_PARAMS: usize = 100;
+/// Longest statement text Durable Object SQL accepts in production (100 KB), in bytes.
+pub const MAX_STATEMENT_BYTES: usize = 100_000;
+/// Largest row (the sum of its values) Durable Object SQL accepts in production (2 MB), in bytes.
+pub const MAX_ROW_BYTES: usize = 2_000_000;
 
 /// The SQL dialect of a [`Driver`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,6 +161,33 @@ const LEGACY_ROWS: &str =
     "SELECT token, user_id, tenant_id, device, created_at, expires_at FROM _pylon_sessions";
 const LEGACY_ROWS_NO_TENANT: &str =
     "SELECT token, user_id, NULL, device, created_at, expires_at FROM _pylon_sessions";
+
+/// Every statement, for the limit checks in the tests.
+#[cfg(test)]
+const ALL_STATEMENTS: &[&str] = &[
+    GET,
+    LOAD_ALL,
+    LIST_BY_USER,
+    UPSERT,
+    INSERT_MIGRATED,
+    REMOVE,
+    REMOVE_BY_USER,
+    REMOVE_USER_EXCEPT,
+    TOUCH,
+    ROTATE,
+    PURGE,
+    META_DDL,
+    READ_VERSION,
+    WRITE_VERSION,
+    SQLITE_TABLE,
+    POSTGRES_TABLE,
+    RENAME_NEXT,
+    INDEX_USER,
+    INDEX_EXPIRY,
+    DROP_LEGACY,
+    LEGACY_ROWS,
+    LEGACY_ROWS_NO_TENANT,
+];
 
 /// How [`SqlBackend::migrate`] found the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -412,5 +449,63 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
     fn purge_expired(&mut self, now: i64, idle_cutoff: i64) -> Result<u64> {
         self.driver
             .execute(PURGE, &[Param::Int(now), Param::Int(idle_cutoff)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits;
+
+    /// The highest `?N` in a statement: the number of parameters it binds.
+    fn param_count(sql: &str) -> usize {
+        let b = sql.as_bytes();
+        let mut max = 0;
+        for (i, _) in sql.match_indices('?') {
+            let digits: String = b[i + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .map(|&c| c as char)
+                .collect();
+            assert!(!digits.is_empty(), "bare ? in {sql}");
+            max = max.max(digits.parse::<usize>().expect("digits"));
+        }
+        max
+    }
+
+    #[test]
+    fn statements_stay_within_durable_object_limits() {
+        for sql in ALL_STATEMENTS {
+            assert!(param_count(sql) <= MAX_BOUND_PARAMS, "{sql}");
+            assert!(
+                param_count(sql) <= 8,
+                "more parameters than expected: {sql}"
+            );
+            assert!(sql.len() <= MAX_STATEMENT_BYTES, "{sql}");
+            let upper = sql.to_ascii_uppercase();
+            for refused in [
+                "BEGIN",
+                "SAVEPOINT",
+                "PRAGMA",
+                "ATTACH",
+                "VACUUM",
+                "USER_VERSION",
+            ] {
+                assert!(!upper.contains(refused), "{refused} in {sql}");
+            }
+        }
+        assert_eq!(param_count(UPSERT), 8);
+    }
+
+    #[test]
+    fn largest_row_is_far_below_the_row_limit() {
+        // id (64 hex), token, user, tenant, device, and three 8-byte integers.
+        let widest = 64
+            + limits::TOKEN_MAX_LEN
+            + limits::USER_ID_MAX
+            + limits::TENANT_ID_MAX
+            + limits::DEVICE_MAX
+            + 3 * 8;
+        assert!(widest * 100 < MAX_ROW_BYTES, "{widest}");
     }
 }

@@ -103,6 +103,42 @@ impl SqlBackend<SqliteDriver> {
         Self::from_connection(conn)
     }
 
+    /// A raw image of the whole database (`sqlite3_serialize`), committed data only: a byte-for-byte
+    /// backup of a SQLite file or of an OPFS or in-memory database.
+    ///
+    /// # Errors
+    /// The driver's error, classified (out of memory).
+    pub fn image(&mut self) -> Result<Vec<u8>> {
+        let conn = &mut self.driver_mut().conn;
+        Ok(conn
+            .serialize(rusqlite::MAIN_DB)
+            .map_err(classify)?
+            .to_vec())
+    }
+
+    /// A private in-memory database loaded from an image made by [`SqliteBackend::image`] (or any
+    /// SQLite file's bytes), then migrated. To keep it, export its sessions into a lasting store
+    /// ([`crate::SessionStore::export`] and [`crate::SessionStore::import`]).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the bytes are not a SQLite database, else as [`SqliteBackend::open`].
+    pub fn from_image(image: &[u8]) -> Result<(Self, Migration)> {
+        const MAGIC: &[u8] = b"SQLite format 3\0";
+        if image.len() < 100 || !image.starts_with(MAGIC) {
+            return Err(Error::Corrupt("not a SQLite database image".into()));
+        }
+        let mut bytes = image.to_vec();
+        // Bytes 18 and 19 say "WAL" (2) in an image of a WAL database; an in-memory copy has no WAL,
+        // so mark it as a rollback-journal database (1), as SQLite's own tools do.
+        bytes[18] = 1;
+        bytes[19] = 1;
+        let mut conn = Connection::open_in_memory().map_err(classify)?;
+        conn.deserialize_read_exact(rusqlite::MAIN_DB, bytes.as_slice(), bytes.len(), false)
+            .map_err(classify)?;
+        conn.execute_batch(COMMON_PRAGMAS).map_err(classify)?;
+        Self::from_connection(conn)
+    }
+
     /// The connection, for running `PRAGMA integrity_check` and the like.
     pub fn connection(&mut self) -> &Connection {
         &self.driver_mut().conn

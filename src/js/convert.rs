@@ -15,6 +15,63 @@ use crate::limits;
 use crate::session::{NewSession, Session};
 use crate::token::{SessionId, Token};
 
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const TS_SHARED_TYPES: &'static str = r#"
+/** The stable error codes of `SessionStoreError.code`. */
+export type ErrorCode =
+  | "InvalidInput" | "NotFound" | "SchemaMismatch" | "Corrupt" | "Locked"
+  | "QuotaExceeded" | "StorageUnavailable" | "Closed" | "Database";
+
+/** What every method throws: a JS `Error` with a stable `code`. */
+export interface SessionStoreError extends Error {
+  name: "SessionStoreError";
+  code: ErrorCode;
+  /** The offending field, for `InvalidInput`. */
+  field?: string;
+}
+
+/** A stored session. Times are unix seconds; `expiresAt` 0 means no absolute expiry. */
+export interface Session {
+  /** SHA-256 of the token, in hex: safe to show and to pass to `removeById`. */
+  id: string;
+  /** The token itself, only in stores opened with `tokenStorage: "keep"`. */
+  token?: string;
+  userId: string;
+  tenantId: string | null;
+  device: string | null;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+}
+
+/** What `create` needs. */
+export interface NewSession {
+  userId: string;
+  tenantId?: string | null;
+  device?: string | null;
+}
+
+/** A session issued by a server, for `insert`. `lastSeenAt` defaults to `createdAt`. */
+export interface IssuedSession {
+  token: string;
+  /** When given, must be the token's SHA-256. */
+  id?: string;
+  userId: string;
+  tenantId?: string | null;
+  device?: string | null;
+  createdAt: number;
+  lastSeenAt?: number;
+  expiresAt: number;
+}
+
+/** A new token with its session (from `create` and `rotate`). */
+export interface Issued {
+  token: string;
+  session: Session;
+}
+
+"#;
+
 /// An [`Error`] as a JS `Error` named `SessionStoreError`, with the stable `code` of its
 /// [`crate::ErrorKind`] (and `field` for [`Error::InvalidInput`]).
 pub fn error_to_js(e: &Error) -> JsValue {

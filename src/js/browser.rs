@@ -4,7 +4,7 @@
 //! (a JS `Error` with a stable `code`) instead of panicking; the store keeps working after any error.
 //! OPFS storage needs a dedicated worker: pages use `client.js`, which runs this class in one.
 
-pub mod convert;
+use super::convert;
 
 use wasm_bindgen::prelude::*;
 
@@ -17,19 +17,6 @@ use crate::Migration;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
-/** The stable error codes of `SessionStoreError.code`. */
-export type ErrorCode =
-  | "InvalidInput" | "NotFound" | "SchemaMismatch" | "Corrupt" | "Locked"
-  | "QuotaExceeded" | "StorageUnavailable" | "Closed" | "Database";
-
-/** What every method throws: a JS `Error` with a stable `code`. */
-export interface SessionStoreError extends Error {
-  name: "SessionStoreError";
-  code: ErrorCode;
-  /** The offending field, for `InvalidInput`. */
-  field?: string;
-}
-
 /** Where sessions are kept: OPFS (dedicated workers only), memory, or OPFS falling back to memory. */
 export type StorageKind = "opfs" | "memory" | "auto";
 
@@ -45,46 +32,6 @@ export interface OpenOptions {
   idleTimeout?: number;
   /** Seconds after creation at which a session expires; 0 = never (default 30 days). */
   absoluteTimeout?: number;
-}
-
-/** A stored session. Times are unix seconds; `expiresAt` 0 means no absolute expiry. */
-export interface Session {
-  /** SHA-256 of the token, in hex: safe to show and to pass to `removeById`. */
-  id: string;
-  /** The token itself, only in stores opened with `tokenStorage: "keep"`. */
-  token?: string;
-  userId: string;
-  tenantId: string | null;
-  device: string | null;
-  createdAt: number;
-  lastSeenAt: number;
-  expiresAt: number;
-}
-
-/** What `create` needs. */
-export interface NewSession {
-  userId: string;
-  tenantId?: string | null;
-  device?: string | null;
-}
-
-/** A session issued by a server, for `insert`. `lastSeenAt` defaults to `createdAt`. */
-export interface IssuedSession {
-  token: string;
-  /** When given, must be the token's SHA-256. */
-  id?: string;
-  userId: string;
-  tenantId?: string | null;
-  device?: string | null;
-  createdAt: number;
-  lastSeenAt?: number;
-  expiresAt: number;
-}
-
-/** A new token with its session (from `create` and `rotate`). */
-export interface Issued {
-  token: string;
-  session: Session;
 }
 
 /** What `open` got. */
