@@ -1,0 +1,38 @@
+# Runs the example session service locally in workerd with its Durable Object on local disk:
+#   scripts/build-edge.sh
+#   mkdir -p /tmp/pylon-do && node_modules/@cloudflare/workerd-linux-64/bin/workerd serve \
+#     examples/edge-worker/workerd.capnp --experimental -d do-storage=/tmp/pylon-do -s http=127.0.0.1:8787
+# Module names mirror the paths from the repository root, so worker.js imports `../../pkg-edge/…` both
+# here and under wrangler.
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .sessionWorker),
+    (name = "do-storage", disk = (path = "/tmp/pylon-sessions-do", writable = true)),
+  ],
+  sockets = [ (name = "http", address = "127.0.0.1:8787", http = (), service = "main") ],
+);
+
+const sessionWorker :Workerd.Worker = (
+  modules = [
+    (name = "examples/edge-worker/worker.js", esModule = embed "worker.js"),
+    (name = "pkg-edge/pylon_sessions.js", esModule = embed "../../pkg-edge/pylon_sessions.js"),
+    (name = "pkg-edge/pylon_sessions_bg.wasm", wasm = embed "../../pkg-edge/pylon_sessions_bg.wasm"),
+    (name = "pkg-edge/durable-object.js", esModule = embed "../../pkg-edge/durable-object.js"),
+    (name = "pkg-edge/limits.js", esModule = embed "../../pkg-edge/limits.js"),
+  ],
+  compatibilityDate = "2025-09-01",
+  compatibilityFlags = ["nodejs_compat"],
+  durableObjectNamespaces = [
+    (className = "SessionService", uniqueKey = "pylon-sessions-example", enableSql = true),
+  ],
+  durableObjectStorage = (localDisk = "do-storage"),
+  bindings = [
+    (name = "SESSIONS", durableObjectNamespace = "SessionService"),
+    # Test hooks (x-test-now clock header, /_test/*): for the test suite only, never in production.
+    (name = "TEST_HOOKS", text = "1"),
+    (name = "IDLE_TIMEOUT", text = "3600"),
+    (name = "ABSOLUTE_TIMEOUT", text = "86400"),
+  ],
+);

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the edge package pkg-edge/: the wasm module without SQLite's C code (feature "sqlite" off),
+# wasm-bindgen's `--target web` glue, and the host adapters from edge/. Prints the .wasm size.
+# Usage: scripts/build-edge.sh            (release build, as shipped)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --quiet --lib --release --target wasm32-unknown-unknown --no-default-features
+rm -rf pkg-edge
+wasm-bindgen --target web --out-dir pkg-edge --out-name pylon_sessions \
+  target/wasm32-unknown-unknown/release/pylon_sessions.wasm
+cp edge/*.js pkg-edge/
+cat > pkg-edge/package.json <<'JSON'
+{
+  "name": "pylon-sessions-edge",
+  "private": true,
+  "type": "module",
+  "main": "pylon_sessions.js",
+  "types": "pylon_sessions.d.ts"
+}
+JSON
+
+wasm=pkg-edge/pylon_sessions_bg.wasm
+raw=$(wc -c < "$wasm")
+gz=$(gzip -9 -c "$wasm" | wc -c)
+echo "pkg-edge: $wasm is $raw bytes ($((raw / 1024)) KiB), $gz bytes gzipped ($((gz / 1024)) KiB)"
