@@ -1,0 +1,178 @@
+//! Export and import between backends (memory, SQLite file, Postgres), round-trip equal; SQLite images.
+#![cfg(not(target_family = "wasm"))]
+
+mod common;
+
+use common::pg;
+use pylon_sessions::{
+    ErrorKind, MemoryBackend, NewSession, Policy, PostgresBackend, SessionBackend, SessionExport,
+    SessionStore, SqliteBackend, Token, TokenStorage,
+};
+
+const T0: i64 = 1_800_000_000;
+
+/// A store with a fixed clock and a few sessions of every shape (tenant or not, device or not,
+/// touched, rotated, expired).
+fn fill<B: SessionBackend>(backend: B, tokens: TokenStorage) -> (SessionStore<B>, Vec<Token>) {
+    let mut store = SessionStore::new(backend)
+        .with_policy(Policy {
+            idle_timeout: 3600,
+            absolute_timeout: 86_400,
+        })
+        .with_token_storage(tokens)
+        .with_clock(|| T0);
+    let mut out = Vec::new();
+    for i in 0..6 {
+        let mut new = NewSession::new(format!("user{}", i % 2));
+        if i % 3 != 0 {
+            new = new.with_tenant("acme");
+        }
+        if i % 2 == 0 {
+            new = new.with_device(format!("device {i} \u{e9}\u{1f600}"));
+        }
+        out.push(store.create(new).expect("create").0);
+    }
+    store.touch(&out[1]).expect("touch");
+    let (rotated, _) = store.rotate(&out[2]).expect("rotate");
+    out[2] = rotated;
+    (store, out)
+}
+
+fn normalise(mut doc: SessionExport) -> SessionExport {
+    doc.exported_at = 0;
+    doc
+}
+
+fn sqlite_file(dir: &tempfile::TempDir, name: &str) -> SqliteBackend {
+    SqliteBackend::open(dir.path().join(name)).expect("open sqlite")
+}
+
+fn postgres() -> PostgresBackend {
+    let (config, _) = pg::fresh_schema();
+    PostgresBackend::connect_with(&config).expect("connect").0
+}
+
+#[test]
+fn memory_to_sqlite_to_memory_round_trip_equal() {
+    for tokens in [TokenStorage::HashOnly, TokenStorage::Keep] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut memory, issued) = fill(MemoryBackend::new(), tokens);
+        let first = memory.export().expect("export");
+        assert_eq!(first.sessions.len(), 6);
+        let with_tokens = first.sessions.iter().filter(|s| s.token.is_some()).count();
+        assert_eq!(
+            with_tokens,
+            if tokens == TokenStorage::Keep { 6 } else { 0 }
+        );
+
+        let mut sqlite = SessionStore::new(sqlite_file(&dir, "a.db"))
+            .with_token_storage(tokens)
+            .with_clock(|| T0);
+        assert_eq!(sqlite.import(&first).expect("import"), 6);
+        drop(sqlite);
+        // Reopened from disk: nothing was only in memory.
+        let mut sqlite = SessionStore::new(sqlite_file(&dir, "a.db"))
+            .with_token_storage(tokens)
+            .with_clock(|| T0);
+        let second = sqlite.export().expect("export");
+        assert_eq!(normalise(second.clone()), normalise(first.clone()));
+        for t in &issued {
+            assert!(sqlite.get(t).expect("get").is_some());
+        }
+
+        let mut back = SessionStore::new(MemoryBackend::new()).with_token_storage(tokens);
+        back.import(&second).expect("import");
+        assert_eq!(
+            back.load_all().expect("load"),
+            memory.load_all().expect("load")
+        );
+    }
+}
+
+#[test]
+fn sqlite_file_to_postgres_and_back_round_trip_equal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut sqlite, issued) = fill(sqlite_file(&dir, "src.db"), TokenStorage::HashOnly);
+    let first = sqlite.export().expect("export");
+
+    // Through JSON, as a backup file would be.
+    let json = serde_json::to_string_pretty(&first).expect("to json");
+    assert!(json.contains("\"format\": \"pylon-sessions\""));
+    assert!(json.contains("\"lastSeenAt\""));
+    for t in &issued {
+        assert!(
+            !json.contains(t.expose()),
+            "a hash-only export holds no token"
+        );
+    }
+    let parsed: SessionExport = serde_json::from_str(&json).expect("from json");
+    assert_eq!(parsed, first);
+
+    let mut pg = SessionStore::new(postgres()).with_clock(|| T0);
+    assert_eq!(pg.import(&parsed).expect("import"), 6);
+    let second = pg.export().expect("export");
+    assert_eq!(normalise(second.clone()), normalise(first.clone()));
+    for t in &issued {
+        assert_eq!(
+            pg.get(t).expect("get").map(|s| s.id),
+            Some(t.id()),
+            "Postgres answers the SQLite tokens"
+        );
+    }
+
+    let mut again = SessionStore::new(sqlite_file(&dir, "dst.db")).with_clock(|| T0);
+    again.import(&second).expect("import");
+    assert_eq!(normalise(again.export().expect("export")), normalise(first));
+}
+
+#[test]
+fn keep_token_export_into_hash_only_postgres_drops_tokens() {
+    let (mut memory, issued) = fill(MemoryBackend::new(), TokenStorage::Keep);
+    let doc = memory.export().expect("export");
+    let mut pg = SessionStore::new(postgres()).with_clock(|| T0);
+    pg.import(&doc).expect("import");
+    let stored = pg.load_all().expect("load");
+    assert!(stored.iter().all(|s| s.token.is_none()));
+    assert!(pg.get(&issued[0]).expect("get").is_some());
+}
+
+#[test]
+fn sqlite_image_round_trip_and_refusals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, issued) = fill(sqlite_file(&dir, "img.db"), TokenStorage::HashOnly);
+    let mut backend = store.into_backend();
+    let image = backend.image().expect("image");
+    assert!(image.starts_with(b"SQLite format 3\0"));
+    let (copy, migration) = SqliteBackend::from_image(&image).expect("from image");
+    assert_eq!(migration, pylon_sessions::Migration::UpToDate);
+    let mut copy = SessionStore::new(copy).with_clock(|| T0);
+    assert_eq!(
+        copy.load_all().expect("load"),
+        backend.load_all().expect("load")
+    );
+    for t in &issued {
+        assert!(copy.get(t).expect("get").is_some());
+    }
+    // The copy is writable.
+    copy.create(NewSession::new("after"))
+        .expect("create in copy");
+
+    let err = SqliteBackend::from_image(b"definitely not a database").expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    let mut broken = image.clone();
+    broken.truncate(100);
+    assert!(SqliteBackend::from_image(&broken).is_err());
+}
+
+#[test]
+fn import_refuses_bad_documents_whole() {
+    let (mut memory, _) = fill(MemoryBackend::new(), TokenStorage::Keep);
+    let mut doc = memory.export().expect("export");
+    doc.sessions[3].id = "f".repeat(64); // no longer the token's hash
+    let mut to = SessionStore::new(MemoryBackend::new()).with_token_storage(TokenStorage::Keep);
+    let err = to.import(&doc).expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(to.load_all().expect("load").is_empty(), "nothing written");
+    doc.format = "something-else".into();
+    assert!(to.import(&doc).is_err());
+}
