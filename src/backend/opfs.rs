@@ -102,8 +102,8 @@ impl OpfsPool {
         })
     }
 
-    /// The VFS name to pass to SQLite.
-    fn vfs_name(&self) -> String {
+    /// The SQLite VFS name of this pool, for opening connections with other settings.
+    pub fn vfs_name(&self) -> String {
         format!("pylon-opfs:{}", self.directory)
     }
 
