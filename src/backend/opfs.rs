@@ -64,8 +64,12 @@ use crate::error::{Error, Result};
 /// `NoModificationAllowedError` for 50-90 ms.
 const RETRY_DELAYS_MS: [i32; 7] = [10, 20, 40, 80, 160, 320, 640];
 
-/// Slots kept in the pool: a database and its WAL take two each.
+/// Slots kept in the pool at least: a database and its WAL take two each.
 const CAPACITY: usize = 6;
+
+/// Free slots [`OpfsPool::install`] makes sure of beyond the files already there: room to open two
+/// more databases with their WALs.
+const HEADROOM: usize = 4;
 
 /// An installed OPFS pool in this worker, in which SQLite databases are opened by name.
 ///
@@ -91,7 +95,8 @@ impl OpfsPool {
     pub const DEFAULT_DIRECTORY: &'static str = ".pylon-sessions";
 
     /// Installs the pool kept in `directory` (relative to the OPFS root), or takes back one this worker
-    /// installed and released, retrying for about a second while another worker still holds it.
+    /// installed and released, retrying for about a second while another worker still holds it. The
+    /// pool grows so that at least two more databases (with their WALs) can be opened in it.
     ///
     /// # Errors
     /// [`Error::StorageUnavailable`] outside a dedicated worker in a secure context or when the browser
@@ -110,6 +115,13 @@ impl OpfsPool {
         if util.is_paused() {
             retry(|| util.resume()).await?;
         }
+        let files = {
+            use sqlite_wasm_rs::vfs::VfsFilesManager;
+            util.len().map_err(classify)?
+        };
+        util.ensure_capacity((files + HEADROOM).max(CAPACITY))
+            .await
+            .map_err(classify)?;
         Ok(OpfsPool {
             util,
             directory: directory.to_owned(),
