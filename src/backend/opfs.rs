@@ -9,16 +9,30 @@
 //! Databases are opened by [`SqliteBackend::open_with_vfs`] with `locking_mode=EXCLUSIVE`,
 //! `journal_mode=WAL` and `synchronous=FULL`. The pool has no shared memory, so WAL is only possible
 //! with exclusive locking, which costs nothing here: the pool's access handles already make one worker
-//! the only writer. WAL turns a commit into one append to the `-wal` file plus one flush, where a
-//! rollback journal writes and flushes the journal, the database and the journal again; on OPFS every
-//! flush is expensive, so WAL is about ten times cheaper per durable commit. `synchronous=FULL` flushes
-//! the WAL at every commit, so a session acknowledged to the caller survives a crash or a closed tab.
-//! Measured in a dedicated worker in headless Chromium on a 2-core VM (one session upsert per
-//! autocommit, median; `tests/web_bench.rs` reproduces them):
+//! the only user of the files. WAL turns a commit into one append to the `-wal` file plus one flush,
+//! where a rollback journal writes and flushes the journal, then the database, then deletes, truncates
+//! or zeroes the journal. `synchronous=FULL` flushes the WAL at every commit, so a session acknowledged
+//! to the caller survives a crash, a killed worker or a closed tab; `NORMAL` is 5-8 times cheaper but
+//! only syncs at checkpoints, so the last commits can be lost on a crash, which a session store must not
+//! do (a revoked session must stay revoked).
 //!
-//! | modes | ms per durable upsert |
-//! |---|---|
-//! | EXCLUSIVE + WAL + FULL (chosen) | see `tests/web_bench.rs` output in the project notes |
+//! Measured by `tests/web_bench.rs` in a dedicated worker on a 2-core VM, one session upsert per
+//! autocommit into a small table, median of 200, in ms (Chromium 156 / Firefox ESR 153, two runs each
+//! in Chromium):
+//!
+//! | locking | journal | synchronous | Chromium | Firefox |
+//! |---|---|---|---|---|
+//! | EXCLUSIVE | WAL | FULL (**chosen**) | 0.46-0.75 | 0.92 |
+//! | EXCLUSIVE | WAL | NORMAL | 0.03-0.09 | 0.18 |
+//! | EXCLUSIVE | WAL | OFF | 0.03 | 0.16 |
+//! | EXCLUSIVE | DELETE | FULL | 0.89-1.0 | 1.64 |
+//! | EXCLUSIVE | TRUNCATE | FULL | 0.91-0.95 | 1.84 |
+//! | EXCLUSIVE | PERSIST | FULL | 0.67 | 1.44 |
+//! | NORMAL | DELETE | FULL | 1.07 | 2.70 |
+//!
+//! Rollback journals cost 1.3-3 times more per durable commit here, more as the database grows
+//! (more pages per commit); earlier runs through a Playwright incognito-like profile, whose OPFS is
+//! slower, showed 5-13 ms against 0.7 ms.
 //!
 //! # Examples
 //! ```no_run
@@ -50,8 +64,12 @@ use crate::error::{Error, Result};
 /// `NoModificationAllowedError` for 50-90 ms.
 const RETRY_DELAYS_MS: [i32; 7] = [10, 20, 40, 80, 160, 320, 640];
 
-/// Slots kept in the pool: a database and its WAL take two each.
+/// Slots kept in the pool at least: a database and its WAL take two each.
 const CAPACITY: usize = 6;
+
+/// Free slots [`OpfsPool::install`] makes sure of beyond the files already there: room to open two
+/// more databases with their WALs.
+const HEADROOM: usize = 4;
 
 /// An installed OPFS pool in this worker, in which SQLite databases are opened by name.
 ///
@@ -77,7 +95,8 @@ impl OpfsPool {
     pub const DEFAULT_DIRECTORY: &'static str = ".pylon-sessions";
 
     /// Installs the pool kept in `directory` (relative to the OPFS root), or takes back one this worker
-    /// installed and released, retrying for about a second while another worker still holds it.
+    /// installed and released, retrying for about a second while another worker still holds it. The
+    /// pool grows so that at least two more databases (with their WALs) can be opened in it.
     ///
     /// # Errors
     /// [`Error::StorageUnavailable`] outside a dedicated worker in a secure context or when the browser
@@ -96,14 +115,21 @@ impl OpfsPool {
         if util.is_paused() {
             retry(|| util.resume()).await?;
         }
+        let files = {
+            use sqlite_wasm_rs::vfs::VfsFilesManager;
+            util.len().map_err(classify)?
+        };
+        util.ensure_capacity((files + HEADROOM).max(CAPACITY))
+            .await
+            .map_err(classify)?;
         Ok(OpfsPool {
             util,
             directory: directory.to_owned(),
         })
     }
 
-    /// The VFS name to pass to SQLite.
-    fn vfs_name(&self) -> String {
+    /// The SQLite VFS name of this pool, for opening connections with other settings.
+    pub fn vfs_name(&self) -> String {
         format!("pylon-opfs:{}", self.directory)
     }
 

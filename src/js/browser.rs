@@ -34,6 +34,14 @@ export interface OpenOptions {
   absoluteTimeout?: number;
 }
 
+/** Methods whose optional parameter wasm-bindgen cannot express (merged into the class). */
+export interface SessionStore {
+  /** A user's live sessions (in one tenant, or in all when `tenantId` is omitted), oldest first. */
+  listByUser(userId: string, tenantId?: string | null): Session[];
+  /** Signs a user out everywhere (in one tenant, or in all); returns how many sessions went. */
+  removeByUser(userId: string, tenantId?: string | null): number;
+}
+
 /** What `open` got. */
 export interface StoreInfo {
   /** The storage in use. */
@@ -400,30 +408,30 @@ impl JsSessionStore {
     }
 
     /// A user's live sessions (in one tenant, or in all when `tenantId` is omitted), oldest first.
-    #[wasm_bindgen(js_name = listByUser, unchecked_return_type = "Session[]")]
+    #[wasm_bindgen(js_name = listByUser, skip_typescript)]
     pub fn list_by_user(
         &mut self,
         #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user_id: JsValue,
-        #[wasm_bindgen(js_name = tenantId, unchecked_param_type = "string | null | undefined")]
-        tenant_id: JsValue,
+        #[wasm_bindgen(js_name = tenantId, unchecked_param_type = "string | null")]
+        tenant_id: Option<JsValue>,
     ) -> std::result::Result<JsValue, JsValue> {
         to_js((|| {
-            let (user, tenant) = user_and_tenant(&user_id, &tenant_id)?;
+            let (user, tenant) = user_and_tenant(&user_id, tenant_id.as_ref())?;
             let list = self.store()?.list_by_user(&user, tenant.as_deref())?;
             Ok(convert::sessions_to_js(&list))
         })())
     }
 
     /// Signs a user out everywhere (in one tenant, or in all); returns how many sessions went.
-    #[wasm_bindgen(js_name = removeByUser)]
+    #[wasm_bindgen(js_name = removeByUser, skip_typescript)]
     pub fn remove_by_user(
         &mut self,
         #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user_id: JsValue,
-        #[wasm_bindgen(js_name = tenantId, unchecked_param_type = "string | null | undefined")]
-        tenant_id: JsValue,
+        #[wasm_bindgen(js_name = tenantId, unchecked_param_type = "string | null")]
+        tenant_id: Option<JsValue>,
     ) -> std::result::Result<f64, JsValue> {
         to_js((|| {
-            let (user, tenant) = user_and_tenant(&user_id, &tenant_id)?;
+            let (user, tenant) = user_and_tenant(&user_id, tenant_id.as_ref())?;
             Ok(self.store()?.remove_by_user(&user, tenant.as_deref())? as f64)
         })())
     }
@@ -471,9 +479,13 @@ impl JsSessionStore {
     }
 }
 
-fn user_and_tenant(user: &JsValue, tenant: &JsValue) -> Result<(String, Option<String>)> {
+fn user_and_tenant(user: &JsValue, tenant: Option<&JsValue>) -> Result<(String, Option<String>)> {
+    let tenant = match tenant {
+        Some(t) => convert::opt_string("tenantId", t, limits::TENANT_ID_MAX)?,
+        None => None,
+    };
     Ok((
         convert::string("userId", user, limits::USER_ID_MAX)?,
-        convert::opt_string("tenantId", tenant, limits::TENANT_ID_MAX)?,
+        tenant,
     ))
 }

@@ -55,6 +55,14 @@ export interface EdgeStoreInfo {
   absoluteTimeout: number;
 }
 
+/** Methods whose optional parameter wasm-bindgen cannot express (merged into the class). */
+export interface EdgeSessionStore {
+  /** A user's live sessions (in one tenant, or in all when `tenantId` is omitted), oldest first. */
+  listByUser(userId: string, tenantId?: string | null): Session[];
+  /** Signs a user out everywhere (in one tenant, or in all); returns how many sessions went. */
+  removeByUser(userId: string, tenantId?: string | null): number;
+}
+
 /** An export document: every session of a store (`exportSessions`, `importSessions`). */
 export interface SessionExport {
   format: "pylon-sessions";

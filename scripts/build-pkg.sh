@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds pkg/: the wasm module (release profile, size-tuned), its ES module glue and .d.ts, plus the page
+# client (client.js, worker.js, client.d.ts). Prints the .wasm size raw and gzipped.
+# Needs what scripts/setup.sh installs (wasm-pack, wasm-bindgen 0.2.130, clang, npm binaryen).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+# SQLite extensions the session store never uses: compiled out to shrink the module.
+export SQLITE_WASM_RS_FLAGS="${SQLITE_WASM_RS_FLAGS:--USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE \
+-USQLITE_ENABLE_SESSION -USQLITE_ENABLE_PREUPDATE_HOOK -USQLITE_ENABLE_DBSTAT_VTAB \
+-USQLITE_ENABLE_DBPAGE_VTAB -USQLITE_ENABLE_BYTECODE_VTAB -USQLITE_ENABLE_STMTVTAB \
+-USQLITE_ENABLE_MATH_FUNCTIONS -USQLITE_ENABLE_COLUMN_METADATA -USQLITE_ENABLE_OFFSET_SQL_FUNC \
+-USQLITE_ENABLE_UNKNOWN_SQL_FUNCTION}"
+
+command -v wasm-opt >/dev/null || { echo "wasm-opt missing: run scripts/setup.sh (npm binaryen)" >&2; exit 1; }
+rm -rf pkg
+wasm-pack build --target web --release --out-dir pkg --out-name pylon_sessions
+
+# The page client runs the store in a dedicated worker (OPFS exists only there).
+cp src/js/client.js src/js/worker.js src/js/client.d.ts pkg/
+node scripts/pkg-json.mjs
+
+wasm=pkg/pylon_sessions_bg.wasm
+if grep -q '"env"' <(node -e "const m=new WebAssembly.Module(require('fs').readFileSync('$wasm'));console.log(JSON.stringify(WebAssembly.Module.imports(m).map(i=>i.module)))"); then
+  echo "error: $wasm imports from 'env' (an unresolved C symbol); it will not load" >&2
+  exit 1
+fi
+raw=$(stat -c %s "$wasm")
+gz=$(gzip -9 -c "$wasm" | wc -c)
+echo "pkg/ built: $wasm is $raw bytes ($((raw / 1024)) KiB), $gz bytes gzipped ($((gz / 1024)) KiB)"

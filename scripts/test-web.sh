@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every web test: the Rust tests in Node and in a dedicated worker of headless Chromium and Firefox
+# (in-memory SQLite and OPFS), a build of pkg/, a type check of its declarations, and the JS tests
+# (exported API, page client, Node) through the real pkg/ in Debian's Chromium.
+# Needs what scripts/setup.sh installs. Exits non-zero on the first failing suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+need cargo node wasm-bindgen-test-runner chromedriver geckodriver chromium firefox-esr wasm-pack wasm-opt tsc
+
+# Rust test files that run in a browser worker (tests/conformance*.rs is the shared suite, when present).
+web_tests=(--test web)
+for f in tests/conformance*.rs; do
+  [ -e "$f" ] && web_tests+=(--test "$(basename "$f" .rs)")
+done
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "Rust tests in Node (in-memory SQLite)"
+cargo test --target wasm32-unknown-unknown --test node
+
+step "Rust tests in a dedicated worker, headless Chromium (in-memory SQLite and OPFS)"
+env -u GECKODRIVER CHROMEDRIVER="$CHROMEDRIVER_BIN" \
+  cargo test --target wasm32-unknown-unknown "${web_tests[@]}"
+
+step "Rust tests in a dedicated worker, headless Firefox (in-memory SQLite and OPFS)"
+env -u CHROMEDRIVER GECKODRIVER="$GECKODRIVER_BIN" \
+  cargo test --target wasm32-unknown-unknown "${web_tests[@]}"
+
+step "pkg/ (wasm-pack build --target web)"
+bash scripts/build-pkg.sh
+
+step "TypeScript declarations in pkg/"
+tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler --lib esnext,dom \
+  tests/js/types.ts
+echo "types ok"
+
+step "JS tests: exported API and page client in Chromium, pkg/ in Node"
+node --test --test-reporter=spec tests/js/
+
+echo
+echo "all web tests passed"

@@ -1,0 +1,51 @@
+// Launches Debian's Chromium through playwright-core with a fresh persistent profile (a normal
+// profile: OPFS in Playwright's incognito-like default context is several times slower).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { startServer } from "./server.mjs";
+
+export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+const ARGS = [
+  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+/** A browser on a fresh profile with the static server running; `close()` removes both. */
+export async function launch() {
+  const server = await startServer();
+  const profile = mkdtempSync(join(tmpdir(), "pylon-sessions-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ARGS,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e));
+  await page.goto(`${server.url}/tests/js/fixtures/page.html`);
+  return {
+    server,
+    context,
+    page,
+    errors,
+    async close() {
+      await context.close();
+      await server.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts the harness worker (the wasm module loaded in a dedicated worker) and returns its handle. */
+export async function harnessWorker(page) {
+  const [worker] = await Promise.all([
+    page.waitForEvent("worker"),
+    page.evaluate(() => {
+      window.harness = new Worker("/tests/js/fixtures/harness-worker.js", { type: "module" });
+    }),
+  ]);
+  await worker.evaluate(() => self.ready.then(() => true));
+  return worker;
+}

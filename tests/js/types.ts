@@ -1,0 +1,51 @@
+// Compile-only check of pkg/'s TypeScript declarations (scripts/test-web.sh runs `tsc --noEmit` on it):
+// the right calls type-check, the wrong ones must not.
+import init, { SessionStore, type Session, type StoreInfo, type SessionStoreError } from "../../pkg/pylon_sessions.js";
+import { SessionStoreClient, SessionStoreError as ClientError } from "../../pkg/client.js";
+
+export async function inWorker(): Promise<void> {
+  await init();
+  const store: SessionStore = await SessionStore.open({ dbName: "a.db", storage: "auto", tokenStorage: "keep" });
+  const info: StoreInfo = store.info;
+  const kind: "opfs" | "memory" = info.storage;
+  const { token, session } = store.create({ userId: "alice", device: null });
+  const found: Session | null = store.get(token);
+  const list: Session[] = store.listByUser("alice");
+  const inTenant: Session[] = store.listByUser("alice", "acme");
+  const n: number = store.removeByUser("alice") + store.purgeExpired() + store.removeOthers(token);
+  const ok: boolean = store.remove(token) && store.removeById(session.id);
+  store.insert({ token, userId: "u", createdAt: 1, expiresAt: 0 });
+  // @ts-expect-error userId is required
+  store.create({ device: "x" });
+  // @ts-expect-error tokens are strings
+  store.get(42);
+  // @ts-expect-error no such storage kind
+  await SessionStore.open({ storage: "disk" });
+  // @ts-expect-error timestamps are numbers
+  store.insert({ token, userId: "u", createdAt: "1", expiresAt: 0 });
+  try {
+    store.rotate(token);
+  } catch (e) {
+    const err = e as SessionStoreError;
+    const code: "InvalidInput" | "NotFound" | "SchemaMismatch" | "Corrupt" | "Locked" | "QuotaExceeded"
+      | "StorageUnavailable" | "Closed" | "Database" = err.code;
+    void code;
+  }
+  void [kind, found, list, inTenant, n, ok];
+}
+
+export async function onPage(): Promise<void> {
+  const store = await SessionStoreClient.open({ storage: "opfs" }, { persist: true });
+  const issued = await store.create({ userId: "alice" });
+  const s: Session | null = await store.get(issued.token);
+  const count: number = await store.removeByUser("alice");
+  // @ts-expect-error methods return promises
+  const wrong: Session | null = store.get(issued.token);
+  try {
+    await store.touch(issued.token);
+  } catch (e) {
+    if (e instanceof ClientError && e.code === "Closed") return;
+  }
+  await store.close();
+  void [s, count, wrong];
+}

@@ -1,0 +1,99 @@
+//! The store in a dedicated worker of a real browser: SQLite in memory and on OPFS, and persistence
+//! across closing and reopening. Run with `scripts/test-web.sh` (Chromium and Firefox).
+#![cfg(web)]
+
+mod support;
+
+use pylon_sessions::{Migration, NewSession, OpfsPool, SessionStore, SqliteBackend, TokenStorage};
+use support::exercise;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+/// A name no earlier run in this browser profile used.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", js_sys::Date::now() as u64)
+}
+
+#[wasm_bindgen_test]
+fn in_memory_sqlite_store() {
+    exercise(SqliteBackend::open_in_memory().unwrap());
+}
+
+#[wasm_bindgen_test]
+async fn opfs_store() {
+    let pool = OpfsPool::install(&unique("test-opfs")).await.unwrap();
+    let (backend, migration) = pool.open("exercise.db").unwrap();
+    assert_eq!(migration, Migration::Created);
+    let mut backend = exercise(backend);
+    let ok: String = backend
+        .connection()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let mode: String = backend
+        .connection()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    backend.close().unwrap();
+    pool.release().unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn opfs_sessions_survive_close_and_reopen() {
+    let dir = unique("test-persist");
+    let pool = OpfsPool::install(&dir).await.unwrap();
+    let (backend, _) = pool.open("persist.db").unwrap();
+    let mut store = SessionStore::new(backend).with_token_storage(TokenStorage::Keep);
+    let mut tokens = Vec::new();
+    for i in 0..20 {
+        let new = NewSession::new(format!("user{}", i % 4)).with_device(format!("device {i}"));
+        tokens.push(store.create(new).unwrap().0);
+    }
+    let rotated = store.rotate(&tokens[0]).unwrap().0;
+    assert!(store.remove(&tokens[1]).unwrap());
+    let before = store.load_all().unwrap();
+    store.into_backend().close().unwrap();
+    pool.release().unwrap();
+    assert!(
+        pool.open("persist.db").is_err(),
+        "a released pool opens nothing"
+    );
+
+    // Reinstall in the same worker: the pool is taken back, the data read from OPFS.
+    let pool = OpfsPool::install(&dir).await.unwrap();
+    let (backend, migration) = pool.open("persist.db").unwrap();
+    assert_eq!(migration, Migration::UpToDate);
+    let mut store = SessionStore::new(backend).with_token_storage(TokenStorage::Keep);
+    assert_eq!(store.load_all().unwrap(), before);
+    assert_eq!(before.len(), 19);
+    assert!(store.get(&tokens[0]).unwrap().is_none());
+    assert!(store.get(&tokens[1]).unwrap().is_none());
+    assert_eq!(
+        store.get(&rotated).unwrap().unwrap().token,
+        Some(rotated.clone())
+    );
+    for t in &tokens[2..] {
+        assert!(store.get(t).unwrap().is_some());
+    }
+    store.into_backend().close().unwrap();
+    pool.release().unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn two_databases_share_one_pool() {
+    let pool = OpfsPool::install(&unique("test-two")).await.unwrap();
+    let (a, _) = pool.open("a.db").unwrap();
+    let (b, _) = pool.open("b.db").unwrap();
+    let mut a = SessionStore::new(a);
+    let mut b = SessionStore::new(b);
+    let (ta, _) = a.create(NewSession::new("alice")).unwrap();
+    assert!(b.get(&ta).unwrap().is_none());
+    a.into_backend().close().unwrap();
+    // b is still open: releasing waits for it.
+    pool.release().unwrap();
+    assert!(b.load_all().unwrap().is_empty());
+    b.into_backend().close().unwrap();
+    pool.release().unwrap();
+}
