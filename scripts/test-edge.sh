@@ -21,6 +21,8 @@ fi
 
 step "edge build: wasm32 without SQLite's C code (--no-default-features), pkg-edge/"
 scripts/build-edge.sh
+node_modules/.bin/tsc --noEmit --strict --lib esnext,dom pkg-edge/pylon_sessions.d.ts
+echo "pkg-edge/pylon_sessions.d.ts type-checks"
 
 step "(a) workerd: Durable Object on local disk over HTTP (conformance, statuses, limits, SIGTERM/SIGKILL)"
 node --test tests/edge/workerd.test.mjs
