@@ -21,6 +21,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod backend;
 mod error;
 mod session;

@@ -105,8 +105,9 @@ macro_rules! select {
 
 const GET: &str = select!("WHERE id = ?1");
 const LOAD_ALL: &str = select!("ORDER BY created_at, id");
-const LIST_BY_USER: &str =
-    select!("WHERE user_id = ?1 AND (?2 IS NULL OR tenant_id = ?2) ORDER BY created_at, id");
+const LIST_BY_USER: &str = select!(
+    "WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) ORDER BY created_at, id"
+);
 const UPSERT: &str = "INSERT INTO _pylon_sessions \
      (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
@@ -118,7 +119,7 @@ const INSERT_MIGRATED: &str = "INSERT INTO _pylon_sessions_next \
      VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7)";
 const REMOVE: &str = "DELETE FROM _pylon_sessions WHERE id = ?1";
 const REMOVE_BY_USER: &str =
-    "DELETE FROM _pylon_sessions WHERE user_id = ?1 AND (?2 IS NULL OR tenant_id = ?2)";
+    "DELETE FROM _pylon_sessions WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2)";
 const REMOVE_USER_EXCEPT: &str = "DELETE FROM _pylon_sessions WHERE user_id = ?1 AND id <> ?2";
 const TOUCH: &str = "UPDATE _pylon_sessions \
      SET last_seen_at = CASE WHEN last_seen_at < ?2 THEN ?2 ELSE last_seen_at END WHERE id = ?1";
@@ -163,6 +164,7 @@ pub enum Migration {
 }
 
 /// A [`SessionBackend`] over any [`Driver`]: the one implementation of the SQL stores.
+#[derive(Debug)]
 pub struct SqlBackend<D> {
     driver: D,
 }

@@ -1,0 +1,478 @@
+//! The conformance suite: every test runs against every backend and runtime.
+//!
+//! Each test takes a fresh backend and a function that dumps the backend's raw stored rows as text
+//! (used to prove tokens are hashed at rest). `conformance_tests!` instantiates them all.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use pylon_sessions::{
+    limits, Error, ErrorKind, NewSession, Policy, Session, SessionBackend, SessionStore, Token,
+    TokenStorage,
+};
+
+/// Instantiates every conformance test for one backend: `conformance_tests!(|| make(), |b| dump(b));`
+///
+/// Where making a backend is async (OPFS in a browser worker), `conformance_tests!(async make, dump)`
+/// generates async tests (the file must bring an async-capable `test` attribute into scope, such as
+/// `wasm_bindgen_test`).
+#[macro_export]
+macro_rules! conformance_tests {
+    (async $make:expr, $raw:expr) => {
+        conformance_tests!(@list each_async $make, $raw);
+    };
+    ($make:expr, $raw:expr) => {
+        conformance_tests!(@list each $make, $raw);
+    };
+    (@list $arm:ident $make:expr, $raw:expr) => {
+        conformance_tests!(@$arm $make, $raw;
+            create_and_get, unknown_token_is_none, save_is_an_upsert, remove_signs_out,
+            remove_by_public_id, list_by_user_and_tenant, remove_by_user_and_tenant,
+            remove_others_keeps_current, touch_resets_idle_timeout, idle_timeout_expires,
+            absolute_timeout_wins_over_touch, purge_removes_only_expired, rotate_keeps_identity,
+            rotate_of_dead_session_is_not_found, tokens_are_hashed_at_rest,
+            keep_tokens_gives_them_back, insert_server_issued_session, load_all_includes_expired,
+            bad_input_is_refused_and_nothing_is_written, bad_clock_is_refused,
+            unicode_round_trips, limits_are_inclusive);
+    };
+    (@each $make:expr, $raw:expr; $($t:ident),*) => {
+        $(
+            #[test]
+            fn $t() {
+                common::conformance::$t(($make)(), $raw)
+            }
+        )*
+    };
+    (@each_async $make:expr, $raw:expr; $($t:ident),*) => {
+        $(
+            #[test]
+            async fn $t() {
+                common::conformance::$t(($make)().await, $raw)
+            }
+        )*
+    };
+}
+
+type Raw<B> = fn(&mut B) -> String;
+
+const T0: i64 = 1_700_000_000;
+
+/// A store on `backend` with a clock the test moves by hand, starting at `T0`.
+fn store<B: SessionBackend>(backend: B, policy: Policy) -> (SessionStore<B>, Rc<Cell<i64>>) {
+    let now = Rc::new(Cell::new(T0));
+    let clock = Rc::clone(&now);
+    let store = SessionStore::new(backend)
+        .with_policy(policy)
+        .with_clock(move || clock.get());
+    (store, now)
+}
+
+const POLICY: Policy = Policy {
+    idle_timeout: 100,
+    absolute_timeout: 1000,
+};
+
+fn alice() -> NewSession {
+    NewSession::new("alice")
+        .with_tenant("acme")
+        .with_device("laptop")
+}
+
+fn kind<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorKind {
+    r.expect_err("expected an error").kind()
+}
+
+pub fn create_and_get<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    let (token, created) = s.create(alice()).unwrap();
+    assert!(token.expose().starts_with(pylon_sessions::TOKEN_PREFIX));
+    assert_eq!(created.id, token.id());
+    assert_eq!(
+        created.token, None,
+        "server stores keep no token by default"
+    );
+    assert_eq!(
+        (created.created_at, created.last_seen_at, created.expires_at),
+        (T0, T0, T0 + 1000)
+    );
+    let got = s.get(&token).unwrap().expect("stored");
+    assert_eq!(got, created);
+    assert_eq!(got.user_id, "alice");
+    assert_eq!(got.tenant_id.as_deref(), Some("acme"));
+    assert_eq!(got.device.as_deref(), Some("laptop"));
+    assert_eq!(s.get_by_id(&created.id).unwrap(), Some(created));
+}
+
+pub fn unknown_token_is_none<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    let stranger = Token::generate().unwrap();
+    assert_eq!(s.get(&stranger).unwrap(), None);
+    assert_eq!(s.touch(&stranger).unwrap(), None);
+    assert!(!s.remove(&stranger).unwrap());
+    assert_eq!(kind(s.remove_others(&stranger)), ErrorKind::NotFound);
+}
+
+pub fn save_is_an_upsert<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    let (_, mut session) = s.create(alice()).unwrap();
+    session.device = Some("phone".into());
+    s.backend_mut().save(&session).unwrap();
+    let all = s.load_all().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].device.as_deref(), Some("phone"));
+}
+
+pub fn remove_signs_out<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    let (token, _) = s.create(alice()).unwrap();
+    let (other, _) = s.create(alice()).unwrap();
+    assert!(s.remove(&token).unwrap());
+    assert!(!s.remove(&token).unwrap());
+    assert_eq!(s.get(&token).unwrap(), None);
+    assert!(s.get(&other).unwrap().is_some());
+}
+
+pub fn remove_by_public_id<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    let (token, session) = s.create(alice()).unwrap();
+    assert!(s.remove_by_id(&session.id).unwrap());
+    assert_eq!(s.get(&token).unwrap(), None);
+}
+
+pub fn list_by_user_and_tenant<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    let a1 = s.create(alice()).unwrap().1;
+    now.set(T0 + 1);
+    let a2 = s
+        .create(NewSession::new("alice").with_tenant("globex"))
+        .unwrap()
+        .1;
+    now.set(T0 + 2);
+    let a3 = s.create(NewSession::new("alice")).unwrap().1;
+    s.create(NewSession::new("bob").with_tenant("acme"))
+        .unwrap();
+    let ids = |v: Vec<Session>| v.into_iter().map(|x| x.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_by_user("alice", None).unwrap()),
+        vec![a1.id.clone(), a2.id.clone(), a3.id]
+    );
+    assert_eq!(
+        ids(s.list_by_user("alice", Some("acme")).unwrap()),
+        vec![a1.id]
+    );
+    assert_eq!(
+        ids(s.list_by_user("alice", Some("globex")).unwrap()),
+        vec![a2.id]
+    );
+    assert!(s.list_by_user("carol", None).unwrap().is_empty());
+}
+
+pub fn remove_by_user_and_tenant<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    s.create(alice()).unwrap();
+    s.create(alice()).unwrap();
+    s.create(NewSession::new("alice").with_tenant("globex"))
+        .unwrap();
+    let (bob, _) = s.create(NewSession::new("bob")).unwrap();
+    assert_eq!(s.remove_by_user("alice", Some("acme")).unwrap(), 2);
+    assert_eq!(s.list_by_user("alice", None).unwrap().len(), 1);
+    assert_eq!(s.remove_by_user("alice", None).unwrap(), 1);
+    assert_eq!(s.remove_by_user("alice", None).unwrap(), 0);
+    assert!(s.get(&bob).unwrap().is_some());
+}
+
+pub fn remove_others_keeps_current<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    let (keep, _) = s.create(alice()).unwrap();
+    for _ in 0..3 {
+        s.create(NewSession::new("alice")).unwrap();
+    }
+    let (bob, _) = s.create(NewSession::new("bob")).unwrap();
+    assert_eq!(s.remove_others(&keep).unwrap(), 3);
+    assert_eq!(s.list_by_user("alice", None).unwrap().len(), 1);
+    assert!(s.get(&keep).unwrap().is_some());
+    assert!(s.get(&bob).unwrap().is_some());
+}
+
+pub fn touch_resets_idle_timeout<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    let (token, _) = s.create(alice()).unwrap();
+    now.set(T0 + 90);
+    assert_eq!(s.touch(&token).unwrap().unwrap().last_seen_at, T0 + 90);
+    now.set(T0 + 180);
+    let seen = s.get(&token).unwrap().expect("alive: touched 90 s ago");
+    assert_eq!(seen.last_seen_at, T0 + 90);
+    assert_eq!(seen.deadline(&POLICY), T0 + 190);
+    // A clock that goes backwards never moves last_seen_at back.
+    now.set(T0 + 50);
+    assert_eq!(s.touch(&token).unwrap().unwrap().last_seen_at, T0 + 90);
+}
+
+pub fn idle_timeout_expires<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    let (token, _) = s.create(alice()).unwrap();
+    now.set(T0 + 99);
+    assert!(s.get(&token).unwrap().is_some());
+    now.set(T0 + 100);
+    assert_eq!(s.get(&token).unwrap(), None);
+    assert_eq!(s.touch(&token).unwrap(), None, "touch cannot revive");
+    assert!(s.list_by_user("alice", None).unwrap().is_empty());
+}
+
+pub fn absolute_timeout_wins_over_touch<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    let (token, _) = s.create(alice()).unwrap();
+    for t in (50..1000).step_by(50) {
+        now.set(T0 + t);
+        assert!(s.touch(&token).unwrap().is_some(), "alive at +{t}");
+    }
+    now.set(T0 + 1000);
+    assert_eq!(s.get(&token).unwrap(), None);
+}
+
+pub fn purge_removes_only_expired<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    let (idle, _) = s.create(alice()).unwrap();
+    let (busy, _) = s.create(alice()).unwrap();
+    let (old, _) = s.create(NewSession::new("bob")).unwrap();
+    for t in (50..=950).step_by(50) {
+        now.set(T0 + t);
+        s.touch(&old).unwrap().expect("old is alive until +1000");
+    }
+    now.set(T0 + 950);
+    let (fresh, _) = s.create(NewSession::new("carol")).unwrap();
+    assert_eq!(s.purge_expired().unwrap(), 2, "idle and busy went idle");
+    assert!(s.get(&old).unwrap().is_some());
+    now.set(T0 + 1000);
+    s.touch(&fresh).unwrap();
+    assert_eq!(s.purge_expired().unwrap(), 1, "old hit its absolute expiry");
+    assert_eq!(s.purge_expired().unwrap(), 0);
+    let left: Vec<_> = s.load_all().unwrap().into_iter().map(|x| x.id).collect();
+    assert_eq!(left, vec![fresh.id()]);
+    assert_eq!(s.get(&idle).unwrap(), None);
+    assert_eq!(s.get(&busy).unwrap(), None);
+}
+
+pub fn rotate_keeps_identity<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    let (old, before) = s.create(alice()).unwrap();
+    now.set(T0 + 60);
+    let (new, after) = s.rotate(&old).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(after.id, new.id());
+    assert_eq!(s.get(&old).unwrap(), None, "old token is dead at once");
+    let got = s.get(&new).unwrap().expect("new token works");
+    assert_eq!(got, after);
+    assert_eq!(
+        (
+            got.user_id.as_str(),
+            got.tenant_id.as_deref(),
+            got.device.as_deref()
+        ),
+        ("alice", Some("acme"), Some("laptop"))
+    );
+    assert_eq!(got.created_at, before.created_at);
+    assert_eq!(got.expires_at, before.expires_at, "rotation never extends");
+    assert_eq!(got.last_seen_at, T0 + 60);
+    assert_eq!(s.load_all().unwrap().len(), 1);
+}
+
+pub fn rotate_of_dead_session_is_not_found<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    assert_eq!(
+        kind(s.rotate(&Token::generate().unwrap())),
+        ErrorKind::NotFound
+    );
+    let (token, _) = s.create(alice()).unwrap();
+    now.set(T0 + 500);
+    assert_eq!(kind(s.rotate(&token)), ErrorKind::NotFound, "idle-expired");
+}
+
+pub fn tokens_are_hashed_at_rest<B: SessionBackend>(backend: B, raw: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(s.create(alice()).unwrap().0);
+    }
+    let (rotated, _) = s.rotate(&tokens[0]).unwrap();
+    tokens.push(rotated);
+    let dump = raw(s.backend_mut());
+    assert!(dump.contains("alice"), "the dump shows the rows: {dump}");
+    for t in &tokens {
+        let secret = &t.expose()[pylon_sessions::TOKEN_PREFIX.len()..];
+        assert!(!dump.contains(secret), "token found at rest");
+    }
+    assert!(dump.contains(tokens[3].id().as_str()), "keyed by hash");
+    assert!(s.load_all().unwrap().iter().all(|x| x.token.is_none()));
+}
+
+pub fn keep_tokens_gives_them_back<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, _) = store(backend, POLICY);
+    let mut s = s.with_token_storage(TokenStorage::Keep);
+    let (token, created) = s.create(alice()).unwrap();
+    assert_eq!(created.token.as_ref(), Some(&token));
+    let all = s.load_all().unwrap();
+    assert_eq!(all[0].token.as_ref(), Some(&token));
+    let (new, _) = s.rotate(&token).unwrap();
+    assert_eq!(s.load_all().unwrap()[0].token.as_ref(), Some(&new));
+}
+
+pub fn insert_server_issued_session<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, _) = store(backend, POLICY);
+    let mut s = s.with_token_storage(TokenStorage::Keep);
+    let token = Token::parse("srv-issued-0123456789abcdef").unwrap();
+    let session = Session {
+        id: token.id(),
+        token: None,
+        user_id: "alice".into(),
+        tenant_id: None,
+        device: Some("tab".into()),
+        created_at: T0 - 10,
+        last_seen_at: T0 - 10,
+        expires_at: T0 + 3600,
+    };
+    let stored = s.insert(&token, session.clone()).unwrap();
+    assert_eq!(stored.token.as_ref(), Some(&token));
+    assert_eq!(s.get(&token).unwrap(), Some(stored));
+    let mut wrong = session;
+    wrong.id = Token::generate().unwrap().id();
+    assert_eq!(kind(s.insert(&token, wrong)), ErrorKind::InvalidInput);
+}
+
+pub fn load_all_includes_expired<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    s.create(alice()).unwrap();
+    now.set(T0 + 5000);
+    s.create(NewSession::new("bob")).unwrap();
+    let all = s.load_all().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].user_id, "alice", "oldest first");
+}
+
+pub fn bad_input_is_refused_and_nothing_is_written<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    let (good, _) = s.create(alice()).unwrap();
+    let huge = "x".repeat(1 << 20);
+    let bad = [
+        NewSession::new(""),
+        NewSession::new(huge.clone()),
+        NewSession::new("a\0b"),
+        NewSession::new("line\nbreak"),
+        NewSession::new("ok").with_tenant(""),
+        NewSession::new("ok").with_tenant("t".repeat(limits::TENANT_ID_MAX + 1)),
+        NewSession::new("ok").with_device(huge.clone()),
+        NewSession::new("ok").with_device("nul\0"),
+    ];
+    for new in bad {
+        assert_eq!(
+            kind(s.create(new.clone())),
+            ErrorKind::InvalidInput,
+            "{:.40?}",
+            new
+        );
+    }
+    for user in ["", "\0", huge.as_str()] {
+        assert_eq!(kind(s.list_by_user(user, None)), ErrorKind::InvalidInput);
+        assert_eq!(kind(s.remove_by_user(user, None)), ErrorKind::InvalidInput);
+    }
+    let token = Token::generate().unwrap();
+    let base = Session {
+        id: token.id(),
+        token: None,
+        user_id: "mallory".into(),
+        tenant_id: None,
+        device: None,
+        created_at: T0,
+        last_seen_at: T0,
+        expires_at: 0,
+    };
+    for (field, value) in [
+        ("created_at", -1),
+        ("last_seen_at", i64::MAX),
+        ("expires_at", limits::MAX_TIMESTAMP + 1),
+    ] {
+        let mut session = base.clone();
+        match field {
+            "created_at" => session.created_at = value,
+            "last_seen_at" => session.last_seen_at = value,
+            _ => session.expires_at = value,
+        }
+        assert_eq!(
+            kind(s.insert(&token, session.clone())),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(s.backend_mut().save(&session)),
+            ErrorKind::InvalidInput
+        );
+    }
+    for t in [
+        "",
+        "short",
+        "with space 0123456789",
+        "nul\0-0123456789abcdef",
+    ] {
+        assert_eq!(kind(Token::parse(t)), ErrorKind::InvalidInput);
+    }
+    assert_eq!(kind(Token::parse(&huge)), ErrorKind::InvalidInput);
+    let all = s.load_all().unwrap();
+    assert_eq!(all.len(), 1, "no partial writes");
+    assert!(s.get(&good).unwrap().is_some(), "store still works");
+    s.create(NewSession::new("after")).unwrap();
+}
+
+pub fn bad_clock_is_refused<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    let (token, _) = s.create(alice()).unwrap();
+    now.set(-5);
+    assert_eq!(kind(s.create(alice())), ErrorKind::InvalidInput);
+    assert_eq!(kind(s.get(&token)), ErrorKind::InvalidInput);
+    now.set(T0);
+    assert!(s.get(&token).unwrap().is_some());
+    let mut s = s.with_policy(Policy {
+        idle_timeout: -1,
+        absolute_timeout: 0,
+    });
+    assert_eq!(kind(s.create(alice())), ErrorKind::InvalidInput);
+}
+
+pub fn unicode_round_trips<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    let new = NewSession::new("ユーザー")
+        .with_tenant("🏢 acme")
+        .with_device("Firefox – Ubuntu «test» 'quoted' \"double\"; DROP TABLE x;--");
+    let (token, created) = s.create(new.clone()).unwrap();
+    let got = s.get(&token).unwrap().unwrap();
+    assert_eq!(got, created);
+    assert_eq!(got.device, new.device);
+    assert_eq!(
+        s.list_by_user("ユーザー", Some("🏢 acme")).unwrap().len(),
+        1
+    );
+}
+
+pub fn limits_are_inclusive<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, _) = store(backend, POLICY);
+    let new = NewSession::new("u".repeat(limits::USER_ID_MAX))
+        .with_tenant("t".repeat(limits::TENANT_ID_MAX))
+        .with_device("d".repeat(limits::DEVICE_MAX));
+    let (token, _) = s.create(new.clone()).unwrap();
+    let got = s.get(&token).unwrap().unwrap();
+    assert_eq!(got.user_id, new.user_id);
+    let long = Token::parse(&"k".repeat(limits::TOKEN_MAX_LEN)).unwrap();
+    let session = Session {
+        id: long.id(),
+        token: None,
+        user_id: "x".into(),
+        tenant_id: None,
+        device: None,
+        created_at: limits::MAX_TIMESTAMP,
+        last_seen_at: limits::MAX_TIMESTAMP,
+        expires_at: limits::MAX_TIMESTAMP,
+    };
+    s.insert(&long, session).unwrap();
+    assert_eq!(
+        s.backend_mut().get(&long.id()).unwrap().unwrap().expires_at,
+        limits::MAX_TIMESTAMP
+    );
+}

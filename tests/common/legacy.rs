@@ -1,0 +1,80 @@
+//! Pylon's legacy `_pylon_sessions` rows, and the check that they survive migration.
+
+use pylon_sessions::{SessionBackend, SessionStore, Token};
+
+pub const LEGACY_TOKENS: [&str; 3] = [
+    "legacy-plaintext-token-0001",
+    "legacy-plaintext-token-0002",
+    "3f2a9c1e-5b7d-4e2a-9c3b-legacy00003",
+];
+
+pub fn legacy_sqlite_ddl(with_tenant: bool) -> String {
+    let mut ddl = "CREATE TABLE IF NOT EXISTS _pylon_sessions (
+        token TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, device TEXT);"
+        .to_owned();
+    if with_tenant {
+        ddl.push_str("ALTER TABLE _pylon_sessions ADD COLUMN tenant_id TEXT;");
+    }
+    ddl
+}
+
+/// A row as Pylon wrote it: (token, user, expires_at, created_at, device, tenant).
+pub type LegacyRow = (
+    &'static str,
+    &'static str,
+    i64,
+    i64,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+pub fn legacy_rows(now: i64) -> Vec<LegacyRow> {
+    vec![
+        (
+            LEGACY_TOKENS[0],
+            "alice",
+            now + 3600,
+            now - 100,
+            Some("laptop"),
+            Some("acme"),
+        ),
+        (LEGACY_TOKENS[1], "alice", 0, now - 50, None, None),
+        (
+            LEGACY_TOKENS[2],
+            "bob",
+            now + 60,
+            now - 10,
+            Some("phone"),
+            Some("globex"),
+        ),
+    ]
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn check_migrated<B: SessionBackend>(backend: B, with_tenant: bool) -> SessionStore<B> {
+    let mut store = SessionStore::new(backend);
+    for (token, user, expires, created, device, tenant) in legacy_rows(now()) {
+        let s = store
+            .get(&Token::parse(token).unwrap())
+            .unwrap()
+            .unwrap_or_else(|| panic!("{token} still signs in after the migration"));
+        assert_eq!(s.user_id, user);
+        assert_eq!(s.expires_at, expires);
+        assert_eq!(s.created_at, created);
+        assert_eq!(s.device.as_deref(), device);
+        assert_eq!(
+            s.tenant_id.as_deref(),
+            if with_tenant { tenant } else { None }
+        );
+        assert!(s.token.is_none());
+    }
+    assert_eq!(store.load_all().unwrap().len(), 3);
+    store
+}

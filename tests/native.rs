@@ -1,0 +1,209 @@
+#![cfg(not(target_family = "wasm"))]
+//! The conformance suite on every native backend, plus SQL-store tests: migrations from Pylon's
+//! schema, corrupt files, and hashing at rest on disk.
+
+#[macro_use]
+mod common;
+
+use common::legacy::*;
+
+use pylon_sessions::{ErrorKind, MemoryBackend, Migration, SessionStore, SqliteBackend};
+
+fn sqlite_dump(b: &mut SqliteBackend) -> String {
+    let conn = b.connection();
+    let mut stmt = conn
+        .prepare("SELECT quote(id)||quote(token)||quote(user_id)||quote(tenant_id)||quote(device) FROM _pylon_sessions")
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+}
+
+fn sqlite_file() -> SqliteBackend {
+    let dir = tempfile::tempdir().unwrap().keep();
+    SqliteBackend::open(dir.join("sessions.db")).unwrap()
+}
+
+mod memory {
+    use super::*;
+    conformance_tests!(MemoryBackend::new, |b: &mut MemoryBackend| format!("{b:?}"));
+}
+
+mod sqlite_memory {
+    use super::*;
+    conformance_tests!(|| SqliteBackend::open_in_memory().unwrap(), sqlite_dump);
+}
+
+mod sqlite_file {
+    use super::*;
+    conformance_tests!(sqlite_file, sqlite_dump);
+}
+
+// ---- Pylon's legacy schema ------------------------------------------------------------------
+
+fn write_legacy_sqlite(conn: &rusqlite::Connection, with_tenant: bool) {
+    conn.execute_batch(&legacy_sqlite_ddl(with_tenant)).unwrap();
+    for (token, user, expires, created, device, tenant) in legacy_rows(now()) {
+        if with_tenant {
+            conn.execute(
+                "INSERT INTO _pylon_sessions (token, user_id, expires_at, created_at, device, tenant_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![token, user, expires, created, device, tenant],
+            )
+            .unwrap();
+        } else {
+            conn.execute(
+                "INSERT INTO _pylon_sessions (token, user_id, expires_at, created_at, device) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![token, user, expires, created, device],
+            )
+            .unwrap();
+        }
+    }
+}
+
+fn file_contains(dir: &std::path::Path, needle: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+    })
+}
+
+#[test]
+fn sqlite_file_migrates_pylon_schema_and_scrubs_plaintext() {
+    for with_tenant in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pylon.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch("PRAGMA journal_mode=WAL").unwrap();
+            write_legacy_sqlite(&conn, with_tenant);
+        }
+        assert!(
+            file_contains(dir.path(), LEGACY_TOKENS[0]),
+            "fixture holds plaintext"
+        );
+        let (backend, migration) = SqliteBackend::open_reporting(&path).unwrap();
+        assert_eq!(migration, Migration::Legacy(3));
+        let mut store = check_migrated(backend, with_tenant);
+        let dump = sqlite_dump(store.backend_mut());
+        drop(store);
+        for t in LEGACY_TOKENS {
+            assert!(!dump.contains(t), "plaintext in the table");
+            assert!(!file_contains(dir.path(), t), "plaintext {t} left on disk");
+        }
+        let (backend, again) = SqliteBackend::open_reporting(&path).unwrap();
+        assert_eq!(again, Migration::UpToDate, "idempotent");
+        check_migrated(backend, with_tenant);
+    }
+}
+
+#[test]
+fn sqlite_memory_migrates_pylon_schema() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    write_legacy_sqlite(&conn, true);
+    let (backend, migration) = SqliteBackend::from_connection(conn).unwrap();
+    assert_eq!(migration, Migration::Legacy(3));
+    check_migrated(backend, true);
+}
+
+#[test]
+fn newer_schema_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.db");
+    drop(SqliteBackend::open(&path).unwrap());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE _pylon_sessions_meta SET value = 99", [])
+            .unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = SqliteBackend::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
+    assert!(err.to_string().contains("99"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn unknown_table_shape_is_refused() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch("CREATE TABLE _pylon_sessions (something TEXT)")
+        .unwrap();
+    let err = SqliteBackend::from_connection(conn).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
+}
+
+#[test]
+fn corrupt_or_foreign_files_get_a_clear_error_and_are_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "text.db",
+            b"this is not a database, just some text\n".repeat(200),
+        ),
+        (
+            "random.db",
+            (0..8192u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect(),
+        ),
+    ];
+    // A real database whose header was damaged.
+    let damaged = dir.path().join("seed.db");
+    {
+        let mut s = SessionStore::new(SqliteBackend::open(&damaged).unwrap());
+        s.create(pylon_sessions::NewSession::new("alice")).unwrap();
+        s.backend_mut()
+            .connection()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+    }
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[..16].copy_from_slice(b"NOT SQLITE AT AL");
+    cases.push(("damaged.db", bytes));
+    for (name, content) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &content).unwrap();
+        let err = SqliteBackend::open(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{name}: {err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            content,
+            "{name} was modified"
+        );
+    }
+}
+
+#[test]
+fn tokens_are_not_on_disk_in_a_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let mut store = SessionStore::new(SqliteBackend::open(&path).unwrap());
+    let mut tokens = Vec::new();
+    for i in 0..50 {
+        tokens.push(
+            store
+                .create(pylon_sessions::NewSession::new(format!("user{i}")))
+                .unwrap()
+                .0,
+        );
+    }
+    for t in &tokens {
+        assert!(!file_contains(dir.path(), &t.expose()[4..]));
+    }
+    assert!(file_contains(dir.path(), tokens[0].id().as_str()));
+}
+
+#[test]
+fn errors_keep_their_driver_source() {
+    use std::error::Error as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.db");
+    std::fs::write(
+        &path,
+        b"garbage garbage garbage garbage garbage garbage garbage",
+    )
+    .unwrap();
+    let err = SqliteBackend::open(&path).unwrap_err();
+    let source = err.source().expect("driver error kept");
+    assert!(source.to_string().contains("not a database"), "{source}");
+}

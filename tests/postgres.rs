@@ -1,0 +1,109 @@
+//! The conformance suite and the migration tests on a real PostgreSQL server.
+#![cfg(not(target_family = "wasm"))]
+
+#[macro_use]
+mod common;
+
+use common::legacy::*;
+use common::pg;
+use pylon_sessions::{ErrorKind, Migration, PostgresBackend, SCHEMA_VERSION};
+
+fn pg_dump(b: &mut PostgresBackend) -> String {
+    let rows = b
+        .client()
+        .query("SELECT t::text FROM _pylon_sessions t", &[])
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn postgres_backend() -> PostgresBackend {
+    let (config, _) = pg::fresh_schema();
+    PostgresBackend::connect_with(&config).unwrap().0
+}
+
+mod postgres {
+    use super::*;
+    conformance_tests!(super::postgres_backend, pg_dump);
+}
+
+#[test]
+fn postgres_migrates_pylon_schema() {
+    for with_tenant in [false, true] {
+        let (config, _) = pg::fresh_schema();
+        let mut raw = pg::connect_raw(&config);
+        raw.batch_execute(
+            "CREATE TABLE _pylon_sessions (token TEXT PRIMARY KEY, user_id TEXT NOT NULL,
+             expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL, device TEXT)",
+        )
+        .unwrap();
+        if with_tenant {
+            raw.batch_execute("ALTER TABLE _pylon_sessions ADD COLUMN tenant_id TEXT")
+                .unwrap();
+        }
+        for (token, user, expires, created, device, tenant) in legacy_rows(now()) {
+            raw.execute(
+                "INSERT INTO _pylon_sessions (token, user_id, expires_at, created_at, device) VALUES ($1, $2, $3, $4, $5)",
+                &[&token, &user, &expires, &created, &device],
+            )
+            .unwrap();
+            if with_tenant {
+                raw.execute(
+                    "UPDATE _pylon_sessions SET tenant_id = $1 WHERE token = $2",
+                    &[&tenant, &token],
+                )
+                .unwrap();
+            }
+        }
+        let (backend, migration) = PostgresBackend::connect_with(&config).unwrap();
+        assert_eq!(migration, Migration::Legacy(3));
+        let mut store = check_migrated(backend, with_tenant);
+        let dump = pg_dump(store.backend_mut());
+        for t in LEGACY_TOKENS {
+            assert!(!dump.contains(t));
+        }
+        let (_, again) = PostgresBackend::connect_with(&config).unwrap();
+        assert_eq!(again, Migration::UpToDate);
+        let version: i64 = raw
+            .query_one(
+                "SELECT value FROM _pylon_sessions_meta WHERE name = 'schema_version'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+}
+
+#[test]
+fn postgres_migration_runs_once_under_concurrent_opens() {
+    let (config, _) = pg::fresh_schema();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let config = config.clone();
+            std::thread::spawn(move || PostgresBackend::connect_with(&config).map(|(_, m)| m))
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        results.iter().filter(|m| **m == Migration::Created).count(),
+        1,
+        "{results:?}"
+    );
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let (config, _) = pg::fresh_schema();
+    drop(PostgresBackend::connect_with(&config).unwrap());
+    pg::connect_raw(&config)
+        .batch_execute("UPDATE _pylon_sessions_meta SET value = 7")
+        .unwrap();
+    let err = PostgresBackend::connect_with(&config).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
+}
