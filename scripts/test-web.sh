@@ -8,22 +8,20 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 need cargo node wasm-bindgen-test-runner chromedriver geckodriver chromium firefox-esr wasm-pack wasm-opt tsc
 
-# Rust test files that run in a browser worker (tests/conformance*.rs is the shared suite, when present).
-web_tests=(--test web)
-for f in tests/conformance*.rs; do
-  [ -e "$f" ] && web_tests+=(--test "$(basename "$f" .rs)")
-done
+# Rust test files by runtime: the shared conformance suite (tests/common) plus the web-specific tests.
+node_tests=(--test conformance_node --test node)
+web_tests=(--test conformance_web --test web)
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
-step "Rust tests in Node (in-memory SQLite)"
-cargo test --target wasm32-unknown-unknown --test node
+step "Rust tests in Node (conformance suite on memory and in-memory SQLite)"
+cargo test --target wasm32-unknown-unknown "${node_tests[@]}"
 
-step "Rust tests in a dedicated worker, headless Chromium (in-memory SQLite and OPFS)"
+step "Rust tests in a dedicated worker, headless Chromium (conformance suite on in-memory SQLite and OPFS)"
 env -u GECKODRIVER CHROMEDRIVER="$CHROMEDRIVER_BIN" \
   cargo test --target wasm32-unknown-unknown "${web_tests[@]}"
 
-step "Rust tests in a dedicated worker, headless Firefox (in-memory SQLite and OPFS)"
+step "Rust tests in a dedicated worker, headless Firefox (conformance suite on in-memory SQLite and OPFS)"
 env -u CHROMEDRIVER GECKODRIVER="$GECKODRIVER_BIN" \
   cargo test --target wasm32-unknown-unknown "${web_tests[@]}"
 

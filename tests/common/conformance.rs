@@ -12,10 +12,20 @@ use pylon_sessions::{
 };
 
 /// Instantiates every conformance test for one backend: `conformance_tests!(|| make(), |b| dump(b));`
+///
+/// Where making a backend is async (OPFS in a browser worker), `conformance_tests!(async make, dump)`
+/// generates async tests (the file must bring an async-capable `test` attribute into scope, such as
+/// `wasm_bindgen_test`).
 #[macro_export]
 macro_rules! conformance_tests {
+    (async $make:expr, $raw:expr) => {
+        conformance_tests!(@list each_async $make, $raw);
+    };
     ($make:expr, $raw:expr) => {
-        conformance_tests!(@each $make, $raw;
+        conformance_tests!(@list each $make, $raw);
+    };
+    (@list $arm:ident $make:expr, $raw:expr) => {
+        conformance_tests!(@$arm $make, $raw;
             create_and_get, unknown_token_is_none, save_is_an_upsert, remove_signs_out,
             remove_by_public_id, list_by_user_and_tenant, remove_by_user_and_tenant,
             remove_others_keeps_current, touch_resets_idle_timeout, idle_timeout_expires,
@@ -30,6 +40,14 @@ macro_rules! conformance_tests {
             #[test]
             fn $t() {
                 common::conformance::$t(($make)(), $raw)
+            }
+        )*
+    };
+    (@each_async $make:expr, $raw:expr; $($t:ident),*) => {
+        $(
+            #[test]
+            async fn $t() {
+                common::conformance::$t(($make)().await, $raw)
             }
         )*
     };
