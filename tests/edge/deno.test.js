@@ -17,7 +17,7 @@ initSync({ module: readFileSync(new URL("../../pkg-edge/pylon_sessions_bg.wasm",
 const POLICY = { idleTimeout: 3600, absoluteTimeout: 86400 };
 
 function directClient(db = new DatabaseSync(":memory:"), options = {}, checked = true) {
-  const client = { now: 0 };
+  const client = { now: 1_800_000_000 };
   const host = checked ? limitChecked(nodeSqliteHost(db)) : nodeSqliteHost(db);
   const store = EdgeSessionStore.open(host, { ...POLICY, now: () => client.now, ...options });
   const call = (f) => async (...args) => f(...args);
@@ -89,6 +89,25 @@ test("deno node:sqlite: a failing migration rolls back (host transaction)", () =
   assert.throws(() => directClient(db), (e) => e.code === "SchemaMismatch");
   const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
   assert.deepEqual(tables, ["_pylon_sessions"], "the meta table was rolled back with the rest");
+});
+
+test("deno node:sqlite: a Pylon table with plaintext tokens is migrated to hashes", () => {
+  const db = new DatabaseSync(":memory:");
+  db.exec(`CREATE TABLE _pylon_sessions (token TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL, device TEXT, tenant_id TEXT)`);
+  const legacy = "legacy-token-0123456789abcdef";
+  db.prepare("INSERT INTO _pylon_sessions VALUES (?, ?, ?, ?, ?, ?)").run(legacy, "carol", 1_900_000_000, 1_799_999_000, "old", "acme");
+  const c = directClient(db);
+  c.now = 1_800_000_000;
+  assert.equal(c.store.info.migration, "legacy");
+  const s = c.store.get(legacy);
+  assert.equal(s.userId, "carol");
+  assert.equal(s.tenantId, "acme");
+  assert.equal(s.lastSeenAt, 1_800_000_000, "idle time starts at the migration");
+  const cols = db.prepare("SELECT name FROM pragma_table_info('_pylon_sessions')").all().map((r) => r.name);
+  assert.ok(cols.includes("id"));
+  const raw = JSON.stringify(db.prepare("SELECT * FROM _pylon_sessions").all());
+  assert.ok(!raw.includes(legacy), "no plaintext token left in the table");
 });
 
 if (Deno.env.get("PYLON_BENCH")) {

@@ -5,7 +5,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -140,6 +140,13 @@ test("workerd: restarts (SIGTERM, then SIGKILL under load) keep every acknowledg
   const acked = [];
   for (let i = 0; i < 20; i++) acked.push((await c.create({ userId: `r${i % 3}`, device: `before ${i}` })).token);
   await stop("SIGTERM");
+  // Hashing at rest: no token is anywhere in the Durable Object's files on disk.
+  const files = readdirSync(DISK, { recursive: true }).map((f) => join(DISK, String(f))).filter((f) => statSync(f).isFile());
+  assert.ok(files.some((f) => f.endsWith(".sqlite")), `no SQLite file among ${files}`);
+  for (const f of files) {
+    const bytes = readFileSync(f).toString("latin1");
+    for (const t of acked) assert.ok(!bytes.includes(t), `a token is in ${f}`);
+  }
   await start();
   for (const t of acked) assert.notEqual(await c.get(t), null, "lost across SIGTERM");
 
