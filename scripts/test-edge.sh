@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The edge tests, from a clean clone: installs npm workerd and deno (package-lock.json), builds pkg-edge/,
 # then runs (a) real workerd with a Durable Object on local disk, over HTTP; (b) Deno with node:sqlite
-# as the host; (c) export/import round trips natively (memory, SQLite file, Postgres) and the wasm builds
-# without SQLite's C code. Idempotent. PYLON_BENCH=2000 also prints per-op cost figures.
+# as the host; (c) export/import round trips (native: memory, SQLite file, Postgres; wasm: SQLite-in-WASM
+# documents and raw images). Idempotent. PYLON_BENCH=2000 also prints per-op cost figures.
 # Usage: scripts/test-edge.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,3 +36,5 @@ source scripts/postgres-env.sh
 
 step "(c) export/import round trips: memory <-> SQLite, SQLite file -> Postgres -> export; images"
 cargo test --quiet --all-features --test transfer
+echo "-- the same on wasm (SQLite-in-WASM in Node): documents and raw images"
+cargo test --quiet --target wasm32-unknown-unknown --all-features --test transfer_wasm
