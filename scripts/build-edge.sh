@@ -9,7 +9,7 @@ export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 cargo build --quiet --lib --release --target wasm32-unknown-unknown --no-default-features
 rm -rf pkg-edge
 wasm-bindgen --target web --out-dir pkg-edge --out-name pylon_sessions \
-  target/wasm32-unknown-unknown/release/pylon_sessions.wasm
+  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/pylon_sessions.wasm"
 # wasm-opt (npm binaryen, from package.json) shrinks it further; without it the module still works.
 if command -v wasm-opt >/dev/null; then
   wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
