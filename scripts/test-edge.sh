@@ -37,4 +37,4 @@ source scripts/postgres-env.sh
 step "(c) export/import round trips: memory <-> SQLite, SQLite file -> Postgres -> export; images"
 cargo test --quiet --all-features --test transfer
 echo "-- the same on wasm (SQLite-in-WASM in Node): documents and raw images"
-cargo test --quiet --target wasm32-unknown-unknown --all-features --test transfer_wasm
+cargo test --target wasm32-unknown-unknown --all-features --test transfer_wasm
