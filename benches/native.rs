@@ -64,6 +64,14 @@ mod native {
         smoke: bool,
         emit: Option<PathBuf>,
         rows: Vec<PathBuf>,
+        only: Vec<String>,
+    }
+
+    impl Args {
+        /// Whether `--only` (if given) asks for this part: `sqlite`, `postgres`, `scale-sqlite`, `scale-postgres`.
+        fn wants(&self, part: &str) -> bool {
+            self.only.is_empty() || self.only.iter().any(|o| o == part)
+        }
     }
 
     fn args() -> Result<Args> {
@@ -71,6 +79,7 @@ mod native {
             smoke: std::env::var_os("PYLON_BENCH_SMOKE").is_some_and(|v| v != "0"),
             emit: None,
             rows: Vec::new(),
+            only: Vec::new(),
         };
         let mut bench = false;
         let mut it = std::env::args().skip(1);
@@ -80,6 +89,7 @@ mod native {
                 "--smoke" => a.smoke = true,
                 "--emit" => a.emit = Some(it.next().ok_or("--emit needs a file")?.into()),
                 "--rows" => a.rows.push(it.next().ok_or("--rows needs a file")?.into()),
+                "--only" => a.only.push(it.next().ok_or("--only needs a part")?),
                 // cargo passes filters and harness flags through; there is nothing to filter.
                 _ => {}
             }
@@ -230,7 +240,7 @@ mod native {
         let dir = tempfile::tempdir()?;
 
         eprintln!("measuring (progress on stderr, table on stdout):");
-        {
+        if args.wants("sqlite") {
             let files = [
                 sqlite_file(dir.path(), "floor")?,
                 sqlite_file(dir.path(), "crate")?,
@@ -239,7 +249,7 @@ mod native {
             let mut entrants = sqlite_entrants([&files[0], &files[1], &files[2]], false)?;
             harness::compare("native · SQLite file", &mut entrants, &plan, &mut records)?;
         }
-        {
+        if args.wants("postgres") {
             let configs = [
                 pg_schema(&mut schemas, "floor")?,
                 pg_schema(&mut schemas, "crate")?,
@@ -248,7 +258,7 @@ mod native {
             let mut entrants = pg_entrants([&configs[0], &configs[1], &configs[2]], false)?;
             harness::compare("native · Postgres", &mut entrants, &plan, &mut records)?;
         }
-        {
+        if args.wants("scale-sqlite") {
             let file = sqlite_file(dir.path(), "scale")?;
             let mut entrants = sqlite_entrants([&file, &file, &file], true)?;
             harness::scale(
@@ -258,7 +268,7 @@ mod native {
                 &mut records,
             )?;
         }
-        {
+        if args.wants("scale-postgres") {
             let config = pg_schema(&mut schemas, "scale")?;
             let mut entrants = pg_entrants([&config, &config, &config], true)?;
             harness::scale(
