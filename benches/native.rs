@@ -32,16 +32,7 @@ fn main() -> std::process::ExitCode {
     match native::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let mut msg = e.to_string();
-            let mut source = e.source();
-            while let Some(s) = source {
-                let s_text = s.to_string();
-                if !msg.contains(&s_text) {
-                    msg = format!("{msg}: {s_text}");
-                }
-                source = s.source();
-            }
-            eprintln!("native benchmark failed: {msg}");
+            eprintln!("native benchmark failed: {}", harness::chain(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
@@ -56,7 +47,7 @@ mod native {
     use postgres::NoTls;
     use pylon_sessions::{PostgresBackend, SessionStore, SqliteBackend};
 
-    use crate::harness::{self, CrateStore, Entrant, Plan, Result, SeedRow, Seeder};
+    use crate::harness::{self, CrateStore, Entrant, Plan, Result, Seeder, Shared};
     use crate::table::{self, Record};
     use crate::{pg, sqlite};
 
@@ -97,18 +88,6 @@ mod native {
         // `cargo bench` passes --bench; `cargo test` runs bench targets without it: smoke only.
         a.smoke |= !bench;
         Ok(a)
-    }
-
-    /// Seeds nothing: for entrants that share a table another entrant loads.
-    struct Shared;
-
-    impl Seeder for Shared {
-        fn load(&mut self, _: &mut dyn Iterator<Item = SeedRow>) -> Result<()> {
-            Err("this entrant shares its table; the first entrant loads it".into())
-        }
-        fn settle(&mut self) -> Result<()> {
-            Ok(())
-        }
     }
 
     /// A migrated database file for one contender.

@@ -51,7 +51,7 @@ impl Plan {
         Plan {
             smoke: false,
             background: 1_000,
-            rounds: 5,
+            rounds: 8,
             writes: 400,
             gets: 2_000,
             lists: 1_000,
@@ -59,8 +59,8 @@ impl Plan {
             per_user: 10,
             scale_sizes: vec![10_000, 100_000, 1_000_000],
             scale_gets: 500,
-            scale_purges: (20, 5),
-            scale_rounds: 3,
+            scale_purges: (20, 6),
+            scale_rounds: 5,
         }
     }
 
@@ -350,98 +350,152 @@ type Samples = HashMap<(usize, Op), Vec<f64>>;
 /// Ops that failed, with the first error, per (entrant, op); a failed op is not run again.
 type Failures = HashMap<(usize, Op), String>;
 
-/// Runs `body` for one op unless it failed before; its first error is kept in `failures`.
-fn attempt(failures: &mut Failures, who: usize, op: Op, body: impl FnOnce() -> Result<()>) {
-    if failures.contains_key(&(who, op)) {
-        return;
-    }
-    if let Err(e) = body() {
-        let mut msg = e.to_string();
-        let mut source = e.source();
-        while let Some(s) = source {
-            let s_text = s.to_string();
-            if !msg.contains(&s_text) {
-                msg = format!("{msg}: {s_text}");
-            }
-            source = s.source();
+/// Calls in a row before the next contender takes over.
+const BATCH: usize = 20;
+
+/// An error and its sources, on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !msg.contains(&s_text) {
+            msg = format!("{msg}: {s_text}");
         }
-        failures.insert((who, op), msg);
+        source = s.source();
+    }
+    msg
+}
+
+/// Makes `calls` timed calls of `op` for every entrant, in batches of [`BATCH`], the entrants taking
+/// turns batch by batch (the first of each turn rotating), so a burst of load elsewhere on the machine
+/// lands on all of them alike. `call(who, entrant, i)` returns the microseconds of call `i`. An entrant's
+/// first error is kept in `failures` and ends its part in this op.
+fn interleave(
+    op: Op,
+    calls: usize,
+    entrants: &mut [Entrant],
+    failures: &mut Failures,
+    out: &mut Samples,
+    mut call: impl FnMut(usize, &mut Entrant, usize) -> Result<f64>,
+) {
+    let k = entrants.len();
+    let mut start = 0;
+    let mut turn = 0;
+    while start < calls {
+        let end = (start + BATCH).min(calls);
+        for j in 0..k {
+            let who = (j + turn) % k;
+            if failures.contains_key(&(who, op)) {
+                continue;
+            }
+            for i in start..end {
+                match call(who, &mut entrants[who], i) {
+                    Ok(us) => out.entry((who, op)).or_default().push(us),
+                    Err(e) => {
+                        failures.insert((who, op), chain(e.as_ref()));
+                        break;
+                    }
+                }
+            }
+        }
+        start = end;
+        turn += 1;
     }
 }
 
-/// One round of the six operations for one contender; timings go to `out` (`None` for warm-up).
-#[allow(clippy::too_many_arguments)]
+/// One round of the six operations for every entrant, op by op.
 fn round(
-    who: usize,
-    e: &mut Entrant,
+    entrants: &mut [Entrant],
     plan: &Plan,
     tag: &str,
     rng: &mut Rng,
     failures: &mut Failures,
-    out: Option<&mut Samples>,
-) -> Result<()> {
-    let mut scratch = Samples::new();
-    let out = out.unwrap_or(&mut scratch);
-    let name = e.name;
+    out: &mut Samples,
+) {
     let users = plan.writes.div_ceil(plan.per_user);
-    // Creating is what every other op needs: its failure ends the run.
-    let mut tokens = Vec::with_capacity(plan.writes);
-    for i in 0..plan.writes {
-        let user = format!("{tag}-u{}", i % users);
-        let (token, us) = time(|| e.contender.create(&user))?;
-        out.entry((who, Op::Create)).or_default().push(us);
-        tokens.push(token);
-    }
-    attempt(failures, who, Op::Get, || {
-        for _ in 0..plan.gets {
-            let token = &tokens[rng.below(tokens.len())];
-            let (found, us) = time(|| e.contender.get(token))?;
-            check(found, || format!("{name}: get missed a live session"))?;
-            out.entry((who, Op::Get)).or_default().push(us);
-        }
-        Ok(())
+    let mut tokens: Vec<Vec<String>> = vec![Vec::with_capacity(plan.writes); entrants.len()];
+    interleave(
+        Op::Create,
+        plan.writes,
+        entrants,
+        failures,
+        out,
+        |who, e, i| {
+            let user = format!("{tag}-u{}", i % users);
+            let (token, us) = time(|| e.contender.create(&user))?;
+            tokens[who].push(token);
+            Ok(us)
+        },
+    );
+    interleave(Op::Get, plan.gets, entrants, failures, out, |who, e, _| {
+        let mine = &tokens[who];
+        check(!mine.is_empty(), || {
+            "no sessions to read: create failed".into()
+        })?;
+        let token = &mine[rng.below(mine.len())];
+        let (found, us) = time(|| e.contender.get(token))?;
+        check(found, || format!("{}: get missed a live session", e.name))?;
+        Ok(us)
     });
-    attempt(failures, who, Op::Touch, || {
-        for token in &tokens {
+    interleave(
+        Op::Touch,
+        plan.writes,
+        entrants,
+        failures,
+        out,
+        |who, e, i| {
+            let token = tokens[who]
+                .get(i)
+                .ok_or("no session to touch: create failed")?;
             let (found, us) = time(|| e.contender.touch(token))?;
-            check(found, || format!("{name}: touch missed a live session"))?;
-            out.entry((who, Op::Touch)).or_default().push(us);
-        }
-        Ok(())
+            check(found, || format!("{}: touch missed a live session", e.name))?;
+            Ok(us)
+        },
+    );
+    interleave(Op::List, plan.lists, entrants, failures, out, |_, e, _| {
+        let user = format!("{tag}-u{}", rng.below(users));
+        let (n, us) = time(|| e.contender.list(&user))?;
+        check(n > 0, || format!("{}: list by user found nothing", e.name))?;
+        Ok(us)
     });
-    attempt(failures, who, Op::List, || {
-        for _ in 0..plan.lists {
-            let user = format!("{tag}-u{}", rng.below(users));
-            let (n, us) = time(|| e.contender.list(&user))?;
-            check(n > 0, || format!("{name}: list by user found nothing"))?;
-            out.entry((who, Op::List)).or_default().push(us);
-        }
-        Ok(())
-    });
-    attempt(failures, who, Op::Remove, || {
-        for token in &tokens {
+    interleave(
+        Op::Remove,
+        plan.writes,
+        entrants,
+        failures,
+        out,
+        |who, e, i| {
+            let token = tokens[who]
+                .get(i)
+                .ok_or("no session to remove: create failed")?;
             let (found, us) = time(|| e.contender.remove(token))?;
-            check(found, || format!("{name}: remove missed a session"))?;
-            out.entry((who, Op::Remove)).or_default().push(us);
-        }
-        Ok(())
-    });
-    attempt(failures, who, Op::Purge, || {
-        for _ in 0..plan.purges {
+            check(found, || format!("{}: remove missed a session", e.name))?;
+            Ok(us)
+        },
+    );
+    interleave(
+        Op::Purge,
+        plan.purges,
+        entrants,
+        failures,
+        out,
+        |_, e, _| {
             e.seeder.load(&mut expired_rows(EXPIRED_PER_PURGE))?;
             let (n, us) = time(|| e.contender.purge())?;
             check(n == EXPIRED_PER_PURGE as u64, || {
-                format!("{name}: purge removed {n} sessions, expected {EXPIRED_PER_PURGE}")
+                format!(
+                    "{}: purge removed {n} sessions, expected {EXPIRED_PER_PURGE}",
+                    e.name
+                )
             })?;
-            out.entry((who, Op::Purge)).or_default().push(us);
-        }
-        Ok(())
-    });
-    Ok(())
+            Ok(us)
+        },
+    );
 }
 
 /// Runs every entrant through the six operations, one warm-up round then `plan.rounds` recorded
-/// rounds, rotating who goes first, and appends one record per (operation, entrant).
+/// rounds, and appends one record per (operation, entrant).
 pub fn compare(
     section: &str,
     entrants: &mut [Entrant],
@@ -461,27 +515,23 @@ pub fn compare(
     let mut rng = Rng::new(7);
     let mut samples = Samples::new();
     let mut failures = Failures::new();
-    let warmup = plan.warmup();
-    let k = entrants.len();
-    for r in 0..=plan.rounds {
-        for j in 0..k {
-            let who = (j + r) % k;
-            let tag = format!("r{r}");
-            let e = &mut entrants[who];
-            if r == 0 {
-                round(who, e, &warmup, &tag, &mut rng, &mut failures, None)?;
-            } else {
-                round(
-                    who,
-                    e,
-                    plan,
-                    &tag,
-                    &mut rng,
-                    &mut failures,
-                    Some(&mut samples),
-                )?;
-            }
-        }
+    round(
+        entrants,
+        &plan.warmup(),
+        "warmup",
+        &mut rng,
+        &mut failures,
+        &mut Samples::new(),
+    );
+    for r in 1..=plan.rounds {
+        round(
+            entrants,
+            plan,
+            &format!("r{r}"),
+            &mut rng,
+            &mut failures,
+            &mut samples,
+        );
     }
     push_records(section, entrants, &Op::ALL, &mut samples, &failures, out);
     eprintln!("  {section}: {:.1} s", t.elapsed().as_secs_f64());
@@ -526,6 +576,18 @@ fn push_records(
     }
 }
 
+/// Seeds nothing: for entrants that share a table another entrant's seeder loads.
+pub struct Shared;
+
+impl Seeder for Shared {
+    fn load(&mut self, _: &mut dyn Iterator<Item = SeedRow>) -> Result<()> {
+        Err("this entrant shares its table; the first entrant's seeder loads it".into())
+    }
+    fn settle(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// The scale run: every entrant reads and purges one shared table, loaded to each size in turn.
 /// `entrants[0].seeder` loads the table; the others' seeders are not used.
 pub fn scale(
@@ -535,6 +597,8 @@ pub fn scale(
     out: &mut Vec<Record>,
 ) -> Result<()> {
     const TABLE: u64 = 1_000;
+    // The entrants share one table: the first one's seeder loads it, and seeds it before every purge.
+    let mut seeder = std::mem::replace(&mut entrants[0].seeder, Box::new(Shared));
     let mut loaded = 0;
     let mut rng = Rng::new(11);
     let largest = plan.scale_sizes.iter().copied().max().unwrap_or(0);
@@ -543,12 +607,10 @@ pub fn scale(
         // Chunks of 100k rows, one transaction (or COPY) each.
         while loaded < size {
             let to = size.min(loaded + 100_000);
-            entrants[0]
-                .seeder
-                .load(&mut live_rows(TABLE, loaded, to, plan.per_user))?;
+            seeder.load(&mut live_rows(TABLE, loaded, to, plan.per_user))?;
             loaded = to;
         }
-        entrants[0].seeder.settle()?;
+        seeder.settle()?;
         let load_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let purges = if size == largest && plan.scale_sizes.len() > 1 {
@@ -557,45 +619,47 @@ pub fn scale(
             plan.scale_purges.0
         };
         let mut samples = Samples::new();
-        let k = entrants.len();
+        let mut failures = Failures::new();
         for r in 0..=plan.scale_rounds {
-            for j in 0..k {
-                let who = (j + r) % k;
-                let record = r > 0;
-                for _ in 0..plan.scale_gets {
-                    let token = loaded_token(TABLE, rng.below(size));
-                    let c = &mut entrants[who].contender;
-                    let (found, us) = time(|| c.get(&token))?;
-                    check(found, || {
-                        format!("{}: scale get missed", entrants[who].name)
-                    })?;
-                    if record {
-                        samples.entry((who, Op::Get)).or_default().push(us);
-                    }
-                }
-                for _ in 0..if record { purges } else { 1 } {
-                    entrants[0]
-                        .seeder
-                        .load(&mut expired_rows(EXPIRED_PER_SCALE_PURGE))?;
-                    let c = &mut entrants[who].contender;
-                    let (n, us) = time(|| c.purge())?;
+            let mut scratch = Samples::new();
+            let out = if r == 0 { &mut scratch } else { &mut samples };
+            let (gets, purges) = if r == 0 {
+                (BATCH, 1)
+            } else {
+                (plan.scale_gets, purges)
+            };
+            interleave(Op::Get, gets, entrants, &mut failures, out, |_, e, _| {
+                let token = loaded_token(TABLE, rng.below(size));
+                let (found, us) = time(|| e.contender.get(&token))?;
+                check(found, || format!("{}: get missed a loaded session", e.name))?;
+                Ok(us)
+            });
+            interleave(
+                Op::Purge,
+                purges,
+                entrants,
+                &mut failures,
+                out,
+                |_, e, _| {
+                    seeder.load(&mut expired_rows(EXPIRED_PER_SCALE_PURGE))?;
+                    let (n, us) = time(|| e.contender.purge())?;
                     check(n == EXPIRED_PER_SCALE_PURGE as u64, || {
-                        format!("{}: scale purge removed {n}", entrants[who].name)
+                        format!(
+                            "{}: purge removed {n} sessions, expected {EXPIRED_PER_SCALE_PURGE}",
+                            e.name
+                        )
                     })?;
-                    if record {
-                        samples.entry((who, Op::Purge)).or_default().push(us);
-                    }
-                }
-            }
+                    Ok(us)
+                },
+            );
         }
         let section = section(size);
-        let none = Failures::new();
         push_records(
             &section,
             entrants,
             &[Op::Get, Op::Purge],
             &mut samples,
-            &none,
+            &failures,
             out,
         );
         eprintln!(
