@@ -193,8 +193,8 @@ mod native {
         println!("- {}", schemas.server);
         println!(
             "- per contender and round: {w} creates, {g} gets, {w} touches, {l} lists by user ({u} sessions each), \
-             {w} removes, {p} purges (of {e} expired rows each); {r} rounds after a warm-up, contenders in \
-             rotating order; {b} background sessions per table",
+             {w} removes, {p} purges (of {e} expired rows each); {r} rounds after a warm-up, contenders \
+             taking turns every 20 calls; {b} background sessions per table",
             w = plan.writes,
             g = plan.gets,
             l = plan.lists,

@@ -56,9 +56,9 @@ impl Record {
             return Ok(None);
         }
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() != 7 {
+        if !(7..=8).contains(&f.len()) {
             return Err(format!(
-                "expected 7 tab-separated fields, got {}: {line:?}",
+                "expected 7 or 8 tab-separated fields, got {}: {line:?}",
                 f.len()
             ));
         }
