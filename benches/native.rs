@@ -109,7 +109,7 @@ mod native {
         Ok(vec![
             Entrant {
                 name: "floor",
-                contender: Box::new(sqlite::Floor(sqlite::open_raw(floor)?)),
+                contender: Box::new(sqlite::Floor(sqlite::open_floor(floor)?)),
                 seeder: seeder(floor, true)?,
             },
             Entrant {

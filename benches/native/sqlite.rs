@@ -14,10 +14,21 @@ use crate::sql;
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA secure_delete = ON; PRAGMA busy_timeout = 5000;";
 
-/// Opens a file as the crate does, without the crate.
+/// Opens a file with the pragmas the crate sets, without the crate (as Pylon did).
 pub fn open_raw(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.execute_batch(PRAGMAS)?;
+    Ok(conn)
+}
+
+/// As [`open_raw`], plus the query-planner stability guarantee the crate enables: the best rusqlite
+/// can do with the same SQL.
+pub fn open_floor(path: &Path) -> Result<Connection> {
+    let conn = open_raw(path)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 
