@@ -5,7 +5,10 @@
 //! - [`SessionStore`], the front door: issues 256-bit tokens, hashes them before they are stored,
 //!   applies idle and absolute timeouts, rotates, revokes and purges;
 //! - [`SessionBackend`], the storage trait, with [`MemoryBackend`], [`SqliteBackend`] (rusqlite: native
-//!   files, or SQLite-in-WASM in the browser) and [`PostgresBackend`] (feature `postgres`, native only).
+//!   files, or SQLite-in-WASM in the browser) and `PostgresBackend` (feature `postgres`, native only);
+//! - in the browser (`wasm32-unknown-unknown`), `OpfsPool` opens `SqliteBackend`s persisted on the
+//!   Origin Private File System from a dedicated worker, and pkg/ (built by `scripts/build-pkg.sh`)
+//!   exports a `SessionStore` class to JavaScript plus a promise-based page client.
 //!
 //! ```
 //! use pylon_sessions::{NewSession, SessionStore, SqliteBackend};
