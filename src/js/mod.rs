@@ -30,7 +30,11 @@ export interface SessionStoreError extends Error {
   field?: string;
 }
 
-/** Where sessions are kept: OPFS (dedicated workers only), memory, or OPFS falling back to memory. */
+/**
+ * Where sessions are kept: OPFS (dedicated workers only), memory, or `"auto"`: OPFS, falling back to
+ * memory where OPFS does not exist (`info.reason` says why). Another tab holding the OPFS pool is not a
+ * reason to fall back: `open` then fails with `Locked`.
+ */
 export type StorageKind = "opfs" | "memory" | "auto";
 
 /** Options of `SessionStore.open`; every field is optional. */
@@ -105,6 +109,8 @@ export interface StoreInfo {
   reason: string | null;
   /** Whether the browser keeps this origin's storage under pressure; `null` where unknown (Node). */
   persisted: boolean | null;
+  /** Why asking the browser about persistence failed, when it did (`persisted` is then `null`). */
+  persistenceError: string | null;
   dbName: string;
   /** What opening did to the schema. */
   migration: "created" | "upToDate" | "legacy";
@@ -131,6 +137,7 @@ struct Info {
     requested: &'static str,
     reason: Option<String>,
     persisted: Option<bool>,
+    persistence_error: Option<String>,
     db_name: String,
     migration: Migration,
     tokens: TokenStorage,
@@ -263,17 +270,20 @@ impl JsSessionStore {
                 Err(e) => return Err(e),
             },
         };
-        let persisted = if pool.is_some() {
-            // Only asked for storage that can persist; a refusal is reported, not fatal.
-            persistence().await.ok().flatten()
-        } else {
-            None
+        // Only asked for storage that can persist; a refusal is reported in `info`, not fatal.
+        let (persisted, persistence_error) = match &pool {
+            None => (None, None),
+            Some(_) => match persistence().await {
+                Ok(answer) => (answer, None),
+                Err(e) => (None, Some(e.to_string())),
+            },
         };
         let info = Info {
             storage: if pool.is_some() { "opfs" } else { "memory" },
             requested: opts.storage,
             reason,
             persisted,
+            persistence_error,
             db_name: opts.db_name,
             migration,
             tokens: opts.tokens,
@@ -325,6 +335,12 @@ impl JsSessionStore {
         set(
             "persisted",
             i.persisted.map_or(JsValue::NULL, JsValue::from_bool),
+        );
+        set(
+            "persistenceError",
+            i.persistence_error
+                .as_deref()
+                .map_or(JsValue::NULL, JsValue::from_str),
         );
         set("dbName", JsValue::from_str(&i.db_name));
         set(

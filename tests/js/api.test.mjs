@@ -25,6 +25,7 @@ describe("SessionStore in a dedicated worker", () => {
     assert.equal(info.requested, "opfs");
     assert.equal(info.reason, null);
     assert.equal(typeof info.persisted, "boolean");
+    assert.equal(info.persistenceError, null);
     assert.equal(info.migration, "created");
     assert.equal(info.tokenStorage, "hash");
     assert.equal(info.idleTimeout, 7 * 24 * 3600);
