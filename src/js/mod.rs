@@ -322,10 +322,7 @@ impl JsSessionStore {
     pub fn info(&self) -> JsValue {
         let i = &self.info;
         let obj: JsValue = js_sys::Object::new().into();
-        let set = |k: &str, v: JsValue| {
-            // A fresh ordinary object: setting a property cannot fail.
-            let _ = js_sys::Reflect::set(&obj, &JsValue::from_str(k), &v);
-        };
+        let set = |k: &str, v: JsValue| convert::set(&obj, k, &v);
         set("storage", i.storage.into());
         set("requested", i.requested.into());
         set(
