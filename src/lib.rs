@@ -5,8 +5,13 @@
 //! - [`SessionStore`], the front door: issues 256-bit tokens, hashes them before they are stored,
 //!   applies idle and absolute timeouts, rotates, revokes and purges;
 //! - [`SessionBackend`], the storage trait, with [`MemoryBackend`], [`SqliteBackend`] (rusqlite: native
-//!   files, or SQLite-in-WASM in the browser) and [`PostgresBackend`] (feature `postgres`, native only);
-//!   on wasm, `HostBackend` runs the same SQL on an edge host's own SQLite (Durable Objects, Deno);
+//!   files, or SQLite-in-WASM in the browser) and `PostgresBackend` (feature `postgres`, native only);
+//! - in the browser (`wasm32-unknown-unknown`), `OpfsPool` opens `SqliteBackend`s persisted on the
+//!   Origin Private File System from a dedicated worker, and pkg/ (built by `scripts/build-pkg.sh`)
+//!   exports a `SessionStore` class to JavaScript plus a promise-based page client;
+//! - at the edge (`wasm32-unknown-unknown`, no SQLite C code with `--no-default-features`),
+//!   `HostBackend` runs the same SQL on the host's own SQLite (Durable Objects, Deno's `node:sqlite`), and
+//!   pkg-edge/ (built by `scripts/build-edge.sh`) exports an `EdgeSessionStore` class;
 //! - [`SessionExport`], a versioned JSON-serialisable copy of every session, to move a store to another
 //!   backend or back it up.
 //!

@@ -17,7 +17,11 @@ use crate::Migration;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
-/** Where sessions are kept: OPFS (dedicated workers only), memory, or OPFS falling back to memory. */
+/**
+ * Where sessions are kept: OPFS (dedicated workers only), memory, or `"auto"`: OPFS, falling back to
+ * memory where OPFS does not exist (`info.reason` says why). Another tab holding the OPFS pool is not a
+ * reason to fall back: `open` then fails with `Locked`.
+ */
 export type StorageKind = "opfs" | "memory" | "auto";
 
 /** Options of `SessionStore.open`; every field is optional. */
@@ -52,6 +56,8 @@ export interface StoreInfo {
   reason: string | null;
   /** Whether the browser keeps this origin's storage under pressure; `null` where unknown (Node). */
   persisted: boolean | null;
+  /** Why asking the browser about persistence failed, when it did (`persisted` is then `null`). */
+  persistenceError: string | null;
   dbName: string;
   /** What opening did to the schema. */
   migration: "created" | "upToDate" | "legacy";
@@ -78,6 +84,7 @@ struct Info {
     requested: &'static str,
     reason: Option<String>,
     persisted: Option<bool>,
+    persistence_error: Option<String>,
     db_name: String,
     migration: Migration,
     tokens: TokenStorage,
@@ -210,17 +217,20 @@ impl JsSessionStore {
                 Err(e) => return Err(e),
             },
         };
-        let persisted = if pool.is_some() {
-            // Only asked for storage that can persist; a refusal is reported, not fatal.
-            persistence().await.ok().flatten()
-        } else {
-            None
+        // Only asked for storage that can persist; a refusal is reported in `info`, not fatal.
+        let (persisted, persistence_error) = match &pool {
+            None => (None, None),
+            Some(_) => match persistence().await {
+                Ok(answer) => (answer, None),
+                Err(e) => (None, Some(e.to_string())),
+            },
         };
         let info = Info {
             storage: if pool.is_some() { "opfs" } else { "memory" },
             requested: opts.storage,
             reason,
             persisted,
+            persistence_error,
             db_name: opts.db_name,
             migration,
             tokens: opts.tokens,
@@ -259,10 +269,7 @@ impl JsSessionStore {
     pub fn info(&self) -> JsValue {
         let i = &self.info;
         let obj: JsValue = js_sys::Object::new().into();
-        let set = |k: &str, v: JsValue| {
-            // A fresh ordinary object: setting a property cannot fail.
-            let _ = js_sys::Reflect::set(&obj, &JsValue::from_str(k), &v);
-        };
+        let set = |k: &str, v: JsValue| convert::set(&obj, k, &v);
         set("storage", i.storage.into());
         set("requested", i.requested.into());
         set(
@@ -272,6 +279,12 @@ impl JsSessionStore {
         set(
             "persisted",
             i.persisted.map_or(JsValue::NULL, JsValue::from_bool),
+        );
+        set(
+            "persistenceError",
+            i.persistence_error
+                .as_deref()
+                .map_or(JsValue::NULL, JsValue::from_str),
         );
         set("dbName", JsValue::from_str(&i.db_name));
         set(

@@ -17,15 +17,17 @@ export class SessionStoreError extends Error {
 
 let clients = 0;
 
-/** Asks the browser to keep this origin's storage (`persist()` exists on pages only). */
+/**
+ * Asks the browser to keep this origin's storage (`persist()` exists on pages only, not in workers):
+ * `{ granted: boolean | null, error: string | null }`.
+ */
 async function requestPersistence() {
   const storage = globalThis.navigator?.storage;
-  if (typeof storage?.persist !== "function") return null;
+  if (typeof storage?.persist !== "function") return { granted: null, error: null };
   try {
-    return await storage.persist();
-  } catch {
-    // A refusal is an answer, reported by the worker's `persisted()` reading instead.
-    return null;
+    return { granted: await storage.persist(), error: null };
+  } catch (err) {
+    return { granted: null, error: `navigator.storage.persist() failed: ${err?.message ?? err}` };
   }
 }
 
@@ -59,9 +61,13 @@ export class SessionStoreClient {
     const client = new SessionStoreClient(new Worker(url, { type: "module" }));
     try {
       const wantsPersistence = settings.persist !== false && options?.storage !== "memory";
-      const granted = wantsPersistence ? await requestPersistence() : null;
+      const asked = wantsPersistence ? await requestPersistence() : { granted: null, error: null };
       const info = await client.#call("open", [options]);
-      if (info.storage === "opfs" && typeof granted === "boolean") info.persisted = granted;
+      if (info.storage === "opfs") {
+        // The page's answer to persist() is the grant itself; the worker could only read persisted().
+        if (typeof asked.granted === "boolean") info.persisted = asked.granted;
+        if (asked.error) info.persistenceError = asked.error;
+      }
       client.#info = info;
       return client;
     } catch (err) {

@@ -84,9 +84,9 @@ pub fn error_to_js(e: &Error) -> JsValue {
     err.into()
 }
 
-/// Sets a property on an object this module created (an ordinary, extensible object: this cannot
-/// fail, so a failure is not reported).
-fn set(target: &JsValue, key: &str, value: &JsValue) {
+/// Sets a property on an object this crate created (an ordinary, extensible object: this cannot
+/// fail, so a failure is not reported). Never use it on a caller's object.
+pub fn set(target: &JsValue, key: &str, value: &JsValue) {
     let _ = Reflect::set(target, &JsValue::from_str(key), value);
 }
 

@@ -206,10 +206,7 @@ impl JsEdgeStore {
     #[wasm_bindgen(getter, unchecked_return_type = "EdgeStoreInfo")]
     pub fn info(&self) -> JsValue {
         let obj: JsValue = js_sys::Object::new().into();
-        let set = |k: &str, v: JsValue| {
-            // A fresh ordinary object: setting a property cannot fail.
-            let _ = js_sys::Reflect::set(&obj, &JsValue::from_str(k), &v);
-        };
+        let set = |k: &str, v: JsValue| convert::set(&obj, k, &v);
         set(
             "migration",
             match self.migration {

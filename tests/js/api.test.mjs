@@ -25,6 +25,7 @@ describe("SessionStore in a dedicated worker", () => {
     assert.equal(info.requested, "opfs");
     assert.equal(info.reason, null);
     assert.equal(typeof info.persisted, "boolean");
+    assert.equal(info.persistenceError, null);
     assert.equal(info.migration, "created");
     assert.equal(info.tokenStorage, "hash");
     assert.equal(info.idleTimeout, 7 * 24 * 3600);
@@ -282,11 +283,15 @@ describe("SessionStore in a dedicated worker", () => {
     });
     assert.deepEqual(codes, { opfs: "Locked", auto: "Locked" });
 
-    // Once the first worker closes, the second one gets the pool.
+    // An open that starts while the first worker still holds the pool retries, and succeeds once the
+    // first worker lets go (here after about 150 ms).
+    await second.evaluate(() => {
+      self.pending = self.pkg.SessionStore.open({ dbName: "api-held.db", storage: "opfs" });
+    });
+    await new Promise((r) => setTimeout(r, 150));
     await worker.evaluate(() => self.held.close());
     const info = await second.evaluate(async () => {
-      const { SessionStore } = await self.ready;
-      const s = await SessionStore.open({ dbName: "api-held.db", storage: "opfs" });
+      const s = await self.pending;
       const info = s.info;
       s.close();
       return info;
