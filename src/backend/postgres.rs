@@ -6,7 +6,9 @@ use postgres::error::SqlState;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Config, NoTls, Statement};
 
-use crate::backend::sql::{Dialect, Driver, Migration, Param, Row, SqlBackend};
+use crate::backend::sql::{
+    postgres_placeholders, Dialect, Driver, Migration, Param, Row, SqlBackend,
+};
 use crate::error::{Error, Result};
 use crate::platform;
 
@@ -100,11 +102,6 @@ fn classify(e: postgres::Error) -> Error {
     }
 }
 
-/// `?N` (SQLite) to `$N` (Postgres); the shared SQL has no `?` inside string literals.
-fn to_postgres(sql: &str) -> String {
-    sql.replace('?', "$")
-}
-
 impl ToSql for Param<'_> {
     fn to_sql(
         &self,
@@ -140,7 +137,10 @@ impl PostgresDriver {
         if let Some(stmt) = self.statements.get(sql) {
             return Ok(stmt.clone());
         }
-        let stmt = self.client.prepare(&to_postgres(sql)).map_err(classify)?;
+        let stmt = self
+            .client
+            .prepare(&postgres_placeholders(sql))
+            .map_err(classify)?;
         self.statements.insert(sql, stmt.clone());
         Ok(stmt)
     }

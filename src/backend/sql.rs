@@ -93,40 +93,62 @@ pub trait Driver {
     }
 }
 
-macro_rules! select {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at ",
-            "FROM _pylon_sessions ",
-            $rest
-        )
-    };
+/// The statements every SQL store runs, in SQLite's `?N` spelling (see [`postgres_placeholders`]).
+/// Public so tools (and the benchmarks' raw-driver floor) run exactly the same SQL.
+pub mod statements {
+    macro_rules! select {
+        ($rest:literal) => {
+            concat!(
+                "SELECT id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at ",
+                "FROM _pylon_sessions ",
+                $rest
+            )
+        };
+    }
+
+    /// Reads one session by id.
+    pub const GET: &str = select!("WHERE id = ?1");
+    /// Reads every session, oldest first.
+    pub const LOAD_ALL: &str = select!("ORDER BY created_at, id");
+    /// Reads a user's sessions (`?2` = tenant or NULL for all), oldest first.
+    pub const LIST_BY_USER: &str = select!(
+        "WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) ORDER BY created_at, id"
+    );
+    /// Inserts or replaces a session.
+    pub const UPSERT: &str = "INSERT INTO _pylon_sessions \
+         (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (id) DO UPDATE SET token = excluded.token, user_id = excluded.user_id, \
+         tenant_id = excluded.tenant_id, device = excluded.device, created_at = excluded.created_at, \
+         last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at";
+    pub(super) const INSERT_MIGRATED: &str = "INSERT INTO _pylon_sessions_next \
+         (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
+         VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7)";
+    /// Deletes one session by id.
+    pub const REMOVE: &str = "DELETE FROM _pylon_sessions WHERE id = ?1";
+    /// Deletes a user's sessions (`?2` = tenant or NULL for all).
+    pub const REMOVE_BY_USER: &str =
+        "DELETE FROM _pylon_sessions WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2)";
+    /// Deletes a user's sessions but one.
+    pub const REMOVE_USER_EXCEPT: &str =
+        "DELETE FROM _pylon_sessions WHERE user_id = ?1 AND id <> ?2";
+    /// Moves `last_seen_at` forward (never back).
+    pub const TOUCH: &str = "UPDATE _pylon_sessions \
+         SET last_seen_at = CASE WHEN last_seen_at < ?2 THEN ?2 ELSE last_seen_at END WHERE id = ?1";
+    /// Moves a session to a new id and token.
+    pub const ROTATE: &str =
+        "UPDATE _pylon_sessions SET id = ?2, token = ?3, last_seen_at = ?4 WHERE id = ?1";
+    /// Deletes sessions past their absolute expiry (`?1` = now) or idle cut-off (`?2`).
+    pub const PURGE: &str = "DELETE FROM _pylon_sessions \
+         WHERE (expires_at <> 0 AND expires_at <= ?1) OR last_seen_at <= ?2";
 }
 
-const GET: &str = select!("WHERE id = ?1");
-const LOAD_ALL: &str = select!("ORDER BY created_at, id");
-const LIST_BY_USER: &str = select!(
-    "WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) ORDER BY created_at, id"
-);
-const UPSERT: &str = "INSERT INTO _pylon_sessions \
-     (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-     ON CONFLICT (id) DO UPDATE SET token = excluded.token, user_id = excluded.user_id, \
-     tenant_id = excluded.tenant_id, device = excluded.device, created_at = excluded.created_at, \
-     last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at";
-const INSERT_MIGRATED: &str = "INSERT INTO _pylon_sessions_next \
-     (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
-     VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7)";
-const REMOVE: &str = "DELETE FROM _pylon_sessions WHERE id = ?1";
-const REMOVE_BY_USER: &str =
-    "DELETE FROM _pylon_sessions WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2)";
-const REMOVE_USER_EXCEPT: &str = "DELETE FROM _pylon_sessions WHERE user_id = ?1 AND id <> ?2";
-const TOUCH: &str = "UPDATE _pylon_sessions \
-     SET last_seen_at = CASE WHEN last_seen_at < ?2 THEN ?2 ELSE last_seen_at END WHERE id = ?1";
-const ROTATE: &str =
-    "UPDATE _pylon_sessions SET id = ?2, token = ?3, last_seen_at = ?4 WHERE id = ?1";
-const PURGE: &str = "DELETE FROM _pylon_sessions \
-     WHERE (expires_at <> 0 AND expires_at <= ?1) OR last_seen_at <= ?2";
+use statements::*;
+
+/// `?N` (SQLite) to `$N` (Postgres); the shared SQL has no `?` inside string literals.
+pub fn postgres_placeholders(sql: &str) -> String {
+    sql.replace('?', "$")
+}
 
 const META_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_meta \
      (name TEXT PRIMARY KEY NOT NULL, value BIGINT NOT NULL)";

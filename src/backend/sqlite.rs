@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::backend::sql::{Dialect, Driver, Migration, Param, Row, SqlBackend};
@@ -99,6 +100,10 @@ impl SqlBackend<SqliteDriver> {
 
     fn with_pragmas(conn: Connection, pragmas: &str) -> Result<(Self, Migration)> {
         conn.execute_batch(&format!("{pragmas}{COMMON_PRAGMAS}"))
+            .map_err(classify)?;
+        // Query planner stability: a cached statement keeps its plan when new values are bound.
+        // Without it SQLite re-plans `list_by_user` (a bound `?2 IS NULL`) on every call.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(classify)?;
         Self::from_connection(conn)
     }
