@@ -10,7 +10,7 @@ for driver in chrome firefox; do
   echo "--- $driver worker ---"
   if [ "$driver" = chrome ]; then drv=(env -u GECKODRIVER CHROMEDRIVER="$CHROMEDRIVER_BIN");
   else drv=(env -u CHROMEDRIVER GECKODRIVER="$GECKODRIVER_BIN"); fi
-  "${drv[@]}" cargo test -q --target wasm32-unknown-unknown --test web_bench -- --nocapture 2>&1 \
+  "${drv[@]}" cargo test --target wasm32-unknown-unknown --test web_bench -- --nocapture 2>&1 \
     | grep -E '^OPFS|test result'
 done
 echo "--- pkg/ in Chromium (playwright-core, persistent profile) ---"

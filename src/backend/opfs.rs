@@ -16,23 +16,23 @@
 //! only syncs at checkpoints, so the last commits can be lost on a crash, which a session store must not
 //! do (a revoked session must stay revoked).
 //!
-//! Measured by `tests/web_bench.rs` in a dedicated worker on a 2-core VM, one session upsert per
-//! autocommit into a small table, median of 200, in ms (Chromium 156 / Firefox ESR 153, two runs each
-//! in Chromium):
+//! Measured by `tests/web_bench.rs` (`scripts/bench-web.sh`) in a dedicated worker on a 2-core VM:
+//! one session upsert per autocommit into a small table after 50 warm-up commits, median of 200, in ms;
+//! ranges over 3-4 runs in Chromium 156 and 2 in Firefox ESR 153:
 //!
 //! | locking | journal | synchronous | Chromium | Firefox |
 //! |---|---|---|---|---|
-//! | EXCLUSIVE | WAL | FULL (**chosen**) | 0.46-0.75 | 0.92 |
-//! | EXCLUSIVE | WAL | NORMAL | 0.03-0.09 | 0.18 |
-//! | EXCLUSIVE | WAL | OFF | 0.03 | 0.16 |
-//! | EXCLUSIVE | DELETE | FULL | 0.89-1.0 | 1.64 |
-//! | EXCLUSIVE | TRUNCATE | FULL | 0.91-0.95 | 1.84 |
-//! | EXCLUSIVE | PERSIST | FULL | 0.67 | 1.44 |
-//! | NORMAL | DELETE | FULL | 1.07 | 2.70 |
+//! | EXCLUSIVE | WAL | FULL (**chosen**) | 0.43-0.75 | 0.92-1.12 |
+//! | EXCLUSIVE | WAL | NORMAL | 0.03-0.09 | 0.18-0.36 |
+//! | EXCLUSIVE | WAL | OFF | 0.03 | 0.16-0.22 |
+//! | EXCLUSIVE | DELETE | FULL | 0.87-1.14 | 1.64-1.84 |
+//! | EXCLUSIVE | TRUNCATE | FULL | 0.78-1.34 | 1.56-1.84 |
+//! | EXCLUSIVE | PERSIST | FULL | 0.64-1.04 | 1.42-1.44 |
+//! | NORMAL | DELETE | FULL | 1.02-1.94 | 2.70-2.96 |
 //!
-//! Rollback journals cost 1.3-3 times more per durable commit here, more as the database grows
-//! (more pages per commit); earlier runs through a Playwright incognito-like profile, whose OPFS is
-//! slower, showed 5-13 ms against 0.7 ms.
+//! WAL+FULL is the cheapest durable choice. On this small table rollback journals cost 1.5-3 times
+//! more per commit, and more as the database grows (more pages per commit); `NORMAL` and `OFF` are 5 to
+//! 20 times cheaper because they skip the flush, which is exactly the durability a session store needs.
 //!
 //! # Examples
 //! ```no_run

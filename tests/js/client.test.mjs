@@ -141,6 +141,19 @@ describe("SessionStoreClient", () => {
     assert.equal(r.found, 24);
   });
 
+  test("a worker that cannot start rejects with StorageUnavailable", async () => {
+    const r = await onPage(async ({ SessionStoreClient }) => {
+      try {
+        await SessionStoreClient.open({ storage: "memory" }, { workerUrl: "/no-such-worker.js" });
+        return "opened";
+      } catch (e) {
+        return { code: e.code, message: e.message };
+      }
+    });
+    assert.equal(r.code, "StorageUnavailable");
+    assert.match(r.message, /worker/);
+  });
+
   test("no uncaught page errors", () => {
     assert.deepEqual(browser.errors, []);
   });
