@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
-# Runs every test of pylon-sessions, installing what is missing first. Usage: scripts/test.sh
+# Runs every test of pylon-sessions, installing what is missing first (scripts/setup.sh).
+# Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n######## %s\n' "$*"; }
+
+step "tools (scripts/setup.sh: installs only what is missing)"
+scripts/setup.sh
 
 step "postgres"
 # shellcheck source=scripts/postgres-env.sh
 source scripts/postgres-env.sh
 
-step "native: unit, conformance (memory, SQLite memory/file, Postgres), migration, kill tests, doctests"
+step "native: unit, conformance (memory, SQLite memory/file, Postgres), migration, kill, transfer, doctests, bench smoke"
 cargo test --all-features
 
 step "native: the example"
 cargo run --quiet --example native -- "$(mktemp -d)/example.db"
+
+step "browser: Rust suites in Node, Chromium and Firefox workers; pkg/; JS API and page client tests"
+scripts/test-web.sh
+
+step "edge: workerd and Deno hosts, export/import"
+scripts/test-edge.sh
+
+echo
+echo "all suites passed"
