@@ -4,14 +4,19 @@
 # packages; no browser is downloaded), Node/npm if absent, the wasm32 Rust target, wasm-bindgen-cli at the
 # exact version in Cargo.lock, wasm-pack and geckodriver (from crates.io), and the npm dev tools pinned
 # in package-lock.json (playwright-core, binaryen's wasm-opt, typescript).
+# `scripts/setup.sh --build` installs only what building pkg/ needs (no browsers, drivers or test tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+build_only=false
+[ "${1:-}" = --build ] && build_only=true
 
 # --- Debian packages -------------------------------------------------------------------------------
 apt_missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in clang chromium chromium-driver firefox-esr; do
+test_pkgs=(chromium chromium-driver firefox-esr)
+$build_only && test_pkgs=()
+for pkg in clang "${test_pkgs[@]}"; do
   have_pkg "$pkg" || apt_missing+=("$pkg")
 done
 command -v node >/dev/null && command -v npm >/dev/null || apt_missing+=(nodejs npm)
@@ -39,7 +44,7 @@ if ! command -v wasm-pack >/dev/null; then
   echo "cargo install wasm-pack (about 3 minutes)"
   cargo install wasm-pack
 fi
-if ! command -v geckodriver >/dev/null; then
+if ! $build_only && ! command -v geckodriver >/dev/null; then
   echo "cargo install geckodriver (about 5 minutes)"
   cargo install geckodriver
 fi

@@ -22,6 +22,9 @@ cargo run --quiet --example native -- "$(mktemp -d)/example.db"
 step "browser: Rust suites in Node, Chromium and Firefox workers; pkg/; JS API and page client tests"
 scripts/test-web.sh
 
+step "demo: www/ end to end in Chromium (screenshots in artifacts/demo/)"
+scripts/test-demo.sh
+
 step "edge: workerd and Deno hosts, export/import"
 scripts/test-edge.sh
 

@@ -45,6 +45,8 @@ function deviceLabel() {
 const now = () => Math.floor(Date.now() / 1000);
 function duration(seconds) {
   if (seconds <= 0) return "expired";
+  if (seconds % 60 === 0 && seconds < 3600) return `${seconds / 60} min`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
   const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
   return h ? `${h} h ${String(m).padStart(2, "0")} min` : `${m} min ${String(s).padStart(2, "0")} s`;
 }
