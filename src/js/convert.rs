@@ -79,9 +79,27 @@ pub fn error_to_js(e: &Error) -> JsValue {
     err.set_name("SessionStoreError");
     set(&err, "code", &JsValue::from_str(e.kind().code()));
     if let Error::InvalidInput { field, .. } = e {
-        set(&err, "field", &JsValue::from_str(field));
+        set(&err, "field", &JsValue::from_str(&camel_case(field)));
     }
     err.into()
+}
+
+/// A Rust field name as JS spells it (`user_id` -> `userId`), so `field` is the same whichever side
+/// refused the value.
+fn camel_case(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Sets a property on an object this crate created (an ordinary, extensible object: this cannot
