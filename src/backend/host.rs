@@ -43,6 +43,7 @@ use crate::backend::sql::{
     MAX_STATEMENT_BYTES,
 };
 use crate::error::{Error, Result};
+use crate::platform::describe_js_error;
 
 /// Sessions in an edge host's SQLite, through the host object described in the module docs.
 pub type HostBackend = SqlBackend<HostDriver>;
@@ -162,7 +163,7 @@ fn check_limits(sql: &str, params: &[Param<'_>]) -> Result<()> {
 
 /// A host exception as an [`Error`], classified by SQLite's result code in its message.
 fn classify(e: &JsValue) -> Error {
-    let text = describe(e);
+    let text = describe_js_error(e);
     let source: crate::BoxError = Box::new(HostError(text.clone()));
     let has = |s: &str| text.contains(s);
     if has("SQLITE_FULL") || has("database or disk is full") || has("exceeded") && has("storage") {
@@ -173,22 +174,6 @@ fn classify(e: &JsValue) -> Error {
         Error::Corrupt(source)
     } else {
         Error::Database(source)
-    }
-}
-
-/// A JS exception as `Name: message`.
-fn describe(e: &JsValue) -> String {
-    let field = |k: &str| {
-        Reflect::get(e, &JsValue::from_str(k))
-            .ok()
-            .and_then(|v| v.as_string())
-    };
-    match (field("name"), field("message")) {
-        (Some(n), Some(m)) => format!("{n}: {m}"),
-        (_, Some(m)) => m,
-        _ => e
-            .as_string()
-            .unwrap_or_else(|| "the host threw a non-Error value".to_owned()),
     }
 }
 
@@ -296,7 +281,11 @@ impl Driver for HostDriver {
             // `f` failed and the host rethrew: `f`'s error is the one to report.
             (Err(_), Some(Err(e))) => Err(e),
             (Err(e), Some(Ok(_))) => Err(Error::Database(
-                format!("the host's transaction failed to commit: {}", describe(&e)).into(),
+                format!(
+                    "the host's transaction failed to commit: {}",
+                    describe_js_error(&e)
+                )
+                .into(),
             )),
             (Err(e), None) => Err(classify(&e)),
             (Ok(_), None) => Err(bad_result(

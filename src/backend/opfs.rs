@@ -57,6 +57,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::backend::sql::Migration;
 use crate::backend::SqliteBackend;
 use crate::error::{Error, Result};
+use crate::platform::describe_js_error;
 
 /// Waits before each retry of a pool held by another worker, in ms: about 1.3 s in all.
 ///
@@ -208,22 +209,8 @@ fn get(target: &JsValue, key: &str) -> Result<JsValue> {
 
 fn unavailable(what: &str, e: &JsValue) -> Error {
     Error::StorageUnavailable {
-        reason: format!("{what}: {}", describe(e)),
+        reason: format!("{what}: {}", describe_js_error(e)),
         source: None,
-    }
-}
-
-/// A JS exception as `Name: message`.
-fn describe(e: &JsValue) -> String {
-    let field = |k: &str| {
-        Reflect::get(e, &JsValue::from_str(k))
-            .ok()
-            .and_then(|v| v.as_string())
-    };
-    match (field("name"), field("message")) {
-        (Some(n), Some(m)) => format!("{n}: {m}"),
-        (_, Some(m)) => m,
-        _ => e.as_string().unwrap_or_else(|| format!("{e:?}")),
     }
 }
 

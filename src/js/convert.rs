@@ -246,25 +246,35 @@ pub fn opt_seconds(field: &'static str, value: &JsValue) -> Result<Option<i64>> 
 /// [`Error::InvalidInput`] for a missing, mistyped, unknown or out-of-limits field.
 pub fn new_session(value: &JsValue) -> Result<NewSession> {
     object("session", value, &["userId", "tenantId", "device"])?;
+    let (user_id, tenant_id, device) = identity(value)?;
     let new = NewSession {
-        user_id: string(
+        user_id,
+        tenant_id,
+        device,
+    };
+    new.validate()?;
+    Ok(new)
+}
+
+/// The `userId`, `tenantId?` and `device?` fields every session object carries.
+fn identity(value: &JsValue) -> Result<(String, Option<String>, Option<String>)> {
+    Ok((
+        string(
             "userId",
             &get(value, "userId", "userId")?,
             limits::USER_ID_MAX,
         )?,
-        tenant_id: opt_string(
+        opt_string(
             "tenantId",
             &get(value, "tenantId", "tenantId")?,
             limits::TENANT_ID_MAX,
         )?,
-        device: opt_string(
+        opt_string(
             "device",
             &get(value, "device", "device")?,
             limits::DEVICE_MAX,
         )?,
-    };
-    new.validate()?;
-    Ok(new)
+    ))
 }
 
 /// A session issued elsewhere, with its token: `{ token, userId, tenantId?, device?, createdAt,
@@ -291,24 +301,13 @@ pub fn issued_session(value: &JsValue) -> Result<(Token, Session)> {
         return Err(Error::invalid("id", "does not match the token's hash"));
     }
     let created_at = seconds("createdAt", &get(value, "createdAt", "createdAt")?)?;
+    let (user_id, tenant_id, device) = identity(value)?;
     let session = Session {
         id: token.id(),
         token: None,
-        user_id: string(
-            "userId",
-            &get(value, "userId", "userId")?,
-            limits::USER_ID_MAX,
-        )?,
-        tenant_id: opt_string(
-            "tenantId",
-            &get(value, "tenantId", "tenantId")?,
-            limits::TENANT_ID_MAX,
-        )?,
-        device: opt_string(
-            "device",
-            &get(value, "device", "device")?,
-            limits::DEVICE_MAX,
-        )?,
+        user_id,
+        tenant_id,
+        device,
         created_at,
         last_seen_at: opt_seconds("lastSeenAt", &get(value, "lastSeenAt", "lastSeenAt")?)?
             .unwrap_or(created_at),
