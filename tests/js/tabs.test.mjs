@@ -89,7 +89,7 @@ describe("several tabs", () => {
     await a.evaluate(() => window.store.close());
   });
 
-  test("three tabs, interleaved writes, owner tab closed midway: every acknowledged write everywhere", async () => {
+  test("three tabs, interleaved writes, owner tab closed midway: every acknowledged write everywhere", async (t) => {
     const dbName = "tabs-three.db";
     const pages = [browser.page, await openTab(browser), await openTab(browser)];
     const roles = await Promise.all(pages.map((p) => openStore(p, OPTIONS(dbName))));
@@ -128,8 +128,11 @@ describe("several tabs", () => {
     // Close the owner tab once a third of the writes are acknowledged.
     const total = PER_TAB * pages.length;
     while (acked.length < total / 3) await new Promise((r) => setTimeout(r, 5));
+    const atClose = acked.length;
     await owner.close();
     const results = await Promise.all(runs);
+    const ownerAcks = acked.filter((a) => a.tab === pages.indexOf(owner)).length;
+    t.diagnostic(`${acked.length} writes acknowledged, ${atClose} before the owner tab closed (${ownerAcks} by it)`);
     for (const p of rest) assert.deepEqual(results[pages.indexOf(p)], [], "no call failed in a remaining tab");
     assert.ok(acked.length >= 100, `at least 100 acknowledged writes (${acked.length})`);
     assert.equal(acked.filter((a) => a.tab !== pages.indexOf(owner)).length, PER_TAB * 2);
@@ -156,6 +159,56 @@ describe("several tabs", () => {
     for (const p of rest) if (p !== browser.page) await p.close();
     if (rest.includes(browser.page)) await browser.page.evaluate(() => window.store.close());
     else browser.page = await openTab(browser);
+  });
+
+  test("the owner tab crashing mid-write hands over; the follower's writes all land", async () => {
+    const owner = await openTab(browser);
+    const follower = await openTab(browser);
+    assert.equal(await openStore(owner, OPTIONS("tabs-crash.db")), "owner");
+    assert.equal(await openStore(follower, OPTIONS("tabs-crash.db")), "follower");
+    // Both write; the owner tab's renderer crashes while its worker commits.
+    owner.evaluate(async () => {
+      for (;;) await window.store.create({ userId: "doomed" });
+    }).catch(() => {});
+    const writing = follower.evaluate(async () => {
+      const out = [];
+      const t0 = performance.now();
+      while (performance.now() - t0 < 1200) out.push(await window.store.create({ userId: "survivor" }));
+      return out;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const cdp = await browser.context.newCDPSession(owner);
+    cdp.send("Page.crash").catch(() => {});
+    const made = await writing;
+    assert.equal(await follower.evaluate(() => window.store.role), "owner");
+    const found = await follower.evaluate((ts) => Promise.all(ts.map((t) => window.store.get(t))), made.map((m) => m.token));
+    assert.deepEqual(found, made.map((m) => m.session));
+    await follower.close();
+    await owner.close().catch(() => {});
+  });
+
+  test("a call nobody can serve rejects with Timeout", async () => {
+    const page = await openTab(browser);
+    const r = await page.evaluate(async () => {
+      const { SessionStoreClient } = await import("/pkg/client.js");
+      // Hold the store's lock without serving it, as a hung owner tab would.
+      let release;
+      const held = new Promise((r) => { release = r; });
+      await new Promise((granted) => navigator.locks.request("pylon-sessions:tabs-hung.db", () => { granted(); return held; }));
+      const t0 = performance.now();
+      try {
+        await SessionStoreClient.open({ dbName: "tabs-hung.db", storage: "opfs" }, { timeout: 300 });
+        return "opened";
+      } catch (e) {
+        return { code: e.code, name: e.name, ms: performance.now() - t0 };
+      } finally {
+        release();
+      }
+    });
+    assert.equal(r.code, "Timeout");
+    assert.equal(r.name, "SessionStoreError");
+    assert.ok(r.ms < 2000, `rejected after ${r.ms} ms`);
+    await page.close();
   });
 
   test("no uncaught page errors", () => {
