@@ -19,8 +19,9 @@ use crate::Migration;
 const TS_TYPES: &'static str = r#"
 /**
  * Where sessions are kept: OPFS (dedicated workers only), memory, or `"auto"`: OPFS, falling back to
- * memory where OPFS does not exist (`info.reason` says why). Another tab holding the OPFS pool is not a
- * reason to fall back: `open` then fails with `Locked`.
+ * memory where OPFS does not exist (`info.reason` says why). Another worker holding the OPFS pool is not
+ * a reason to fall back: `open` then fails with `Locked` (the page client, `client.js`, shares one store
+ * between tabs instead; see docs/multi-tab.md).
  */
 export type StorageKind = "opfs" | "memory" | "auto";
 

@@ -57,8 +57,9 @@ function describe(err) {
   return { name: "SessionStoreError", code: "Database", message: `internal error: ${String(err)}` };
 }
 
-/** Lowercase hex SHA-256 of a token: the session id it is stored under. */
+/** Lowercase hex SHA-256 of a token: the session id it is stored under (`undefined` without Web Crypto). */
 async function idOf(token) {
+  if (!globalThis.crypto?.subtle) return undefined;
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -68,8 +69,8 @@ async function changeOf(method, args, value, before) {
   switch (method) {
     case "create": return { op: method, ids: [value.session.id], userId: value.session.userId };
     case "insert": return { op: method, ids: [value.id], userId: value.userId };
-    case "rotate": return { op: method, ids: [await idOf(args[0]), value.session.id], userId: value.session.userId };
-    case "remove": return { op: method, ids: [await idOf(args[0])], ...(before ? { userId: before.userId } : {}) };
+    case "rotate": return { op: method, ids: [before?.id ?? (await idOf(args[0])), value.session.id], userId: value.session.userId };
+    case "remove": return { op: method, ids: [before?.id ?? (await idOf(args[0]))], ...(before ? { userId: before.userId } : {}) };
     case "removeById": return { op: method, ids: [args[0]], ...(before ? { userId: before.userId } : {}) };
     case "removeByUser": return { op: method, userId: args[0], ...(args[1] != null ? { tenantId: args[1] } : {}) };
     case "removeOthers": return { op: method, ...(before ? { userId: before.userId, ids: [before.id] } : {}) };
@@ -87,11 +88,13 @@ async function run(method, args) {
   if (!store) throw failure("Closed", "store is closed");
   // Who a removal concerns, read before it goes (a cheap point read; errors are the removal's to report).
   let before = null;
-  if (method === "remove" || method === "removeOthers") before = tryRun(() => store.get(args[0]));
+  if (method === "remove" || method === "removeOthers" || method === "rotate") before = tryRun(() => store.get(args[0]));
   if (method === "removeById") before = tryRun(() => store.getById(args[0]));
   const value = store[method](...args);
   if (WRITES.has(method)) {
-    const event = { v: 1, t: "change", detail: await changeOf(method, args, value, before) };
+    // The write is committed: describing it must not turn it into an error.
+    const detail = await changeOf(method, args, value, before).catch(() => ({ op: method }));
+    const event = { v: 1, t: "change", detail };
     // Shared: every tab's client (this worker's page too) listens on the channel. Alone: tell the page.
     if (channel) channel.postMessage(event);
     else self.postMessage(event);
