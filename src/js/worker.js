@@ -14,8 +14,8 @@
 //     owner -> clients     { v: 1, t: "res", client, id, ok, value | error }
 //                          { v: 1, t: "owner", owner }                 (serving from now: resend pending)
 //                          { v: 1, t: "change", detail: { op, ids?, userId?, tenantId? } }
-// `client` names the sender and `id` is unique per client; the owner keeps recent replies by
-// `client:id`, so a request sent twice to one owner runs once. A request repeated to a new owner after
+// `client` names the sender and `id` is unique per client; the owner keeps its recent replies to writes
+// by `client:id`, so a write sent twice to one owner runs once. A request repeated to a new owner after
 // a hand-off runs again: every method is safe to repeat (the client generates the tokens of `create`
 // and `rotate`, see client.js).
 import init, { SessionStore } from "./pylon_sessions.js";
@@ -28,7 +28,7 @@ const METHODS = new Set([
 const WRITES = new Set([
   "create", "insert", "rotate", "remove", "removeById", "removeByUser", "removeOthers", "purgeExpired",
 ]);
-/** Replies kept for repeated requests (per owner). */
+/** Replies to writes kept for repeated requests (per owner). */
 const REPLAY_CACHE = 1024;
 
 const ready = init();
@@ -122,8 +122,11 @@ async function serve(msg, reply) {
   } catch (err) {
     out = { v: 1, client: msg.client, id: msg.id, ok: false, error: describe(err) };
   }
-  replies.set(key, out);
-  if (replies.size > REPLAY_CACHE) replies.delete(replies.keys().next().value);
+  // Writes only: a read runs again at no risk, and its answer (e.g. loadAll) may be large.
+  if (WRITES.has(msg.method)) {
+    replies.set(key, out);
+    if (replies.size > REPLAY_CACHE) replies.delete(replies.keys().next().value);
+  }
   reply(out);
 }
 
