@@ -155,6 +155,11 @@ describe("several tabs", () => {
       const all = await p.evaluate(() => window.store.loadAll());
       const stored = new Set(all.map((s) => s.id));
       for (const id of gone) assert.ok(!stored.has(id), "a rotated-away session stays gone");
+      // Resent requests stored nothing twice: exactly one session per write of a remaining tab.
+      for (const q of rest) {
+        const user = `tab${pages.indexOf(q)}`;
+        assert.equal(all.filter((x) => x.userId === user).length, PER_TAB, `sessions of ${user}`);
+      }
     }
     for (const p of rest) if (p !== browser.page) await p.close();
     if (rest.includes(browser.page)) await browser.page.evaluate(() => window.store.close());
