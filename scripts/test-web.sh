@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every web test: the Rust tests in Node and in a dedicated worker of headless Chromium and Firefox
 # (in-memory SQLite and OPFS), a build of pkg/, a type check of its declarations, and the JS tests
-# (exported API, page client, Node) through the real pkg/ in Debian's Chromium.
+# (exported API, page client, several tabs, Node) through the real pkg/ in Debian's Chromium.
 # Needs what scripts/setup.sh installs. Exits non-zero on the first failing suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +34,11 @@ tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler
 echo "types ok"
 
 step "JS tests: exported API and page client in Chromium, pkg/ in Node"
-node --test --test-reporter=spec tests/js/
+mapfile -t js_tests < <(ls tests/js/*.test.mjs | grep -v '/tabs\.test\.mjs$')
+node --test --test-reporter=spec "${js_tests[@]}"
+
+step "JS tests: several tabs sharing one store, owner hand-off, change events (Chromium)"
+bash scripts/test-tabs.sh
 
 echo
 echo "all web tests passed"

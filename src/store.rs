@@ -109,8 +109,41 @@ impl<B: SessionBackend> SessionStore<B> {
     pub fn create(&mut self, new: NewSession) -> Result<(Token, Session)> {
         new.validate()?;
         self.policy.validate()?;
-        let now = self.now()?;
         let token = Token::generate()?;
+        self.issue(token, new)
+    }
+
+    /// Stores a new session under a token the caller generated (32 random bytes from a CSPRNG, as
+    /// [`Token::generate`] makes), so that a request repeated after a lost reply (e.g. one tab asking
+    /// another to create a session, which dies after committing) stores one session, not two.
+    ///
+    /// When a session with this token already exists for the same user, tenant and device, it is
+    /// returned unchanged: the call is safe to repeat.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad field or policy, or when the token already belongs to a
+    /// different session; backend errors. Nothing is written on error.
+    pub fn create_with_token(&mut self, token: Token, new: NewSession) -> Result<(Token, Session)> {
+        new.validate()?;
+        self.policy.validate()?;
+        if let Some(existing) = self.backend.get(&token.id())? {
+            let same = existing.user_id == new.user_id
+                && existing.tenant_id == new.tenant_id
+                && existing.device == new.device;
+            return if same {
+                Ok((token, existing))
+            } else {
+                Err(Error::invalid(
+                    "token",
+                    "already belongs to another session",
+                ))
+            };
+        }
+        self.issue(token, new)
+    }
+
+    fn issue(&mut self, token: Token, new: NewSession) -> Result<(Token, Session)> {
+        let now = self.now()?;
         let session = Session {
             id: token.id(),
             token: self.kept(&token),
@@ -188,14 +221,34 @@ impl<B: SessionBackend> SessionStore<B> {
     /// # Errors
     /// [`Error::NotFound`] when there is no live session for `token`; backend errors.
     pub fn rotate(&mut self, token: &Token) -> Result<(Token, Session)> {
+        self.rotate_to(token, Token::generate()?)
+    }
+
+    /// [`SessionStore::rotate`] to a token the caller generated (see
+    /// [`SessionStore::create_with_token`]), so the request is safe to repeat: when `token` has no
+    /// live session but `new_token` has one, the rotation already happened and that session is
+    /// returned.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when both tokens are the same; [`Error::NotFound`] when neither has a
+    /// live session; backend errors.
+    pub fn rotate_to(&mut self, token: &Token, new_token: Token) -> Result<(Token, Session)> {
+        if *token == new_token {
+            return Err(Error::invalid("newToken", "must differ from the old token"));
+        }
         let now = self.now()?;
         let old = token.id();
-        let mut session = self
+        let Some(mut session) = self
             .backend
             .get(&old)?
             .filter(|s| s.is_live(now, &self.policy))
-            .ok_or(Error::NotFound)?;
-        let new_token = Token::generate()?;
+        else {
+            // A repeated request: the first one rotated already.
+            return match self.get(&new_token)? {
+                Some(done) => Ok((new_token, done)),
+                None => Err(Error::NotFound),
+            };
+        };
         session.id = new_token.id();
         session.token = self.kept(&new_token);
         session.last_seen_at = now;

@@ -7,11 +7,17 @@ export type {
   ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Session, StoreInfo, StorageKind,
 } from "./pylon_sessions.js";
 
+/**
+ * The client's error codes: the store's, plus `"Timeout"` when no tab answered a call within
+ * `ClientSettings.timeout` (the call may still run later).
+ */
+export type ClientErrorCode = ErrorCode | "Timeout";
+
 /** What every method rejects with: an `Error` with a stable `code`. */
 export declare class SessionStoreError extends Error {
-  constructor(code: ErrorCode, message: string, field?: string);
+  constructor(code: ClientErrorCode, message: string, field?: string);
   name: "SessionStoreError";
-  code: ErrorCode;
+  code: ClientErrorCode;
   /** The offending field, for `InvalidInput`. */
   field?: string;
 }
@@ -22,22 +28,86 @@ export interface ClientSettings {
   workerUrl?: string | URL;
   /** Ask the browser for persistent storage (`navigator.storage.persist()`); default true. */
   persist?: boolean;
+  /**
+   * How long a call waits for an answer, through any hand-off between tabs, before rejecting with
+   * `Timeout`, in ms (default 10 000). `open` itself waits for the OPFS pool without this limit.
+   */
+  timeout?: number;
 }
 
-/** A `SessionStore` running in a dedicated worker, driven from a page with promises. */
-export declare class SessionStoreClient {
-  private constructor(worker: Worker);
-  /** Starts a worker and opens the store in it. */
+/** Whether this tab's worker holds the database (`"owner"`) or another tab's serves it (`"follower"`). */
+export type Role = "owner" | "follower";
+
+/** What changed, in a `"change"` event's `detail`. Never carries tokens. */
+export type ChangeDetail =
+  /** A session was stored: `ids` is its id. */
+  | { op: "create" | "insert"; ids: [string]; userId: string }
+  /** A session got a new token: `ids` is `[oldId, newId]`. */
+  | { op: "rotate"; ids: [string, string]; userId: string }
+  /** A session was signed out or revoked (`userId` when it was live); the call may have found none. */
+  | { op: "remove" | "removeById"; ids: [string]; userId?: string }
+  /** A user's sessions were signed out (in one tenant when `tenantId` is set). */
+  | { op: "removeByUser"; userId: string; tenantId?: string }
+  /** A user's other sessions were signed out; `ids` is the one kept. */
+  | { op: "removeOthers"; ids?: [string]; userId?: string }
+  /** Expired sessions were deleted. */
+  | { op: "purgeExpired" }
+  /**
+   * Another tab took the store over: changes made just before may have gone unannounced, so re-read
+   * whatever is shown.
+   */
+  | { op: "handoff" };
+
+/** The events a `SessionStoreClient` fires. */
+export interface SessionStoreClientEventMap {
+  /** A write in any tab of the origin, this one included, within milliseconds. */
+  change: CustomEvent<ChangeDetail>;
+  /** This tab's role changed (a follower took the store over). */
+  rolechange: CustomEvent<{ role: Role }>;
+}
+
+/**
+ * A `SessionStore` running in a dedicated worker, driven from a page with promises. Every tab of an
+ * origin may open the same OPFS store at once: one tab's worker owns it and serves the others, and
+ * another tab takes over when that tab goes (docs/multi-tab.md). Memory storage is per tab.
+ */
+export declare class SessionStoreClient extends EventTarget {
+  private constructor(worker: Worker, channelName?: string | null, timeout?: number);
+  /** Starts a worker and opens the store in it, or joins the tab that has it open. */
   static open(options?: OpenOptions, settings?: ClientSettings): Promise<SessionStoreClient>;
-  /** What `open` got. */
+  /** What `open` got (from the owner tab's store, for a follower). */
   readonly info: StoreInfo;
+  /** Whether this tab's worker holds the database; memory storage is always `"owner"`. */
+  readonly role: Role;
   /** Whether `close` was called or the worker died. */
   readonly closed: boolean;
+  addEventListener<K extends keyof SessionStoreClientEventMap>(
+    type: K,
+    listener: (this: SessionStoreClient, ev: SessionStoreClientEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof SessionStoreClientEventMap>(
+    type: K,
+    listener: (this: SessionStoreClient, ev: SessionStoreClientEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /** Issues a new token (generated on this page, so a call resent after a hand-off stores one session). */
   create(session: NewSession): Promise<Issued>;
   insert(session: IssuedSession): Promise<Session>;
   get(token: string): Promise<Session | null>;
   getById(id: string): Promise<Session | null>;
   touch(token: string): Promise<Session | null>;
+  /** Gives a live session a new token (generated on this page, so a resend is harmless). */
   rotate(token: string): Promise<Issued>;
   remove(token: string): Promise<boolean>;
   removeById(id: string): Promise<boolean>;
@@ -46,7 +116,7 @@ export declare class SessionStoreClient {
   removeOthers(token: string): Promise<number>;
   purgeExpired(): Promise<number>;
   loadAll(): Promise<Session[]>;
-  /** Closes the store and stops the worker. */
+  /** Closes this tab's use of the store and stops its worker; an owner hands the store to another tab. */
   close(): Promise<void>;
   /** Stops the worker without closing, as a crashed tab would. */
   terminate(): void;

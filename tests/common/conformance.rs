@@ -30,7 +30,8 @@ macro_rules! conformance_tests {
             remove_by_public_id, list_by_user_and_tenant, remove_by_user_and_tenant,
             remove_others_keeps_current, touch_resets_idle_timeout, idle_timeout_expires,
             absolute_timeout_wins_over_touch, purge_removes_only_expired, rotate_keeps_identity,
-            rotate_of_dead_session_is_not_found, tokens_are_hashed_at_rest,
+            rotate_of_dead_session_is_not_found, create_with_token_is_repeatable,
+            rotate_to_is_repeatable, tokens_are_hashed_at_rest,
             keep_tokens_gives_them_back, insert_server_issued_session, load_all_includes_expired,
             bad_input_is_refused_and_nothing_is_written, bad_clock_is_refused,
             unicode_round_trips, limits_are_inclusive);
@@ -286,6 +287,56 @@ pub fn rotate_of_dead_session_is_not_found<B: SessionBackend>(backend: B, _: Raw
     let (token, _) = s.create(alice()).unwrap();
     now.set(T0 + 500);
     assert_eq!(kind(s.rotate(&token)), ErrorKind::NotFound, "idle-expired");
+}
+
+pub fn create_with_token_is_repeatable<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    let token = Token::generate().unwrap();
+    let (t1, first) = s.create_with_token(token.clone(), alice()).unwrap();
+    assert_eq!(t1, token);
+    assert_eq!(first.id, token.id());
+    assert_eq!(s.get(&token).unwrap(), Some(first.clone()));
+    now.set(T0 + 30);
+    let (_, again) = s.create_with_token(token.clone(), alice()).unwrap();
+    assert_eq!(
+        again, first,
+        "a repeat returns the stored session unchanged"
+    );
+    assert_eq!(s.load_all().unwrap().len(), 1);
+    assert_eq!(
+        kind(s.create_with_token(token.clone(), NewSession::new("mallory"))),
+        ErrorKind::InvalidInput,
+        "a token in use is not handed to another user"
+    );
+    assert_eq!(
+        kind(s.create_with_token(Token::generate().unwrap(), NewSession::new(""))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(s.load_all().unwrap().len(), 1);
+}
+
+pub fn rotate_to_is_repeatable<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    let (old, before) = s.create(alice()).unwrap();
+    let next = Token::generate().unwrap();
+    now.set(T0 + 60);
+    let (t, after) = s.rotate_to(&old, next.clone()).unwrap();
+    assert_eq!(t, next);
+    assert_eq!(after.id, next.id());
+    assert_eq!(after.created_at, before.created_at);
+    assert_eq!(s.get(&old).unwrap(), None);
+    let (_, again) = s.rotate_to(&old, next.clone()).unwrap();
+    assert_eq!(again, after, "a repeat returns the rotated session");
+    assert_eq!(s.load_all().unwrap().len(), 1);
+    assert_eq!(
+        kind(s.rotate_to(&next, next.clone())),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(s.rotate_to(&old, Token::generate().unwrap())),
+        ErrorKind::NotFound,
+        "the old token is dead and the new one is not this one's"
+    );
 }
 
 pub fn tokens_are_hashed_at_rest<B: SessionBackend>(backend: B, raw: Raw<B>) {

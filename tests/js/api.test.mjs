@@ -178,6 +178,33 @@ describe("SessionStore in a dedicated worker", () => {
     assert.equal(r.another, "bob");
   });
 
+  test("create and rotate with caller-generated tokens are safe to repeat", async () => {
+    const r = await worker.evaluate(async () => {
+      const { SessionStore } = await self.ready;
+      const store = await SessionStore.open({ dbName: "api-repeat.db", storage: "opfs" });
+      const t1 = "pyl_" + "a1".repeat(32);
+      const t2 = "pyl_" + "b2".repeat(32);
+      const first = store.create({ userId: "alice", device: "d" }, t1);
+      const again = store.create({ userId: "alice", device: "d" }, t1);
+      let stolen;
+      try { store.create({ userId: "mallory" }, t1); } catch (e) { stolen = e.code; }
+      const rotated = store.rotate(t1, t2);
+      const rotatedAgain = store.rotate(t1, t2);
+      const generated = store.create({ userId: "bob" }, null);
+      const out = { first, again, stolen, rotated, rotatedAgain, old: store.get(t1), count: store.loadAll().length, generated };
+      store.close();
+      return out;
+    });
+    assert.equal(r.first.token, "pyl_" + "a1".repeat(32));
+    assert.deepEqual(r.again, r.first);
+    assert.equal(r.stolen, "InvalidInput");
+    assert.equal(r.rotated.token, "pyl_" + "b2".repeat(32));
+    assert.deepEqual(r.rotatedAgain, r.rotated);
+    assert.equal(r.old, null);
+    assert.equal(r.count, 2);
+    assert.match(r.generated.token, /^pyl_[0-9a-f]{64}$/);
+  });
+
   test("NotFound and Closed", async () => {
     const r = await worker.evaluate(async () => {
       const { SessionStore } = await self.ready;

@@ -49,3 +49,28 @@ export async function harnessWorker(page) {
   await worker.evaluate(() => self.ready.then(() => true));
   return worker;
 }
+
+/** Opens another tab of the same origin on the test page, recording its uncaught errors in `errors`. */
+export async function openTab(browser) {
+  const page = await browser.context.newPage();
+  page.on("pageerror", (e) => browser.errors.push(e));
+  await page.goto(`${browser.server.url}/tests/js/fixtures/page.html`);
+  return page;
+}
+
+/**
+ * Opens the page client in `page` as `window.store` (with the module as `window.client`), recording
+ * its "change" events in `window.changes` and its roles in `window.roles`; resolves to its role.
+ */
+export function openStore(page, options, settings = {}) {
+  return page.evaluate(async ([options, settings]) => {
+    window.client = await import("/pkg/client.js");
+    window.changes = [];
+    window.roles = [];
+    window.store = await window.client.SessionStoreClient.open(options, settings);
+    window.roles.push(window.store.role);
+    window.store.addEventListener("change", (e) => window.changes.push(e.detail));
+    window.store.addEventListener("rolechange", (e) => window.roles.push(e.detail.role));
+    return window.store.role;
+  }, [options, settings]);
+}

@@ -1,7 +1,9 @@
 // Compile-only check of pkg/'s TypeScript declarations (scripts/test-web.sh runs `tsc --noEmit` on it):
 // the right calls type-check, the wrong ones must not.
 import init, { SessionStore, type Session, type StoreInfo, type SessionStoreError } from "../../pkg/pylon_sessions.js";
-import { SessionStoreClient, SessionStoreError as ClientError } from "../../pkg/client.js";
+import {
+  SessionStoreClient, SessionStoreError as ClientError, type ChangeDetail, type ClientErrorCode, type Role,
+} from "../../pkg/client.js";
 
 export async function inWorker(): Promise<void> {
   await init();
@@ -15,8 +17,13 @@ export async function inWorker(): Promise<void> {
   const n: number = store.removeByUser("alice") + store.purgeExpired() + store.removeOthers(token);
   const ok: boolean = store.remove(token) && store.removeById(session.id);
   store.insert({ token, userId: "u", createdAt: 1, expiresAt: 0 });
+  const chosen: string = store.create({ userId: "alice" }, "pyl_" + "0".repeat(64)).token;
+  const next: string = store.rotate(chosen, "pyl_" + "1".repeat(64)).token;
+  void next;
   // @ts-expect-error userId is required
   store.create({ device: "x" });
+  // @ts-expect-error caller-chosen tokens are strings
+  store.create({ userId: "alice" }, 42);
   // @ts-expect-error tokens are strings
   store.get(42);
   // @ts-expect-error no such storage kind
@@ -48,4 +55,38 @@ export async function onPage(): Promise<void> {
   }
   await store.close();
   void [s, count, wrong];
+}
+
+export async function acrossTabs(): Promise<void> {
+  const store = await SessionStoreClient.open({ dbName: "demo.db" }, { timeout: 5000 });
+  const role: "owner" | "follower" = store.role;
+  store.addEventListener("change", (e) => {
+    const op: ChangeDetail["op"] = e.detail.op;
+    if (e.detail.op === "rotate") {
+      const [oldId, newId]: [string, string] = e.detail.ids;
+      void [oldId, newId];
+    }
+    if (e.detail.op === "removeByUser") {
+      const user: string = e.detail.userId;
+      void user;
+    }
+    // @ts-expect-error events never carry tokens
+    void e.detail.token;
+    void op;
+  });
+  store.addEventListener("rolechange", (e) => {
+    const now: Role = e.detail.role;
+    void now;
+  });
+  try {
+    await store.get("pyl_x");
+  } catch (e) {
+    if (e instanceof ClientError) {
+      const code: ClientErrorCode = e.code;
+      if (code === "Timeout") return;
+    }
+  }
+  // @ts-expect-error no such setting
+  await SessionStoreClient.open({}, { retries: 3 });
+  void role;
 }
