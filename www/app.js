@@ -201,8 +201,12 @@ async function main() {
   const forced = new URLSearchParams(location.search).get("storage"); // ?storage=memory forces the fallback path
   store = await SessionStoreClient.open({ dbName: "demo.db", storage: forced ?? "auto", tokenStorage: "keep", ...POLICY });
   renderStatus(await store.info);
-  $("tabs").textContent = store.role ? `${store.role}` : "this tab";
-  store.addEventListener?.("change", async () => {
+  const showRole = () =>
+    ($("tabs").textContent = store.role === "owner" ? "this tab holds the store" : "served by another tab");
+  showRole();
+  store.addEventListener("rolechange", showRole);
+  // A change in any tab (this one included): re-read, so every tab shows the same state.
+  store.addEventListener("change", async () => {
     try {
       if (current) {
         const still = await store.getById(current.id);

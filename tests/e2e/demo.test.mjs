@@ -125,8 +125,22 @@ test("sign in, reload, second session, revoke, sign out, offline", async () => {
   await shot(page, "04-offline.png");
   await context.setOffline(false);
 
-  await page.click("#signout");
-  await page.waitForSelector("#signin:not([hidden])");
+  // A second tab of the demo shares the store: it is signed in too, and signing out there signs this
+  // tab out within a second (a change event, no polling).
+  const other = await context.newPage();
+  other.on("pageerror", (e) => errors.push(e));
+  await other.goto(url);
+  await ready(other);
+  await other.waitForSelector("#current:not([hidden])");
+  assert.equal(await other.textContent("#cur-id"), id);
+  assert.equal(await page.textContent("#tabs"), "this tab holds the store");
+  assert.equal(await other.textContent("#tabs"), "served by another tab");
+  await other.click("#other-device");
+  await page.waitForFunction(() => document.querySelectorAll("#list li").length === 2, null, { timeout: 1000 });
+  await other.click("#signout");
+  await page.waitForSelector("#signin:not([hidden])", { timeout: 1000 });
+  await shot(page, "05-signed-out-from-another-tab.png");
+  await other.close();
   await page.reload();
   await ready(page);
   assert.equal(await page.isVisible("#signin"), true, "signed out stays signed out");
@@ -144,7 +158,7 @@ test("without OPFS (plain http), the page reports the in-memory fallback and why
   await page.fill("#user", "bob");
   await page.click("#signin-form button[type=submit]");
   await page.waitForSelector("#current:not([hidden])");
-  await shot(page, "05-memory-fallback.png");
+  await shot(page, "06-memory-fallback.png");
   await page.close();
 });
 
@@ -159,5 +173,5 @@ test("errors show on the page, readable", async () => {
   assert.equal(await page.textContent("#error-code"), "InvalidInput");
   assert.match(await page.textContent("#error-message"), /user/i);
   await page.setViewportSize({ width: 380, height: 800 });
-  await shot(page, "06-error-narrow.png");
+  await shot(page, "07-error-narrow.png");
 });
