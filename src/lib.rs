@@ -52,6 +52,7 @@ mod js {
     mod browser;
     pub mod convert;
     mod edge;
+    mod methods;
 }
 mod transfer;
 

@@ -15,12 +15,11 @@ use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use super::convert;
+use super::methods::to_js;
 use crate::backend::HostBackend;
 use crate::error::{Error, Result};
-use crate::limits;
 use crate::session::{Policy, TokenStorage};
 use crate::store::SessionStore;
-use crate::transfer::SessionExport;
 use crate::Migration;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -55,13 +54,8 @@ export interface EdgeStoreInfo {
   absoluteTimeout: number;
 }
 
-/** Methods whose optional parameter wasm-bindgen cannot express (merged into the class). */
-export interface EdgeSessionStore {
-  /** A user's live sessions (in one tenant, or in all when `tenantId` is omitted), oldest first. */
-  listByUser(userId: string, tenantId?: string | null): Session[];
-  /** Signs a user out everywhere (in one tenant, or in all); returns how many sessions went. */
-  removeByUser(userId: string, tenantId?: string | null): number;
-}
+/** The shared methods with optional parameters, merged into the class. */
+export interface EdgeSessionStore extends StoreMethods {}
 
 /** An export document: every session of a store (`exportSessions`, `importSessions`). */
 export interface SessionExport {
@@ -81,10 +75,6 @@ pub struct JsEdgeStore {
     migration: Migration,
     tokens: TokenStorage,
     policy: Policy,
-}
-
-fn to_js<T>(r: Result<T>) -> std::result::Result<T, JsValue> {
-    r.map_err(|e| convert::error_to_js(&e))
 }
 
 struct Options {
@@ -234,194 +224,6 @@ impl JsEdgeStore {
         );
         obj
     }
-
-    /// Issues a new token and stores its session.
-    #[wasm_bindgen(unchecked_return_type = "Issued")]
-    pub fn create(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "NewSession")] session: JsValue,
-    ) -> std::result::Result<JsValue, JsValue> {
-        to_js((|| {
-            let new = convert::new_session(&session)?;
-            let (token, s) = self.store()?.create(new)?;
-            Ok(convert::issued_to_js(&token, &s))
-        })())
-    }
-
-    /// Stores a session issued elsewhere (or replaces the one with the same token).
-    #[wasm_bindgen(unchecked_return_type = "Session")]
-    pub fn insert(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "IssuedSession")] session: JsValue,
-    ) -> std::result::Result<JsValue, JsValue> {
-        to_js((|| {
-            let (token, s) = convert::issued_session(&session)?;
-            let saved = self.store()?.insert(&token, s)?;
-            Ok(convert::session_to_js(&saved))
-        })())
-    }
-
-    /// The live session for a token, or `null`.
-    #[wasm_bindgen(unchecked_return_type = "Session | null")]
-    pub fn get(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
-    ) -> std::result::Result<JsValue, JsValue> {
-        to_js((|| {
-            let token = convert::token(&token)?;
-            Ok(convert::opt_session_to_js(
-                self.store()?.get(&token)?.as_ref(),
-            ))
-        })())
-    }
-
-    /// The live session with a public id, or `null`.
-    #[wasm_bindgen(js_name = getById, unchecked_return_type = "Session | null")]
-    pub fn get_by_id(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-    ) -> std::result::Result<JsValue, JsValue> {
-        to_js((|| {
-            let id = convert::session_id(&id)?;
-            Ok(convert::opt_session_to_js(
-                self.store()?.get_by_id(&id)?.as_ref(),
-            ))
-        })())
-    }
-
-    /// Marks a live session as used now and returns it, or `null`.
-    #[wasm_bindgen(unchecked_return_type = "Session | null")]
-    pub fn touch(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
-    ) -> std::result::Result<JsValue, JsValue> {
-        to_js((|| {
-            let token = convert::token(&token)?;
-            Ok(convert::opt_session_to_js(
-                self.store()?.touch(&token)?.as_ref(),
-            ))
-        })())
-    }
-
-    /// Gives a live session a new token; the old one stops working. Throws `NotFound` when there is
-    /// no live session.
-    #[wasm_bindgen(unchecked_return_type = "Issued")]
-    pub fn rotate(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
-    ) -> std::result::Result<JsValue, JsValue> {
-        to_js((|| {
-            let token = convert::token(&token)?;
-            let (new_token, s) = self.store()?.rotate(&token)?;
-            Ok(convert::issued_to_js(&new_token, &s))
-        })())
-    }
-
-    /// Signs a token out; `false` when it had no session.
-    pub fn remove(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
-    ) -> std::result::Result<bool, JsValue> {
-        to_js((|| {
-            let token = convert::token(&token)?;
-            self.store()?.remove(&token)
-        })())
-    }
-
-    /// Revokes a session by its public id; `false` when there was none.
-    #[wasm_bindgen(js_name = removeById)]
-    pub fn remove_by_id(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
-    ) -> std::result::Result<bool, JsValue> {
-        to_js((|| {
-            let id = convert::session_id(&id)?;
-            self.store()?.remove_by_id(&id)
-        })())
-    }
-
-    /// A user's live sessions (in one tenant, or in all when `tenantId` is omitted), oldest first.
-    #[wasm_bindgen(js_name = listByUser, unchecked_return_type = "Session[]")]
-    pub fn list_by_user(
-        &mut self,
-        #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user_id: JsValue,
-        #[wasm_bindgen(js_name = tenantId, unchecked_param_type = "string | null | undefined")]
-        tenant_id: JsValue,
-    ) -> std::result::Result<JsValue, JsValue> {
-        to_js((|| {
-            let (user, tenant) = user_and_tenant(&user_id, &tenant_id)?;
-            let list = self.store()?.list_by_user(&user, tenant.as_deref())?;
-            Ok(convert::sessions_to_js(&list))
-        })())
-    }
-
-    /// Signs a user out everywhere (in one tenant, or in all); returns how many sessions went.
-    #[wasm_bindgen(js_name = removeByUser)]
-    pub fn remove_by_user(
-        &mut self,
-        #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user_id: JsValue,
-        #[wasm_bindgen(js_name = tenantId, unchecked_param_type = "string | null | undefined")]
-        tenant_id: JsValue,
-    ) -> std::result::Result<f64, JsValue> {
-        to_js((|| {
-            let (user, tenant) = user_and_tenant(&user_id, &tenant_id)?;
-            Ok(self.store()?.remove_by_user(&user, tenant.as_deref())? as f64)
-        })())
-    }
-
-    /// Signs the token's user out of every other session; returns how many went. Throws `NotFound`
-    /// when the token has no live session.
-    #[wasm_bindgen(js_name = removeOthers)]
-    pub fn remove_others(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
-    ) -> std::result::Result<f64, JsValue> {
-        to_js((|| {
-            let token = convert::token(&token)?;
-            Ok(self.store()?.remove_others(&token)? as f64)
-        })())
-    }
-
-    /// Deletes every expired session; returns how many.
-    #[wasm_bindgen(js_name = purgeExpired)]
-    pub fn purge_expired(&mut self) -> std::result::Result<f64, JsValue> {
-        to_js((|| Ok(self.store()?.purge_expired()? as f64))())
-    }
-
-    /// Every stored session, expired ones included, oldest first.
-    #[wasm_bindgen(js_name = loadAll, unchecked_return_type = "Session[]")]
-    pub fn load_all(&mut self) -> std::result::Result<JsValue, JsValue> {
-        to_js((|| Ok(convert::sessions_to_js(&self.store()?.load_all()?)))())
-    }
-
-    /// Every session (expired ones too) as an export document; tokens only if this store keeps them.
-    #[wasm_bindgen(js_name = exportSessions, unchecked_return_type = "SessionExport")]
-    pub fn export_sessions(&mut self) -> std::result::Result<JsValue, JsValue> {
-        to_js((|| {
-            let doc = self.store()?.export()?;
-            serde_wasm_bindgen::to_value(&doc)
-                .map_err(|e| Error::Database(format!("export: {e}").into()))
-        })())
-    }
-
-    /// Writes every session of an export document into this store (replacing those with the same id);
-    /// returns how many. The document is checked whole before anything is written.
-    #[wasm_bindgen(js_name = importSessions)]
-    pub fn import_sessions(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "SessionExport")] doc: JsValue,
-    ) -> std::result::Result<f64, JsValue> {
-        to_js((|| {
-            let doc: SessionExport = serde_wasm_bindgen::from_value(doc)
-                .map_err(|e| Error::invalid("document", e.to_string()))?;
-            Ok(self.store()?.import(&doc)? as f64)
-        })())
-    }
 }
 
-fn user_and_tenant(user: &JsValue, tenant: &JsValue) -> Result<(String, Option<String>)> {
-    Ok((
-        convert::string("userId", user, limits::USER_ID_MAX)?,
-        convert::opt_string("tenantId", tenant, limits::TENANT_ID_MAX)?,
-    ))
-}
+super::methods::store_methods!(JsEdgeStore, EdgeSessionStore);
