@@ -95,8 +95,7 @@ struct Options {
 }
 
 fn options(value: &JsValue) -> Result<Options> {
-    use convert::{get, object, opt_seconds, opt_string};
-    let defaults = Policy::default();
+    use convert::{get, object, opt_string};
     if value.is_undefined() || value.is_null() {
         return options(&js_sys::Object::new().into());
     }
@@ -135,31 +134,7 @@ fn options(value: &JsValue) -> Result<Options> {
             ))
         }
     };
-    let tokens = match opt_string(
-        "tokenStorage",
-        &get(value, "tokenStorage", "tokenStorage")?,
-        16,
-    )?
-    .as_deref()
-    {
-        None | Some("hash") => TokenStorage::HashOnly,
-        Some("keep") => TokenStorage::Keep,
-        Some(_) => {
-            return Err(Error::invalid(
-                "tokenStorage",
-                "expected \"hash\" or \"keep\"",
-            ))
-        }
-    };
-    let policy = Policy {
-        idle_timeout: opt_seconds("idleTimeout", &get(value, "idleTimeout", "idleTimeout")?)?
-            .unwrap_or(defaults.idle_timeout),
-        absolute_timeout: opt_seconds(
-            "absoluteTimeout",
-            &get(value, "absoluteTimeout", "absoluteTimeout")?,
-        )?
-        .unwrap_or(defaults.absolute_timeout),
-    };
+    let (tokens, policy) = convert::token_storage_and_policy(value)?;
     Ok(Options {
         db_name,
         storage,
@@ -288,22 +263,7 @@ impl JsSessionStore {
             }
             .into(),
         );
-        set(
-            "tokenStorage",
-            match i.tokens {
-                TokenStorage::HashOnly => "hash",
-                TokenStorage::Keep => "keep",
-            }
-            .into(),
-        );
-        set(
-            "idleTimeout",
-            convert::count_to_js(i.policy.idle_timeout.unsigned_abs()),
-        );
-        set(
-            "absoluteTimeout",
-            convert::count_to_js(i.policy.absolute_timeout.unsigned_abs()),
-        );
+        convert::set_policy_info(&obj, i.tokens, &i.policy);
         obj
     }
 

@@ -12,7 +12,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::session::{NewSession, Session};
+use crate::session::{NewSession, Policy, Session, TokenStorage};
 use crate::token::{SessionId, Token};
 
 #[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
@@ -388,4 +388,59 @@ pub fn type_name(value: &JsValue) -> &'static str {
     } else {
         "an object"
     }
+}
+
+/// The `tokenStorage`, `idleTimeout` and `absoluteTimeout` options both store classes take, with
+/// [`TokenStorage::HashOnly`] and [`Policy::default`] for what is missing.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a mistyped or out-of-range value.
+pub fn token_storage_and_policy(value: &JsValue) -> Result<(TokenStorage, Policy)> {
+    let defaults = Policy::default();
+    let tokens = match opt_string(
+        "tokenStorage",
+        &get(value, "tokenStorage", "tokenStorage")?,
+        16,
+    )?
+    .as_deref()
+    {
+        None | Some("hash") => TokenStorage::HashOnly,
+        Some("keep") => TokenStorage::Keep,
+        Some(_) => {
+            return Err(Error::invalid(
+                "tokenStorage",
+                "expected \"hash\" or \"keep\"",
+            ))
+        }
+    };
+    let policy = Policy {
+        idle_timeout: opt_seconds("idleTimeout", &get(value, "idleTimeout", "idleTimeout")?)?
+            .unwrap_or(defaults.idle_timeout),
+        absolute_timeout: opt_seconds(
+            "absoluteTimeout",
+            &get(value, "absoluteTimeout", "absoluteTimeout")?,
+        )?
+        .unwrap_or(defaults.absolute_timeout),
+    };
+    policy.validate()?;
+    Ok((tokens, policy))
+}
+
+/// Sets `tokenStorage`, `idleTimeout` and `absoluteTimeout` on an `info` object this crate built.
+pub fn set_policy_info(info: &JsValue, tokens: TokenStorage, policy: &Policy) {
+    let tokens = match tokens {
+        TokenStorage::HashOnly => "hash",
+        TokenStorage::Keep => "keep",
+    };
+    set(info, "tokenStorage", &JsValue::from_str(tokens));
+    set(
+        info,
+        "idleTimeout",
+        &count_to_js(policy.idle_timeout.unsigned_abs()),
+    );
+    set(
+        info,
+        "absoluteTimeout",
+        &count_to_js(policy.absolute_timeout.unsigned_abs()),
+    );
 }

@@ -84,12 +84,11 @@ struct Options {
 }
 
 fn options(value: &JsValue) -> Result<Options> {
-    use convert::{get, object, opt_seconds, opt_string};
-    let defaults = Policy::default();
+    use convert::{get, object};
     if value.is_undefined() || value.is_null() {
         return Ok(Options {
             tokens: TokenStorage::HashOnly,
-            policy: defaults,
+            policy: Policy::default(),
             clock: None,
         });
     }
@@ -98,31 +97,7 @@ fn options(value: &JsValue) -> Result<Options> {
         value,
         &["tokenStorage", "idleTimeout", "absoluteTimeout", "now"],
     )?;
-    let tokens = match opt_string(
-        "tokenStorage",
-        &get(value, "tokenStorage", "tokenStorage")?,
-        16,
-    )?
-    .as_deref()
-    {
-        None | Some("hash") => TokenStorage::HashOnly,
-        Some("keep") => TokenStorage::Keep,
-        Some(_) => {
-            return Err(Error::invalid(
-                "tokenStorage",
-                "expected \"hash\" or \"keep\"",
-            ))
-        }
-    };
-    let policy = Policy {
-        idle_timeout: opt_seconds("idleTimeout", &get(value, "idleTimeout", "idleTimeout")?)?
-            .unwrap_or(defaults.idle_timeout),
-        absolute_timeout: opt_seconds(
-            "absoluteTimeout",
-            &get(value, "absoluteTimeout", "absoluteTimeout")?,
-        )?
-        .unwrap_or(defaults.absolute_timeout),
-    };
+    let (tokens, policy) = convert::token_storage_and_policy(value)?;
     policy.validate()?;
     let now = get(value, "now", "now")?;
     let clock = if now.is_undefined() || now.is_null() {
@@ -206,22 +181,7 @@ impl JsEdgeStore {
             }
             .into(),
         );
-        set(
-            "tokenStorage",
-            match self.tokens {
-                TokenStorage::HashOnly => "hash",
-                TokenStorage::Keep => "keep",
-            }
-            .into(),
-        );
-        set(
-            "idleTimeout",
-            convert::count_to_js(self.policy.idle_timeout.unsigned_abs()),
-        );
-        set(
-            "absoluteTimeout",
-            convert::count_to_js(self.policy.absolute_timeout.unsigned_abs()),
-        );
+        convert::set_policy_info(&obj, self.tokens, &self.policy);
         obj
     }
 }
