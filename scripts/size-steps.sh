@@ -20,13 +20,15 @@ EXT_OFF="-USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_SESSION -USQ
 -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_DBPAGE_VTAB -USQLITE_ENABLE_BYTECODE_VTAB -USQLITE_ENABLE_STMTVTAB \
 -USQLITE_ENABLE_MATH_FUNCTIONS -USQLITE_ENABLE_COLUMN_METADATA -USQLITE_ENABLE_OFFSET_SQL_FUNC \
 -USQLITE_ENABLE_UNKNOWN_SQL_FUNCTION"
-# Further SQLite features the store's SQL never reaches (JSON, column decltype, the
-# authorizer, UTF-16 APIs, sqlite3_get_table, sqlite3_complete, progress callbacks, TCL variables, API
-# argument checks, unlock notification) and memory statistics (off as SQLite recommends).
+# Further SQLite features the store's SQL never reaches (JSON, column decltype, the authorizer, UTF-16
+# APIs, sqlite3_get_table, sqlite3_complete, progress callbacks, TCL variables, EXPLAIN, introspection
+# pragmas, incremental blob I/O, tracing, API argument checks, unlock notification) and memory
+# statistics (off as SQLite recommends). scripts/build-pkg.sh uses EXT_OFF and MORE_OFF.
 # (SQLITE_OMIT_WINDOWFUNC would be worth more but does not compile from the amalgamation.)
 MORE_OFF="-DSQLITE_OMIT_JSON -DSQLITE_OMIT_DECLTYPE -DSQLITE_OMIT_AUTHORIZATION \
 -DSQLITE_OMIT_UTF16 -DSQLITE_OMIT_GET_TABLE -DSQLITE_OMIT_COMPLETE -DSQLITE_OMIT_PROGRESS_CALLBACK \
--DSQLITE_OMIT_TCL_VARIABLE -USQLITE_ENABLE_API_ARMOR -USQLITE_ENABLE_UNLOCK_NOTIFY -DSQLITE_DEFAULT_MEMSTATUS=0"
+-DSQLITE_OMIT_TCL_VARIABLE -DSQLITE_OMIT_EXPLAIN -DSQLITE_OMIT_INTROSPECTION_PRAGMAS -DSQLITE_OMIT_INCRBLOB \
+-DSQLITE_OMIT_TRACE -USQLITE_ENABLE_API_ARMOR -USQLITE_ENABLE_UNLOCK_NOTIFY -DSQLITE_DEFAULT_MEMSTATUS=0"
 
 # cargo's own release defaults, to start from.
 CARGO_DEFAULTS=(--config profile.release.opt-level=3 --config profile.release.lto=false
@@ -72,13 +74,15 @@ build 1 ""
 record "+ size profile: opt-level z, LTO, 1 codegen unit, panic=abort, debuginfo stripped" "$out/1/pylon_sessions_bg.wasm"
 build 2 "$EXT_OFF"
 record "+ SQLite extensions off (FTS5, R*Tree, session, dbstat/dbpage/bytecode/stmt vtabs, math, …)" "$out/2/pylon_sessions_bg.wasm"
+wasm-opt -O0 --strip-debug --strip-producers "$out/2/pylon_sessions_bg.wasm" -o "$out/2-strip.wasm"
+record "+ names and producers sections stripped (wasm-opt -O0 --strip-debug), no optimisation yet" "$out/2-strip.wasm"
 wasm-opt -O "$out/2/pylon_sessions_bg.wasm" -o "$out/2-O.wasm"
-record "+ wasm-opt -O (what wasm-pack runs by default)" "$out/2-O.wasm"
+record "+ wasm-opt -O (what wasm-pack runs by default; strips those sections too)" "$out/2-O.wasm"
 wasm-opt -Oz "$out/2/pylon_sessions_bg.wasm" -o "$out/2-Oz.wasm"
 record "wasm-opt -Oz instead of -O" "$out/2-Oz.wasm"
 build 3 "$EXT_OFF $MORE_OFF"
 wasm-opt -Oz "$out/3/pylon_sessions_bg.wasm" -o "$out/3-Oz.wasm"
-record "+ more of SQLite compiled out (JSON, decltype, authorizer, UTF-16, API armor, …)" "$out/3-Oz.wasm"
+record "+ more of SQLite compiled out (JSON, decltype, authorizer, UTF-16, EXPLAIN, tracing, API armor, …)" "$out/3-Oz.wasm"
 wasm-opt -Oz --converge "$out/3/pylon_sessions_bg.wasm" -o "$out/3-Ozc.wasm"
 record "+ wasm-opt -Oz --converge (repeat until no gain)" "$out/3-Ozc.wasm"
 
