@@ -32,7 +32,9 @@ if [ ! -f "$wasm" ] || [ -n "$(find src Cargo.toml Cargo.lock build.rs scripts/b
 fi
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# Keep the EXIT trap postgres-env.sh may have set (it stops a throwaway cluster), and add ours.
+pg_trap=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
+trap 'rm -rf "$tmp"; '"$pg_trap" EXIT
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo "==> browser benchmark (tests/js/bench-browser.mjs)" >&2
