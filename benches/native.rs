@@ -4,7 +4,8 @@
 //! `cargo bench --features postgres --bench native` runs it in full; `-- --smoke` (or
 //! `PYLON_BENCH_SMOKE=1`, or running it without `--bench`, as `cargo test --all-features` does) runs it
 //! with tiny counts. `-- --emit FILE` also writes the rows as tab-separated lines, `-- --rows FILE` adds
-//! rows from another harness (e.g. the browser's) to the printed table.
+//! rows from another harness (e.g. the browser's) to the printed table, `-- --context FILE` adds that
+//! harness's description lines to the heading (`scripts/bench.sh` does both).
 #![cfg_attr(target_family = "wasm", allow(dead_code, unused_imports))]
 
 #[path = "native/table.rs"]
@@ -55,6 +56,7 @@ mod native {
         smoke: bool,
         emit: Option<PathBuf>,
         rows: Vec<PathBuf>,
+        context: Vec<PathBuf>,
         only: Vec<String>,
     }
 
@@ -70,6 +72,7 @@ mod native {
             smoke: std::env::var_os("PYLON_BENCH_SMOKE").is_some_and(|v| v != "0"),
             emit: None,
             rows: Vec::new(),
+            context: Vec::new(),
             only: Vec::new(),
         };
         let mut bench = false;
@@ -80,6 +83,9 @@ mod native {
                 "--smoke" => a.smoke = true,
                 "--emit" => a.emit = Some(it.next().ok_or("--emit needs a file")?.into()),
                 "--rows" => a.rows.push(it.next().ok_or("--rows needs a file")?.into()),
+                "--context" => a
+                    .context
+                    .push(it.next().ok_or("--context needs a file")?.into()),
                 "--only" => a.only.push(it.next().ok_or("--only needs a part")?),
                 // cargo passes filters and harness flags through; there is nothing to filter.
                 _ => {}
@@ -180,7 +186,8 @@ mod native {
         let mut schemas = pg::Schemas::connect()?;
 
         println!(
-            "# pylon-sessions native benchmark{}",
+            "# pylon-sessions {}benchmark{}",
+            if args.rows.is_empty() { "native " } else { "" },
             if plan.smoke {
                 " (smoke run: tiny counts, numbers mean nothing)"
             } else {
@@ -212,7 +219,13 @@ mod native {
             plan.scale_rounds,
         );
         println!("- floor: same SQL, raw driver, prepared once; crate: SessionStore; pylon: format!-built SQL, prepared on every call, Mutex around the connection");
-        println!("- times are per call in µs (median and 90th percentile of every recorded call); × floor = median / floor's median");
+        // Other harnesses' description lines (e.g. the browser's), under the native ones.
+        for path in &args.context {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--context {}: {e}", path.display()))?;
+            print!("{text}");
+        }
+        println!("- times are per call in µs (median and 90th percentile of every recorded call); × floor = median / floor's median (× wa-sqlite, × in the worker: likewise)");
         println!();
 
         let mut records: Vec<Record> = Vec::new();
@@ -276,7 +289,7 @@ mod native {
         }
 
         print!("{}", table::render(&records));
-        for who in ["crate", "pylon"] {
+        for who in ["crate", "pylon", "page client"] {
             if let Some((r, ratio)) = table::slowest_ratio(&records, who) {
                 println!(
                     "- slowest {who} ratio: {ratio:.2}× {} on {} ({} µs against {} µs)",

@@ -44,13 +44,15 @@ mod token;
 #[cfg_attr(not(web), path = "platform/native.rs")]
 mod platform;
 
-/// The wasm-bindgen facades: `SessionStore` (browser, OPFS; feature `sqlite`) and `EdgeSessionStore`
-/// (edge runtimes, on the host's SQLite), sharing the JS conversions in `convert`.
+/// The wasm-bindgen facades: `SessionStore` (browser, OPFS; feature `sqlite`: pkg/) and `EdgeSessionStore`
+/// (edge runtimes, on the host's SQLite; built without `sqlite`: pkg-edge/), sharing the JS conversions
+/// in `convert`. The browser module leaves the edge facade out (55 KB of the .wasm, see BENCHMARKS.md).
 #[cfg(web)]
 mod js {
     #[cfg(feature = "sqlite")]
     mod browser;
     pub mod convert;
+    #[cfg(not(feature = "sqlite"))]
     mod edge;
     mod methods;
 }

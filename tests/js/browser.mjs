@@ -12,9 +12,12 @@ const ARGS = [
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ];
 
-/** A browser on a fresh profile with the static server running; `close()` removes both. */
-export async function launch() {
-  const server = await startServer();
+/**
+ * A browser on a fresh profile with the static server running; `close()` removes both. `isolated`:
+ * serve with COOP/COEP (cross-origin isolated pages, finer timers).
+ */
+export async function launch({ isolated = false } = {}) {
+  const server = await startServer(undefined, { isolated });
   const profile = mkdtempSync(join(tmpdir(), "pylon-sessions-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,

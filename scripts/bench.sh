@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Every benchmark in one run, one table: native (SQLite file and Postgres: the crate next to the raw-driver
+# floor and Pylon's way, plus the scale run; benches/native.rs) and browser (headless Chromium: the
+# exported SessionStore next to wa-sqlite on OPFS and in memory, cold start, page client;
+# tests/js/bench-browser.mjs), with the shipped .wasm's size. Installs what is missing first
+# (scripts/setup.sh), finds or starts Postgres (scripts/postgres-env.sh) and builds pkg/ when its
+# sources changed. The Markdown report goes to stdout, progress to stderr. See BENCHMARKS.md.
+#
+#   scripts/bench.sh            # full run (a few minutes; run it on a quiet machine)
+#   scripts/bench.sh --smoke    # tiny counts: checks that every harness still runs (seconds once built)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+smoke=()
+case "${1:-}" in
+  --smoke) smoke=(--smoke) ;;
+  "") ;;
+  *) echo "usage: scripts/bench.sh [--smoke]" >&2; exit 2 ;;
+esac
+
+scripts/setup.sh >&2
+# shellcheck source=scripts/postgres-env.sh
+source scripts/postgres-env.sh >&2
+source scripts/env.sh
+need cargo node chromium
+
+# pkg/ is rebuilt only when something it is built from is newer than its .wasm.
+wasm=pkg/pylon_sessions_bg.wasm
+if [ ! -f "$wasm" ] || [ -n "$(find src Cargo.toml Cargo.lock build.rs scripts/build-pkg.sh -newer "$wasm" -print -quit)" ]; then
+  echo "building pkg/ (scripts/build-pkg.sh)" >&2
+  bash scripts/build-pkg.sh >&2
+fi
+
+tmp=$(mktemp -d)
+# Keep the EXIT trap postgres-env.sh may have set (it stops a throwaway cluster), and add ours.
+pg_trap=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
+trap 'rm -rf "$tmp"; '"$pg_trap" EXIT
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+echo "==> browser benchmark (tests/js/bench-browser.mjs)" >&2
+node tests/js/bench-browser.mjs "${smoke[@]}" --emit "$tmp/browser.tsv" > "$tmp/browser.md"
+
+echo "==> native benchmark (cargo bench --bench native), printing every row" >&2
+{
+  cat "$tmp/browser.md"
+  echo "- load average (1, 5, 15 min) before the run: $load_before; after the browser part: $(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$tmp/context.md"
+cargo bench --quiet --features postgres --bench native -- "${smoke[@]}" \
+  --rows "$tmp/browser.tsv" --context "$tmp/context.md"
+echo "- load average (1, 5, 15 min) at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
