@@ -1,10 +1,11 @@
 // Types of the page client (client.js). The data types come from the wasm module's declarations.
 import type {
-  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Session, StoreInfo,
+  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Session, SessionExport, StoreInfo,
 } from "./pylon_sessions.js";
 
 export type {
-  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Session, StoreInfo, StorageKind,
+  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Session, SessionExport, StoreInfo,
+  StorageKind,
 } from "./pylon_sessions.js";
 
 /**
@@ -52,6 +53,8 @@ export type ChangeDetail =
   | { op: "removeOthers"; ids?: [string]; userId?: string }
   /** Expired sessions were deleted. */
   | { op: "purgeExpired" }
+  /** An export document was imported. */
+  | { op: "importSessions" }
   /**
    * Another tab took the store over: changes made just before may have gone unannounced, so re-read
    * whatever is shown.
@@ -116,6 +119,10 @@ export declare class SessionStoreClient extends EventTarget {
   removeOthers(token: string): Promise<number>;
   purgeExpired(): Promise<number>;
   loadAll(): Promise<Session[]>;
+  /** Every session as an export document (tokens only if the store keeps them). */
+  exportSessions(): Promise<SessionExport>;
+  /** Writes an export document's sessions into the store (checked whole first); returns how many. */
+  importSessions(doc: SessionExport): Promise<number>;
   /** Closes this tab's use of the store and stops its worker; an owner hands the store to another tab. */
   close(): Promise<void>;
   /** Stops the worker without closing, as a crashed tab would. */

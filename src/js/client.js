@@ -233,6 +233,10 @@ export class SessionStoreClient extends EventTarget {
   removeOthers(token) { return this.#call("removeOthers", [token]); }
   purgeExpired() { return this.#call("purgeExpired", []); }
   loadAll() { return this.#call("loadAll", []); }
+  /** Every session as an export document (tokens only if the store keeps them). */
+  exportSessions() { return this.#call("exportSessions", []); }
+  /** Writes an export document's sessions into the store (checked whole first); returns how many. */
+  importSessions(doc) { return this.#call("importSessions", [doc]); }
 
   /**
    * Closes this tab's use of the store and stops its worker; later calls reject with `Closed`. When

@@ -56,14 +56,6 @@ export interface EdgeStoreInfo {
 
 /** The shared methods with optional parameters, merged into the class. */
 export interface EdgeSessionStore extends StoreMethods {}
-
-/** An export document: every session of a store (`exportSessions`, `importSessions`). */
-export interface SessionExport {
-  format: "pylon-sessions";
-  version: number;
-  exportedAt: number;
-  sessions: Session[];
-}
 "#;
 
 /// The store class exported to JavaScript as `EdgeSessionStore`.

@@ -30,6 +30,14 @@ export interface StoreMethods {
    */
   rotate(token: string, newToken?: string | null): Issued;
 }
+
+/** An export document: every session of a store (`exportSessions`, `importSessions`). */
+export interface SessionExport {
+  format: "pylon-sessions";
+  version: number;
+  exportedAt: number;
+  sessions: Session[];
+}
 "#;
 
 /// A crate error as the thrown `SessionStoreError`.

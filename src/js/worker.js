@@ -22,11 +22,13 @@ import init, { SessionStore } from "./pylon_sessions.js";
 
 const METHODS = new Set([
   "create", "get", "getById", "insert", "touch", "rotate", "remove", "removeById",
-  "listByUser", "removeByUser", "removeOthers", "purgeExpired", "loadAll",
+  "listByUser", "removeByUser", "removeOthers", "purgeExpired", "loadAll", "exportSessions",
+  "importSessions",
 ]);
 /** Methods that change the store, and so announce a "change" event. `touch` only moves a timestamp. */
 const WRITES = new Set([
   "create", "insert", "rotate", "remove", "removeById", "removeByUser", "removeOthers", "purgeExpired",
+  "importSessions",
 ]);
 /** Replies to writes kept for repeated requests (per owner). */
 const REPLAY_CACHE = 1024;

@@ -24,6 +24,32 @@ function onPage(fn, arg) {
 }
 
 describe("SessionStoreClient", () => {
+  test("export from OPFS, import into memory: round trip equal, tokens only where kept", async () => {
+    const r = await onPage(async ({ SessionStoreClient }) => {
+      const from = await SessionStoreClient.open({ dbName: "export.db", storage: "opfs", tokenStorage: "keep" });
+      for (const userId of ["alice", "bob", "carol"]) await from.create({ userId, tenantId: "acme", device: "tab" });
+      const doc = await from.exportSessions();
+      const before = await from.loadAll();
+      await from.close();
+      const to = await SessionStoreClient.open({ storage: "memory", tokenStorage: "keep" }, { persist: false });
+      const imported = await to.importSessions(doc);
+      const after = await to.loadAll();
+      let bad = null;
+      try {
+        await to.importSessions({ ...doc, version: 999 });
+      } catch (e) {
+        bad = e.code;
+      }
+      await to.close();
+      return { doc, before, imported, after, bad };
+    });
+    assert.equal(r.imported, 3);
+    assert.equal(r.doc.sessions.length, 3);
+    assert.ok(r.doc.sessions.every((s) => typeof s.token === "string"), "a keep-token store exports tokens");
+    assert.deepEqual(r.after, r.before);
+    assert.equal(r.bad, "SchemaMismatch", "a document from a newer version is refused whole");
+  });
+
   test("opens in a worker on OPFS; every method answers", async () => {
     const r = await onPage(async ({ SessionStoreClient }) => {
       const store = await SessionStoreClient.open({ dbName: "client.db", storage: "opfs", tokenStorage: "keep" });
