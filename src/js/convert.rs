@@ -105,7 +105,12 @@ fn camel_case(field: &str) -> String {
 /// Sets a property on an object this crate created (an ordinary, extensible object: this cannot
 /// fail, so a failure is not reported). Never use it on a caller's object.
 pub fn set(target: &JsValue, key: &str, value: &JsValue) {
-    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+    put(target, &JsValue::from_str(key), value);
+}
+
+/// As [`set`], with a key that is already a JS value.
+fn put(target: &JsValue, key: &JsValue, value: &JsValue) {
+    let _ = Reflect::set(target, key, value);
 }
 
 /// Reads `key` from a caller's object; a throwing getter or proxy is the caller's [`Error::InvalidInput`].
@@ -319,22 +324,34 @@ pub fn issued_session(value: &JsValue) -> Result<(Token, Session)> {
 
 /// A session as a plain object with camelCase fields.
 pub fn session_to_js(s: &Session) -> JsValue {
-    let obj: JsValue = Object::new().into();
-    set(&obj, "id", &JsValue::from_str(s.id.as_str()));
-    if let Some(token) = &s.token {
-        set(&obj, "token", &JsValue::from_str(token.expose()));
+    // The property names are made into JS strings once per thread, not once per session: a list of
+    // sessions otherwise spends most of its time decoding the same eight keys.
+    thread_local! {
+        static KEYS: [JsValue; 8] = [
+            "id", "token", "userId", "tenantId", "device", "createdAt", "lastSeenAt", "expiresAt",
+        ]
+        .map(JsValue::from_str);
     }
-    set(&obj, "userId", &JsValue::from_str(&s.user_id));
-    set(&obj, "tenantId", &opt_str(s.tenant_id.as_deref()));
-    set(&obj, "device", &opt_str(s.device.as_deref()));
-    // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
-    set(&obj, "createdAt", &JsValue::from_f64(s.created_at as f64));
-    set(
-        &obj,
-        "lastSeenAt",
-        &JsValue::from_f64(s.last_seen_at as f64),
+    let obj: JsValue = Object::new().into();
+    KEYS.with(
+        |[id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at]| {
+            put(&obj, id, &JsValue::from_str(s.id.as_str()));
+            if let Some(t) = &s.token {
+                put(&obj, token, &JsValue::from_str(t.expose()));
+            }
+            put(&obj, user_id, &JsValue::from_str(&s.user_id));
+            put(&obj, tenant_id, &opt_str(s.tenant_id.as_deref()));
+            put(&obj, device, &opt_str(s.device.as_deref()));
+            // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
+            put(&obj, created_at, &JsValue::from_f64(s.created_at as f64));
+            put(
+                &obj,
+                last_seen_at,
+                &JsValue::from_f64(s.last_seen_at as f64),
+            );
+            put(&obj, expires_at, &JsValue::from_f64(s.expires_at as f64));
+        },
     );
-    set(&obj, "expiresAt", &JsValue::from_f64(s.expires_at as f64));
     obj
 }
 
