@@ -4,16 +4,9 @@
 #[macro_use]
 mod common;
 
-use pylon_sessions::{MemoryBackend, SqliteBackend};
+use common::sqlite_dump;
 
-fn sqlite_dump(b: &mut SqliteBackend) -> String {
-    let conn = b.connection();
-    let mut stmt = conn
-        .prepare("SELECT quote(id)||quote(token)||quote(user_id)||quote(tenant_id)||quote(device) FROM _pylon_sessions")
-        .unwrap();
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
-}
+use pylon_sessions::{MemoryBackend, SqliteBackend};
 
 mod memory {
     use super::*;

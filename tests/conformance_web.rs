@@ -5,19 +5,12 @@
 #[macro_use]
 mod common;
 
+use common::sqlite_dump;
+
 use pylon_sessions::{OpfsPool, SqliteBackend};
 use wasm_bindgen_test::wasm_bindgen_test_configure;
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
-
-fn sqlite_dump(b: &mut SqliteBackend) -> String {
-    let conn = b.connection();
-    let mut stmt = conn
-        .prepare("SELECT quote(id)||quote(token)||quote(user_id)||quote(tenant_id)||quote(device) FROM _pylon_sessions")
-        .unwrap();
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
-}
 
 /// A fresh database in this run's OPFS pool (one pool per run, one database per test).
 async fn opfs() -> SqliteBackend {

@@ -5,18 +5,11 @@
 #[macro_use]
 mod common;
 
+use common::sqlite_dump;
+
 use common::legacy::*;
 
 use pylon_sessions::{ErrorKind, MemoryBackend, Migration, SessionStore, SqliteBackend};
-
-fn sqlite_dump(b: &mut SqliteBackend) -> String {
-    let conn = b.connection();
-    let mut stmt = conn
-        .prepare("SELECT quote(id)||quote(token)||quote(user_id)||quote(tenant_id)||quote(device) FROM _pylon_sessions")
-        .unwrap();
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
-}
 
 fn sqlite_file() -> SqliteBackend {
     let dir = tempfile::tempdir().unwrap().keep();

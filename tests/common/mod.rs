@@ -8,3 +8,13 @@ pub mod conformance;
 pub mod legacy;
 #[cfg(not(target_family = "wasm"))]
 pub mod pg;
+
+/// Every stored row of a SQLite store as text, for the hashing-at-rest checks.
+pub fn sqlite_dump(b: &mut pylon_sessions::SqliteBackend) -> String {
+    let conn = b.connection();
+    let mut stmt = conn
+        .prepare("SELECT quote(id)||quote(token)||quote(user_id)||quote(tenant_id)||quote(device) FROM _pylon_sessions")
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+}
