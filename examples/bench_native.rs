@@ -14,7 +14,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args().nth(1).map_or(Ok(500), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
-    let mut store = SessionStore::new(SqliteBackend::open(dir.path().join("bench.db"))?);
+    let store = SessionStore::new(SqliteBackend::open(dir.path().join("bench.db"))?);
     let mut tokens = Vec::with_capacity(n);
     let mut create = Vec::with_capacity(n);
     for i in 0..n {

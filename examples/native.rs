@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (backend, migration) = SqliteBackend::open_reporting(&path)?;
     println!("opened {} ({migration:?})", path.display());
-    let mut store = SessionStore::new(backend).with_policy(policy);
+    let store = SessionStore::new(backend).with_policy(policy);
     let purged = store.purge_expired()?;
     let (laptop, session) = store.create(
         NewSession::new("alice")
@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     drop(store);
 
-    let mut store = SessionStore::new(SqliteBackend::open(&path)?).with_policy(policy);
+    let store = SessionStore::new(SqliteBackend::open(&path)?).with_policy(policy);
     println!("reopened {}", path.display());
     for (label, token) in ["laptop", "phone"].iter().zip(&tokens) {
         let token = Token::parse(token)?;

@@ -34,6 +34,9 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+mod async_store;
+#[cfg(all(feature = "axum", not(target_family = "wasm")))]
+pub mod axum;
 pub mod backend;
 mod error;
 mod session;
@@ -58,19 +61,24 @@ mod js {
 }
 mod transfer;
 
+pub use async_store::AsyncSessionStore;
 pub use backend::sql::{Migration, SCHEMA_VERSION};
+#[cfg(all(feature = "tokio", not(target_family = "wasm")))]
+pub use backend::Blocking;
 #[cfg(all(web, feature = "sqlite"))]
 pub use backend::{persistence, OpfsPool};
+pub use backend::{AsyncSessionBackend, MemoryBackend, SessionBackend};
 #[cfg(web)]
 pub use backend::{HostBackend, HostDriver};
-pub use backend::{MemoryBackend, SessionBackend};
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
 pub use backend::{PostgresBackend, PostgresDriver};
+#[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
+pub use backend::{PostgresPoolBackend, PostgresPoolConfig, SslMode};
 #[cfg(feature = "sqlite")]
 pub use backend::{SqliteBackend, SqliteDriver};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use session::{NewSession, Policy, Session, TokenStorage};
-pub use store::{Clock, SessionStore};
+pub use store::{Clock, SessionStore, DEFAULT_TOUCH_INTERVAL};
 pub use token::{SessionId, Token, TOKEN_PREFIX};
 pub use transfer::{ExportedSession, SessionExport, EXPORT_FORMAT, EXPORT_VERSION};
 

@@ -1,6 +1,7 @@
 //! [`SessionStore`]: tokens, hashing, timeouts and validation over any [`SessionBackend`].
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::backend::SessionBackend;
 use crate::error::{Error, Result};
@@ -9,8 +10,11 @@ use crate::session::{NewSession, Policy, Session, TokenStorage};
 use crate::token::{SessionId, Token};
 use crate::transfer::SessionExport;
 
-/// The source of "now", in unix seconds.
-pub type Clock = Box<dyn Fn() -> i64>;
+/// The source of "now", in unix seconds; shared, so stores stay `Send + Sync`.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// How often [`SessionStore::touch`] writes by default: at most once a minute per session.
+pub const DEFAULT_TOUCH_INTERVAL: i64 = 60;
 
 /// The front door: issues and checks tokens over a backend, applying one [`Policy`].
 ///
@@ -34,17 +38,132 @@ pub type Clock = Box<dyn Fn() -> i64>;
 /// ```
 pub struct SessionStore<B> {
     backend: B,
-    policy: Policy,
-    tokens: TokenStorage,
-    clock: Clock,
+    rules: Rules,
 }
 
 impl<B> fmt::Debug for SessionStore<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionStore")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What both front doors ([`SessionStore`] and [`crate::AsyncSessionStore`]) decide the same way: the
+/// policy, token storage, clock and touch interval, and every decision made from them. No I/O here.
+#[derive(Clone)]
+pub(crate) struct Rules {
+    pub(crate) policy: Policy,
+    pub(crate) tokens: TokenStorage,
+    pub(crate) clock: Clock,
+    pub(crate) touch_interval: i64,
+}
+
+impl fmt::Debug for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rules")
             .field("policy", &self.policy)
             .field("tokens", &self.tokens)
+            .field("touch_interval", &self.touch_interval)
             .finish_non_exhaustive()
+    }
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            policy: Policy::default(),
+            tokens: TokenStorage::HashOnly,
+            clock: Arc::new(platform::now),
+            touch_interval: DEFAULT_TOUCH_INTERVAL,
+        }
+    }
+}
+
+impl Rules {
+    pub(crate) fn now(&self) -> Result<i64> {
+        let now = (self.clock)();
+        crate::session::check_time("now", now)?;
+        Ok(now)
+    }
+
+    pub(crate) fn set_touch_interval(&mut self, seconds: i64) -> Result<()> {
+        crate::session::check_time("touch_interval", seconds)?;
+        self.touch_interval = seconds;
+        Ok(())
+    }
+
+    fn kept(&self, token: &Token) -> Option<Token> {
+        (self.tokens == TokenStorage::Keep).then(|| token.clone())
+    }
+
+    /// The session `create` stores for `token` (after [`Rules::check_new`]).
+    pub(crate) fn new_session(&self, token: &Token, new: NewSession, now: i64) -> Session {
+        Session {
+            id: token.id(),
+            token: self.kept(token),
+            user_id: new.user_id,
+            tenant_id: new.tenant_id,
+            device: new.device,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: self.policy.expiry_for(now),
+        }
+    }
+
+    pub(crate) fn check_new(&self, new: &NewSession) -> Result<()> {
+        new.validate()?;
+        self.policy.validate()
+    }
+
+    /// `create_with_token`'s answer when the token already has a session: the same one again (a
+    /// repeated request), or a refusal.
+    pub(crate) fn repeated_create(
+        token: Token,
+        new: &NewSession,
+        existing: Session,
+    ) -> Result<(Token, Session)> {
+        let same = existing.user_id == new.user_id
+            && existing.tenant_id == new.tenant_id
+            && existing.device == new.device;
+        if same {
+            Ok((token, existing))
+        } else {
+            Err(Error::invalid(
+                "token",
+                "already belongs to another session",
+            ))
+        }
+    }
+
+    /// The session `insert` stores.
+    pub(crate) fn inserted(&self, token: &Token, mut session: Session) -> Result<Session> {
+        if session.id != token.id() {
+            return Err(Error::invalid("id", "does not match the token's hash"));
+        }
+        session.token = self.kept(token);
+        session.validate()?;
+        Ok(session)
+    }
+
+    /// `found` if it is live at `now`.
+    pub(crate) fn live(&self, found: Option<Session>, now: i64) -> Option<Session> {
+        found.filter(|s| s.is_live(now, &self.policy))
+    }
+
+    /// Whether a touch at `now` must write: only when `last_seen_at` is at least the touch interval
+    /// old, so validating a session on every request costs one read, and a write at most once per
+    /// interval. The idle timeout is then exact to within the interval.
+    pub(crate) fn touch_due(&self, session: &Session, now: i64) -> bool {
+        now.saturating_sub(session.last_seen_at) >= self.touch_interval
+    }
+
+    /// The session as `rotate_to` stores it under `new_token`.
+    pub(crate) fn rotated(&self, mut session: Session, new_token: &Token, now: i64) -> Session {
+        session.id = new_token.id();
+        session.token = self.kept(new_token);
+        session.last_seen_at = now;
+        session
     }
 }
 
@@ -53,36 +172,56 @@ impl<B: SessionBackend> SessionStore<B> {
     pub fn new(backend: B) -> Self {
         SessionStore {
             backend,
-            policy: Policy::default(),
-            tokens: TokenStorage::HashOnly,
-            clock: Box::new(platform::now),
+            rules: Rules::default(),
         }
     }
 
     /// Sets the timeouts.
     pub fn with_policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
+        self.rules.policy = policy;
         self
     }
 
     /// Chooses whether tokens are stored next to their hashes (client-side stores only).
     pub fn with_token_storage(mut self, tokens: TokenStorage) -> Self {
-        self.tokens = tokens;
+        self.rules.tokens = tokens;
         self
     }
 
     /// Replaces the clock, e.g. with a request's start time on an edge runtime, or a fake in tests.
-    pub fn with_clock(mut self, clock: impl Fn() -> i64 + 'static) -> Self {
-        self.clock = Box::new(clock);
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.rules.clock = Arc::new(clock);
         self
+    }
+
+    /// Sets how old `last_seen_at` must be before [`SessionStore::touch`] writes it again, in seconds
+    /// (default [`DEFAULT_TOUCH_INTERVAL`]; 0 writes on every touch). Validating on every request then
+    /// costs one read, and one durable write per session per interval at most; the idle timeout is
+    /// exact to within the interval.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a negative or huge interval.
+    pub fn with_touch_interval(mut self, seconds: i64) -> Result<Self> {
+        self.rules.set_touch_interval(seconds)?;
+        Ok(self)
     }
 
     /// The policy in force.
     pub fn policy(&self) -> Policy {
-        self.policy
+        self.rules.policy
+    }
+
+    /// The touch interval in force, in seconds.
+    pub fn touch_interval(&self) -> i64 {
+        self.rules.touch_interval
     }
 
     /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend, mutably.
     pub fn backend_mut(&mut self) -> &mut B {
         &mut self.backend
     }
@@ -92,25 +231,13 @@ impl<B: SessionBackend> SessionStore<B> {
         self.backend
     }
 
-    fn now(&self) -> Result<i64> {
-        let now = (self.clock)();
-        crate::session::check_time("now", now)?;
-        Ok(now)
-    }
-
-    fn kept(&self, token: &Token) -> Option<Token> {
-        (self.tokens == TokenStorage::Keep).then(|| token.clone())
-    }
-
     /// Issues a new token and stores its session.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad field or policy; backend errors. Nothing is written on error.
-    pub fn create(&mut self, new: NewSession) -> Result<(Token, Session)> {
-        new.validate()?;
-        self.policy.validate()?;
-        let token = Token::generate()?;
-        self.issue(token, new)
+    pub fn create(&self, new: NewSession) -> Result<(Token, Session)> {
+        self.rules.check_new(&new)?;
+        self.issue(Token::generate()?, new)
     }
 
     /// Stores a new session under a token the caller generated (32 random bytes from a CSPRNG, as
@@ -123,37 +250,16 @@ impl<B: SessionBackend> SessionStore<B> {
     /// # Errors
     /// [`Error::InvalidInput`] for a bad field or policy, or when the token already belongs to a
     /// different session; backend errors. Nothing is written on error.
-    pub fn create_with_token(&mut self, token: Token, new: NewSession) -> Result<(Token, Session)> {
-        new.validate()?;
-        self.policy.validate()?;
+    pub fn create_with_token(&self, token: Token, new: NewSession) -> Result<(Token, Session)> {
+        self.rules.check_new(&new)?;
         if let Some(existing) = self.backend.get(&token.id())? {
-            let same = existing.user_id == new.user_id
-                && existing.tenant_id == new.tenant_id
-                && existing.device == new.device;
-            return if same {
-                Ok((token, existing))
-            } else {
-                Err(Error::invalid(
-                    "token",
-                    "already belongs to another session",
-                ))
-            };
+            return Rules::repeated_create(token, &new, existing);
         }
         self.issue(token, new)
     }
 
-    fn issue(&mut self, token: Token, new: NewSession) -> Result<(Token, Session)> {
-        let now = self.now()?;
-        let session = Session {
-            id: token.id(),
-            token: self.kept(&token),
-            user_id: new.user_id,
-            tenant_id: new.tenant_id,
-            device: new.device,
-            created_at: now,
-            last_seen_at: now,
-            expires_at: self.policy.expiry_for(now),
-        };
+    fn issue(&self, token: Token, new: NewSession) -> Result<(Token, Session)> {
+        let session = self.rules.new_session(&token, new, self.rules.now()?);
         self.backend.save(&session)?;
         Ok((token, session))
     }
@@ -163,12 +269,8 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] when a field is bad or `session.id` is not the token's hash.
-    pub fn insert(&mut self, token: &Token, mut session: Session) -> Result<Session> {
-        if session.id != token.id() {
-            return Err(Error::invalid("id", "does not match the token's hash"));
-        }
-        session.token = self.kept(token);
-        session.validate()?;
+    pub fn insert(&self, token: &Token, session: Session) -> Result<Session> {
+        let session = self.rules.inserted(token, session)?;
         self.backend.save(&session)?;
         Ok(session)
     }
@@ -177,7 +279,7 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// Backend errors.
-    pub fn get(&mut self, token: &Token) -> Result<Option<Session>> {
+    pub fn get(&self, token: &Token) -> Result<Option<Session>> {
         self.get_by_id(&token.id())
     }
 
@@ -185,28 +287,27 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// Backend errors.
-    pub fn get_by_id(&mut self, id: &SessionId) -> Result<Option<Session>> {
-        let now = self.now()?;
-        Ok(self
-            .backend
-            .get(id)?
-            .filter(|s| s.is_live(now, &self.policy)))
+    pub fn get_by_id(&self, id: &SessionId) -> Result<Option<Session>> {
+        let now = self.rules.now()?;
+        Ok(self.rules.live(self.backend.get(id)?, now))
     }
 
-    /// Marks a live session as used now (resets its idle timeout) and returns it.
+    /// Validates a token and marks its session as used now (resets its idle timeout), returning it:
+    /// the call to make on every request. Writes only when `last_seen_at` is at least the touch
+    /// interval old (see [`SessionStore::with_touch_interval`]).
     ///
     /// # Errors
     /// Backend errors.
-    pub fn touch(&mut self, token: &Token) -> Result<Option<Session>> {
-        let now = self.now()?;
+    #[doc(alias = "validate")]
+    pub fn touch(&self, token: &Token) -> Result<Option<Session>> {
+        let now = self.rules.now()?;
         let id = token.id();
-        let Some(mut session) = self
-            .backend
-            .get(&id)?
-            .filter(|s| s.is_live(now, &self.policy))
-        else {
+        let Some(mut session) = self.rules.live(self.backend.get(&id)?, now) else {
             return Ok(None);
         };
+        if !self.rules.touch_due(&session, now) {
+            return Ok(Some(session));
+        }
         if self.backend.touch(&id, now)? {
             session.last_seen_at = session.last_seen_at.max(now);
             Ok(Some(session))
@@ -220,7 +321,7 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// [`Error::NotFound`] when there is no live session for `token`; backend errors.
-    pub fn rotate(&mut self, token: &Token) -> Result<(Token, Session)> {
+    pub fn rotate(&self, token: &Token) -> Result<(Token, Session)> {
         self.rotate_to(token, Token::generate()?)
     }
 
@@ -232,26 +333,20 @@ impl<B: SessionBackend> SessionStore<B> {
     /// # Errors
     /// [`Error::InvalidInput`] when both tokens are the same; [`Error::NotFound`] when neither has a
     /// live session; backend errors.
-    pub fn rotate_to(&mut self, token: &Token, new_token: Token) -> Result<(Token, Session)> {
+    pub fn rotate_to(&self, token: &Token, new_token: Token) -> Result<(Token, Session)> {
         if *token == new_token {
             return Err(Error::invalid("newToken", "must differ from the old token"));
         }
-        let now = self.now()?;
+        let now = self.rules.now()?;
         let old = token.id();
-        let Some(mut session) = self
-            .backend
-            .get(&old)?
-            .filter(|s| s.is_live(now, &self.policy))
-        else {
+        let Some(session) = self.rules.live(self.backend.get(&old)?, now) else {
             // A repeated request: the first one rotated already.
             return match self.get(&new_token)? {
                 Some(done) => Ok((new_token, done)),
                 None => Err(Error::NotFound),
             };
         };
-        session.id = new_token.id();
-        session.token = self.kept(&new_token);
-        session.last_seen_at = now;
+        let session = self.rules.rotated(session, &new_token, now);
         if !self
             .backend
             .rotate(&old, &session.id, session.token.as_ref(), now)?
@@ -265,7 +360,7 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// Backend errors.
-    pub fn remove(&mut self, token: &Token) -> Result<bool> {
+    pub fn remove(&self, token: &Token) -> Result<bool> {
         self.backend.remove(&token.id())
     }
 
@@ -273,7 +368,7 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// Backend errors.
-    pub fn remove_by_id(&mut self, id: &SessionId) -> Result<bool> {
+    pub fn remove_by_id(&self, id: &SessionId) -> Result<bool> {
         self.backend.remove(id)
     }
 
@@ -281,11 +376,11 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad user or tenant id; backend errors.
-    pub fn list_by_user(&mut self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>> {
+    pub fn list_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>> {
         check_user(user_id, tenant_id)?;
-        let now = self.now()?;
+        let now = self.rules.now()?;
         let mut list = self.backend.list_by_user(user_id, tenant_id)?;
-        list.retain(|s| s.is_live(now, &self.policy));
+        list.retain(|s| s.is_live(now, &self.rules.policy));
         Ok(list)
     }
 
@@ -293,7 +388,7 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad user or tenant id; backend errors.
-    pub fn remove_by_user(&mut self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
+    pub fn remove_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
         check_user(user_id, tenant_id)?;
         self.backend.remove_by_user(user_id, tenant_id)
     }
@@ -302,7 +397,7 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// [`Error::NotFound`] when the token has no live session; backend errors.
-    pub fn remove_others(&mut self, token: &Token) -> Result<u64> {
+    pub fn remove_others(&self, token: &Token) -> Result<u64> {
         let session = self.get(token)?.ok_or(Error::NotFound)?;
         self.backend
             .remove_user_except(&session.user_id, &session.id)
@@ -312,17 +407,17 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// Backend errors.
-    pub fn purge_expired(&mut self) -> Result<u64> {
-        let now = self.now()?;
+    pub fn purge_expired(&self) -> Result<u64> {
+        let now = self.rules.now()?;
         self.backend
-            .purge_expired(now, self.policy.idle_cutoff(now))
+            .purge_expired(now, self.rules.policy.idle_cutoff(now))
     }
 
     /// Every stored session, expired ones included, oldest first.
     ///
     /// # Errors
     /// Backend errors.
-    pub fn load_all(&mut self) -> Result<Vec<Session>> {
+    pub fn load_all(&self) -> Result<Vec<Session>> {
         self.backend.load_all()
     }
 
@@ -331,9 +426,9 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// Backend errors.
-    pub fn export(&mut self) -> Result<SessionExport> {
-        let now = self.now()?;
-        SessionExport::of(&mut self.backend, now)
+    pub fn export(&self) -> Result<SessionExport> {
+        let now = self.rules.now()?;
+        SessionExport::of(&self.backend, now)
     }
 
     /// Writes every session of an exported document into this store (replacing any with the same id);
@@ -341,12 +436,12 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// As [`SessionExport::import_into`].
-    pub fn import(&mut self, doc: &SessionExport) -> Result<u64> {
-        doc.import_into(&mut self.backend, self.tokens)
+    pub fn import(&self, doc: &SessionExport) -> Result<u64> {
+        doc.import_into(&self.backend, self.rules.tokens)
     }
 }
 
-fn check_user(user_id: &str, tenant_id: Option<&str>) -> Result<()> {
+pub(crate) fn check_user(user_id: &str, tenant_id: Option<&str>) -> Result<()> {
     use crate::{limits, session};
     session::check_text("user_id", user_id, limits::USER_ID_MAX)?;
     session::check_opt_text("tenant_id", tenant_id, limits::TENANT_ID_MAX)

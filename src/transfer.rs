@@ -145,7 +145,7 @@ impl SessionExport {
     ///
     /// # Errors
     /// Backend errors.
-    pub fn of<B: SessionBackend + ?Sized>(backend: &mut B, now: i64) -> Result<Self> {
+    pub fn of<B: SessionBackend + ?Sized>(backend: &B, now: i64) -> Result<Self> {
         Ok(Self::new(&backend.load_all()?, now))
     }
 
@@ -194,7 +194,7 @@ impl SessionExport {
     /// As [`SessionExport::sessions`]; backend errors.
     pub fn import_into<B: SessionBackend + ?Sized>(
         &self,
-        backend: &mut B,
+        backend: &B,
         tokens: TokenStorage,
     ) -> Result<u64> {
         let mut sessions = self.sessions()?;
@@ -229,25 +229,24 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_everything_and_tokens_only_where_kept() {
-        let mut from = MemoryBackend::new();
+        let from = MemoryBackend::new();
         from.save(&session("pyl_aaaaaaaaaaaaaaaa", "alice", true))
             .expect("save");
         from.save(&session("pyl_bbbbbbbbbbbbbbbb", "bob", false))
             .expect("save");
-        let doc = SessionExport::of(&mut from, 99).expect("export");
+        let doc = SessionExport::of(&from, 99).expect("export");
         assert_eq!(doc.sessions.len(), 2);
-        let mut keep = MemoryBackend::new();
+        let keep = MemoryBackend::new();
         assert_eq!(
-            doc.import_into(&mut keep, TokenStorage::Keep)
-                .expect("import"),
+            doc.import_into(&keep, TokenStorage::Keep).expect("import"),
             2
         );
         assert_eq!(
             keep.load_all().expect("load"),
             from.load_all().expect("load")
         );
-        let mut hashed = MemoryBackend::new();
-        doc.import_into(&mut hashed, TokenStorage::HashOnly)
+        let hashed = MemoryBackend::new();
+        doc.import_into(&hashed, TokenStorage::HashOnly)
             .expect("import");
         assert!(hashed
             .load_all()
@@ -264,8 +263,8 @@ mod tests {
     fn bad_documents_are_refused_before_writing() {
         let mut doc = SessionExport::new(&[session("pyl_aaaaaaaaaaaaaaaa", "a", true)], 1);
         doc.sessions.push(doc.sessions[0].clone());
-        let mut to = MemoryBackend::new();
-        assert!(doc.import_into(&mut to, TokenStorage::Keep).is_err());
+        let to = MemoryBackend::new();
+        assert!(doc.import_into(&to, TokenStorage::Keep).is_err());
         assert!(to.load_all().expect("load").is_empty());
         doc.sessions.pop();
         doc.sessions[0].token = Some("pyl_cccccccccccccccc".into());

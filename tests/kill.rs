@@ -16,7 +16,7 @@ const ROUNDS: usize = 6;
 #[ignore = "child process of sigkill_mid_write_loses_no_acknowledged_session"]
 fn child_writer() {
     let path = std::env::var(CHILD_ENV).expect("run by the kill test");
-    let mut store = SessionStore::new(SqliteBackend::open(&path).expect("open"));
+    let store = SessionStore::new(SqliteBackend::open(&path).expect("open"));
     let stdout = std::io::stdout();
     for i in 0.. {
         let (token, _) = store

@@ -170,7 +170,7 @@ fn corrupt_or_foreign_files_get_a_clear_error_and_are_not_overwritten() {
 fn tokens_are_not_on_disk_in_a_sqlite_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
-    let mut store = SessionStore::new(SqliteBackend::open(&path).unwrap());
+    let store = SessionStore::new(SqliteBackend::open(&path).unwrap());
     let mut tokens = Vec::new();
     for i in 0..50 {
         tokens.push(

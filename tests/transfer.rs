@@ -14,7 +14,7 @@ const T0: i64 = 1_800_000_000;
 /// A store with a fixed clock and a few sessions of every shape (tenant or not, device or not,
 /// touched, rotated, expired).
 fn fill<B: SessionBackend>(backend: B, tokens: TokenStorage) -> (SessionStore<B>, Vec<Token>) {
-    let mut store = SessionStore::new(backend)
+    let store = SessionStore::new(backend)
         .with_policy(Policy {
             idle_timeout: 3600,
             absolute_timeout: 86_400,
@@ -56,7 +56,7 @@ fn postgres() -> PostgresBackend {
 fn memory_to_sqlite_to_memory_round_trip_equal() {
     for tokens in [TokenStorage::HashOnly, TokenStorage::Keep] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut memory, issued) = fill(MemoryBackend::new(), tokens);
+        let (memory, issued) = fill(MemoryBackend::new(), tokens);
         let first = memory.export().expect("export");
         assert_eq!(first.sessions.len(), 6);
         let with_tokens = first.sessions.iter().filter(|s| s.token.is_some()).count();
@@ -65,13 +65,13 @@ fn memory_to_sqlite_to_memory_round_trip_equal() {
             if tokens == TokenStorage::Keep { 6 } else { 0 }
         );
 
-        let mut sqlite = SessionStore::new(sqlite_file(&dir, "a.db"))
+        let sqlite = SessionStore::new(sqlite_file(&dir, "a.db"))
             .with_token_storage(tokens)
             .with_clock(|| T0);
         assert_eq!(sqlite.import(&first).expect("import"), 6);
         drop(sqlite);
         // Reopened from disk: nothing was only in memory.
-        let mut sqlite = SessionStore::new(sqlite_file(&dir, "a.db"))
+        let sqlite = SessionStore::new(sqlite_file(&dir, "a.db"))
             .with_token_storage(tokens)
             .with_clock(|| T0);
         let second = sqlite.export().expect("export");
@@ -80,7 +80,7 @@ fn memory_to_sqlite_to_memory_round_trip_equal() {
             assert!(sqlite.get(t).expect("get").is_some());
         }
 
-        let mut back = SessionStore::new(MemoryBackend::new()).with_token_storage(tokens);
+        let back = SessionStore::new(MemoryBackend::new()).with_token_storage(tokens);
         back.import(&second).expect("import");
         assert_eq!(
             back.load_all().expect("load"),
@@ -92,7 +92,7 @@ fn memory_to_sqlite_to_memory_round_trip_equal() {
 #[test]
 fn sqlite_file_to_postgres_and_back_round_trip_equal() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut sqlite, issued) = fill(sqlite_file(&dir, "src.db"), TokenStorage::HashOnly);
+    let (sqlite, issued) = fill(sqlite_file(&dir, "src.db"), TokenStorage::HashOnly);
     let first = sqlite.export().expect("export");
 
     // Through JSON, as a backup file would be.
@@ -108,7 +108,7 @@ fn sqlite_file_to_postgres_and_back_round_trip_equal() {
     let parsed: SessionExport = serde_json::from_str(&json).expect("from json");
     assert_eq!(parsed, first);
 
-    let mut pg = SessionStore::new(postgres()).with_clock(|| T0);
+    let pg = SessionStore::new(postgres()).with_clock(|| T0);
     assert_eq!(pg.import(&parsed).expect("import"), 6);
     let second = pg.export().expect("export");
     assert_eq!(normalise(second.clone()), normalise(first.clone()));
@@ -120,16 +120,16 @@ fn sqlite_file_to_postgres_and_back_round_trip_equal() {
         );
     }
 
-    let mut again = SessionStore::new(sqlite_file(&dir, "dst.db")).with_clock(|| T0);
+    let again = SessionStore::new(sqlite_file(&dir, "dst.db")).with_clock(|| T0);
     again.import(&second).expect("import");
     assert_eq!(normalise(again.export().expect("export")), normalise(first));
 }
 
 #[test]
 fn keep_token_export_into_hash_only_postgres_drops_tokens() {
-    let (mut memory, issued) = fill(MemoryBackend::new(), TokenStorage::Keep);
+    let (memory, issued) = fill(MemoryBackend::new(), TokenStorage::Keep);
     let doc = memory.export().expect("export");
-    let mut pg = SessionStore::new(postgres()).with_clock(|| T0);
+    let pg = SessionStore::new(postgres()).with_clock(|| T0);
     pg.import(&doc).expect("import");
     let stored = pg.load_all().expect("load");
     assert!(stored.iter().all(|s| s.token.is_none()));
@@ -140,12 +140,12 @@ fn keep_token_export_into_hash_only_postgres_drops_tokens() {
 fn sqlite_image_round_trip_and_refusals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, issued) = fill(sqlite_file(&dir, "img.db"), TokenStorage::HashOnly);
-    let mut backend = store.into_backend();
+    let backend = store.into_backend();
     let image = backend.image().expect("image");
     assert!(image.starts_with(b"SQLite format 3\0"));
     let (copy, migration) = SqliteBackend::from_image(&image).expect("from image");
     assert_eq!(migration, pylon_sessions::Migration::UpToDate);
-    let mut copy = SessionStore::new(copy).with_clock(|| T0);
+    let copy = SessionStore::new(copy).with_clock(|| T0);
     assert_eq!(
         copy.load_all().expect("load"),
         backend.load_all().expect("load")
@@ -166,10 +166,10 @@ fn sqlite_image_round_trip_and_refusals() {
 
 #[test]
 fn import_refuses_bad_documents_whole() {
-    let (mut memory, _) = fill(MemoryBackend::new(), TokenStorage::Keep);
+    let (memory, _) = fill(MemoryBackend::new(), TokenStorage::Keep);
     let mut doc = memory.export().expect("export");
     doc.sessions[3].id = "f".repeat(64); // no longer the token's hash
-    let mut to = SessionStore::new(MemoryBackend::new()).with_token_storage(TokenStorage::Keep);
+    let to = SessionStore::new(MemoryBackend::new()).with_token_storage(TokenStorage::Keep);
     let err = to.import(&doc).expect_err("refused");
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(to.load_all().expect("load").is_empty(), "nothing written");

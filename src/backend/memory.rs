@@ -1,6 +1,7 @@
 //! An in-process backend, for tests and for single-process apps that accept losing sessions on restart.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::backend::SessionBackend;
 use crate::error::Result;
@@ -19,7 +20,7 @@ use crate::token::{SessionId, Token};
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    sessions: HashMap<SessionId, Session>,
+    sessions: Mutex<HashMap<SessionId, Session>>,
 }
 
 impl MemoryBackend {
@@ -33,10 +34,15 @@ impl MemoryBackend {
         list
     }
 
-    fn remove_where(&mut self, pred: impl Fn(&Session) -> bool) -> u64 {
-        let before = self.sessions.len();
-        self.sessions.retain(|_, s| !pred(s));
-        (before - self.sessions.len()) as u64
+    fn map(&self) -> MutexGuard<'_, HashMap<SessionId, Session>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remove_where(&self, pred: impl Fn(&Session) -> bool) -> u64 {
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|_, s| !pred(s));
+        (before - map.len()) as u64
     }
 }
 
@@ -45,27 +51,27 @@ fn in_tenant(s: &Session, user_id: &str, tenant_id: Option<&str>) -> bool {
 }
 
 impl SessionBackend for MemoryBackend {
-    fn load_all(&mut self) -> Result<Vec<Session>> {
-        Ok(Self::sorted(self.sessions.values().cloned().collect()))
+    fn load_all(&self) -> Result<Vec<Session>> {
+        Ok(Self::sorted(self.map().values().cloned().collect()))
     }
 
-    fn save(&mut self, session: &Session) -> Result<()> {
+    fn save(&self, session: &Session) -> Result<()> {
         session.validate()?;
-        self.sessions.insert(session.id.clone(), session.clone());
+        self.map().insert(session.id.clone(), session.clone());
         Ok(())
     }
 
-    fn remove(&mut self, id: &SessionId) -> Result<bool> {
-        Ok(self.sessions.remove(id).is_some())
+    fn remove(&self, id: &SessionId) -> Result<bool> {
+        Ok(self.map().remove(id).is_some())
     }
 
-    fn get(&mut self, id: &SessionId) -> Result<Option<Session>> {
-        Ok(self.sessions.get(id).cloned())
+    fn get(&self, id: &SessionId) -> Result<Option<Session>> {
+        Ok(self.map().get(id).cloned())
     }
 
-    fn list_by_user(&mut self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>> {
+    fn list_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>> {
         let list = self
-            .sessions
+            .map()
             .values()
             .filter(|s| in_tenant(s, user_id, tenant_id))
             .cloned()
@@ -73,40 +79,48 @@ impl SessionBackend for MemoryBackend {
         Ok(Self::sorted(list))
     }
 
-    fn remove_by_user(&mut self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
+    fn remove_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
         Ok(self.remove_where(|s| in_tenant(s, user_id, tenant_id)))
     }
 
-    fn remove_user_except(&mut self, user_id: &str, keep: &SessionId) -> Result<u64> {
+    fn remove_user_except(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
         Ok(self.remove_where(|s| s.user_id == user_id && &s.id != keep))
     }
 
-    fn touch(&mut self, id: &SessionId, now: i64) -> Result<bool> {
+    fn touch(&self, id: &SessionId, now: i64) -> Result<bool> {
         Ok(self
-            .sessions
+            .map()
             .get_mut(id)
             .map(|s| s.last_seen_at = s.last_seen_at.max(now))
             .is_some())
     }
 
     fn rotate(
-        &mut self,
+        &self,
         old: &SessionId,
         new_id: &SessionId,
         new_token: Option<&Token>,
         now: i64,
     ) -> Result<bool> {
-        let Some(mut session) = self.sessions.remove(old) else {
+        let mut map = self.map();
+        if old != new_id && map.contains_key(new_id) {
+            // As the SQL stores' primary key would: never overwrite another session.
+            return Err(crate::Error::invalid(
+                "newToken",
+                "already belongs to another session",
+            ));
+        }
+        let Some(mut session) = map.remove(old) else {
             return Ok(false);
         };
         session.id = new_id.clone();
         session.token = new_token.cloned();
         session.last_seen_at = now;
-        self.sessions.insert(new_id.clone(), session);
+        map.insert(new_id.clone(), session);
         Ok(true)
     }
 
-    fn purge_expired(&mut self, now: i64, idle_cutoff: i64) -> Result<u64> {
+    fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
         Ok(self.remove_where(|s| {
             (s.expires_at != 0 && s.expires_at <= now) || s.last_seen_at <= idle_cutoff
         }))

@@ -1,5 +1,7 @@
 //! The storage trait and its backends. Target and feature gates for backends live here and nowhere else.
 
+use std::future::Future;
+
 use crate::error::Result;
 use crate::session::Session;
 use crate::token::{SessionId, Token};
@@ -29,63 +31,75 @@ mod postgres;
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
 pub use postgres::{PostgresBackend, PostgresDriver};
 
+#[cfg(all(feature = "tokio", not(target_family = "wasm")))]
+mod blocking;
+#[cfg(all(feature = "tokio", not(target_family = "wasm")))]
+pub use blocking::Blocking;
+
+#[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
+mod postgres_pool;
+#[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
+pub use postgres_pool::{PostgresPoolBackend, PostgresPoolConfig, SslMode};
+
 /// Where sessions are kept: Pylon's `load_all` / `save` / `remove`, plus the lookups a real store needs.
 ///
 /// Backends store what they are given: validation, token hashing and timeouts are the job of
 /// [`crate::SessionStore`], the front door most code should use. Sessions are keyed by
 /// [`SessionId`] (the SHA-256 of the token), so a backend never needs the token itself.
 ///
-/// The trait is synchronous (rusqlite, `postgres` and SQLite-in-WASM all block) and has no `Send`/`Sync`
-/// bound: nothing on wasm is `Send`, and a rusqlite `Connection` is not `Sync`. Wrap a backend in a
-/// `Mutex` to share it between threads.
+/// The trait is synchronous (rusqlite, `postgres` and SQLite-in-WASM all block) and its methods take
+/// `&self`: backends synchronise internally (the SQL stores keep their connections behind mutexes, a
+/// native SQLite file adds a small pool of read-only connections), so one backend serves many threads
+/// at once wherever it is `Send + Sync`. There is no `Send`/`Sync` bound on the trait itself: nothing
+/// on wasm is `Send`. Async servers use [`AsyncSessionBackend`] instead.
 pub trait SessionBackend {
     /// Every stored session, live or expired, oldest first.
     ///
     /// # Errors
     /// Any driver error; nothing is swallowed.
-    fn load_all(&mut self) -> Result<Vec<Session>>;
+    fn load_all(&self) -> Result<Vec<Session>>;
 
     /// Inserts or replaces the session with `session.id`.
     ///
     /// # Errors
     /// [`crate::Error::InvalidInput`] for a session that fails [`Session::validate`]; driver errors.
-    fn save(&mut self, session: &Session) -> Result<()>;
+    fn save(&self, session: &Session) -> Result<()>;
 
     /// Removes one session; `false` when there was none.
     ///
     /// # Errors
     /// Driver errors.
-    fn remove(&mut self, id: &SessionId) -> Result<bool>;
+    fn remove(&self, id: &SessionId) -> Result<bool>;
 
     /// The session with that id, live or expired.
     ///
     /// # Errors
     /// Driver errors.
-    fn get(&mut self, id: &SessionId) -> Result<Option<Session>>;
+    fn get(&self, id: &SessionId) -> Result<Option<Session>>;
 
     /// A user's sessions (in one tenant, or in all when `tenant_id` is `None`), oldest first.
     ///
     /// # Errors
     /// Driver errors.
-    fn list_by_user(&mut self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>>;
+    fn list_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>>;
 
     /// Removes a user's sessions (in one tenant, or in all); returns how many.
     ///
     /// # Errors
     /// Driver errors.
-    fn remove_by_user(&mut self, user_id: &str, tenant_id: Option<&str>) -> Result<u64>;
+    fn remove_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<u64>;
 
     /// Removes every session of `user_id` but `keep`; returns how many.
     ///
     /// # Errors
     /// Driver errors.
-    fn remove_user_except(&mut self, user_id: &str, keep: &SessionId) -> Result<u64>;
+    fn remove_user_except(&self, user_id: &str, keep: &SessionId) -> Result<u64>;
 
     /// Sets `last_seen_at` to `now` (never backwards); `false` when there is no such session.
     ///
     /// # Errors
     /// Driver errors.
-    fn touch(&mut self, id: &SessionId, now: i64) -> Result<bool>;
+    fn touch(&self, id: &SessionId, now: i64) -> Result<bool>;
 
     /// Moves the session `old` to a new id (and token, in token-keeping stores), setting
     /// `last_seen_at = now`, in one atomic step; `false` when there is no such session.
@@ -93,7 +107,7 @@ pub trait SessionBackend {
     /// # Errors
     /// Driver errors.
     fn rotate(
-        &mut self,
+        &self,
         old: &SessionId,
         new_id: &SessionId,
         new_token: Option<&Token>,
@@ -105,5 +119,54 @@ pub trait SessionBackend {
     ///
     /// # Errors
     /// Driver errors.
-    fn purge_expired(&mut self, now: i64, idle_cutoff: i64) -> Result<u64>;
+    fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64>;
+}
+
+/// The async face of [`SessionBackend`], for servers: the same operations with the same contract, each
+/// returning a `Send` future, on a backend that is shared (`&self`, `Send + Sync`) by every request.
+///
+/// Implemented by [`PostgresPoolBackend`](crate::PostgresPoolBackend) (tokio-postgres on a deadpool
+/// pool; feature `postgres-pool`) and by [`Blocking`](crate::Blocking), which runs any synchronous
+/// backend (SQLite) on tokio's blocking pool (feature `tokio`). [`crate::AsyncSessionStore`] is the front
+/// door over it.
+pub trait AsyncSessionBackend: Send + Sync {
+    /// As [`SessionBackend::load_all`].
+    fn load_all(&self) -> impl Future<Output = Result<Vec<Session>>> + Send;
+    /// As [`SessionBackend::save`].
+    fn save(&self, session: &Session) -> impl Future<Output = Result<()>> + Send;
+    /// As [`SessionBackend::remove`].
+    fn remove(&self, id: &SessionId) -> impl Future<Output = Result<bool>> + Send;
+    /// As [`SessionBackend::get`].
+    fn get(&self, id: &SessionId) -> impl Future<Output = Result<Option<Session>>> + Send;
+    /// As [`SessionBackend::list_by_user`].
+    fn list_by_user(
+        &self,
+        user_id: &str,
+        tenant_id: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Session>>> + Send;
+    /// As [`SessionBackend::remove_by_user`].
+    fn remove_by_user(
+        &self,
+        user_id: &str,
+        tenant_id: Option<&str>,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// As [`SessionBackend::remove_user_except`].
+    fn remove_user_except(
+        &self,
+        user_id: &str,
+        keep: &SessionId,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// As [`SessionBackend::touch`].
+    fn touch(&self, id: &SessionId, now: i64) -> impl Future<Output = Result<bool>> + Send;
+    /// As [`SessionBackend::rotate`].
+    fn rotate(
+        &self,
+        old: &SessionId,
+        new_id: &SessionId,
+        new_token: Option<&Token>,
+        now: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// As [`SessionBackend::purge_expired`].
+    fn purge_expired(&self, now: i64, idle_cutoff: i64)
+        -> impl Future<Output = Result<u64>> + Send;
 }

@@ -8,10 +8,16 @@
 //! [`MAX_ROW_BYTES`]), which the edge driver also checks before each call and the unit tests check for
 //! every statement.
 
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use crate::backend::SessionBackend;
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::token::{SessionId, Token};
+
+pub(crate) mod migration;
 
 /// The schema version this crate writes and reads.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -131,7 +137,7 @@ pub mod statements {
          ON CONFLICT (id) DO UPDATE SET token = excluded.token, user_id = excluded.user_id, \
          tenant_id = excluded.tenant_id, device = excluded.device, created_at = excluded.created_at, \
          last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at";
-    pub(super) const INSERT_MIGRATED: &str = "INSERT INTO _pylon_sessions_next \
+    pub(crate) const INSERT_MIGRATED: &str = "INSERT INTO _pylon_sessions_next \
          (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
          VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7)";
     /// Deletes one session by id.
@@ -160,10 +166,14 @@ pub fn postgres_placeholders(sql: &str) -> String {
     sql.replace('?', "$")
 }
 
-const META_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_meta \
+/// The session table's name.
+pub(crate) const TABLE: &str = "_pylon_sessions";
+
+pub(crate) const META_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_meta \
      (name TEXT PRIMARY KEY NOT NULL, value BIGINT NOT NULL)";
-const READ_VERSION: &str = "SELECT value FROM _pylon_sessions_meta WHERE name = 'schema_version'";
-const WRITE_VERSION: &str = "INSERT INTO _pylon_sessions_meta (name, value) \
+pub(crate) const READ_VERSION: &str =
+    "SELECT value FROM _pylon_sessions_meta WHERE name = 'schema_version'";
+pub(crate) const WRITE_VERSION: &str = "INSERT INTO _pylon_sessions_meta (name, value) \
      VALUES ('schema_version', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
 const SQLITE_TABLE: &str = "CREATE TABLE _pylon_sessions_next (\
@@ -223,9 +233,31 @@ pub enum Migration {
 }
 
 /// A [`SessionBackend`] over any [`Driver`]: the one implementation of the SQL stores.
-#[derive(Debug)]
+///
+/// The writer connection sits behind a mutex, so the backend is `Sync` wherever the driver is `Send`.
+/// Reads (`get`, the lists, `load_all`) go to read-only connections where the backend has some (a
+/// native SQLite file in WAL mode opens [`SqliteBackend::open`]'s readers): WAL lets them run beside
+/// the writer, each seeing every commit made before it started.
+///
+/// [`SqliteBackend::open`]: crate::SqliteBackend::open
 pub struct SqlBackend<D> {
-    driver: D,
+    writer: Mutex<D>,
+    readers: Vec<Mutex<D>>,
+    next_reader: AtomicUsize,
+}
+
+impl<D> fmt::Debug for SqlBackend<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlBackend")
+            .field("readers", &self.readers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks a connection. A panic while a connection was held (impossible in library code; the release
+/// build aborts on panic) leaves the connection usable: its statements are self-contained.
+fn lock<D>(m: &Mutex<D>) -> MutexGuard<'_, D> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<D: Driver> SqlBackend<D> {
@@ -234,19 +266,61 @@ impl<D: Driver> SqlBackend<D> {
     /// # Errors
     /// As [`SqlBackend::migrate`].
     pub fn new(driver: D, now: i64) -> Result<(Self, Migration)> {
-        let mut backend = SqlBackend { driver };
+        let backend = SqlBackend {
+            writer: Mutex::new(driver),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
+        };
         let migration = backend.migrate(now)?;
         Ok((backend, migration))
     }
 
-    /// The driver, e.g. to reach the underlying connection.
-    pub fn driver_mut(&mut self) -> &mut D {
-        &mut self.driver
+    /// Adds a read-only connection to the same database (opened after the migration), used by reads
+    /// so they run beside the writer and each other. Only for engines where a second connection sees
+    /// every commit of the first at once (SQLite files in WAL mode, Postgres).
+    pub fn add_reader(&mut self, reader: D) {
+        self.readers.push(Mutex::new(reader));
     }
 
-    /// Gives the driver back, e.g. to close its connection and see the error.
+    /// The number of read-only connections beside the writer.
+    pub fn readers(&self) -> usize {
+        self.readers.len()
+    }
+
+    /// The writer's driver, e.g. to reach the underlying connection.
+    pub fn driver_mut(&mut self) -> &mut D {
+        self.writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives the writer's driver back, e.g. to close its connection and see the error (readers are
+    /// dropped).
     pub fn into_driver(self) -> D {
-        self.driver
+        self.writer
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the writer connection.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut D) -> Result<T>) -> Result<T> {
+        f(&mut lock(&self.writer))
+    }
+
+    /// Runs `f` on an idle reader if there is one, else waits for one (or the writer, when there are
+    /// no readers).
+    fn read<T>(&self, f: impl FnOnce(&mut D) -> Result<T>) -> Result<T> {
+        let n = self.readers.len();
+        if n == 0 {
+            return self.write(f);
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(mut reader) = self.readers[(start + i) % n].try_lock() {
+                return f(&mut reader);
+            }
+        }
+        f(&mut lock(&self.readers[start % n]))
     }
 
     /// Creates or upgrades the schema in one transaction; idempotent.
@@ -259,42 +333,61 @@ impl<D: Driver> SqlBackend<D> {
     /// [`Error::SchemaTooNew`] for a database from a newer crate, [`Error::UnknownSchema`] for a table
     /// this crate does not recognise (both left untouched), [`Error::Corrupt`] for a file that is not a
     /// database, and driver errors.
-    pub fn migrate(&mut self, now: i64) -> Result<Migration> {
-        let migration = self.driver.transaction(|d| {
-            d.execute(META_DDL, &[])?;
-            match read_version(d)? {
-                Some(SCHEMA_VERSION) => Ok(Migration::UpToDate),
-                Some(found) if found > SCHEMA_VERSION => Err(Error::SchemaTooNew {
-                    found,
-                    supported: SCHEMA_VERSION,
-                }),
-                Some(found) => Err(Error::UnknownSchema(format!("version {found}"))),
-                None => {
-                    let columns = d.table_columns("_pylon_sessions")?;
-                    let migration = if columns.is_empty() {
-                        create_table(d)?;
+    pub fn migrate(&self, now: i64) -> Result<Migration> {
+        self.write(|driver| {
+            let migration = driver.transaction(|d| {
+                d.execute(META_DDL, &[])?;
+                let plan = migration::plan(read_version(d)?, || d.table_columns(TABLE))?;
+                let migration = match plan {
+                    migration::Plan::UpToDate => return Ok(Migration::UpToDate),
+                    migration::Plan::Create => {
+                        for sql in migration::create_steps(D::DIALECT) {
+                            d.execute(sql, &[])?;
+                        }
                         Migration::Created
-                    } else {
-                        Migration::Legacy(convert_legacy(d, &columns, now)?)
-                    };
-                    d.execute(WRITE_VERSION, &[Param::Int(SCHEMA_VERSION)])?;
-                    Ok(migration)
-                }
+                    }
+                    migration::Plan::Legacy { read } => {
+                        let mut rows = Vec::new();
+                        d.query(read, &[], &mut |row| {
+                            rows.push(migration::LegacyRow::read(row, now)?);
+                            Ok(())
+                        })?;
+                        d.execute(migration::next_table(D::DIALECT), &[])?;
+                        for row in &rows {
+                            let (id, rest) = row.params(now);
+                            let mut params = vec![Param::Text(Some(&id))];
+                            params.extend(rest);
+                            d.execute(INSERT_MIGRATED, &params)?;
+                        }
+                        for sql in migration::LEGACY_FINISH {
+                            d.execute(sql, &[])?;
+                        }
+                        Migration::Legacy(rows.len() as u64)
+                    }
+                };
+                d.execute(WRITE_VERSION, &[Param::Int(SCHEMA_VERSION)])?;
+                Ok(migration)
+            })?;
+            if let Migration::Legacy(_) = migration {
+                driver.after_scrub()?;
             }
-        })?;
-        if let Migration::Legacy(_) = migration {
-            self.driver.after_scrub()?;
-        }
-        Ok(migration)
+            Ok(migration)
+        })
     }
 
-    fn sessions(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Session>> {
-        let mut out = Vec::new();
-        self.driver.query(sql, params, &mut |row| {
-            out.push(session_from_row(row)?);
-            Ok(())
-        })?;
-        Ok(out)
+    fn sessions(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Session>> {
+        self.read(|d| {
+            let mut out = Vec::new();
+            d.query(sql, params, &mut |row| {
+                out.push(session_from_row(row)?);
+                Ok(())
+            })?;
+            Ok(out)
+        })
+    }
+
+    fn execute(&self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
+        self.write(|d| d.execute(sql, params))
     }
 }
 
@@ -307,77 +400,8 @@ fn read_version<D: Driver>(d: &mut D) -> Result<Option<i64>> {
     Ok(version)
 }
 
-fn create_table<D: Driver>(d: &mut D) -> Result<()> {
-    d.execute(
-        match D::DIALECT {
-            Dialect::Sqlite => SQLITE_TABLE,
-            Dialect::Postgres => POSTGRES_TABLE,
-        },
-        &[],
-    )?;
-    d.execute(RENAME_NEXT, &[])?;
-    d.execute(INDEX_USER, &[])?;
-    d.execute(INDEX_EXPIRY, &[])?;
-    Ok(())
-}
-
-fn convert_legacy<D: Driver>(d: &mut D, columns: &[String], now: i64) -> Result<u64> {
-    let has = |c: &str| columns.iter().any(|x| x.eq_ignore_ascii_case(c));
-    let legacy = ["token", "user_id", "expires_at", "created_at", "device"];
-    if has("id") || !legacy.iter().all(|c| has(c)) {
-        return Err(Error::UnknownSchema(format!(
-            "_pylon_sessions has columns {columns:?}"
-        )));
-    }
-    let read = if has("tenant_id") {
-        LEGACY_ROWS
-    } else {
-        LEGACY_ROWS_NO_TENANT
-    };
-    let mut rows = Vec::new();
-    d.query(read, &[], &mut |row| {
-        rows.push((
-            row.text(0)?.ok_or_else(|| {
-                Error::Corrupt("legacy _pylon_sessions row with NULL token".into())
-            })?,
-            row.text(1)?.unwrap_or_default(),
-            row.text(2)?,
-            row.text(3)?,
-            row.int(4)?.unwrap_or(now),
-            row.int(5)?.unwrap_or(0),
-        ));
-        Ok(())
-    })?;
-    d.execute(
-        match D::DIALECT {
-            Dialect::Sqlite => SQLITE_TABLE,
-            Dialect::Postgres => POSTGRES_TABLE,
-        },
-        &[],
-    )?;
-    for (token, user, tenant, device, created, expires) in &rows {
-        let id = Token::id_of_raw(token);
-        d.execute(
-            INSERT_MIGRATED,
-            &[
-                Param::Text(Some(id.as_str())),
-                Param::Text(Some(user)),
-                Param::Text(tenant.as_deref()),
-                Param::Text(device.as_deref()),
-                Param::Int(*created),
-                Param::Int(now.max(*created)),
-                Param::Int(*expires),
-            ],
-        )?;
-    }
-    d.execute(DROP_LEGACY, &[])?;
-    d.execute(RENAME_NEXT, &[])?;
-    d.execute(INDEX_USER, &[])?;
-    d.execute(INDEX_EXPIRY, &[])?;
-    Ok(rows.len() as u64)
-}
-
-fn session_from_row(row: &dyn Row) -> Result<Session> {
+/// Reads a session from a row of [`statements::GET`]-shaped columns.
+pub(crate) fn session_from_row(row: &dyn Row) -> Result<Session> {
     let id = row.text(0)?.unwrap_or_default();
     let corrupt = |what: &str| Error::Corrupt(format!("_pylon_sessions row {id:?}: {what}").into());
     Ok(Session {
@@ -401,13 +425,13 @@ fn text(s: &str) -> Param<'_> {
 }
 
 impl<D: Driver> SessionBackend for SqlBackend<D> {
-    fn load_all(&mut self) -> Result<Vec<Session>> {
+    fn load_all(&self) -> Result<Vec<Session>> {
         self.sessions(LOAD_ALL, &[])
     }
 
-    fn save(&mut self, s: &Session) -> Result<()> {
+    fn save(&self, s: &Session) -> Result<()> {
         s.validate()?;
-        self.driver.execute(
+        self.execute(
             UPSERT,
             &[
                 text(s.id.as_str()),
@@ -423,37 +447,32 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
         Ok(())
     }
 
-    fn remove(&mut self, id: &SessionId) -> Result<bool> {
-        Ok(self.driver.execute(REMOVE, &[text(id.as_str())])? > 0)
+    fn remove(&self, id: &SessionId) -> Result<bool> {
+        Ok(self.execute(REMOVE, &[text(id.as_str())])? > 0)
     }
 
-    fn get(&mut self, id: &SessionId) -> Result<Option<Session>> {
+    fn get(&self, id: &SessionId) -> Result<Option<Session>> {
         Ok(self.sessions(GET, &[text(id.as_str())])?.pop())
     }
 
-    fn list_by_user(&mut self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>> {
+    fn list_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>> {
         self.sessions(LIST_BY_USER, &[text(user_id), Param::Text(tenant_id)])
     }
 
-    fn remove_by_user(&mut self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
-        self.driver
-            .execute(REMOVE_BY_USER, &[text(user_id), Param::Text(tenant_id)])
+    fn remove_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
+        self.execute(REMOVE_BY_USER, &[text(user_id), Param::Text(tenant_id)])
     }
 
-    fn remove_user_except(&mut self, user_id: &str, keep: &SessionId) -> Result<u64> {
-        self.driver
-            .execute(REMOVE_USER_EXCEPT, &[text(user_id), text(keep.as_str())])
+    fn remove_user_except(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
+        self.execute(REMOVE_USER_EXCEPT, &[text(user_id), text(keep.as_str())])
     }
 
-    fn touch(&mut self, id: &SessionId, now: i64) -> Result<bool> {
-        Ok(self
-            .driver
-            .execute(TOUCH, &[text(id.as_str()), Param::Int(now)])?
-            > 0)
+    fn touch(&self, id: &SessionId, now: i64) -> Result<bool> {
+        Ok(self.execute(TOUCH, &[text(id.as_str()), Param::Int(now)])? > 0)
     }
 
     fn rotate(
-        &mut self,
+        &self,
         old: &SessionId,
         new_id: &SessionId,
         new_token: Option<&Token>,
@@ -465,12 +484,11 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
             Param::Text(new_token.map(Token::expose)),
             Param::Int(now),
         ];
-        Ok(self.driver.execute(ROTATE, &params)? > 0)
+        Ok(self.execute(ROTATE, &params)? > 0)
     }
 
-    fn purge_expired(&mut self, now: i64, idle_cutoff: i64) -> Result<u64> {
-        self.driver
-            .execute(PURGE, &[Param::Int(now), Param::Int(idle_cutoff)])
+    fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
+        self.execute(PURGE, &[Param::Int(now), Param::Int(idle_cutoff)])
     }
 }
 

@@ -45,6 +45,9 @@ impl std::fmt::Debug for SqliteDriver {
     }
 }
 
+/// How many read-only connections [`SqliteBackend::open`] opens beside the writer.
+pub const DEFAULT_READERS: usize = 2;
+
 const FILE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;";
 const COMMON_PRAGMAS: &str = "PRAGMA secure_delete = ON; PRAGMA busy_timeout = 5000;";
 /// For VFSes with no shared memory (OPFS): WAL needs exclusive locking there.
@@ -66,8 +69,31 @@ impl SqlBackend<SqliteDriver> {
     /// # Errors
     /// As [`SqliteBackend::open`].
     pub fn open_reporting(path: impl AsRef<Path>) -> Result<(Self, Migration)> {
+        Self::open_with_readers(path, DEFAULT_READERS)
+    }
+
+    /// As [`SqliteBackend::open_reporting`], with `readers` read-only connections beside the writer
+    /// ([`SqliteBackend::open`] opens [`DEFAULT_READERS`]). Reads run on them concurrently with each
+    /// other and with the writer (WAL); 0 sends every call through the one writer connection.
+    ///
+    /// # Errors
+    /// As [`SqliteBackend::open`].
+    pub fn open_with_readers(path: impl AsRef<Path>, readers: usize) -> Result<(Self, Migration)> {
+        let path = path.as_ref();
         let conn = Connection::open(path).map_err(classify)?;
-        Self::with_pragmas(conn, FILE_PRAGMAS)
+        let (mut backend, migration) = Self::with_pragmas(conn, FILE_PRAGMAS)?;
+        for _ in 0..readers {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let reader = Connection::open_with_flags(path, flags).map_err(classify)?;
+            reader
+                .execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+                .map_err(classify)?;
+            reader
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+                .map_err(classify)?;
+            backend.add_reader(SqliteDriver { conn: reader });
+        }
+        Ok((backend, migration))
     }
 
     /// A private in-memory database.
@@ -113,12 +139,13 @@ impl SqlBackend<SqliteDriver> {
     ///
     /// # Errors
     /// The driver's error, classified (out of memory).
-    pub fn image(&mut self) -> Result<Vec<u8>> {
-        let conn = &mut self.driver_mut().conn;
-        Ok(conn
-            .serialize(rusqlite::MAIN_DB)
-            .map_err(classify)?
-            .to_vec())
+    pub fn image(&self) -> Result<Vec<u8>> {
+        self.write(|d| {
+            Ok(d.conn
+                .serialize(rusqlite::MAIN_DB)
+                .map_err(classify)?
+                .to_vec())
+        })
     }
 
     /// A private in-memory database loaded from an image made by [`SqliteBackend::image`] (or any

@@ -11,7 +11,6 @@ use wasm_bindgen::prelude::*;
 
 use crate::backend::{persistence, OpfsPool, SqliteBackend};
 use crate::error::{Error, Result};
-use crate::session::{Policy, TokenStorage};
 use crate::store::SessionStore;
 use crate::Migration;
 
@@ -83,15 +82,13 @@ struct Info {
     persistence_error: Option<String>,
     db_name: String,
     migration: Migration,
-    tokens: TokenStorage,
-    policy: Policy,
+    settings: convert::Settings,
 }
 
 struct Options {
     db_name: String,
     storage: &'static str,
-    tokens: TokenStorage,
-    policy: Policy,
+    settings: convert::Settings,
 }
 
 fn options(value: &JsValue) -> Result<Options> {
@@ -108,6 +105,7 @@ fn options(value: &JsValue) -> Result<Options> {
             "tokenStorage",
             "idleTimeout",
             "absoluteTimeout",
+            "touchInterval",
         ],
     )?;
     let db_name = opt_string("dbName", &get(value, "dbName", "dbName")?, 64)?
@@ -134,12 +132,10 @@ fn options(value: &JsValue) -> Result<Options> {
             ))
         }
     };
-    let (tokens, policy) = convert::token_storage_and_policy(value)?;
     Ok(Options {
         db_name,
         storage,
-        tokens,
-        policy,
+        settings: convert::settings(value)?,
     })
 }
 
@@ -200,12 +196,9 @@ impl JsSessionStore {
             persistence_error,
             db_name: opts.db_name,
             migration,
-            tokens: opts.tokens,
-            policy: opts.policy,
+            settings: opts.settings,
         };
-        let store = SessionStore::new(backend)
-            .with_policy(opts.policy)
-            .with_token_storage(opts.tokens);
+        let store = opts.settings.store(backend)?;
         Ok(JsSessionStore {
             inner: Some(Open { store, pool }),
             info,
@@ -263,7 +256,7 @@ impl JsSessionStore {
             }
             .into(),
         );
-        convert::set_policy_info(&obj, i.tokens, &i.policy);
+        i.settings.set_info(&obj);
         obj
     }
 

@@ -407,12 +407,58 @@ pub fn type_name(value: &JsValue) -> &'static str {
     }
 }
 
-/// The `tokenStorage`, `idleTimeout` and `absoluteTimeout` options both store classes take, with
-/// [`TokenStorage::HashOnly`] and [`Policy::default`] for what is missing.
+/// The options both store classes take beside their own: token storage, timeouts, touch interval.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// `tokenStorage`.
+    pub tokens: TokenStorage,
+    /// `idleTimeout` and `absoluteTimeout`.
+    pub policy: Policy,
+    /// `touchInterval`, seconds.
+    pub touch_interval: i64,
+}
+
+/// Reads [`Settings`], with [`TokenStorage::HashOnly`], [`Policy::default`] and
+/// [`crate::DEFAULT_TOUCH_INTERVAL`] for what is missing.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a mistyped or out-of-range value.
-pub fn token_storage_and_policy(value: &JsValue) -> Result<(TokenStorage, Policy)> {
+pub fn settings(value: &JsValue) -> Result<Settings> {
+    let (tokens, policy) = token_storage_and_policy(value)?;
+    let touch_interval = opt_seconds(
+        "touchInterval",
+        &get(value, "touchInterval", "touchInterval")?,
+    )?
+    .unwrap_or(crate::DEFAULT_TOUCH_INTERVAL);
+    Ok(Settings {
+        tokens,
+        policy,
+        touch_interval,
+    })
+}
+
+impl Settings {
+    /// A store on `backend` with these settings.
+    pub fn store<B: crate::SessionBackend>(&self, backend: B) -> Result<crate::SessionStore<B>> {
+        crate::SessionStore::new(backend)
+            .with_policy(self.policy)
+            .with_token_storage(self.tokens)
+            .with_touch_interval(self.touch_interval)
+    }
+
+    /// Sets `tokenStorage`, `idleTimeout`, `absoluteTimeout` and `touchInterval` on an `info` object
+    /// this crate built.
+    pub fn set_info(&self, info: &JsValue) {
+        set_policy_info(info, self.tokens, &self.policy);
+        set(
+            info,
+            "touchInterval",
+            &count_to_js(self.touch_interval.unsigned_abs()),
+        );
+    }
+}
+
+fn token_storage_and_policy(value: &JsValue) -> Result<(TokenStorage, Policy)> {
     let defaults = Policy::default();
     let tokens = match opt_string(
         "tokenStorage",
@@ -443,8 +489,7 @@ pub fn token_storage_and_policy(value: &JsValue) -> Result<(TokenStorage, Policy
     Ok((tokens, policy))
 }
 
-/// Sets `tokenStorage`, `idleTimeout` and `absoluteTimeout` on an `info` object this crate built.
-pub fn set_policy_info(info: &JsValue, tokens: TokenStorage, policy: &Policy) {
+fn set_policy_info(info: &JsValue, tokens: TokenStorage, policy: &Policy) {
     let tokens = match tokens {
         TokenStorage::HashOnly => "hash",
         TokenStorage::Keep => "keep",

@@ -8,8 +8,8 @@
 //! its start time (see [`crate::backend::HostBackend`]'s module docs). The `now` option makes the clock
 //! explicit: a function returning unix seconds, called once at the start of each operation.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
@@ -18,7 +18,6 @@ use super::convert;
 use super::methods::to_js;
 use crate::backend::HostBackend;
 use crate::error::{Error, Result};
-use crate::session::{Policy, TokenStorage};
 use crate::store::SessionStore;
 use crate::Migration;
 
@@ -62,16 +61,14 @@ export interface EdgeSessionStore extends StoreMethods {}
 #[wasm_bindgen(js_name = EdgeSessionStore)]
 pub struct JsEdgeStore {
     store: SessionStore<HostBackend>,
-    now: Rc<Cell<i64>>,
+    now: Arc<AtomicI64>,
     clock: Option<Function>,
     migration: Migration,
-    tokens: TokenStorage,
-    policy: Policy,
+    settings: convert::Settings,
 }
 
 struct Options {
-    tokens: TokenStorage,
-    policy: Policy,
+    settings: convert::Settings,
     clock: Option<Function>,
 }
 
@@ -79,18 +76,22 @@ fn options(value: &JsValue) -> Result<Options> {
     use convert::{get, object};
     if value.is_undefined() || value.is_null() {
         return Ok(Options {
-            tokens: TokenStorage::HashOnly,
-            policy: Policy::default(),
+            settings: convert::settings(&JsValue::UNDEFINED)?,
             clock: None,
         });
     }
     object(
         "options",
         value,
-        &["tokenStorage", "idleTimeout", "absoluteTimeout", "now"],
+        &[
+            "tokenStorage",
+            "idleTimeout",
+            "absoluteTimeout",
+            "touchInterval",
+            "now",
+        ],
     )?;
-    let (tokens, policy) = convert::token_storage_and_policy(value)?;
-    policy.validate()?;
+    let settings = convert::settings(value)?;
     let now = get(value, "now", "now")?;
     let clock = if now.is_undefined() || now.is_null() {
         None
@@ -100,11 +101,7 @@ fn options(value: &JsValue) -> Result<Options> {
                 .map_err(|_| Error::invalid("now", "must be a function returning unix seconds"))?,
         )
     };
-    Ok(Options {
-        tokens,
-        policy,
-        clock,
-    })
+    Ok(Options { settings, clock })
 }
 
 /// Reads the clock: the caller's `now` function, else `Date.now()`.
@@ -125,25 +122,25 @@ impl JsEdgeStore {
         let opts = self::options(options)?;
         let start = read_clock(opts.clock.as_ref())?;
         let (backend, migration) = HostBackend::open_host(host, start)?;
-        let now = Rc::new(Cell::new(start));
-        let cell = Rc::clone(&now);
-        let store = SessionStore::new(backend)
-            .with_policy(opts.policy)
-            .with_token_storage(opts.tokens)
-            .with_clock(move || cell.get());
+        let now = Arc::new(AtomicI64::new(start));
+        let cell = Arc::clone(&now);
+        let store = opts
+            .settings
+            .store(backend)?
+            .with_clock(move || cell.load(Ordering::Relaxed));
         Ok(JsEdgeStore {
             store,
             now,
             clock: opts.clock,
             migration,
-            tokens: opts.tokens,
-            policy: opts.policy,
+            settings: opts.settings,
         })
     }
 
     /// Reads the clock once for the coming operation, and hands back the store.
     fn store(&mut self) -> Result<&mut SessionStore<HostBackend>> {
-        self.now.set(read_clock(self.clock.as_ref())?);
+        self.now
+            .store(read_clock(self.clock.as_ref())?, Ordering::Relaxed);
         Ok(&mut self.store)
     }
 }
@@ -173,7 +170,7 @@ impl JsEdgeStore {
             }
             .into(),
         );
-        convert::set_policy_info(&obj, self.tokens, &self.policy);
+        self.settings.set_info(&obj);
         obj
     }
 }

@@ -3,12 +3,12 @@
 //! Each test takes a fresh backend and a function that dumps the backend's raw stored rows as text
 //! (used to prove tokens are hashed at rest). `conformance_tests!` instantiates them all.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use pylon_sessions::{
-    limits, Error, ErrorKind, NewSession, Policy, Session, SessionBackend, SessionStore, Token,
-    TokenStorage,
+    limits, Error, ErrorKind, MemoryBackend, NewSession, Policy, Session, SessionBackend,
+    SessionStore, Token, TokenStorage,
 };
 
 /// Instantiates every conformance test for one backend: `conformance_tests!(|| make(), |b| dump(b));`
@@ -28,7 +28,7 @@ macro_rules! conformance_tests {
         conformance_tests!(@$arm $make, $raw;
             create_and_get, unknown_token_is_none, save_is_an_upsert, remove_signs_out,
             remove_by_public_id, list_by_user_and_tenant, remove_by_user_and_tenant,
-            remove_others_keeps_current, touch_resets_idle_timeout, idle_timeout_expires,
+            remove_others_keeps_current, touch_resets_idle_timeout, touch_writes_once_per_interval, idle_timeout_expires,
             absolute_timeout_wins_over_touch, purge_removes_only_expired, rotate_keeps_identity,
             rotate_of_dead_session_is_not_found, create_with_token_is_repeatable,
             rotate_to_is_repeatable, tokens_are_hashed_at_rest,
@@ -58,13 +58,32 @@ type Raw<B> = fn(&mut B) -> String;
 
 const T0: i64 = 1_700_000_000;
 
-/// A store on `backend` with a clock the test moves by hand, starting at `T0`.
-fn store<B: SessionBackend>(backend: B, policy: Policy) -> (SessionStore<B>, Rc<Cell<i64>>) {
-    let now = Rc::new(Cell::new(T0));
-    let clock = Rc::clone(&now);
+/// A clock the test moves by hand (`Send + Sync`, as store clocks are).
+#[derive(Clone, Debug)]
+pub struct FakeClock(Arc<AtomicI64>);
+
+impl FakeClock {
+    pub fn new(t: i64) -> Self {
+        FakeClock(Arc::new(AtomicI64::new(t)))
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    pub fn set(&self, t: i64) {
+        self.0.store(t, Ordering::SeqCst)
+    }
+}
+
+/// A store on `backend` with a clock the test moves by hand, starting at `T0`, writing every touch
+/// (touch interval 0) so the timeouts are exact.
+fn store<B: SessionBackend>(backend: B, policy: Policy) -> (SessionStore<B>, FakeClock) {
+    let now = FakeClock::new(T0);
+    let clock = now.clone();
     let store = SessionStore::new(backend)
         .with_policy(policy)
-        .with_clock(move || clock.get());
+        .with_clock(move || clock.get())
+        .with_touch_interval(0)
+        .unwrap();
     (store, now)
 }
 
@@ -84,7 +103,7 @@ fn kind<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorKind {
 }
 
 pub fn create_and_get<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, _) = store(backend, POLICY);
+    let (s, _) = store(backend, POLICY);
     let (token, created) = s.create(alice()).unwrap();
     assert!(token.expose().starts_with(pylon_sessions::TOKEN_PREFIX));
     assert_eq!(created.id, token.id());
@@ -105,7 +124,7 @@ pub fn create_and_get<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn unknown_token_is_none<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, _) = store(backend, POLICY);
+    let (s, _) = store(backend, POLICY);
     let stranger = Token::generate().unwrap();
     assert_eq!(s.get(&stranger).unwrap(), None);
     assert_eq!(s.touch(&stranger).unwrap(), None);
@@ -124,7 +143,7 @@ pub fn save_is_an_upsert<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn remove_signs_out<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, _) = store(backend, POLICY);
+    let (s, _) = store(backend, POLICY);
     let (token, _) = s.create(alice()).unwrap();
     let (other, _) = s.create(alice()).unwrap();
     assert!(s.remove(&token).unwrap());
@@ -134,14 +153,14 @@ pub fn remove_signs_out<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn remove_by_public_id<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, _) = store(backend, POLICY);
+    let (s, _) = store(backend, POLICY);
     let (token, session) = s.create(alice()).unwrap();
     assert!(s.remove_by_id(&session.id).unwrap());
     assert_eq!(s.get(&token).unwrap(), None);
 }
 
 pub fn list_by_user_and_tenant<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     let a1 = s.create(alice()).unwrap().1;
     now.set(T0 + 1);
     let a2 = s
@@ -169,7 +188,7 @@ pub fn list_by_user_and_tenant<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn remove_by_user_and_tenant<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, _) = store(backend, POLICY);
+    let (s, _) = store(backend, POLICY);
     s.create(alice()).unwrap();
     s.create(alice()).unwrap();
     s.create(NewSession::new("alice").with_tenant("globex"))
@@ -183,7 +202,7 @@ pub fn remove_by_user_and_tenant<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn remove_others_keeps_current<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, _) = store(backend, POLICY);
+    let (s, _) = store(backend, POLICY);
     let (keep, _) = s.create(alice()).unwrap();
     for _ in 0..3 {
         s.create(NewSession::new("alice")).unwrap();
@@ -196,7 +215,7 @@ pub fn remove_others_keeps_current<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn touch_resets_idle_timeout<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     let (token, _) = s.create(alice()).unwrap();
     now.set(T0 + 90);
     assert_eq!(s.touch(&token).unwrap().unwrap().last_seen_at, T0 + 90);
@@ -209,8 +228,37 @@ pub fn touch_resets_idle_timeout<B: SessionBackend>(backend: B, _: Raw<B>) {
     assert_eq!(s.touch(&token).unwrap().unwrap().last_seen_at, T0 + 90);
 }
 
+pub fn touch_writes_once_per_interval<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let s = s.with_touch_interval(60).unwrap();
+    let (token, _) = s.create(alice()).unwrap();
+    now.set(T0 + 59);
+    let seen = s.touch(&token).unwrap().unwrap();
+    assert_eq!(seen.last_seen_at, T0, "younger than the interval: no write");
+    assert_eq!(
+        s.backend().get(&token.id()).unwrap().unwrap().last_seen_at,
+        T0
+    );
+    now.set(T0 + 60);
+    assert_eq!(s.touch(&token).unwrap().unwrap().last_seen_at, T0 + 60);
+    assert_eq!(
+        s.backend().get(&token.id()).unwrap().unwrap().last_seen_at,
+        T0 + 60,
+        "written once the interval passed"
+    );
+    // The idle timeout (100 s) holds to within the interval: last written at +60, alive until +160.
+    now.set(T0 + 159);
+    assert!(s.get(&token).unwrap().is_some());
+    now.set(T0 + 160);
+    assert!(s.touch(&token).unwrap().is_none());
+    assert_eq!(
+        kind(SessionStore::new(MemoryBackend::new()).with_touch_interval(-1)),
+        ErrorKind::InvalidInput
+    );
+}
+
 pub fn idle_timeout_expires<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     let (token, _) = s.create(alice()).unwrap();
     now.set(T0 + 99);
     assert!(s.get(&token).unwrap().is_some());
@@ -221,7 +269,7 @@ pub fn idle_timeout_expires<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn absolute_timeout_wins_over_touch<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     let (token, _) = s.create(alice()).unwrap();
     for t in (50..1000).step_by(50) {
         now.set(T0 + t);
@@ -232,7 +280,7 @@ pub fn absolute_timeout_wins_over_touch<B: SessionBackend>(backend: B, _: Raw<B>
 }
 
 pub fn purge_removes_only_expired<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     let (idle, _) = s.create(alice()).unwrap();
     let (busy, _) = s.create(alice()).unwrap();
     let (old, _) = s.create(NewSession::new("bob")).unwrap();
@@ -255,7 +303,7 @@ pub fn purge_removes_only_expired<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn rotate_keeps_identity<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     let (old, before) = s.create(alice()).unwrap();
     now.set(T0 + 60);
     let (new, after) = s.rotate(&old).unwrap();
@@ -279,7 +327,7 @@ pub fn rotate_keeps_identity<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn rotate_of_dead_session_is_not_found<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     assert_eq!(
         kind(s.rotate(&Token::generate().unwrap())),
         ErrorKind::NotFound
@@ -290,7 +338,7 @@ pub fn rotate_of_dead_session_is_not_found<B: SessionBackend>(backend: B, _: Raw
 }
 
 pub fn create_with_token_is_repeatable<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     let token = Token::generate().unwrap();
     let (t1, first) = s.create_with_token(token.clone(), alice()).unwrap();
     assert_eq!(t1, token);
@@ -316,7 +364,7 @@ pub fn create_with_token_is_repeatable<B: SessionBackend>(backend: B, _: Raw<B>)
 }
 
 pub fn rotate_to_is_repeatable<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     let (old, before) = s.create(alice()).unwrap();
     let next = Token::generate().unwrap();
     now.set(T0 + 60);
@@ -359,7 +407,7 @@ pub fn tokens_are_hashed_at_rest<B: SessionBackend>(backend: B, raw: Raw<B>) {
 
 pub fn keep_tokens_gives_them_back<B: SessionBackend>(backend: B, _: Raw<B>) {
     let (s, _) = store(backend, POLICY);
-    let mut s = s.with_token_storage(TokenStorage::Keep);
+    let s = s.with_token_storage(TokenStorage::Keep);
     let (token, created) = s.create(alice()).unwrap();
     assert_eq!(created.token.as_ref(), Some(&token));
     let all = s.load_all().unwrap();
@@ -370,7 +418,7 @@ pub fn keep_tokens_gives_them_back<B: SessionBackend>(backend: B, _: Raw<B>) {
 
 pub fn insert_server_issued_session<B: SessionBackend>(backend: B, _: Raw<B>) {
     let (s, _) = store(backend, POLICY);
-    let mut s = s.with_token_storage(TokenStorage::Keep);
+    let s = s.with_token_storage(TokenStorage::Keep);
     let token = Token::parse("srv-issued-0123456789abcdef").unwrap();
     let session = Session {
         id: token.id(),
@@ -391,7 +439,7 @@ pub fn insert_server_issued_session<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn load_all_includes_expired<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     s.create(alice()).unwrap();
     now.set(T0 + 5000);
     s.create(NewSession::new("bob")).unwrap();
@@ -473,14 +521,14 @@ pub fn bad_input_is_refused_and_nothing_is_written<B: SessionBackend>(backend: B
 }
 
 pub fn bad_clock_is_refused<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, now) = store(backend, POLICY);
+    let (s, now) = store(backend, POLICY);
     let (token, _) = s.create(alice()).unwrap();
     now.set(-5);
     assert_eq!(kind(s.create(alice())), ErrorKind::InvalidInput);
     assert_eq!(kind(s.get(&token)), ErrorKind::InvalidInput);
     now.set(T0);
     assert!(s.get(&token).unwrap().is_some());
-    let mut s = s.with_policy(Policy {
+    let s = s.with_policy(Policy {
         idle_timeout: -1,
         absolute_timeout: 0,
     });
@@ -488,7 +536,7 @@ pub fn bad_clock_is_refused<B: SessionBackend>(backend: B, _: Raw<B>) {
 }
 
 pub fn unicode_round_trips<B: SessionBackend>(backend: B, _: Raw<B>) {
-    let (mut s, _) = store(backend, POLICY);
+    let (s, _) = store(backend, POLICY);
     let new = NewSession::new("ユーザー")
         .with_tenant("🏢 acme")
         .with_device("Firefox – Ubuntu «test» 'quoted' \"double\"; DROP TABLE x;--");

@@ -59,7 +59,7 @@ pub fn now() -> i64 {
 }
 
 pub fn check_migrated<B: SessionBackend>(backend: B, with_tenant: bool) -> SessionStore<B> {
-    let mut store = SessionStore::new(backend);
+    let store = SessionStore::new(backend);
     for (token, user, expires, created, device, tenant) in legacy_rows(now()) {
         let s = store
             .get(&Token::parse(token).unwrap())

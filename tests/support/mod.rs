@@ -1,20 +1,22 @@
 //! Shared by the wasm test files: one pass over every store operation.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use pylon_sessions::{ErrorKind, NewSession, Policy, SessionBackend, SessionStore, Token};
 
 /// Every store operation once, with a fake clock for the timeouts.
 pub fn exercise<B: SessionBackend>(backend: B) -> B {
-    let now = Rc::new(Cell::new(1_000_000));
-    let clock = now.clone();
+    let now = Arc::new(AtomicI64::new(1_000_000));
+    let clock = Arc::clone(&now);
     let mut store = SessionStore::new(backend)
         .with_policy(Policy {
             idle_timeout: 100,
             absolute_timeout: 1000,
         })
-        .with_clock(move || clock.get());
+        .with_clock(move || clock.load(Ordering::SeqCst))
+        .with_touch_interval(0)
+        .unwrap();
 
     let (t1, s1) = store
         .create(
@@ -32,7 +34,7 @@ pub fn exercise<B: SessionBackend>(backend: B) -> B {
     assert_eq!(store.list_by_user("alice", None).unwrap().len(), 2);
     assert_eq!(store.list_by_user("alice", Some("acme")).unwrap().len(), 1);
 
-    now.set(1_000_050);
+    now.store(1_000_050, Ordering::SeqCst);
     assert_eq!(store.touch(&t1).unwrap().unwrap().last_seen_at, 1_000_050);
     let (t1b, rotated) = store.rotate(&t1).unwrap();
     assert!(store.get(&t1).unwrap().is_none());
@@ -40,7 +42,7 @@ pub fn exercise<B: SessionBackend>(backend: B) -> B {
     assert_eq!(store.get(&t1b).unwrap().unwrap().id, t1b.id());
 
     // Bob's and Alice's phone sessions were last seen at 1_000_000: idle after 1_000_100.
-    now.set(1_000_120);
+    now.store(1_000_120, Ordering::SeqCst);
     assert!(store.get(&t3).unwrap().is_none(), "idle");
     assert_eq!(store.purge_expired().unwrap(), 2);
     assert!(store.get(&t2).unwrap().is_none());

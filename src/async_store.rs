@@ -1,0 +1,286 @@
+//! [`AsyncSessionStore`]: the front door for async servers, over any [`AsyncSessionBackend`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::backend::AsyncSessionBackend;
+use crate::error::{Error, Result};
+use crate::session::{NewSession, Policy, Session, TokenStorage};
+use crate::store::{check_user, Rules};
+use crate::token::{SessionId, Token};
+
+/// The async front door: the same tokens, hashing, timeouts, touch interval and validation as
+/// [`crate::SessionStore`] (the decisions are shared, only the I/O awaits), over a backend that every
+/// request shares. `Send + Sync` wherever the backend is, with `&self` methods: put it in an `Arc` (or
+/// axum state) and call it from any number of tasks at once.
+///
+/// # Examples
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> pylon_sessions::Result<()> {
+/// use std::sync::Arc;
+/// use pylon_sessions::{AsyncSessionStore, Blocking, MemoryBackend, NewSession};
+/// let store = Arc::new(AsyncSessionStore::new(Blocking::new(MemoryBackend::new())));
+/// let (token, session) = store.create(NewSession::new("alice")).await?;
+/// let task = {
+///     let store = Arc::clone(&store);
+///     tokio::spawn(async move { store.touch(&token).await })
+/// };
+/// assert_eq!(task.await.unwrap()?.unwrap().id, session.id);
+/// # Ok(())
+/// # }
+/// ```
+pub struct AsyncSessionStore<B> {
+    backend: B,
+    rules: Rules,
+}
+
+impl<B> fmt::Debug for AsyncSessionStore<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncSessionStore")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
+    /// A store with [`Policy::default`], hashed tokens, the system clock and the default touch interval.
+    pub fn new(backend: B) -> Self {
+        AsyncSessionStore {
+            backend,
+            rules: Rules::default(),
+        }
+    }
+
+    /// Sets the timeouts.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.rules.policy = policy;
+        self
+    }
+
+    /// Chooses whether tokens are stored next to their hashes (client-side stores only).
+    pub fn with_token_storage(mut self, tokens: TokenStorage) -> Self {
+        self.rules.tokens = tokens;
+        self
+    }
+
+    /// Replaces the clock (unix seconds), e.g. with a fake in tests.
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.rules.clock = Arc::new(clock);
+        self
+    }
+
+    /// As [`crate::SessionStore::with_touch_interval`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a negative or huge interval.
+    pub fn with_touch_interval(mut self, seconds: i64) -> Result<Self> {
+        self.rules.set_touch_interval(seconds)?;
+        Ok(self)
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Policy {
+        self.rules.policy
+    }
+
+    /// The touch interval in force, in seconds.
+    pub fn touch_interval(&self) -> i64 {
+        self.rules.touch_interval
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Issues a new token and stores its session.
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::create`].
+    pub async fn create(&self, new: NewSession) -> Result<(Token, Session)> {
+        self.rules.check_new(&new)?;
+        self.issue(Token::generate()?, new).await
+    }
+
+    /// As [`crate::SessionStore::create_with_token`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::create_with_token`].
+    pub async fn create_with_token(
+        &self,
+        token: Token,
+        new: NewSession,
+    ) -> Result<(Token, Session)> {
+        self.rules.check_new(&new)?;
+        if let Some(existing) = self.backend.get(&token.id()).await? {
+            return Rules::repeated_create(token, &new, existing);
+        }
+        self.issue(token, new).await
+    }
+
+    async fn issue(&self, token: Token, new: NewSession) -> Result<(Token, Session)> {
+        let session = self.rules.new_session(&token, new, self.rules.now()?);
+        self.backend.save(&session).await?;
+        Ok((token, session))
+    }
+
+    /// As [`crate::SessionStore::insert`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::insert`].
+    pub async fn insert(&self, token: &Token, session: Session) -> Result<Session> {
+        let session = self.rules.inserted(token, session)?;
+        self.backend.save(&session).await?;
+        Ok(session)
+    }
+
+    /// The live session for a token; `None` when there is none or it has expired.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn get(&self, token: &Token) -> Result<Option<Session>> {
+        self.get_by_id(&token.id()).await
+    }
+
+    /// The live session with a public id.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn get_by_id(&self, id: &SessionId) -> Result<Option<Session>> {
+        let now = self.rules.now()?;
+        Ok(self.rules.live(self.backend.get(id).await?, now))
+    }
+
+    /// Validates a token and marks its session as used (see [`crate::SessionStore::touch`]): one read,
+    /// and a write only when the touch interval has passed.
+    ///
+    /// # Errors
+    /// Backend errors.
+    #[doc(alias = "validate")]
+    pub async fn touch(&self, token: &Token) -> Result<Option<Session>> {
+        let now = self.rules.now()?;
+        let id = token.id();
+        let Some(mut session) = self.rules.live(self.backend.get(&id).await?, now) else {
+            return Ok(None);
+        };
+        if !self.rules.touch_due(&session, now) {
+            return Ok(Some(session));
+        }
+        if self.backend.touch(&id, now).await? {
+            session.last_seen_at = session.last_seen_at.max(now);
+            Ok(Some(session))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// As [`crate::SessionStore::rotate`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::rotate`].
+    pub async fn rotate(&self, token: &Token) -> Result<(Token, Session)> {
+        self.rotate_to(token, Token::generate()?).await
+    }
+
+    /// As [`crate::SessionStore::rotate_to`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::rotate_to`].
+    pub async fn rotate_to(&self, token: &Token, new_token: Token) -> Result<(Token, Session)> {
+        if *token == new_token {
+            return Err(Error::invalid("newToken", "must differ from the old token"));
+        }
+        let now = self.rules.now()?;
+        let old = token.id();
+        let Some(session) = self.rules.live(self.backend.get(&old).await?, now) else {
+            return match self.get(&new_token).await? {
+                Some(done) => Ok((new_token, done)),
+                None => Err(Error::NotFound),
+            };
+        };
+        let session = self.rules.rotated(session, &new_token, now);
+        if !self
+            .backend
+            .rotate(&old, &session.id, session.token.as_ref(), now)
+            .await?
+        {
+            return Err(Error::NotFound);
+        }
+        Ok((new_token, session))
+    }
+
+    /// Signs a token out; `false` when it had no session.
+    ///
+    /// # Errors
+    /// Backend errors.
+    #[doc(alias = "invalidate")]
+    pub async fn remove(&self, token: &Token) -> Result<bool> {
+        self.backend.remove(&token.id()).await
+    }
+
+    /// Revokes a session by its public id.
+    ///
+    /// # Errors
+    /// Backend errors.
+    #[doc(alias = "revoke")]
+    pub async fn remove_by_id(&self, id: &SessionId) -> Result<bool> {
+        self.backend.remove(id).await
+    }
+
+    /// A user's live sessions, in one tenant or all, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad user or tenant id; backend errors.
+    pub async fn list_by_user(
+        &self,
+        user_id: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<Vec<Session>> {
+        check_user(user_id, tenant_id)?;
+        let now = self.rules.now()?;
+        let mut list = self.backend.list_by_user(user_id, tenant_id).await?;
+        list.retain(|s| s.is_live(now, &self.rules.policy));
+        Ok(list)
+    }
+
+    /// Signs a user out everywhere (in one tenant, or in all); returns how many sessions went.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad user or tenant id; backend errors.
+    pub async fn remove_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
+        check_user(user_id, tenant_id)?;
+        self.backend.remove_by_user(user_id, tenant_id).await
+    }
+
+    /// Signs the token's user out of every other session; returns how many went.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the token has no live session; backend errors.
+    pub async fn remove_others(&self, token: &Token) -> Result<u64> {
+        let session = self.get(token).await?.ok_or(Error::NotFound)?;
+        self.backend
+            .remove_user_except(&session.user_id, &session.id)
+            .await
+    }
+
+    /// Deletes every expired session (idle or absolute); returns how many.
+    ///
+    /// # Errors
+    /// Backend errors.
+    #[doc(alias = "delete_expired")]
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let now = self.rules.now()?;
+        self.backend
+            .purge_expired(now, self.rules.policy.idle_cutoff(now))
+            .await
+    }
+
+    /// Every stored session, expired ones included, oldest first.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn load_all(&self) -> Result<Vec<Session>> {
+        self.backend.load_all().await
+    }
+}

@@ -1,0 +1,627 @@
+//! The axum integration (feature `axum`): tokens from a cookie or an `Authorization: Bearer` header,
+//! validated and touched by the [`CurrentSession`] extractor, sign-in and sign-out helpers that set and
+//! clear the cookie, a CSRF check for cookie-authenticated unsafe requests, and typed JSON errors.
+//!
+//! ```no_run
+//! use axum::{routing::{get, post}, Json, Router};
+//! use pylon_sessions::axum::{ApiError, CurrentSession, JsonBody, Sessions, SignedIn};
+//! use pylon_sessions::{AsyncSessionStore, Blocking, NewSession, SqliteBackend};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Login { user: String }
+//!
+//! async fn login(
+//!     sessions: axum::extract::State<Sessions>,
+//!     headers: axum::http::HeaderMap,
+//!     JsonBody(body): JsonBody<Login>,
+//! ) -> Result<SignedIn, ApiError> {
+//!     // Check the credential here; this example trusts the user name.
+//!     sessions.sign_in(&headers, NewSession::new(body.user)).await
+//! }
+//!
+//! async fn me(current: CurrentSession) -> Json<String> {
+//!     Json(current.session.user_id)
+//! }
+//!
+//! # async fn run() -> pylon_sessions::Result<()> {
+//! let store = AsyncSessionStore::new(Blocking::new(SqliteBackend::open("sessions.db")?));
+//! let app: Router = Router::new()
+//!     .route("/login", post(login))
+//!     .route("/me", get(me))
+//!     .with_state(Sessions::new(store));
+//! # Ok(()) }
+//! ```
+//!
+//! # Cookies and CSRF
+//! The cookie is `__Host-pylon_session=<token>; Path=/; HttpOnly; Secure; SameSite=Lax` (with `Max-Age`
+//! set to the policy's absolute timeout): page script never sees it, it goes only to this host over
+//! HTTPS (browsers also accept `Secure` cookies from `http://localhost` and `127.0.0.1`), and
+//! cross-site subrequests do not carry it. Unsafe methods (`POST`, `PUT`, `PATCH`, `DELETE`, …)
+//! authenticated by the cookie must also come from this origin: `Sec-Fetch-Site` must be
+//! `same-origin` or `none`, or `Origin` must name this host or an origin in
+//! [`SessionConfig::trusted_origins`]; a request with neither header is not from a browser and is let
+//! through (the rule of Go's `http.CrossOriginProtection`). Bearer tokens are not ambient credentials,
+//! so they need no CSRF check.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use ::axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use ::axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, ORIGIN, SET_COOKIE,
+};
+use ::axum::http::request::Parts;
+use ::axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use ::axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
+use serde::de::DeserializeOwned;
+
+use crate::backend::AsyncSessionBackend;
+use crate::error::{Error, ErrorKind, Result};
+use crate::session::{NewSession, Session};
+use crate::token::{SessionId, Token};
+use crate::AsyncSessionStore;
+
+/// How [`Sessions`] reads and writes tokens.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// The cookie's name (default `__Host-pylon_session`; a `__Host-` name needs `secure`).
+    pub cookie_name: String,
+    /// Marks the cookie `Secure` (default true; turn off only for plain-HTTP development on a host
+    /// other than localhost, and then use a name without the `__Host-` prefix).
+    pub secure: bool,
+    /// Accepts the cookie (default true).
+    pub cookie: bool,
+    /// Accepts `Authorization: Bearer <token>` (default true), for clients that are not browsers or
+    /// call from other origins.
+    pub bearer: bool,
+    /// Origins besides this host's own that may send cookie-authenticated unsafe requests, spelled
+    /// as browsers send them (`https://app.example`).
+    pub trusted_origins: Vec<String>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            cookie_name: "__Host-pylon_session".into(),
+            secure: true,
+            cookie: true,
+            bearer: true,
+            trusted_origins: Vec::new(),
+        }
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The store's operations the HTTP layer uses, with the backend type erased so that [`Sessions`] and
+/// the extractors need no type parameter.
+trait ErasedStore: Send + Sync {
+    fn create(&self, new: NewSession) -> BoxFuture<'_, Result<(Token, Session)>>;
+    fn touch<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Option<Session>>>;
+    fn rotate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<(Token, Session)>>;
+    fn remove<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<bool>>;
+    fn get_by_id<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<Option<Session>>>;
+    fn remove_by_id<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<bool>>;
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        tenant: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Session>>>;
+    fn remove_others<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<u64>>;
+    fn absolute_timeout(&self) -> i64;
+}
+
+impl<B: AsyncSessionBackend> ErasedStore for AsyncSessionStore<B> {
+    fn create(&self, new: NewSession) -> BoxFuture<'_, Result<(Token, Session)>> {
+        Box::pin(AsyncSessionStore::create(self, new))
+    }
+    fn touch<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Option<Session>>> {
+        Box::pin(AsyncSessionStore::touch(self, token))
+    }
+    fn rotate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<(Token, Session)>> {
+        Box::pin(AsyncSessionStore::rotate(self, token))
+    }
+    fn remove<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(AsyncSessionStore::remove(self, token))
+    }
+    fn get_by_id<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<Option<Session>>> {
+        Box::pin(AsyncSessionStore::get_by_id(self, id))
+    }
+    fn remove_by_id<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(AsyncSessionStore::remove_by_id(self, id))
+    }
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        tenant: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Session>>> {
+        Box::pin(AsyncSessionStore::list_by_user(self, user, tenant))
+    }
+    fn remove_others<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(AsyncSessionStore::remove_others(self, token))
+    }
+    fn absolute_timeout(&self) -> i64 {
+        self.policy().absolute_timeout
+    }
+}
+
+/// The sessions of an axum app: a shared store and its [`SessionConfig`]. Cheap to clone; use it as
+/// the router's state (or part of it, through `FromRef`) so [`CurrentSession`] can find it.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Arc<dyn ErasedStore>,
+    config: Arc<SessionConfig>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a request's token came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The session cookie.
+    Cookie,
+    /// An `Authorization: Bearer` header.
+    Bearer,
+}
+
+/// The live session of the request, validated and touched; the extractor answers 401 (typed JSON)
+/// when there is none, it expired or it was revoked, and 403 for a cross-site cookie-authenticated
+/// unsafe request.
+#[derive(Clone)]
+pub struct CurrentSession {
+    /// The session (its `id` is safe to show; it holds no token in a server store).
+    pub session: Session,
+    /// The token the request presented (redacted in `Debug`).
+    pub token: Token,
+    /// Where the token came from.
+    pub source: TokenSource,
+}
+
+impl std::fmt::Debug for CurrentSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentSession")
+            .field("session", &self.session)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// Sessions on `store` with [`SessionConfig::default`].
+    pub fn new<B: AsyncSessionBackend + 'static>(store: AsyncSessionStore<B>) -> Self {
+        Sessions {
+            store: Arc::new(store),
+            config: Arc::new(SessionConfig::default()),
+        }
+    }
+
+    /// Replaces the configuration.
+    pub fn with_config(mut self, config: SessionConfig) -> Self {
+        self.config = Arc::new(config);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Signs in: checks that a browser request comes from this origin (login CSRF), creates a
+    /// session and returns it with the token; as a response part it sets the cookie (when cookies
+    /// are on) and `Cache-Control: no-store`. Check the credential before calling this.
+    ///
+    /// # Errors
+    /// 403 for a cross-site request; 400 for a bad user, tenant or device; 503 when storage is down.
+    pub async fn sign_in(
+        &self,
+        headers: &HeaderMap,
+        new: NewSession,
+    ) -> Result<SignedIn, ApiError> {
+        check_origin(&self.config, &Method::POST, headers)?;
+        let (token, session) = self.store.create(new).await?;
+        Ok(self.signed_in(token, session))
+    }
+
+    fn signed_in(&self, token: Token, session: Session) -> SignedIn {
+        let cookie = self.config.cookie.then(|| {
+            let max_age = match self.store.absolute_timeout() {
+                0 => String::new(),
+                secs => format!("; Max-Age={secs}"),
+            };
+            self.cookie(token.expose(), &max_age)
+        });
+        SignedIn {
+            token,
+            session,
+            cookie,
+        }
+    }
+
+    fn cookie(&self, value: &str, attrs: &str) -> String {
+        let secure = if self.config.secure { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Path=/; HttpOnly{secure}; SameSite=Lax{attrs}",
+            self.config.cookie_name
+        )
+    }
+
+    /// Gives the current session a new token (after a privilege change): the old one stops working,
+    /// the cookie is replaced.
+    ///
+    /// # Errors
+    /// 401 when the session went meanwhile; 503 when storage is down.
+    pub async fn rotate(&self, current: &CurrentSession) -> Result<SignedIn, ApiError> {
+        let (token, session) = self.store.rotate(&current.token).await?;
+        Ok(self.signed_in(token, session))
+    }
+
+    /// Signs the current session out and clears the cookie.
+    ///
+    /// # Errors
+    /// 503 when storage is down (the cookie is then left, so the user is not told they are out).
+    pub async fn sign_out(&self, current: &CurrentSession) -> Result<SignedOut, ApiError> {
+        self.store.remove(&current.token).await?;
+        Ok(self.signed_out())
+    }
+
+    fn signed_out(&self) -> SignedOut {
+        SignedOut {
+            cookie: self.config.cookie.then(|| self.cookie("", "; Max-Age=0")),
+        }
+    }
+
+    /// The current user's live sessions in the current session's tenant ("your devices").
+    ///
+    /// # Errors
+    /// 503 when storage is down.
+    pub async fn devices(&self, current: &CurrentSession) -> Result<Vec<Session>, ApiError> {
+        let s = &current.session;
+        Ok(self
+            .store
+            .list_by_user(&s.user_id, s.tenant_id.as_deref())
+            .await?)
+    }
+
+    /// Revokes one of the current user's sessions by its public id; `false` when the user has no
+    /// such session (another user's id is never revoked, nor revealed to exist).
+    ///
+    /// # Errors
+    /// 503 when storage is down.
+    pub async fn revoke(&self, current: &CurrentSession, id: &SessionId) -> Result<bool, ApiError> {
+        let mine = self.store.get_by_id(id).await?.is_some_and(|s| {
+            s.user_id == current.session.user_id && s.tenant_id == current.session.tenant_id
+        });
+        Ok(mine && self.store.remove_by_id(id).await?)
+    }
+
+    /// Signs the current user out of every other session; returns how many went.
+    ///
+    /// # Errors
+    /// 503 when storage is down.
+    pub async fn revoke_others(&self, current: &CurrentSession) -> Result<u64, ApiError> {
+        Ok(self.store.remove_others(&current.token).await?)
+    }
+
+    /// Reads, checks and validates the request's token (the [`CurrentSession`] extractor).
+    ///
+    /// # Errors
+    /// 401 without a live session, 403 for a cross-site cookie-authenticated unsafe request, 503 when
+    /// storage is down.
+    pub async fn current(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<CurrentSession, ApiError> {
+        let (raw, source) = presented_token(&self.config, headers)?;
+        if source == TokenSource::Cookie {
+            check_origin(&self.config, method, headers)?;
+        }
+        let token =
+            Token::parse(raw).map_err(|_| ApiError::unauthorized("malformed session token"))?;
+        match self.store.touch(&token).await? {
+            Some(session) => Ok(CurrentSession {
+                session,
+                token,
+                source,
+            }),
+            None => {
+                let mut err = ApiError::unauthorized("session expired or revoked");
+                if source == TokenSource::Cookie {
+                    err.clear_cookie = self.signed_out().cookie;
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The token a request presents: the cookie first, then the bearer header.
+fn presented_token<'h>(
+    config: &SessionConfig,
+    headers: &'h HeaderMap,
+) -> Result<(&'h str, TokenSource), ApiError> {
+    if config.cookie {
+        for value in headers.get_all(COOKIE) {
+            let value = value
+                .to_str()
+                .map_err(|_| ApiError::unauthorized("malformed Cookie header"))?;
+            for pair in value.split(';') {
+                if let Some((name, v)) = pair.trim().split_once('=') {
+                    if name == config.cookie_name {
+                        return Ok((v.trim_matches('"'), TokenSource::Cookie));
+                    }
+                }
+            }
+        }
+    }
+    if config.bearer {
+        if let Some(value) = headers.get(AUTHORIZATION) {
+            let value = value
+                .to_str()
+                .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+            let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+                return Ok((token.trim(), TokenSource::Bearer));
+            }
+            return Err(ApiError::unauthorized(
+                "Authorization must be `Bearer <token>`",
+            ));
+        }
+    }
+    Err(ApiError::unauthorized("no session"))
+}
+
+/// The CSRF rule described in the module docs.
+fn check_origin(
+    config: &SessionConfig,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let origin = header(ORIGIN.as_str());
+    let trusted = origin.is_some_and(|o| config.trusted_origins.iter().any(|t| t == o));
+    let same_host = origin.is_some_and(|o| {
+        let host = o.split_once("://").map_or(o, |(_, rest)| rest);
+        header(HOST.as_str()).is_some_and(|h| h.eq_ignore_ascii_case(host))
+    });
+    let allowed = match header("sec-fetch-site") {
+        Some("same-origin" | "none") => true,
+        Some(_) => trusted,
+        None => origin.is_none() || same_host || trusted,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "CrossOriginRequest",
+            "cross-origin request refused (CSRF protection)",
+        ))
+    }
+}
+
+impl<S> FromRequestParts<S> for CurrentSession
+where
+    S: Send + Sync,
+    Sessions: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Sessions::from_ref(state)
+            .current(&parts.method, &parts.headers)
+            .await
+    }
+}
+
+/// A new session: as a response part, sets the cookie (when cookies are on) and
+/// `Cache-Control: no-store`; as a response, also a JSON body with the public session (and the
+/// token only when cookies are off, for bearer clients).
+#[derive(Clone)]
+pub struct SignedIn {
+    /// The token, for bearer clients (redacted in `Debug`).
+    pub token: Token,
+    /// The session.
+    pub session: Session,
+    cookie: Option<String>,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntoResponseParts for SignedIn {
+    type Error = ApiError;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, ApiError> {
+        set_cookie(&mut res, self.cookie.as_deref())?;
+        Ok(res)
+    }
+}
+
+impl IntoResponse for SignedIn {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({ "session": public_session(&self.session, true) });
+        if self.cookie.is_none() {
+            body["token"] = self.token.expose().into();
+        }
+        (self, ::axum::Json(body)).into_response()
+    }
+}
+
+/// A signed-out session: clears the cookie.
+#[derive(Clone, Debug)]
+pub struct SignedOut {
+    cookie: Option<String>,
+}
+
+impl IntoResponseParts for SignedOut {
+    type Error = ApiError;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, ApiError> {
+        set_cookie(&mut res, self.cookie.as_deref())?;
+        Ok(res)
+    }
+}
+
+impl IntoResponse for SignedOut {
+    fn into_response(self) -> Response {
+        (self, StatusCode::NO_CONTENT).into_response()
+    }
+}
+
+fn set_cookie(res: &mut ResponseParts, cookie: Option<&str>) -> Result<(), ApiError> {
+    let headers = res.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(cookie) = cookie {
+        let value = HeaderValue::from_str(cookie).map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal",
+                "bad cookie name",
+            )
+        })?;
+        headers.append(SET_COOKIE, value);
+    }
+    Ok(())
+}
+
+/// A session as JSON for clients: the public id and fields, never the token. Times are unix seconds.
+pub fn public_session(s: &Session, current: bool) -> serde_json::Value {
+    serde_json::json!({
+        "id": s.id.as_str(),
+        "userId": s.user_id,
+        "tenantId": s.tenant_id,
+        "device": s.device,
+        "createdAt": s.created_at,
+        "lastSeenAt": s.last_seen_at,
+        "expiresAt": s.expires_at,
+        "current": current,
+    })
+}
+
+/// An error answer: a status and `{"error": {"code", "message"}}`, with `Cache-Control: no-store`.
+/// Storage failures say only their kind (no driver text, no token).
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable code: the crate's [`ErrorKind::code`] or `Unauthorized`, `CrossOriginRequest`,
+    /// `BadRequest`, `PayloadTooLarge`, `UnsupportedMediaType`, `Internal`.
+    pub code: &'static str,
+    /// A message for people.
+    pub message: String,
+    clear_cookie: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            clear_cookie: None,
+        }
+    }
+
+    /// 401 `Unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let kind = e.kind();
+        let status = match kind {
+            ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::StorageUnavailable | ErrorKind::Locked => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match kind {
+            ErrorKind::InvalidInput | ErrorKind::NotFound => e.to_string(),
+            ErrorKind::StorageUnavailable | ErrorKind::Locked => {
+                "session storage is unavailable; try again".into()
+            }
+            _ => "session storage failed".into(),
+        };
+        ApiError::new(status, kind.code(), message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut res = (self.status, ::axum::Json(body)).into_response();
+        res.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(cookie) = self
+            .clear_cookie
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
+            res.headers_mut().append(SET_COOKIE, cookie);
+        }
+        res
+    }
+}
+
+/// `axum::Json` whose rejections (wrong `Content-Type`, malformed or mistyped JSON, a body over the
+/// router's `DefaultBodyLimit`) are [`ApiError`]s in the same JSON shape as every other error.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "expected Content-Type: application/json",
+            ));
+        }
+        match ::axum::Json::<T>::from_request(req, state).await {
+            Ok(::axum::Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let code = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+                    _ => "BadRequest",
+                };
+                Err(ApiError::new(status, code, rejection.body_text()))
+            }
+        }
+    }
+}

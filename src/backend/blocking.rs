@@ -1,0 +1,130 @@
+//! [`Blocking`]: any synchronous backend, run on tokio's blocking thread pool.
+
+use std::sync::Arc;
+
+use crate::backend::{AsyncSessionBackend, SessionBackend};
+use crate::error::{Error, Result};
+use crate::session::Session;
+use crate::token::{SessionId, Token};
+
+/// An [`AsyncSessionBackend`] that runs a synchronous backend's calls on tokio's blocking thread pool
+/// (`spawn_blocking`), so an async server never blocks its runtime on SQLite.
+///
+/// The backend is shared by every call (`Arc`); a [`SqliteBackend`](crate::SqliteBackend) opened on a
+/// file serves reads on its read-only connections concurrently (WAL) and writes on its one writer, as
+/// SQLite allows. Also the way to keep the blocking [`PostgresBackend`](crate::PostgresBackend) inside a
+/// tokio server (one connection; prefer [`PostgresPoolBackend`](crate::PostgresPoolBackend)).
+///
+/// # Examples
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> pylon_sessions::Result<()> {
+/// use pylon_sessions::{AsyncSessionStore, Blocking, NewSession, SqliteBackend};
+/// let dir = tempfile::tempdir().unwrap();
+/// let backend = SqliteBackend::open(dir.path().join("sessions.db"))?;
+/// let store = AsyncSessionStore::new(Blocking::new(backend));
+/// let (token, _) = store.create(NewSession::new("alice")).await?;
+/// assert_eq!(store.touch(&token).await?.unwrap().user_id, "alice");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Blocking<B> {
+    inner: Arc<B>,
+}
+
+impl<B> Clone for Blocking<B> {
+    fn clone(&self) -> Self {
+        Blocking {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B> Blocking<B> {
+    /// Wraps a backend.
+    pub fn new(backend: B) -> Self {
+        Blocking {
+            inner: Arc::new(backend),
+        }
+    }
+
+    /// The synchronous backend, e.g. for an integrity check from a blocking context.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+}
+
+impl<B: SessionBackend + Send + Sync + 'static> Blocking<B> {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&B) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| Error::StorageUnavailable {
+                reason: "the blocking task did not finish (runtime shutting down)".into(),
+                source: Some(e.into()),
+            })?
+    }
+}
+
+impl<B: SessionBackend + Send + Sync + 'static> AsyncSessionBackend for Blocking<B> {
+    async fn load_all(&self) -> Result<Vec<Session>> {
+        self.run(|b| b.load_all()).await
+    }
+
+    async fn save(&self, session: &Session) -> Result<()> {
+        let session = session.clone();
+        self.run(move |b| b.save(&session)).await
+    }
+
+    async fn remove(&self, id: &SessionId) -> Result<bool> {
+        let id = id.clone();
+        self.run(move |b| b.remove(&id)).await
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
+        let id = id.clone();
+        self.run(move |b| b.get(&id)).await
+    }
+
+    async fn list_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>> {
+        let (user, tenant) = (user_id.to_owned(), tenant_id.map(str::to_owned));
+        self.run(move |b| b.list_by_user(&user, tenant.as_deref()))
+            .await
+    }
+
+    async fn remove_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
+        let (user, tenant) = (user_id.to_owned(), tenant_id.map(str::to_owned));
+        self.run(move |b| b.remove_by_user(&user, tenant.as_deref()))
+            .await
+    }
+
+    async fn remove_user_except(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
+        let (user, keep) = (user_id.to_owned(), keep.clone());
+        self.run(move |b| b.remove_user_except(&user, &keep)).await
+    }
+
+    async fn touch(&self, id: &SessionId, now: i64) -> Result<bool> {
+        let id = id.clone();
+        self.run(move |b| b.touch(&id, now)).await
+    }
+
+    async fn rotate(
+        &self,
+        old: &SessionId,
+        new_id: &SessionId,
+        new_token: Option<&Token>,
+        now: i64,
+    ) -> Result<bool> {
+        let (old, new_id, new_token) = (old.clone(), new_id.clone(), new_token.cloned());
+        self.run(move |b| b.rotate(&old, &new_id, new_token.as_ref(), now))
+            .await
+    }
+
+    async fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
+        self.run(move |b| b.purge_expired(now, idle_cutoff)).await
+    }
+}
