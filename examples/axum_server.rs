@@ -86,12 +86,21 @@ async fn revoke(
     current: CurrentSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = SessionId::parse(&id)
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "InvalidInput", "malformed session id"))?;
+    let id = SessionId::parse(&id).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            "malformed session id",
+        )
+    })?;
     if sessions.revoke(&current, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such session"))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "no such session",
+        ))
     }
 }
 
@@ -104,7 +113,7 @@ async fn revoke_others(
 }
 
 /// The routes, on any store.
-fn app(sessions: Sessions) -> Router {
+pub fn app(sessions: Sessions) -> Router {
     Router::new()
         .route("/login", post(sign_in))
         .route("/me", get(me))
@@ -149,9 +158,15 @@ fn args() -> Result<Args, String> {
             "--store" => a.store = value()?,
             "--path" => a.path = value()?,
             "--database-url" => a.database_url = Some(value()?),
-            "--pool-size" => a.pool_size = value()?.parse().map_err(|e| format!("--pool-size: {e}"))?,
+            "--pool-size" => {
+                a.pool_size = value()?.parse().map_err(|e| format!("--pool-size: {e}"))?
+            }
             "--touch-interval" => {
-                a.touch_interval = Some(value()?.parse().map_err(|e| format!("--touch-interval: {e}"))?)
+                a.touch_interval = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--touch-interval: {e}"))?,
+                )
             }
             "--blocking" => a.blocking = true,
             "--bearer" => a.bearer = true,
@@ -188,7 +203,8 @@ fn store_of<B: pylon_sessions::AsyncSessionBackend + 'static>(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = args().map_err(|e| format!("{e}\n(see the comment at the top of examples/axum_server.rs)"))?;
+    let a = args()
+        .map_err(|e| format!("{e}\n(see the comment at the top of examples/axum_server.rs)"))?;
     let sessions = match a.store.as_str() {
         "memory" => store_of(Blocking::new(MemoryBackend::new()), &a)?,
         "sqlite" => store_of(Blocking::new(SqliteBackend::open(&a.path)?), &a)?,
@@ -198,7 +214,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .clone()
                 .ok_or("--store postgres needs --database-url or DATABASE_URL")?;
             if a.blocking {
-                let backend = tokio::task::spawn_blocking(move || PostgresBackend::connect(&url)).await??;
+                let backend =
+                    tokio::task::spawn_blocking(move || PostgresBackend::connect(&url)).await??;
                 store_of(Blocking::new(backend), &a)?
             } else {
                 let config = PostgresPoolConfig::from_url(&url)?

@@ -41,7 +41,9 @@ impl std::fmt::Debug for PostgresDriver {
 }
 
 impl SqlBackend<PostgresDriver> {
-    /// Connects without TLS (`postgres://user@host/db` or `host=… user=…`) and migrates.
+    /// Connects without TLS (`postgres://user@host/db` or `host=… user=…`) and migrates. Only hosts on
+    /// this machine (loopback, `localhost`, Unix sockets) unless the URL says `sslmode=disable`: the
+    /// blocking client has no TLS. Servers use [`crate::PostgresPoolBackend`].
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad URL, [`Error::StorageUnavailable`] when the server cannot be
@@ -58,6 +60,25 @@ impl SqlBackend<PostgresDriver> {
     /// # Errors
     /// As [`PostgresBackend::connect`].
     pub fn connect_with(config: &Config) -> Result<(Self, Migration)> {
+        use postgres::config::{Host, SslMode};
+        let local = config.get_hosts().iter().all(|h| match h {
+            Host::Unix(_) => true,
+            Host::Tcp(name) => {
+                name.eq_ignore_ascii_case("localhost")
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+        }) && config.get_hostaddrs().iter().all(|a| a.is_loopback());
+        if !local && config.get_ssl_mode() != SslMode::Disable {
+            // This blocking client has no TLS: rather than let `sslmode=prefer` (the default) talk
+            // plain text to another machine, refuse unless plain text was asked for by name.
+            return Err(Error::invalid(
+                "url",
+                "the blocking Postgres client has no TLS: for a server on another machine use \
+                 PostgresPoolBackend (feature postgres-pool), or say sslmode=disable explicitly",
+            ));
+        }
         let client = config
             .connect(NoTls)
             .map_err(|e| Error::StorageUnavailable {

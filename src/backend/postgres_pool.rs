@@ -765,7 +765,10 @@ fn classify(e: tokio_postgres::Error) -> Error {
         };
     }
     let (io, tls) = io_and_tls(&e);
-    if tls {
+    // tokio-postgres reports a server that refuses TLS (under `require`) as a TLS error without an
+    // I/O source; its message is the only mark.
+    let refused_tls = e.to_string().starts_with("error performing TLS handshake");
+    if tls || refused_tls {
         unavailable(
             "TLS with Postgres failed: the server's certificate or host name is not trusted",
             e,

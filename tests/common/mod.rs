@@ -4,6 +4,10 @@
 #[macro_use]
 pub mod conformance;
 
+#[cfg(all(not(target_family = "wasm"), feature = "tokio"))]
+pub mod block_on;
+#[cfg(not(target_family = "wasm"))]
+pub mod cluster;
 #[cfg(not(target_family = "wasm"))]
 pub mod legacy;
 #[cfg(not(target_family = "wasm"))]
