@@ -11,15 +11,15 @@ const T0: i64 = 1_800_000_000;
 
 #[wasm_bindgen_test]
 fn sqlite_image_round_trip_on_wasm() {
-    let mut store = SessionStore::new(SqliteBackend::open_in_memory().unwrap()).with_clock(|| T0);
+    let store = SessionStore::new(SqliteBackend::open_in_memory().unwrap()).with_clock(|| T0);
     let (token, _) = store
         .create(NewSession::new("alice").with_tenant("acme"))
         .unwrap();
-    let mut backend = store.into_backend();
+    let backend = store.into_backend();
     let image = backend.image().unwrap();
     assert!(image.starts_with(b"SQLite format 3\0"));
     let (copy, _) = SqliteBackend::from_image(&image).unwrap();
-    let mut copy = SessionStore::new(copy).with_clock(|| T0);
+    let copy = SessionStore::new(copy).with_clock(|| T0);
     assert_eq!(copy.get(&token).unwrap().unwrap().user_id, "alice");
     let err = SqliteBackend::from_image(&image[..50]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt);
@@ -27,7 +27,7 @@ fn sqlite_image_round_trip_on_wasm() {
 
 #[wasm_bindgen_test]
 fn export_sqlite_import_memory_on_wasm() {
-    let mut from = SessionStore::new(SqliteBackend::open_in_memory().unwrap())
+    let from = SessionStore::new(SqliteBackend::open_in_memory().unwrap())
         .with_token_storage(TokenStorage::Keep)
         .with_clock(|| T0);
     for i in 0..4 {
@@ -35,7 +35,7 @@ fn export_sqlite_import_memory_on_wasm() {
     }
     let doc = from.export().unwrap();
     assert!(doc.sessions.iter().all(|s| s.token.is_some()));
-    let mut to = SessionStore::new(MemoryBackend::new())
+    let to = SessionStore::new(MemoryBackend::new())
         .with_token_storage(TokenStorage::Keep)
         .with_clock(|| T0);
     assert_eq!(to.import(&doc).unwrap(), 4);

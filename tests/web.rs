@@ -45,7 +45,7 @@ async fn opfs_sessions_survive_close_and_reopen() {
     let dir = unique("test-persist");
     let pool = OpfsPool::install(&dir).await.unwrap();
     let (backend, _) = pool.open("persist.db").unwrap();
-    let mut store = SessionStore::new(backend).with_token_storage(TokenStorage::Keep);
+    let store = SessionStore::new(backend).with_token_storage(TokenStorage::Keep);
     let mut tokens = Vec::new();
     for i in 0..20 {
         let new = NewSession::new(format!("user{}", i % 4)).with_device(format!("device {i}"));
@@ -65,7 +65,7 @@ async fn opfs_sessions_survive_close_and_reopen() {
     let pool = OpfsPool::install(&dir).await.unwrap();
     let (backend, migration) = pool.open("persist.db").unwrap();
     assert_eq!(migration, Migration::UpToDate);
-    let mut store = SessionStore::new(backend).with_token_storage(TokenStorage::Keep);
+    let store = SessionStore::new(backend).with_token_storage(TokenStorage::Keep);
     assert_eq!(store.load_all().unwrap(), before);
     assert_eq!(before.len(), 19);
     assert!(store.get(&tokens[0]).unwrap().is_none());
@@ -86,8 +86,8 @@ async fn two_databases_share_one_pool() {
     let pool = OpfsPool::install(&unique("test-two")).await.unwrap();
     let (a, _) = pool.open("a.db").unwrap();
     let (b, _) = pool.open("b.db").unwrap();
-    let mut a = SessionStore::new(a);
-    let mut b = SessionStore::new(b);
+    let a = SessionStore::new(a);
+    let b = SessionStore::new(b);
     let (ta, _) = a.create(NewSession::new("alice")).unwrap();
     assert!(b.get(&ta).unwrap().is_none());
     a.into_backend().close().unwrap();

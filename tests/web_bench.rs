@@ -88,7 +88,7 @@ async fn durable_create_and_get() {
     let dir = format!("bench-store-{}", js_sys::Date::now() as u64);
     let pool = OpfsPool::install(&dir).await.unwrap();
     let (backend, _) = pool.open("sessions.db").unwrap();
-    let mut store = SessionStore::new(backend);
+    let store = SessionStore::new(backend);
     let mut tokens = Vec::new();
     let create = time(300, |i| {
         let new = NewSession::new(format!("user{}", i % 30)).with_device("Chromium on Linux");

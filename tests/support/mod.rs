@@ -9,7 +9,7 @@ use pylon_sessions::{ErrorKind, NewSession, Policy, SessionBackend, SessionStore
 pub fn exercise<B: SessionBackend>(backend: B) -> B {
     let now = Arc::new(AtomicI64::new(1_000_000));
     let clock = Arc::clone(&now);
-    let mut store = SessionStore::new(backend)
+    let store = SessionStore::new(backend)
         .with_policy(Policy {
             idle_timeout: 100,
             absolute_timeout: 1000,
