@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the web build and tests need on a fresh Debian machine, skipping what is already there
 # (safe to run again): clang (SQLite's C for wasm32), Chromium + chromedriver and Firefox ESR (Debian
-# packages; no browser is downloaded), Node/npm if absent, the wasm32 Rust target, wasm-bindgen-cli at the
+# packages; no browser is downloaded), PostgreSQL's server binaries and openssl (throwaway clusters), Node/npm if absent, the wasm32 Rust target, wasm-bindgen-cli at the
 # exact version in Cargo.lock, wasm-pack and geckodriver (from crates.io), and the npm dev tools pinned
 # in package-lock.json (playwright-core, binaryen's wasm-opt, typescript).
 # `scripts/setup.sh --build` installs only what building pkg/ needs (no browsers, drivers or test tools).
@@ -14,7 +14,8 @@ build_only=false
 # --- Debian packages -------------------------------------------------------------------------------
 apt_missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-test_pkgs=(chromium chromium-driver firefox-esr)
+# postgresql: the server binaries for the tests' throwaway clusters (restarts, TLS); openssl: their certificates.
+test_pkgs=(chromium chromium-driver firefox-esr postgresql openssl)
 $build_only && test_pkgs=()
 for pkg in clang "${test_pkgs[@]}"; do
   have_pkg "$pkg" || apt_missing+=("$pkg")

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::backend::AsyncSessionBackend;
+use crate::backend::{AsyncSessionBackend, Revocation};
 use crate::error::{Error, Result};
-use crate::session::{NewSession, Policy, Session, TokenStorage};
+use crate::session::{NewSession, Policy, Session, SessionStatus, TokenStorage};
 use crate::store::{check_user, Rules};
 use crate::token::{SessionId, Token};
 
@@ -116,6 +116,7 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
         if let Some(existing) = self.backend.get(&token.id()).await? {
             return Rules::repeated_create(token, &new, existing);
         }
+        Rules::refuse_revoked(self.backend.revoked_at(&token.id()).await?)?;
         self.issue(token, new).await
     }
 
@@ -216,7 +217,7 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
     /// Backend errors.
     #[doc(alias = "invalidate")]
     pub async fn remove(&self, token: &Token) -> Result<bool> {
-        self.backend.remove(&token.id()).await
+        self.remove_by_id(&token.id()).await
     }
 
     /// Revokes a session by its public id.
@@ -225,7 +226,9 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
     /// Backend errors.
     #[doc(alias = "revoke")]
     pub async fn remove_by_id(&self, id: &SessionId) -> Result<bool> {
-        self.backend.remove(id).await
+        let now = self.rules.now()?;
+        let until = self.rules.policy.revocation_kept_until(now);
+        Ok(self.backend.revoke(Revocation::One(id), now, until).await? > 0)
     }
 
     /// A user's live sessions, in one tenant or all, oldest first.
@@ -250,18 +253,46 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
     /// [`Error::InvalidInput`] for a bad user or tenant id; backend errors.
     pub async fn remove_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
         check_user(user_id, tenant_id)?;
-        self.backend.remove_by_user(user_id, tenant_id).await
+        let now = self.rules.now()?;
+        let until = self.rules.policy.revocation_kept_until(now);
+        self.backend
+            .revoke(Revocation::User { user_id, tenant_id }, now, until)
+            .await
     }
 
-    /// Signs the token's user out of every other session; returns how many went.
+    /// Signs the token's user out of every other session in the same tenant; returns how many went.
     ///
     /// # Errors
     /// [`Error::NotFound`] when the token has no live session; backend errors.
     pub async fn remove_others(&self, token: &Token) -> Result<u64> {
+        self.remove_others_created_before(token, i64::MAX).await
+    }
+
+    /// As [`crate::SessionStore::remove_others_created_before`].
+    ///
+    /// # Errors
+    /// As [`AsyncSessionStore::remove_others`].
+    pub async fn remove_others_created_before(&self, token: &Token, before: i64) -> Result<u64> {
         let session = self.get(token).await?.ok_or(Error::NotFound)?;
+        let now = self.rules.now()?;
+        let until = self.rules.policy.revocation_kept_until(now);
         self.backend
-            .remove_user_except(&session.user_id, &session.id)
+            .revoke(Rules::others(&session, before), now, until)
             .await
+    }
+
+    /// As [`crate::SessionStore::status`].
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn status(&self, id: &SessionId) -> Result<SessionStatus> {
+        let now = self.rules.now()?;
+        let found = self.backend.get(id).await?;
+        let revoked = match found {
+            None => self.backend.revoked_at(id).await?,
+            Some(_) => None,
+        };
+        self.rules.status(found, || Ok(revoked), now)
     }
 
     /// Deletes every expired session (idle or absolute); returns how many.

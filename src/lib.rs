@@ -67,7 +67,7 @@ pub use backend::sql::{Migration, SCHEMA_VERSION};
 pub use backend::Blocking;
 #[cfg(all(web, feature = "sqlite"))]
 pub use backend::{persistence, OpfsPool};
-pub use backend::{AsyncSessionBackend, MemoryBackend, SessionBackend};
+pub use backend::{AsyncSessionBackend, MemoryBackend, Revocation, SessionBackend};
 #[cfg(web)]
 pub use backend::{HostBackend, HostDriver};
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
@@ -77,7 +77,7 @@ pub use backend::{PostgresPoolBackend, PostgresPoolConfig, SslMode};
 #[cfg(feature = "sqlite")]
 pub use backend::{SqliteBackend, SqliteDriver};
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use session::{NewSession, Policy, Session, TokenStorage};
+pub use session::{NewSession, Policy, Session, SessionStatus, TokenStorage, REVOCATION_RETENTION};
 pub use store::{Clock, SessionStore, DEFAULT_TOUCH_INTERVAL};
 pub use token::{SessionId, Token, TOKEN_PREFIX};
 pub use transfer::{ExportedSession, SessionExport, EXPORT_FORMAT, EXPORT_VERSION};

@@ -30,6 +30,23 @@ pub struct Session {
     pub expires_at: i64,
 }
 
+/// What a store knows of a session id: the answer to "why does this token not sign anyone in?".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Signed in.
+    Live(Session),
+    /// Past its idle or absolute timeout, not yet purged.
+    Expired(Session),
+    /// Signed out or revoked at this time (unix seconds); the record is kept until the session would
+    /// have expired anyway.
+    Revoked {
+        /// When.
+        at: i64,
+    },
+    /// Never stored here, or expired and purged, or revoked so long ago that the record is gone.
+    Unknown,
+}
+
 /// What a caller supplies to create a session.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -77,6 +94,9 @@ pub enum TokenStorage {
     Keep,
 }
 
+/// How long, at least, a revocation is remembered for a session with no absolute expiry (30 days).
+pub const REVOCATION_RETENTION: i64 = 30 * 24 * 3600;
+
 /// Idle and absolute timeouts, in seconds; 0 turns a timeout off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -122,6 +142,13 @@ impl Policy {
         } else {
             -1
         }
+    }
+
+    /// Until when a revocation at `now` is remembered for a session with no absolute expiry: the
+    /// idle timeout, and at least [`REVOCATION_RETENTION`].
+    pub(crate) fn revocation_kept_until(&self, now: i64) -> i64 {
+        now.saturating_add(self.idle_timeout.max(REVOCATION_RETENTION))
+            .min(limits::MAX_TIMESTAMP)
     }
 
     /// The absolute expiry for a session created at `now` (0 when off).

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::backend::SessionBackend;
+use crate::backend::{Revocation, SessionBackend};
 use crate::error::{Error, Result};
 use crate::platform;
-use crate::session::{NewSession, Policy, Session, TokenStorage};
+use crate::session::{NewSession, Policy, Session, SessionStatus, TokenStorage};
 use crate::token::{SessionId, Token};
 use crate::transfer::SessionExport;
 
@@ -158,6 +158,45 @@ impl Rules {
         now.saturating_sub(session.last_seen_at) >= self.touch_interval
     }
 
+    /// The status of an id from its stored row (live or not) and its revocation record.
+    pub(crate) fn status(
+        &self,
+        found: Option<Session>,
+        revoked_at: impl FnOnce() -> Result<Option<i64>>,
+        now: i64,
+    ) -> Result<SessionStatus> {
+        Ok(match found {
+            Some(s) if s.is_live(now, &self.policy) => SessionStatus::Live(s),
+            Some(s) => SessionStatus::Expired(s),
+            None => match revoked_at()? {
+                Some(at) => SessionStatus::Revoked { at },
+                None => SessionStatus::Unknown,
+            },
+        })
+    }
+
+    /// `create_with_token`'s refusal of a token whose session was revoked: a repeated request must
+    /// not bring it back.
+    pub(crate) fn refuse_revoked(revoked_at: Option<i64>) -> Result<()> {
+        match revoked_at {
+            Some(_) => Err(Error::invalid(
+                "token",
+                "belongs to a session that was revoked",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// "Every other session" of `session`'s user, in its tenant, created before `before`.
+    pub(crate) fn others<'a>(session: &'a Session, before: i64) -> Revocation<'a> {
+        Revocation::Others {
+            user_id: &session.user_id,
+            tenant_id: session.tenant_id.as_deref(),
+            keep: &session.id,
+            created_before: before,
+        }
+    }
+
     /// The session as `rotate_to` stores it under `new_token`.
     pub(crate) fn rotated(&self, mut session: Session, new_token: &Token, now: i64) -> Session {
         session.id = new_token.id();
@@ -255,6 +294,7 @@ impl<B: SessionBackend> SessionStore<B> {
         if let Some(existing) = self.backend.get(&token.id())? {
             return Rules::repeated_create(token, &new, existing);
         }
+        Rules::refuse_revoked(self.backend.revoked_at(&token.id())?)?;
         self.issue(token, new)
     }
 
@@ -360,16 +400,20 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// Backend errors.
+    #[doc(alias = "invalidate")]
     pub fn remove(&self, token: &Token) -> Result<bool> {
-        self.backend.remove(&token.id())
+        self.remove_by_id(&token.id())
     }
 
     /// Revokes a session by its public id (from a "your devices" list).
     ///
     /// # Errors
     /// Backend errors.
+    #[doc(alias = "revoke")]
     pub fn remove_by_id(&self, id: &SessionId) -> Result<bool> {
-        self.backend.remove(id)
+        let now = self.rules.now()?;
+        let until = self.rules.policy.revocation_kept_until(now);
+        Ok(self.backend.revoke(Revocation::One(id), now, until)? > 0)
     }
 
     /// A user's live sessions, in one tenant or all, oldest first.
@@ -390,17 +434,43 @@ impl<B: SessionBackend> SessionStore<B> {
     /// [`Error::InvalidInput`] for a bad user or tenant id; backend errors.
     pub fn remove_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
         check_user(user_id, tenant_id)?;
-        self.backend.remove_by_user(user_id, tenant_id)
+        let now = self.rules.now()?;
+        let until = self.rules.policy.revocation_kept_until(now);
+        self.backend
+            .revoke(Revocation::User { user_id, tenant_id }, now, until)
     }
 
-    /// Signs the token's user out of every other session; returns how many went.
+    /// Signs the token's user out of every other session in the same tenant; returns how many went.
     ///
     /// # Errors
     /// [`Error::NotFound`] when the token has no live session; backend errors.
     pub fn remove_others(&self, token: &Token) -> Result<u64> {
+        self.remove_others_created_before(token, i64::MAX)
+    }
+
+    /// [`SessionStore::remove_others`], only for sessions created before `before` (unix seconds):
+    /// a request repeated later (an offline device's queued "sign out everywhere else", sent twice)
+    /// then revokes nothing created since the first.
+    ///
+    /// # Errors
+    /// As [`SessionStore::remove_others`].
+    pub fn remove_others_created_before(&self, token: &Token, before: i64) -> Result<u64> {
         let session = self.get(token)?.ok_or(Error::NotFound)?;
+        let now = self.rules.now()?;
+        let until = self.rules.policy.revocation_kept_until(now);
         self.backend
-            .remove_user_except(&session.user_id, &session.id)
+            .revoke(Rules::others(&session, before), now, until)
+    }
+
+    /// What the store knows of a token: live, expired, revoked (and when) or unknown.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn status(&self, id: &SessionId) -> Result<SessionStatus> {
+        let now = self.rules.now()?;
+        let found = self.backend.get(id)?;
+        self.rules
+            .status(found, || self.backend.revoked_at(id), now)
     }
 
     /// Deletes every expired session (idle or absolute); returns how many.

@@ -200,3 +200,38 @@ fn errors_keep_their_driver_source() {
     let source = err.source().expect("driver error kept");
     assert!(source.to_string().contains("not a database"), "{source}");
 }
+
+/// A database written by the version-1 schema (no revocation records) is upgraded in place when
+/// opened: sessions kept, revocations recorded from then on.
+#[test]
+fn sqlite_schema_version_1_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let token = {
+        let store = SessionStore::new(SqliteBackend::open(&path).unwrap());
+        let (token, _) = store
+            .create(pylon_sessions::NewSession::new("alice"))
+            .unwrap();
+        let mut backend = store.into_backend();
+        backend
+            .connection()
+            .execute_batch(
+                "DROP TABLE _pylon_sessions_revoked; \
+                 UPDATE _pylon_sessions_meta SET value = 1 WHERE name = 'schema_version';",
+            )
+            .unwrap();
+        backend.close().unwrap();
+        token
+    };
+    let (backend, migration) = SqliteBackend::open_reporting(&path).unwrap();
+    assert_eq!(migration, Migration::Upgraded(1));
+    let store = SessionStore::new(backend);
+    assert!(store.get(&token).unwrap().is_some(), "sessions kept");
+    assert!(store.remove(&token).unwrap());
+    assert!(matches!(
+        store.status(&token.id()).unwrap(),
+        pylon_sessions::SessionStatus::Revoked { .. }
+    ));
+    let (_, again) = SqliteBackend::open_reporting(&path).unwrap();
+    assert_eq!(again, Migration::UpToDate);
+}

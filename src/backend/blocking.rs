@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::{AsyncSessionBackend, SessionBackend};
+use crate::backend::{AsyncSessionBackend, Revocation, SessionBackend};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::token::{SessionId, Token};
@@ -126,5 +126,63 @@ impl<B: SessionBackend + Send + Sync + 'static> AsyncSessionBackend for Blocking
 
     async fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
         self.run(move |b| b.purge_expired(now, idle_cutoff)).await
+    }
+
+    async fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
+        let owned = OwnedRevocation::of(what);
+        self.run(move |b| b.revoke(owned.as_ref(), now, keep_until))
+            .await
+    }
+
+    async fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {
+        let id = id.clone();
+        self.run(move |b| b.revoked_at(&id)).await
+    }
+}
+
+/// A [`Revocation`] that owns its strings, to cross into the blocking pool.
+enum OwnedRevocation {
+    One(SessionId),
+    User(String, Option<String>),
+    Others(String, Option<String>, SessionId, i64),
+}
+
+impl OwnedRevocation {
+    fn of(what: Revocation<'_>) -> Self {
+        match what {
+            Revocation::One(id) => OwnedRevocation::One(id.clone()),
+            Revocation::User { user_id, tenant_id } => {
+                OwnedRevocation::User(user_id.to_owned(), tenant_id.map(str::to_owned))
+            }
+            Revocation::Others {
+                user_id,
+                tenant_id,
+                keep,
+                created_before,
+            } => OwnedRevocation::Others(
+                user_id.to_owned(),
+                tenant_id.map(str::to_owned),
+                keep.clone(),
+                created_before,
+            ),
+        }
+    }
+
+    fn as_ref(&self) -> Revocation<'_> {
+        match self {
+            OwnedRevocation::One(id) => Revocation::One(id),
+            OwnedRevocation::User(user_id, tenant_id) => Revocation::User {
+                user_id,
+                tenant_id: tenant_id.as_deref(),
+            },
+            OwnedRevocation::Others(user_id, tenant_id, keep, created_before) => {
+                Revocation::Others {
+                    user_id,
+                    tenant_id: tenant_id.as_deref(),
+                    keep,
+                    created_before: *created_before,
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::backend::SessionBackend;
+use crate::backend::{Revocation, SessionBackend};
 use crate::error::Result;
 use crate::session::Session;
 use crate::token::{SessionId, Token};
@@ -21,6 +21,8 @@ use crate::token::{SessionId, Token};
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     sessions: Mutex<HashMap<SessionId, Session>>,
+    /// Revocation records: id -> (revoked at, kept until).
+    revoked: Mutex<HashMap<SessionId, (i64, i64)>>,
 }
 
 impl MemoryBackend {
@@ -36,6 +38,10 @@ impl MemoryBackend {
 
     fn map(&self) -> MutexGuard<'_, HashMap<SessionId, Session>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn revoked(&self) -> MutexGuard<'_, HashMap<SessionId, (i64, i64)>> {
+        self.revoked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn remove_where(&self, pred: impl Fn(&Session) -> bool) -> u64 {
@@ -121,8 +127,34 @@ impl SessionBackend for MemoryBackend {
     }
 
     fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
-        Ok(self.remove_where(|s| {
+        let purged = self.remove_where(|s| {
             (s.expires_at != 0 && s.expires_at <= now) || s.last_seen_at <= idle_cutoff
-        }))
+        });
+        // Lock order everywhere: sessions, then revocation records.
+        self.revoked().retain(|_, (_, until)| *until > now);
+        Ok(purged)
+    }
+
+    fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
+        let mut map = self.map();
+        let mut revoked = self.revoked();
+        let before = map.len();
+        map.retain(|id, s| {
+            let goes = what.covers(s);
+            if goes {
+                let until = if s.expires_at != 0 {
+                    s.expires_at
+                } else {
+                    keep_until
+                };
+                revoked.entry(id.clone()).or_insert((now, until));
+            }
+            !goes
+        });
+        Ok((before - map.len()) as u64)
+    }
+
+    fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {
+        Ok(self.revoked().get(id).map(|(at, _)| *at))
     }
 }

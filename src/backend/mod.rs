@@ -115,11 +115,107 @@ pub trait SessionBackend {
     ) -> Result<bool>;
 
     /// Removes sessions whose absolute expiry is at or before `now`, or that were last seen at or
-    /// before `idle_cutoff` (pass `-1` for no idle timeout); returns how many.
+    /// before `idle_cutoff` (pass `-1` for no idle timeout), and revocation records kept until `now`
+    /// or earlier; returns how many sessions went.
     ///
     /// # Errors
     /// Driver errors.
     fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64>;
+
+    /// Removes sessions as a revocation, in one atomic step, keeping a record of each (its id, `now`,
+    /// and until when: the session's own `expires_at`, else `keep_until`) so that
+    /// [`SessionBackend::revoked_at`] can tell a revoked session from one that never existed, and a
+    /// late repeat of the request that created it cannot bring it back. Returns how many went.
+    ///
+    /// The default removes without keeping records (through `remove`, `remove_by_user` and, for
+    /// [`Revocation::Others`], `list_by_user` + `remove`, which is not atomic); every backend of this
+    /// crate overrides it.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
+        let _ = (now, keep_until);
+        match what {
+            Revocation::One(id) => Ok(u64::from(self.remove(id)?)),
+            Revocation::User { user_id, tenant_id } => self.remove_by_user(user_id, tenant_id),
+            Revocation::Others { .. } => {
+                let mut n = 0;
+                for s in self.list_by_user(what.user_id().unwrap_or_default(), None)? {
+                    if what.covers(&s) {
+                        n += u64::from(self.remove(&s.id)?);
+                    }
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// When the session with this id was revoked, while its record is kept; `None` when it was not
+    /// (or the backend keeps no records).
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {
+        let _ = id;
+        Ok(None)
+    }
+}
+
+/// Which sessions [`SessionBackend::revoke`] removes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocation<'a> {
+    /// One session (signing out, or revoking a device by its public id).
+    One(&'a SessionId),
+    /// A user's sessions in one tenant, or in all tenants when `tenant_id` is `None`.
+    User {
+        /// The user.
+        user_id: &'a str,
+        /// The tenant, or `None` for every tenant.
+        tenant_id: Option<&'a str>,
+    },
+    /// "Sign out everywhere else": the user's sessions in exactly this tenant (`None`: the sessions
+    /// without a tenant) except `keep`, created before `created_before`.
+    Others {
+        /// The user.
+        user_id: &'a str,
+        /// The kept session's tenant.
+        tenant_id: Option<&'a str>,
+        /// The session that stays.
+        keep: &'a SessionId,
+        /// Only sessions created before this time go (pass a time past every session's for all):
+        /// makes a repeated request (an offline outbox sent twice) revoke nothing created since.
+        created_before: i64,
+    },
+}
+
+impl Revocation<'_> {
+    fn user_id(&self) -> Option<&str> {
+        match *self {
+            Revocation::One(_) => None,
+            Revocation::User { user_id, .. } | Revocation::Others { user_id, .. } => Some(user_id),
+        }
+    }
+
+    /// Whether the revocation removes `s`.
+    pub fn covers(&self, s: &Session) -> bool {
+        match *self {
+            Revocation::One(id) => s.id == *id,
+            Revocation::User { user_id, tenant_id } => {
+                s.user_id == user_id && tenant_id.is_none_or(|t| s.tenant_id.as_deref() == Some(t))
+            }
+            Revocation::Others {
+                user_id,
+                tenant_id,
+                keep,
+                created_before,
+            } => {
+                s.user_id == user_id
+                    && s.tenant_id.as_deref() == tenant_id
+                    && s.id != *keep
+                    && s.created_at < created_before
+            }
+        }
+    }
 }
 
 /// The async face of [`SessionBackend`], for servers: the same operations with the same contract, each
@@ -169,4 +265,13 @@ pub trait AsyncSessionBackend: Send + Sync {
     /// As [`SessionBackend::purge_expired`].
     fn purge_expired(&self, now: i64, idle_cutoff: i64)
         -> impl Future<Output = Result<u64>> + Send;
+    /// As [`SessionBackend::revoke`].
+    fn revoke(
+        &self,
+        what: Revocation<'_>,
+        now: i64,
+        keep_until: i64,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// As [`SessionBackend::revoked_at`].
+    fn revoked_at(&self, id: &SessionId) -> impl Future<Output = Result<Option<i64>>> + Send;
 }

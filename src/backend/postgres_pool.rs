@@ -31,7 +31,7 @@ use crate::backend::sql::{
     postgres_placeholders, session_from_row, Dialect, Migration, Param, Row, META_DDL,
     READ_VERSION, SCHEMA_VERSION, TABLE, WRITE_VERSION,
 };
-use crate::backend::AsyncSessionBackend;
+use crate::backend::{AsyncSessionBackend, Revocation};
 use crate::error::{Error, Result};
 use crate::platform;
 use crate::session::Session;
@@ -471,7 +471,13 @@ impl fmt::Debug for PostgresPoolBackend {
     }
 }
 
-const RUNTIME_STATEMENTS: [&str; 11] = [
+const RUNTIME_STATEMENTS: [&str; 17] = [
+    RECORD_REVOKED_ONE,
+    RECORD_REVOKED_USER,
+    RECORD_REVOKED_OTHERS,
+    REMOVE_OTHERS,
+    REVOKED_AT,
+    PURGE_REVOKED,
     GET,
     LOAD_ALL,
     LIST_BY_USER,
@@ -609,6 +615,7 @@ impl PostgresPoolBackend {
         };
         let migration = match migration::plan(version, || Ok(columns))? {
             Plan::UpToDate => return Ok(Migration::UpToDate),
+            Plan::Upgrade { from } => Migration::Upgraded(from),
             Plan::Create => {
                 for sql in migration::create_steps(Dialect::Postgres) {
                     tx.batch_execute(sql).await.map_err(classify)?;
@@ -639,6 +646,9 @@ impl PostgresPoolBackend {
                 Migration::Legacy(rows.len() as u64)
             }
         };
+        for sql in migration::ADD_REVOKED {
+            tx.batch_execute(sql).await.map_err(classify)?;
+        }
         tx.execute(
             postgres_placeholders(WRITE_VERSION).as_str(),
             &[&SCHEMA_VERSION],
@@ -664,6 +674,25 @@ impl PostgresPoolBackend {
                 .execute(&stmt, &as_params(params))
                 .await
                 .map_err(classify)
+        })
+        .await
+    }
+
+    /// Runs statements in one transaction on one connection.
+    async fn execute_all(&self, steps: &[(&'static str, &[Param<'_>])]) -> Result<u64> {
+        self.bounded(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(classify)?;
+            let mut last = 0;
+            for (sql, params) in steps {
+                let stmt = tx.prepare_cached(self.text(sql)).await.map_err(classify)?;
+                last = tx
+                    .execute(&stmt, &as_params(params))
+                    .await
+                    .map_err(classify)?;
+            }
+            tx.commit().await.map_err(classify)?;
+            Ok(last)
         })
         .await
     }
@@ -852,8 +881,66 @@ impl AsyncSessionBackend for PostgresPoolBackend {
     }
 
     async fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
-        self.execute(PURGE, &[Param::Int(now), Param::Int(idle_cutoff)])
+        let sessions = [Param::Int(now), Param::Int(idle_cutoff)];
+        self.execute_all(&[(PURGE_REVOKED, &sessions[..1]), (PURGE, &sessions)])
             .await
+    }
+
+    async fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
+        let (now, until) = (Param::Int(now), Param::Int(keep_until));
+        match what {
+            Revocation::One(id) => {
+                let record = [text(id.as_str()), now, until];
+                self.execute_all(&[(RECORD_REVOKED_ONE, &record), (REMOVE, &record[..1])])
+                    .await
+            }
+            Revocation::User { user_id, tenant_id } => {
+                let record = [text(user_id), Param::Text(tenant_id), now, until];
+                self.execute_all(&[
+                    (RECORD_REVOKED_USER, &record),
+                    (REMOVE_BY_USER, &record[..2]),
+                ])
+                .await
+            }
+            Revocation::Others {
+                user_id,
+                tenant_id,
+                keep,
+                created_before,
+            } => {
+                let record = [
+                    text(user_id),
+                    Param::Text(tenant_id),
+                    text(keep.as_str()),
+                    Param::Int(created_before),
+                    now,
+                    until,
+                ];
+                self.execute_all(&[
+                    (RECORD_REVOKED_OTHERS, &record),
+                    (REMOVE_OTHERS, &record[..4]),
+                ])
+                .await
+            }
+        }
+    }
+
+    async fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {
+        let id = [text(id.as_str())];
+        self.bounded(async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(self.text(REVOKED_AT))
+                .await
+                .map_err(classify)?;
+            let row = client
+                .query_opt(&stmt, &as_params(&id))
+                .await
+                .map_err(classify)?;
+            row.map(|r| r.try_get::<_, i64>(0).map_err(classify))
+                .transpose()
+        })
+        .await
     }
 }
 

@@ -12,15 +12,16 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::backend::SessionBackend;
+use crate::backend::{Revocation, SessionBackend};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::token::{SessionId, Token};
 
 pub(crate) mod migration;
 
-/// The schema version this crate writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this crate writes and reads: 1 was the session table alone, 2 adds the
+/// revocation records (`_pylon_sessions_revoked`). Opening a version 1 database upgrades it.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Most bound parameters in one statement in Cloudflare Durable Object SQL (production).
 pub const MAX_BOUND_PARAMS: usize = 100;
@@ -157,6 +158,52 @@ pub mod statements {
     /// Deletes sessions past their absolute expiry (`?1` = now) or idle cut-off (`?2`).
     pub const PURGE: &str = "DELETE FROM _pylon_sessions \
          WHERE (expires_at <> 0 AND expires_at <= ?1) OR last_seen_at <= ?2";
+
+    /// `INSERT … SELECT` of revocation records for the sessions `$where` picks; `$now` and `$until`
+    /// name the parameters holding the time of revocation and the keep-until for sessions with no
+    /// absolute expiry.
+    macro_rules! record_revoked {
+        ($where:literal, $now:literal, $until:literal) => {
+            concat!(
+                "INSERT INTO _pylon_sessions_revoked (id, revoked_at, keep_until) ",
+                "SELECT id, CAST(",
+                $now,
+                " AS BIGINT), CASE WHEN expires_at <> 0 THEN expires_at ELSE CAST(",
+                $until,
+                " AS BIGINT) END FROM _pylon_sessions WHERE ",
+                $where,
+                " ON CONFLICT (id) DO NOTHING"
+            )
+        };
+    }
+    macro_rules! others {
+        () => {
+            "user_id = ?1 AND COALESCE(tenant_id, '') = COALESCE(CAST(?2 AS TEXT), '') \
+             AND id <> ?3 AND created_at < ?4"
+        };
+    }
+    /// Records the revocation of session `?1` (`?2` = now, `?3` = kept until, for a session with no
+    /// absolute expiry).
+    pub const RECORD_REVOKED_ONE: &str = record_revoked!("id = ?1", "?2", "?3");
+    /// Records the revocation of `?1`'s sessions (`?2` = tenant or NULL for all; `?3` now, `?4` until).
+    pub const RECORD_REVOKED_USER: &str = record_revoked!(
+        "user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2)",
+        "?3",
+        "?4"
+    );
+    /// Records the revocation of the sessions [`REMOVE_OTHERS`] deletes (`?5` now, `?6` until).
+    pub const RECORD_REVOKED_OTHERS: &str = record_revoked!(
+        "user_id = ?1 AND COALESCE(tenant_id, '') = COALESCE(CAST(?2 AS TEXT), '') \
+         AND id <> ?3 AND created_at < ?4",
+        "?5",
+        "?6"
+    );
+    /// Deletes `?1`'s sessions in exactly tenant `?2` (NULL: none) but `?3`, created before `?4`.
+    pub const REMOVE_OTHERS: &str = concat!("DELETE FROM _pylon_sessions WHERE ", others!());
+    /// When session `?1` was revoked.
+    pub const REVOKED_AT: &str = "SELECT revoked_at FROM _pylon_sessions_revoked WHERE id = ?1";
+    /// Deletes revocation records kept until `?1` or earlier.
+    pub const PURGE_REVOKED: &str = "DELETE FROM _pylon_sessions_revoked WHERE keep_until <= ?1";
 }
 
 use statements::*;
@@ -175,6 +222,11 @@ pub(crate) const READ_VERSION: &str =
     "SELECT value FROM _pylon_sessions_meta WHERE name = 'schema_version'";
 pub(crate) const WRITE_VERSION: &str = "INSERT INTO _pylon_sessions_meta (name, value) \
      VALUES ('schema_version', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+pub(crate) const REVOKED_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_revoked (\
+     id TEXT PRIMARY KEY NOT NULL, revoked_at BIGINT NOT NULL, keep_until BIGINT NOT NULL)";
+const REVOKED_INDEX: &str = "CREATE INDEX IF NOT EXISTS _pylon_sessions_revoked_until_idx \
+     ON _pylon_sessions_revoked (keep_until)";
 
 const SQLITE_TABLE: &str = "CREATE TABLE _pylon_sessions_next (\
      id TEXT PRIMARY KEY NOT NULL, token TEXT, user_id TEXT NOT NULL, tenant_id TEXT, device TEXT, \
@@ -208,6 +260,14 @@ const ALL_STATEMENTS: &[&str] = &[
     TOUCH,
     ROTATE,
     PURGE,
+    RECORD_REVOKED_ONE,
+    RECORD_REVOKED_USER,
+    RECORD_REVOKED_OTHERS,
+    REMOVE_OTHERS,
+    REVOKED_AT,
+    PURGE_REVOKED,
+    REVOKED_DDL,
+    REVOKED_INDEX,
     META_DDL,
     READ_VERSION,
     WRITE_VERSION,
@@ -230,6 +290,8 @@ pub enum Migration {
     Created,
     /// A Pylon `_pylon_sessions` table with plaintext tokens was converted; this many sessions moved.
     Legacy(u64),
+    /// A database of an earlier version of this crate's schema (the number) was brought up to date.
+    Upgraded(i64),
 }
 
 /// A [`SessionBackend`] over any [`Driver`]: the one implementation of the SQL stores.
@@ -340,6 +402,7 @@ impl<D: Driver> SqlBackend<D> {
                 let plan = migration::plan(read_version(d)?, || d.table_columns(TABLE))?;
                 let migration = match plan {
                     migration::Plan::UpToDate => return Ok(Migration::UpToDate),
+                    migration::Plan::Upgrade { from } => Migration::Upgraded(from),
                     migration::Plan::Create => {
                         for sql in migration::create_steps(D::DIALECT) {
                             d.execute(sql, &[])?;
@@ -365,6 +428,9 @@ impl<D: Driver> SqlBackend<D> {
                         Migration::Legacy(rows.len() as u64)
                     }
                 };
+                for sql in migration::ADD_REVOKED {
+                    d.execute(sql, &[])?;
+                }
                 d.execute(WRITE_VERSION, &[Param::Int(SCHEMA_VERSION)])?;
                 Ok(migration)
             })?;
@@ -488,7 +554,56 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
     }
 
     fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
-        self.execute(PURGE, &[Param::Int(now), Param::Int(idle_cutoff)])
+        self.write(|d| {
+            d.transaction(|d| {
+                d.execute(PURGE_REVOKED, &[Param::Int(now)])?;
+                d.execute(PURGE, &[Param::Int(now), Param::Int(idle_cutoff)])
+            })
+        })
+    }
+
+    fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
+        let (now, until) = (Param::Int(now), Param::Int(keep_until));
+        self.write(|d| {
+            d.transaction(|d| match what {
+                Revocation::One(id) => {
+                    d.execute(RECORD_REVOKED_ONE, &[text(id.as_str()), now, until])?;
+                    d.execute(REMOVE, &[text(id.as_str())])
+                }
+                Revocation::User { user_id, tenant_id } => {
+                    let who = [text(user_id), Param::Text(tenant_id)];
+                    d.execute(RECORD_REVOKED_USER, &[who[0], who[1], now, until])?;
+                    d.execute(REMOVE_BY_USER, &who)
+                }
+                Revocation::Others {
+                    user_id,
+                    tenant_id,
+                    keep,
+                    created_before,
+                } => {
+                    let which = [
+                        text(user_id),
+                        Param::Text(tenant_id),
+                        text(keep.as_str()),
+                        Param::Int(created_before),
+                    ];
+                    let record = [which[0], which[1], which[2], which[3], now, until];
+                    d.execute(RECORD_REVOKED_OTHERS, &record)?;
+                    d.execute(REMOVE_OTHERS, &which)
+                }
+            })
+        })
+    }
+
+    fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {
+        self.read(|d| {
+            let mut at = None;
+            d.query(REVOKED_AT, &[text(id.as_str())], &mut |row| {
+                at = row.int(0)?;
+                Ok(())
+            })?;
+            Ok(at)
+        })
     }
 }
 

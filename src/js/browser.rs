@@ -55,7 +55,7 @@ export interface StoreInfo {
   persistenceError: string | null;
   dbName: string;
   /** What opening did to the schema. */
-  migration: "created" | "upToDate" | "legacy";
+  migration: "created" | "upToDate" | "legacy" | "upgraded";
   tokenStorage: "hash" | "keep";
   idleTimeout: number;
   absoluteTimeout: number;
@@ -253,6 +253,7 @@ impl JsSessionStore {
                 Migration::Created => "created",
                 Migration::UpToDate => "upToDate",
                 Migration::Legacy(_) => "legacy",
+                Migration::Upgraded(_) => "upgraded",
             }
             .into(),
         );

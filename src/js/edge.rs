@@ -47,7 +47,7 @@ export interface EdgeOpenOptions {
 
 /** What `EdgeSessionStore.open` did. */
 export interface EdgeStoreInfo {
-  migration: "created" | "upToDate" | "legacy";
+  migration: "created" | "upToDate" | "legacy" | "upgraded";
   tokenStorage: "hash" | "keep";
   idleTimeout: number;
   absoluteTimeout: number;
@@ -167,6 +167,7 @@ impl JsEdgeStore {
                 Migration::Created => "created",
                 Migration::UpToDate => "upToDate",
                 Migration::Legacy(_) => "legacy",
+                Migration::Upgraded(_) => "upgraded",
             }
             .into(),
         );

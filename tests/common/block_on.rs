@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use pylon_sessions::{AsyncSessionBackend, Result, Session, SessionBackend, SessionId, Token};
+use pylon_sessions::{
+    AsyncSessionBackend, Result, Revocation, Session, SessionBackend, SessionId, Token,
+};
 
 pub struct BlockOn<B> {
     pub rt: Arc<tokio::runtime::Runtime>,
@@ -55,5 +57,11 @@ impl<B: AsyncSessionBackend> SessionBackend for BlockOn<B> {
     }
     fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
         self.rt.block_on(self.inner.purge_expired(now, idle_cutoff))
+    }
+    fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
+        self.rt.block_on(self.inner.revoke(what, now, keep_until))
+    }
+    fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {
+        self.rt.block_on(self.inner.revoked_at(id))
     }
 }

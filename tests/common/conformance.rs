@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use pylon_sessions::{
     limits, Error, ErrorKind, MemoryBackend, NewSession, Policy, Session, SessionBackend,
-    SessionStore, Token, TokenStorage,
+    SessionStatus, SessionStore, Token, TokenStorage,
 };
 
 /// Instantiates every conformance test for one backend: `conformance_tests!(|| make(), |b| dump(b));`
@@ -28,7 +28,8 @@ macro_rules! conformance_tests {
         conformance_tests!(@$arm $make, $raw;
             create_and_get, unknown_token_is_none, save_is_an_upsert, remove_signs_out,
             remove_by_public_id, list_by_user_and_tenant, remove_by_user_and_tenant,
-            remove_others_keeps_current, touch_resets_idle_timeout, touch_writes_once_per_interval, idle_timeout_expires,
+            remove_others_keeps_current, remove_others_stays_in_the_tenant,
+            revocations_are_recorded_and_final, touch_resets_idle_timeout, touch_writes_once_per_interval, idle_timeout_expires,
             absolute_timeout_wins_over_touch, purge_removes_only_expired, rotate_keeps_identity,
             rotate_of_dead_session_is_not_found, create_with_token_is_repeatable,
             rotate_to_is_repeatable, tokens_are_hashed_at_rest,
@@ -205,13 +206,106 @@ pub fn remove_others_keeps_current<B: SessionBackend>(backend: B, _: Raw<B>) {
     let (s, _) = store(backend, POLICY);
     let (keep, _) = s.create(alice()).unwrap();
     for _ in 0..3 {
-        s.create(NewSession::new("alice")).unwrap();
+        s.create(NewSession::new("alice").with_tenant("acme"))
+            .unwrap();
     }
-    let (bob, _) = s.create(NewSession::new("bob")).unwrap();
+    let (bob, _) = s
+        .create(NewSession::new("bob").with_tenant("acme"))
+        .unwrap();
     assert_eq!(s.remove_others(&keep).unwrap(), 3);
     assert_eq!(s.list_by_user("alice", None).unwrap().len(), 1);
     assert!(s.get(&keep).unwrap().is_some());
     assert!(s.get(&bob).unwrap().is_some());
+}
+
+/// "Sign out all other devices" in one tenant leaves the user's sessions in other tenants (and
+/// those with no tenant) alone, and a repeat limited to sessions created before the first request
+/// revokes nothing created since.
+pub fn remove_others_stays_in_the_tenant<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let (keep, _) = s.create(alice()).unwrap();
+    let (same, _) = s.create(alice()).unwrap();
+    let (other_tenant, _) = s
+        .create(NewSession::new("alice").with_tenant("globex"))
+        .unwrap();
+    let (no_tenant, _) = s.create(NewSession::new("alice")).unwrap();
+    assert_eq!(s.remove_others(&keep).unwrap(), 1);
+    assert!(s.get(&same).unwrap().is_none());
+    assert!(
+        s.get(&other_tenant).unwrap().is_some(),
+        "another tenant is untouched"
+    );
+    assert!(
+        s.get(&no_tenant).unwrap().is_some(),
+        "no-tenant sessions are untouched"
+    );
+    // Without a tenant, "others" means the other sessions without one.
+    let (no_tenant_2, _) = s.create(NewSession::new("alice")).unwrap();
+    assert_eq!(s.remove_others(&no_tenant).unwrap(), 1);
+    assert!(s.get(&no_tenant_2).unwrap().is_none());
+    assert!(s.get(&keep).unwrap().is_some() && s.get(&other_tenant).unwrap().is_some());
+    // Created after the cut-off: kept.
+    now.set(T0 + 10);
+    let (late, _) = s.create(alice()).unwrap();
+    assert_eq!(s.remove_others_created_before(&keep, T0 + 10).unwrap(), 0);
+    assert!(s.get(&late).unwrap().is_some());
+    assert_eq!(s.remove_others_created_before(&keep, T0 + 11).unwrap(), 1);
+}
+
+/// Signing out and revoking leave a record: the status says revoked (and when), a repeat of the
+/// request that created the session cannot bring it back, and purging forgets the record once the
+/// session would have expired anyway.
+pub fn revocations_are_recorded_and_final<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let token = Token::generate().unwrap();
+    let (_, session) = s.create_with_token(token.clone(), alice()).unwrap();
+    assert_eq!(
+        s.status(&session.id).unwrap(),
+        SessionStatus::Live(session.clone())
+    );
+    now.set(T0 + 5);
+    assert!(s.remove(&token).unwrap());
+    assert_eq!(
+        s.status(&session.id).unwrap(),
+        SessionStatus::Revoked { at: T0 + 5 }
+    );
+    assert_eq!(
+        kind(s.create_with_token(token.clone(), alice())),
+        ErrorKind::InvalidInput,
+        "a resent create must not revive a revoked session"
+    );
+    assert!(s.get(&token).unwrap().is_none());
+    let (other, other_session) = s
+        .create(NewSession::new("alice").with_device("phone"))
+        .unwrap();
+    assert!(s.remove_by_id(&other_session.id).unwrap());
+    assert!(matches!(
+        s.status(&other.id()).unwrap(),
+        SessionStatus::Revoked { .. }
+    ));
+    let (bob, _) = s.create(NewSession::new("bob")).unwrap();
+    assert_eq!(s.remove_by_user("bob", None).unwrap(), 1);
+    assert!(matches!(
+        s.status(&bob.id()).unwrap(),
+        SessionStatus::Revoked { .. }
+    ));
+    let never = Token::generate().unwrap();
+    assert_eq!(s.status(&never.id()).unwrap(), SessionStatus::Unknown);
+    let (old, old_session) = s.create(NewSession::new("carol")).unwrap();
+    now.set(T0 + 500);
+    assert!(
+        matches!(s.status(&old.id()).unwrap(), SessionStatus::Expired(e) if e.id == old_session.id)
+    );
+    // The records live until the sessions would have expired (absolute timeout 1000 s), then go.
+    now.set(T0 + 999);
+    s.purge_expired().unwrap();
+    assert!(matches!(
+        s.status(&session.id).unwrap(),
+        SessionStatus::Revoked { .. }
+    ));
+    now.set(T0 + 1005);
+    s.purge_expired().unwrap();
+    assert_eq!(s.status(&session.id).unwrap(), SessionStatus::Unknown);
 }
 
 pub fn touch_resets_idle_timeout<B: SessionBackend>(backend: B, _: Raw<B>) {

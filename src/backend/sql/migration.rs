@@ -3,7 +3,7 @@
 
 use super::{
     Dialect, Param, Row, DROP_LEGACY, INDEX_EXPIRY, INDEX_USER, LEGACY_ROWS, LEGACY_ROWS_NO_TENANT,
-    POSTGRES_TABLE, RENAME_NEXT, SCHEMA_VERSION, SQLITE_TABLE,
+    POSTGRES_TABLE, RENAME_NEXT, REVOKED_DDL, REVOKED_INDEX, SCHEMA_VERSION, SQLITE_TABLE,
 };
 use crate::error::{Error, Result};
 use crate::token::Token;
@@ -14,6 +14,11 @@ use crate::token::Token;
 pub(crate) enum Plan {
     /// Already at [`SCHEMA_VERSION`].
     UpToDate,
+    /// An earlier version of this schema: only [`ADD_REVOKED`] to run.
+    Upgrade {
+        /// The version found.
+        from: i64,
+    },
     /// No table: run [`create_steps`].
     Create,
     /// A Pylon table: read its rows with `read`, create [`next_table`], insert each row converted by
@@ -38,6 +43,7 @@ pub(crate) fn plan(
             found,
             supported: SCHEMA_VERSION,
         }),
+        Some(found @ 1..) => Ok(Plan::Upgrade { from: found }),
         Some(found) => Err(Error::UnknownSchema(format!("version {found}"))),
         None => {
             let columns = columns()?;
@@ -74,6 +80,9 @@ pub(crate) fn next_table(dialect: Dialect) -> &'static str {
 pub(crate) fn create_steps(dialect: Dialect) -> [&'static str; 4] {
     [next_table(dialect), RENAME_NEXT, INDEX_USER, INDEX_EXPIRY]
 }
+
+/// The statements every plan but [`Plan::UpToDate`] runs last: the revocation records (version 2).
+pub(crate) const ADD_REVOKED: [&str; 2] = [REVOKED_DDL, REVOKED_INDEX];
 
 /// The statements that replace a converted legacy table by the new one.
 pub(crate) const LEGACY_FINISH: [&str; 4] = [DROP_LEGACY, RENAME_NEXT, INDEX_USER, INDEX_EXPIRY];
