@@ -1,4 +1,5 @@
-//! A session API on axum: sign in, who am I, rotate, sign out, your devices, revoke one or all others.
+//! A session API on axum: sign in (`POST /login`), who am I (`GET /me`), and the library's
+//! `session_routes()` (rotate, sign out, devices, revoke one or all others, sync).
 //!
 //! ```text
 //! cargo run --example axum_server --all-features -- [--listen 127.0.0.1:3000]
@@ -13,17 +14,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get, post};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use pylon_sessions::axum::{
-    public_session, ApiError, CurrentSession, JsonBody, SessionConfig, Sessions, SignedIn,
-    SignedOut,
+    public_session, session_routes, ApiError, CurrentSession, JsonBody, SessionConfig, Sessions,
+    SignedIn,
 };
 use pylon_sessions::{
     AsyncSessionStore, Blocking, MemoryBackend, NewSession, Policy, PostgresBackend,
-    PostgresPoolBackend, PostgresPoolConfig, SessionId, SqliteBackend,
+    PostgresPoolBackend, PostgresPoolConfig, SqliteBackend,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -55,73 +56,12 @@ async fn me(current: CurrentSession) -> Json<Value> {
     }))
 }
 
-async fn rotate(
-    State(sessions): State<Sessions>,
-    current: CurrentSession,
-) -> Result<SignedIn, ApiError> {
-    sessions.rotate(&current).await
-}
-
-async fn sign_out(
-    State(sessions): State<Sessions>,
-    current: CurrentSession,
-) -> Result<SignedOut, ApiError> {
-    sessions.sign_out(&current).await
-}
-
-async fn devices(
-    State(sessions): State<Sessions>,
-    current: CurrentSession,
-) -> Result<Json<Value>, ApiError> {
-    let list = sessions.devices(&current).await?;
-    let list: Vec<Value> = list
-        .iter()
-        .map(|s| public_session(s, s.id == current.session.id))
-        .collect();
-    Ok(Json(json!({ "sessions": list })))
-}
-
-async fn revoke(
-    State(sessions): State<Sessions>,
-    current: CurrentSession,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let id = SessionId::parse(&id).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidInput",
-            "malformed session id",
-        )
-    })?;
-    if sessions.revoke(&current, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "no such session",
-        ))
-    }
-}
-
-async fn revoke_others(
-    State(sessions): State<Sessions>,
-    current: CurrentSession,
-) -> Result<Json<Value>, ApiError> {
-    let revoked = sessions.revoke_others(&current).await?;
-    Ok(Json(json!({ "revoked": revoked })))
-}
-
 /// The routes, on any store.
 pub fn app(sessions: Sessions) -> Router {
     Router::new()
         .route("/login", post(sign_in))
         .route("/me", get(me))
-        .route("/rotate", post(rotate))
-        .route("/logout", post(sign_out))
-        .route("/sessions", get(devices))
-        .route("/sessions/revoke-others", post(revoke_others))
-        .route("/sessions/{id}", delete(revoke))
+        .merge(session_routes())
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(sessions)
 }

@@ -89,6 +89,14 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
         self.rules.touch_interval
     }
 
+    /// The store's clock, unix seconds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the clock reads outside `0..=limits::MAX_TIMESTAMP`.
+    pub fn now(&self) -> Result<i64> {
+        self.rules.now()
+    }
+
     /// The backend.
     pub fn backend(&self) -> &B {
         &self.backend

@@ -58,7 +58,8 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::AsyncSessionBackend;
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::{NewSession, Session};
+use crate::session::{NewSession, Policy, Session, SessionStatus};
+use crate::sync::{self, Action, Applied, Device, SyncRequest, SyncResponse, Verdict};
 use crate::token::{SessionId, Token};
 use crate::AsyncSessionStore;
 
@@ -108,8 +109,10 @@ trait ErasedStore: Send + Sync {
         user: &'a str,
         tenant: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<Session>>>;
-    fn remove_others<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<u64>>;
-    fn absolute_timeout(&self) -> i64;
+    fn remove_others<'a>(&'a self, token: &'a Token, before: i64) -> BoxFuture<'a, Result<u64>>;
+    fn status<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<SessionStatus>>;
+    fn policy(&self) -> Policy;
+    fn now(&self) -> Result<i64>;
 }
 
 impl<B: AsyncSessionBackend> ErasedStore for AsyncSessionStore<B> {
@@ -138,11 +141,19 @@ impl<B: AsyncSessionBackend> ErasedStore for AsyncSessionStore<B> {
     ) -> BoxFuture<'a, Result<Vec<Session>>> {
         Box::pin(AsyncSessionStore::list_by_user(self, user, tenant))
     }
-    fn remove_others<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(AsyncSessionStore::remove_others(self, token))
+    fn remove_others<'a>(&'a self, token: &'a Token, before: i64) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(AsyncSessionStore::remove_others_created_before(
+            self, token, before,
+        ))
     }
-    fn absolute_timeout(&self) -> i64 {
-        self.policy().absolute_timeout
+    fn status<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<SessionStatus>> {
+        Box::pin(AsyncSessionStore::status(self, id))
+    }
+    fn policy(&self) -> Policy {
+        AsyncSessionStore::policy(self)
+    }
+    fn now(&self) -> Result<i64> {
+        AsyncSessionStore::now(self)
     }
 }
 
@@ -231,7 +242,7 @@ impl Sessions {
 
     fn signed_in(&self, token: Token, session: Session) -> SignedIn {
         let cookie = self.config.cookie.then(|| {
-            let max_age = match self.store.absolute_timeout() {
+            let max_age = match self.store.policy().absolute_timeout {
                 0 => String::new(),
                 secs => format!("; Max-Age={secs}"),
             };
@@ -306,7 +317,7 @@ impl Sessions {
     /// # Errors
     /// 503 when storage is down.
     pub async fn revoke_others(&self, current: &CurrentSession) -> Result<u64, ApiError> {
-        Ok(self.store.remove_others(&current.token).await?)
+        Ok(self.store.remove_others(&current.token, i64::MAX).await?)
     }
 
     /// Reads, checks and validates the request's token (the [`CurrentSession`] extractor).
@@ -342,6 +353,256 @@ impl Sessions {
     }
 }
 
+impl Sessions {
+    /// The sync call (see [`crate::sync`] and `docs/sync.md`): applies the outbox, then answers for
+    /// every session the caller proved it holds, with the signed-in user's devices. Needs no live
+    /// session: a device whose session was revoked learns so here. The credential (cookie or bearer)
+    /// is optional; with a cookie, a cross-site request is refused, and a cookie whose session is
+    /// gone is cleared in the answer.
+    ///
+    /// # Errors
+    /// 400 for a malformed request (nothing applied), 401 for a malformed credential, 403 for a
+    /// cross-site cookie request, 503 when storage is down.
+    pub async fn sync(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        req: &SyncRequest,
+    ) -> Result<SyncAnswer, ApiError> {
+        let checked = req.check()?;
+        let credential = match presented_token(&self.config, headers) {
+            Ok((raw, source)) => {
+                if source == TokenSource::Cookie {
+                    check_origin(&self.config, method, headers)?;
+                }
+                let token = Token::parse(raw)
+                    .map_err(|_| ApiError::unauthorized("malformed session token"))?;
+                Some((token, source))
+            }
+            Err(e) if e.message == NO_SESSION => None,
+            Err(e) => return Err(e),
+        };
+        let mut proven: Vec<(SessionId, Token)> = checked.proven;
+        if let Some((token, _)) = &credential {
+            if !proven.iter().any(|(id, _)| *id == token.id()) {
+                proven.push((token.id(), token.clone()));
+            }
+        }
+        let now = self.store.now()?;
+        let live_current = |status: SessionStatus| match status {
+            SessionStatus::Live(s) => Some(s),
+            _ => None,
+        };
+        let mut current = match &credential {
+            Some((token, _)) => {
+                live_current(self.store.status(&token.id()).await?).map(|s| (s, token.clone()))
+            }
+            None => None,
+        };
+        let mut applied = Vec::with_capacity(checked.outbox.len());
+        for (action_id, action) in checked.outbox {
+            let (ok, removed, code) = match action {
+                Action::SignOut(id) => {
+                    if proven.iter().any(|(p, _)| *p == id) {
+                        let removed = self.store.remove_by_id(&id).await?;
+                        if current.as_ref().is_some_and(|(s, _)| s.id == id) {
+                            current = None;
+                        }
+                        (true, u64::from(removed), None)
+                    } else {
+                        (false, 0, Some("NotFound"))
+                    }
+                }
+                Action::Revoke(id) => match &current {
+                    None => (false, 0, Some("Unauthorized")),
+                    Some((me, _)) => {
+                        // Another user's id, or one already gone, gets the same answer: no oracle.
+                        let mine = self.store.get_by_id(&id).await?.is_some_and(|s| {
+                            s.user_id == me.user_id && s.tenant_id == me.tenant_id
+                        });
+                        let removed = mine && self.store.remove_by_id(&id).await?;
+                        if removed && me.id == id {
+                            current = None;
+                        }
+                        (true, u64::from(removed), None)
+                    }
+                },
+                Action::RevokeOthers { at } => match &current {
+                    None => (false, 0, Some("Unauthorized")),
+                    Some((_, token)) => {
+                        let before = sync::revoke_others_cutoff(at, now);
+                        (true, self.store.remove_others(token, before).await?, None)
+                    }
+                },
+            };
+            applied.push(Applied {
+                id: action_id,
+                ok,
+                removed,
+                code: code.map(str::to_owned),
+            });
+        }
+        let policy = self.store.policy();
+        let mut verdicts = Vec::with_capacity(proven.len());
+        let mut cookie_gone = false;
+        for (id, _) in &proven {
+            let status = self.store.status(id).await?;
+            let verdict = Verdict::of(id, &status, &policy);
+            if matches!(verdict, Verdict::Gone { .. })
+                && credential
+                    .as_ref()
+                    .is_some_and(|(t, src)| *src == TokenSource::Cookie && t.id() == *id)
+            {
+                cookie_gone = true;
+            }
+            verdicts.push(verdict);
+        }
+        let devices = match &current {
+            Some((me, _)) => Some(
+                self.store
+                    .list_by_user(&me.user_id, me.tenant_id.as_deref())
+                    .await?
+                    .iter()
+                    .map(|s| Device::of(s, s.id == me.id))
+                    .collect(),
+            ),
+            None => None,
+        };
+        Ok(SyncAnswer {
+            response: SyncResponse {
+                server_time: now,
+                current: current.map(|(s, _)| s.id.as_str().to_owned()),
+                verdicts,
+                devices,
+                applied,
+            },
+            clear_cookie: if cookie_gone {
+                self.signed_out().cookie
+            } else {
+                None
+            },
+        })
+    }
+}
+
+/// A [`SyncResponse`] as an HTTP answer: JSON, `Cache-Control: no-store`, and the cookie cleared when
+/// its session is gone.
+#[derive(Debug)]
+pub struct SyncAnswer {
+    /// The response body.
+    pub response: SyncResponse,
+    clear_cookie: Option<String>,
+}
+
+impl IntoResponse for SyncAnswer {
+    fn into_response(self) -> Response {
+        let mut res = ::axum::Json(self.response).into_response();
+        res.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(cookie) = self
+            .clear_cookie
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
+            res.headers_mut().append(SET_COOKIE, cookie);
+        }
+        res
+    }
+}
+
+const NO_SESSION: &str = "no session";
+
+/// The session routes every app needs beside its own sign-in, for a router whose state gives
+/// [`Sessions`] (`Sessions: FromRef<S>`):
+///
+/// | route | answer |
+/// |---|---|
+/// | `GET /session` | `{session}`: the current session (validated and touched) |
+/// | `POST /session/rotate` | a new token for it (cookie replaced) |
+/// | `POST /signout` | 204, cookie cleared |
+/// | `GET /devices` | `{devices}`: the user's sessions in this tenant, `current` marked |
+/// | `DELETE /devices/{id}` | 204, or 404 when the user has no such session |
+/// | `POST /devices/revoke-others` | `{revoked}` |
+/// | `POST /sync` | [`SyncResponse`] (see [`Sessions::sync`]) |
+///
+/// Bodies are JSON (`application/json` only); errors are [`ApiError`]s. Mount it with
+/// `Router::nest("/api", session_routes())` or `merge`.
+pub fn session_routes<S>() -> ::axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Sessions: FromRef<S>,
+{
+    use ::axum::extract::{Path, State};
+    use ::axum::routing::{delete, get, post};
+
+    async fn session(current: CurrentSession) -> ::axum::Json<serde_json::Value> {
+        ::axum::Json(serde_json::json!({ "session": public_session(&current.session, true) }))
+    }
+    async fn rotate(
+        State(s): State<Sessions>,
+        current: CurrentSession,
+    ) -> Result<SignedIn, ApiError> {
+        s.rotate(&current).await
+    }
+    async fn sign_out(
+        State(s): State<Sessions>,
+        current: CurrentSession,
+    ) -> Result<SignedOut, ApiError> {
+        s.sign_out(&current).await
+    }
+    async fn devices(
+        State(s): State<Sessions>,
+        current: CurrentSession,
+    ) -> Result<::axum::Json<serde_json::Value>, ApiError> {
+        let list: Vec<Device> = s
+            .devices(&current)
+            .await?
+            .iter()
+            .map(|d| Device::of(d, d.id == current.session.id))
+            .collect();
+        Ok(::axum::Json(serde_json::json!({ "devices": list })))
+    }
+    async fn revoke(
+        State(s): State<Sessions>,
+        current: CurrentSession,
+        Path(id): Path<String>,
+    ) -> Result<StatusCode, ApiError> {
+        let id = SessionId::parse(&id)?;
+        if s.revoke(&current, &id).await? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "no such session",
+            ))
+        }
+    }
+    async fn revoke_others(
+        State(s): State<Sessions>,
+        current: CurrentSession,
+    ) -> Result<::axum::Json<serde_json::Value>, ApiError> {
+        let revoked = s.revoke_others(&current).await?;
+        Ok(::axum::Json(serde_json::json!({ "revoked": revoked })))
+    }
+    async fn sync(
+        State(s): State<Sessions>,
+        method: Method,
+        headers: HeaderMap,
+        JsonBody(req): JsonBody<SyncRequest>,
+    ) -> Result<SyncAnswer, ApiError> {
+        s.sync(&method, &headers, &req).await
+    }
+
+    ::axum::Router::new()
+        .route("/session", get(session))
+        .route("/session/rotate", post(rotate))
+        .route("/signout", post(sign_out))
+        .route("/devices", get(devices))
+        .route("/devices/revoke-others", post(revoke_others))
+        .route("/devices/{id}", delete(revoke))
+        .route("/sync", post(sync))
+}
+
 /// The token a request presents: the cookie first, then the bearer header.
 fn presented_token<'h>(
     config: &SessionConfig,
@@ -375,7 +636,7 @@ fn presented_token<'h>(
             ));
         }
     }
-    Err(ApiError::unauthorized("no session"))
+    Err(ApiError::unauthorized(NO_SESSION))
 }
 
 /// The CSRF rule described in the module docs.
@@ -502,16 +763,7 @@ fn set_cookie(res: &mut ResponseParts, cookie: Option<&str>) -> Result<(), ApiEr
 
 /// A session as JSON for clients: the public id and fields, never the token. Times are unix seconds.
 pub fn public_session(s: &Session, current: bool) -> serde_json::Value {
-    serde_json::json!({
-        "id": s.id.as_str(),
-        "userId": s.user_id,
-        "tenantId": s.tenant_id,
-        "device": s.device,
-        "createdAt": s.created_at,
-        "lastSeenAt": s.last_seen_at,
-        "expiresAt": s.expires_at,
-        "current": current,
-    })
+    serde_json::to_value(Device::of(s, current)).unwrap_or_default()
 }
 
 /// An error answer: a status and `{"error": {"code", "message"}}`, with `Cache-Control: no-store`.

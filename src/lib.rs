@@ -41,6 +41,7 @@ pub mod backend;
 mod error;
 mod session;
 mod store;
+pub mod sync;
 mod token;
 
 #[cfg_attr(web, path = "platform/web.rs")]

@@ -516,9 +516,18 @@ struct Server {
 }
 
 async fn serve() -> Server {
+    serve_at(None).await
+}
+
+/// The example server on a fresh SQLite file; with a clock the test moves, when given.
+async fn serve_at(clock: Option<common::conformance::FakeClock>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let backend = Blocking::new(SqliteBackend::open(dir.path().join("server.db")).unwrap());
-    let sessions = pylon_sessions::axum::Sessions::new(AsyncSessionStore::new(backend.clone()));
+    let mut store = AsyncSessionStore::new(backend.clone());
+    if let Some(clock) = clock {
+        store = store.with_clock(move || clock.get());
+    }
+    let sessions = pylon_sessions::axum::Sessions::new(store);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = example::app(sessions.clone());
@@ -646,7 +655,7 @@ async fn example_server_signs_in_validates_rotates_and_revokes() {
     assert_eq!(bearer.status(), 200);
 
     // Rotate: new cookie, the old one is dead at once.
-    let rotated = s.post("/rotate", &alice, Some(&s.base)).await;
+    let rotated = s.post("/session/rotate", &alice, Some(&s.base)).await;
     assert_eq!(rotated.status(), 200);
     let new_cookie = rotated.headers()["set-cookie"]
         .to_str()
@@ -666,7 +675,7 @@ async fn example_server_signs_in_validates_rotates_and_revokes() {
     let (bob, _) = s.sign_in("bob", "desktop").await;
     let list: serde_json::Value = s
         .http
-        .get(s.url("/sessions"))
+        .get(s.url("/devices"))
         .header("cookie", &alice)
         .send()
         .await
@@ -674,7 +683,7 @@ async fn example_server_signs_in_validates_rotates_and_revokes() {
         .json()
         .await
         .unwrap();
-    let list = list["sessions"].as_array().unwrap().clone();
+    let list = list["devices"].as_array().unwrap().clone();
     assert_eq!(list.len(), 2, "alice's two sessions, not bob's");
     assert!(
         !serde_json::Value::from(list.clone())
@@ -692,7 +701,7 @@ async fn example_server_signs_in_validates_rotates_and_revokes() {
     };
     let other_user = s
         .http
-        .delete(s.url(&format!("/sessions/{bob_id}")))
+        .delete(s.url(&format!("/devices/{bob_id}")))
         .header("cookie", &alice)
         .header("origin", &s.base)
         .send()
@@ -706,7 +715,7 @@ async fn example_server_signs_in_validates_rotates_and_revokes() {
     assert_eq!(s.me(&bob).await.status(), 200, "bob still signed in");
     let revoke = s
         .http
-        .delete(s.url(&format!("/sessions/{phone_id}")))
+        .delete(s.url(&format!("/devices/{phone_id}")))
         .header("cookie", &alice)
         .header("origin", &s.base)
         .send()
@@ -718,14 +727,14 @@ async fn example_server_signs_in_validates_rotates_and_revokes() {
     // Revoke all others, then sign out: cookie cleared, 401 afterwards.
     let (tablet, _) = s.sign_in("alice", "tablet").await;
     let others: serde_json::Value = s
-        .post("/sessions/revoke-others", &alice, None)
+        .post("/devices/revoke-others", &alice, None)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(others["revoked"], 1);
     assert_eq!(s.me(&tablet).await.status(), 401);
-    let out = s.post("/logout", &alice, Some(&s.base)).await;
+    let out = s.post("/signout", &alice, Some(&s.base)).await;
     assert_eq!(out.status(), 204);
     let cleared = out.headers()["set-cookie"].to_str().unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
@@ -744,7 +753,7 @@ async fn example_server_refuses_cross_site_cookie_requests() {
         (None, Some("cross-site")),
         (Some("https://evil.example"), Some("same-site")),
     ] {
-        let mut req = s.http.post(s.url("/logout")).header("cookie", &alice);
+        let mut req = s.http.post(s.url("/signout")).header("cookie", &alice);
         if let Some(o) = origin {
             req = req.header("origin", o);
         }
@@ -762,7 +771,7 @@ async fn example_server_refuses_cross_site_cookie_requests() {
     // Same origin, and requests from no browser at all, pass; bearer tokens need no CSRF check.
     let same = s
         .http
-        .post(s.url("/rotate"))
+        .post(s.url("/session/rotate"))
         .header("cookie", &alice)
         .header("sec-fetch-site", "same-origin")
         .send()
@@ -774,7 +783,7 @@ async fn example_server_refuses_cross_site_cookie_requests() {
     assert_ne!(token, token2);
     let bearer = s
         .http
-        .post(s.url("/logout"))
+        .post(s.url("/signout"))
         .bearer_auth(&token2)
         .header("origin", "https://other.example")
         .send()
@@ -922,7 +931,7 @@ async fn example_server_answers_bad_input_with_typed_4xx_and_stores_nothing() {
     let (alice, _) = s.sign_in("alice", "laptop").await;
     let bad_id = s
         .http
-        .delete(s.url("/sessions/zzz"))
+        .delete(s.url("/devices/zzz"))
         .header("cookie", &alice)
         .send()
         .await
@@ -930,7 +939,7 @@ async fn example_server_answers_bad_input_with_typed_4xx_and_stores_nothing() {
     assert_eq!(error_code(bad_id).await, (400, "InvalidInput".to_owned()));
     let list: serde_json::Value = s
         .http
-        .get(s.url("/sessions"))
+        .get(s.url("/devices"))
         .header("cookie", &alice)
         .send()
         .await
@@ -938,6 +947,240 @@ async fn example_server_answers_bad_input_with_typed_4xx_and_stores_nothing() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(list["devices"].as_array().unwrap().len(), 1);
     assert_eq!(s.stored().await, 1, "no bad request stored a session");
+}
+
+// ---- sync ---------------------------------------------------------------------------------------
+
+impl Server {
+    async fn sync(&self, cookie: Option<&str>, body: serde_json::Value) -> reqwest::Response {
+        let mut req = self.http.post(self.url("/sync")).json(&body);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn sync_ok(&self, cookie: Option<&str>, body: serde_json::Value) -> serde_json::Value {
+        let res = self.sync(cookie, body).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        res.json().await.unwrap()
+    }
+
+    async fn id_of(&self, cookie: &str) -> String {
+        let me: serde_json::Value = self.me(cookie).await.json().await.unwrap();
+        me["session"]["id"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_answers_only_for_sessions_the_caller_proves() {
+    let s = serve().await;
+    let (alice, _) = s.sign_in("alice", "laptop").await;
+    let (bob, _) = s.sign_in("bob", "desktop").await;
+    let (alice_id, bob_id) = (s.id_of(&alice).await, s.id_of(&bob).await);
+    let bob_token = bob.split_once('=').unwrap().1.to_owned();
+
+    // Alice lists bob's id without its token: no verdict about it, only her own.
+    let r = s
+        .sync_ok(
+            Some(&alice),
+            serde_json::json!({ "sessions": [{ "id": bob_id }, { "id": alice_id }] }),
+        )
+        .await;
+    let verdicts = r["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 1, "{r}");
+    assert_eq!(verdicts[0]["id"], alice_id.as_str());
+    assert_eq!(verdicts[0]["state"], "live");
+    assert_eq!(r["current"], alice_id.as_str());
+    let devices = r["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1, "alice's devices only");
+    assert_eq!(devices[0]["current"], true);
+    assert!(!r.to_string().contains("pyl_"), "no token in a sync answer");
+
+    // Alice presents someone's id with her own token: refused outright.
+    let mismatch = s
+        .sync(Some(&alice), serde_json::json!({ "sessions": [{ "id": bob_id, "token": alice.split_once('=').unwrap().1 }] }))
+        .await;
+    assert_eq!(error_code(mismatch).await, (400, "InvalidInput".to_owned()));
+
+    // Without any credential: nothing about unproven ids, no devices.
+    let r = s
+        .sync_ok(None, serde_json::json!({ "sessions": [{ "id": bob_id }] }))
+        .await;
+    assert!(r["verdicts"].as_array().unwrap().is_empty());
+    assert!(r["devices"].is_null() && r["current"].is_null());
+
+    // Bearer mode: a token in the body proves its session, even with no cookie.
+    let r = s
+        .sync_ok(
+            None,
+            serde_json::json!({ "sessions": [{ "id": bob_id, "token": bob_token }] }),
+        )
+        .await;
+    assert_eq!(r["verdicts"][0]["state"], "live");
+    assert!(
+        r["devices"].is_null(),
+        "a body token proves holding, it does not sign the request"
+    );
+
+    // Alice's outbox tries to revoke bob: the same answer as for an id that does not exist.
+    let r = s
+        .sync_ok(
+            Some(&alice),
+            serde_json::json!({ "outbox": [
+            { "id": "x1", "action": "revoke", "sessionId": bob_id, "at": 1 },
+            { "id": "x2", "action": "revoke", "sessionId": "0".repeat(64), "at": 1 },
+            { "id": "x3", "action": "signOut", "sessionId": bob_id, "at": 1 },
+        ] }),
+        )
+        .await;
+    assert_eq!(
+        r["applied"][0],
+        serde_json::json!({ "id": "x1", "ok": true, "removed": 0 })
+    );
+    assert_eq!(
+        r["applied"][1],
+        serde_json::json!({ "id": "x2", "ok": true, "removed": 0 })
+    );
+    assert_eq!(
+        r["applied"][2]["ok"], false,
+        "cannot sign out a session not proven held"
+    );
+    assert_eq!(r["applied"][2]["code"], "NotFound");
+    assert_eq!(s.me(&bob).await.status(), 200, "bob is still signed in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_tells_a_revoked_device_why_and_clears_its_cookie() {
+    let s = serve().await;
+    let (a, _) = s.sign_in("alice", "device A").await;
+    let (b, _) = s.sign_in("alice", "device B").await;
+    let a_id = s.id_of(&a).await;
+    let del = s
+        .http
+        .delete(s.url(&format!("/devices/{a_id}")))
+        .header("cookie", &b)
+        .header("origin", &s.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    let res = s
+        .sync(
+            Some(&a),
+            serde_json::json!({ "sessions": [{ "id": a_id }] }),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "sync needs no live session");
+    let cleared = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let r: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        r["verdicts"][0],
+        serde_json::json!({ "state": "gone", "id": a_id, "reason": "revoked" })
+    );
+    assert!(r["devices"].is_null() && r["current"].is_null());
+    // A token the server never issued is "unknown", not "revoked".
+    let stranger = format!(
+        "__Host-pylon_session={}",
+        Token::generate().unwrap().expose()
+    );
+    let r = s.sync_ok(Some(&stranger), serde_json::json!({})).await;
+    assert_eq!(r["verdicts"][0]["reason"], "unknown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_outbox_applies_each_action_once_even_when_sent_twice() {
+    const T0: i64 = 1_700_000_000;
+    let clock = common::conformance::FakeClock::new(T0);
+    let s = serve_at(Some(clock.clone())).await;
+    let (laptop, _) = s.sign_in("alice", "laptop").await;
+    let (phone, _) = s.sign_in("alice", "phone").await;
+    let (tablet, _) = s.sign_in("alice", "tablet").await;
+    let tablet_id = s.id_of(&tablet).await;
+    // Offline on the laptop at T0+10: revoke the tablet, then all others. Delivered at T0+20.
+    clock.set(T0 + 20);
+    let body = serde_json::json!({ "outbox": [
+        { "id": "act-1", "action": "revoke", "sessionId": tablet_id, "at": T0 + 10 },
+        { "id": "act-2", "action": "revokeOthers", "at": T0 + 10 },
+    ] });
+    let first = s.sync_ok(Some(&laptop), body.clone()).await;
+    assert_eq!(first["applied"][0]["removed"], 1);
+    assert_eq!(first["applied"][1]["removed"], 1, "the phone");
+    assert_eq!(first["devices"].as_array().unwrap().len(), 1);
+    assert_eq!(s.me(&phone).await.status(), 401);
+    // Alice signs in on a new phone; the same sync arrives again (a retry after a lost answer).
+    clock.set(T0 + 30);
+    let (new_phone, _) = s.sign_in("alice", "new phone").await;
+    let again = s.sync_ok(Some(&laptop), body).await;
+    assert_eq!(
+        again["applied"][0],
+        serde_json::json!({ "id": "act-1", "ok": true, "removed": 0 })
+    );
+    assert_eq!(
+        again["applied"][1],
+        serde_json::json!({ "id": "act-2", "ok": true, "removed": 0 })
+    );
+    assert_eq!(
+        s.me(&new_phone).await.status(),
+        200,
+        "created after the action: not revoked by a repeat"
+    );
+    // Signing this device out offline: applied once, then the verdict says revoked.
+    let laptop_id = s.id_of(&laptop).await;
+    let out = serde_json::json!({
+        "sessions": [{ "id": laptop_id }],
+        "outbox": [{ "id": "bye", "action": "signOut", "sessionId": laptop_id, "at": T0 + 31 }],
+    });
+    let r = s.sync_ok(Some(&laptop), out.clone()).await;
+    assert_eq!(r["applied"][0]["removed"], 1);
+    assert_eq!(r["verdicts"][0]["reason"], "revoked");
+    let r = s.sync_ok(Some(&laptop), out).await;
+    assert_eq!(r["applied"][0]["removed"], 0);
+    assert_eq!(r["verdicts"][0]["reason"], "revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_refuses_malformed_bodies_and_applies_nothing() {
+    let s = serve().await;
+    let (alice, _) = s.sign_in("alice", "laptop").await;
+    let (phone, _) = s.sign_in("alice", "phone").await;
+    let phone_id = s.id_of(&phone).await;
+    let bad = [
+        serde_json::json!({ "outbox": [{ "id": "a", "action": "revokeOthers", "at": 1 }, { "id": "a", "action": "revokeOthers", "at": 1 }] }),
+        serde_json::json!({ "outbox": [{ "id": "a", "action": "revoke", "sessionId": phone_id, "at": 1 }, { "id": "b", "action": "format-disk", "at": 1 }] }),
+        serde_json::json!({ "outbox": [{ "id": "a", "action": "revoke", "at": 1 }] }),
+        serde_json::json!({ "sessions": [{ "id": "not-hex" }] }),
+        serde_json::json!({ "sessions": "all" }),
+        serde_json::json!({ "outbox": (0..65).map(|i| serde_json::json!({ "id": format!("a{i}"), "action": "revokeOthers", "at": 1 })).collect::<Vec<_>>() }),
+        serde_json::json!({ "unexpected": true }),
+    ];
+    for (i, body) in bad.into_iter().enumerate() {
+        let (status, code) = error_code(s.sync(Some(&alice), body).await).await;
+        assert!(
+            matches!(
+                (status, code.as_str()),
+                (400, "InvalidInput") | (422, "BadRequest")
+            ),
+            "case {i}: {status} {code}"
+        );
+    }
+    assert_eq!(
+        s.me(&phone).await.status(),
+        200,
+        "nothing applied from a refused sync"
+    );
+    let garbage = s
+        .http
+        .post(s.url("/sync"))
+        .header("cookie", &alice)
+        .header("content-type", "application/json")
+        .body("{{{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(garbage).await, (400, "BadRequest".to_owned()));
 }

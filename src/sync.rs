@@ -1,0 +1,382 @@
+//! The sync contract between a client that keeps sessions offline and the server that issued them:
+//! plain message types and pure functions, no I/O. The server's adapter is
+//! [`crate::axum::Sessions::sync`]; browsers speak the same JSON (see `docs/sync.md`).
+//!
+//! A client sends what it holds (session ids, with their tokens in bearer mode; in cookie mode the
+//! cookie proves the one session the device has) and an outbox of actions it took offline. The
+//! server applies the outbox, then answers for every session the caller proved it holds (never for
+//! an id alone: no oracle for other users' sessions) with a [`Verdict`], and with the device list
+//! of the signed-in user. Every action is idempotent, so a sync sent twice applies each action's
+//! effect once: a sign-out or revocation of a session already gone changes nothing, and
+//! "revoke all others" only reaches sessions created before the action was taken.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::session::{Policy, Session, SessionStatus};
+use crate::token::{SessionId, Token};
+
+/// Most sessions one sync may list.
+pub const MAX_HELD: usize = 16;
+/// Most outbox actions one sync may carry.
+pub const MAX_OUTBOX: usize = 64;
+/// Longest outbox action id, in bytes.
+pub const MAX_ACTION_ID: usize = 64;
+
+/// A sync request, as JSON (camelCase).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncRequest {
+    /// The sessions the client keeps.
+    #[serde(default)]
+    pub sessions: Vec<HeldSession>,
+    /// Actions taken offline, oldest first.
+    #[serde(default)]
+    pub outbox: Vec<OutboxAction>,
+}
+
+/// A session the client keeps: its public id, and its token when the client holds it (bearer mode).
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeldSession {
+    /// The public id (SHA-256 of the token, hex).
+    pub id: String,
+    /// The token, which proves the client holds the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for HeldSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldSession")
+            .field("id", &self.id)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// One action taken offline.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutboxAction {
+    /// The client's id for the action (1 to [`MAX_ACTION_ID`] bytes of `[A-Za-z0-9_-]`), unique
+    /// within the request.
+    pub id: String,
+    /// `signOut` (this device's session), `revoke` (another of the user's sessions) or
+    /// `revokeOthers`.
+    pub action: String,
+    /// The session `signOut` and `revoke` act on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// When the action was taken, unix seconds (the client's clock).
+    pub at: i64,
+}
+
+/// An outbox action, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Sign out a session the caller proved it holds.
+    SignOut(SessionId),
+    /// Revoke one of the signed-in user's sessions.
+    Revoke(SessionId),
+    /// Revoke the signed-in user's other sessions created at or before `at`.
+    RevokeOthers {
+        /// When it was taken.
+        at: i64,
+    },
+}
+
+/// A checked request: ids parsed, tokens matched to their ids, actions known.
+#[derive(Clone, Debug)]
+pub struct CheckedRequest {
+    /// Sessions held with their tokens (bearer mode): each token hashes to its id.
+    pub proven: Vec<(SessionId, Token)>,
+    /// Ids the client listed without a token (cookie mode: answered only if the request's own
+    /// credential is that session).
+    pub listed: Vec<SessionId>,
+    /// The outbox, in order: (action id, action).
+    pub outbox: Vec<(String, Action)>,
+}
+
+impl SyncRequest {
+    /// Checks every field; nothing is applied from a request that fails.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the first bad field: too many sessions or actions, a malformed
+    /// id or token, a token that is not the id's, an unknown action, a missing `sessionId`, a
+    /// duplicate action id, a bad time.
+    pub fn check(&self) -> Result<CheckedRequest> {
+        if self.sessions.len() > MAX_HELD {
+            return Err(Error::invalid("sessions", format!("at most {MAX_HELD}")));
+        }
+        if self.outbox.len() > MAX_OUTBOX {
+            return Err(Error::invalid(
+                "outbox",
+                format!("at most {MAX_OUTBOX} actions"),
+            ));
+        }
+        let mut checked = CheckedRequest {
+            proven: Vec::new(),
+            listed: Vec::new(),
+            outbox: Vec::new(),
+        };
+        for held in &self.sessions {
+            let id = SessionId::parse(&held.id)?;
+            match &held.token {
+                Some(t) => {
+                    let token = Token::parse(t)?;
+                    if token.id() != id {
+                        return Err(Error::invalid("token", "does not match its session id"));
+                    }
+                    checked.proven.push((id, token));
+                }
+                None => checked.listed.push(id),
+            }
+        }
+        for item in &self.outbox {
+            let ok_id = !item.id.is_empty()
+                && item.id.len() <= MAX_ACTION_ID
+                && item
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok_id {
+                return Err(Error::invalid(
+                    "outbox.id",
+                    format!("1 to {MAX_ACTION_ID} letters, digits, '-' or '_'"),
+                ));
+            }
+            if checked.outbox.iter().any(|(id, _)| *id == item.id) {
+                return Err(Error::invalid("outbox.id", "duplicate action id"));
+            }
+            crate::session::check_time("outbox.at", item.at)?;
+            let session = || {
+                item.session_id
+                    .as_deref()
+                    .ok_or_else(|| Error::invalid("outbox.sessionId", "required for this action"))
+                    .and_then(SessionId::parse)
+            };
+            let action = match item.action.as_str() {
+                "signOut" => Action::SignOut(session()?),
+                "revoke" => Action::Revoke(session()?),
+                "revokeOthers" => Action::RevokeOthers { at: item.at },
+                _ => {
+                    return Err(Error::invalid(
+                        "outbox.action",
+                        "expected signOut, revoke or revokeOthers",
+                    ))
+                }
+            };
+            checked.outbox.push((item.id.clone(), action));
+        }
+        Ok(checked)
+    }
+}
+
+/// Why a session is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GoneReason {
+    /// Signed out or revoked (on this device or another).
+    Revoked,
+    /// Past its idle or absolute timeout.
+    Expired,
+    /// The server does not know it (never issued here, or forgotten long after it ended).
+    Unknown,
+}
+
+/// The server's word on one session the client proved it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum Verdict {
+    /// Signed in: its current times.
+    #[serde(rename_all = "camelCase")]
+    Live {
+        /// The session id.
+        id: String,
+        /// Absolute expiry (0 = none).
+        expires_at: i64,
+        /// Last use recorded by the server.
+        last_seen_at: i64,
+        /// When it expires if left unused (0 = never).
+        deadline: i64,
+    },
+    /// Not signed in any more.
+    #[serde(rename_all = "camelCase")]
+    Gone {
+        /// The session id.
+        id: String,
+        /// Why.
+        reason: GoneReason,
+    },
+}
+
+impl Verdict {
+    /// The verdict for a session's status under `policy`.
+    pub fn of(id: &SessionId, status: &SessionStatus, policy: &Policy) -> Verdict {
+        let id = id.as_str().to_owned();
+        match status {
+            SessionStatus::Live(s) => Verdict::Live {
+                id,
+                expires_at: s.expires_at,
+                last_seen_at: s.last_seen_at,
+                deadline: s.deadline(policy),
+            },
+            SessionStatus::Expired(_) => Verdict::Gone {
+                id,
+                reason: GoneReason::Expired,
+            },
+            SessionStatus::Revoked { .. } => Verdict::Gone {
+                id,
+                reason: GoneReason::Revoked,
+            },
+            SessionStatus::Unknown => Verdict::Gone {
+                id,
+                reason: GoneReason::Unknown,
+            },
+        }
+    }
+}
+
+/// What became of one outbox action.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// The action's id.
+    pub id: String,
+    /// True when the action took effect now or had already (a repeat), false when refused.
+    pub ok: bool,
+    /// Sessions it removed this time (0 for a repeat).
+    pub removed: u64,
+    /// Why it was refused: `Unauthorized` (no signed-in session to act for) or `NotFound` (the
+    /// session to sign out was not proven held).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// A session as the device list shows it: no token.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    /// Public id.
+    pub id: String,
+    /// User.
+    pub user_id: String,
+    /// Tenant.
+    pub tenant_id: Option<String>,
+    /// Device label.
+    pub device: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub last_seen_at: i64,
+    /// Unix seconds (0 = none).
+    pub expires_at: i64,
+    /// Whether this is the caller's own session.
+    pub current: bool,
+}
+
+impl Device {
+    /// The list entry for `s`; `current` marks the caller's own.
+    pub fn of(s: &Session, current: bool) -> Device {
+        Device {
+            id: s.id.as_str().to_owned(),
+            user_id: s.user_id.clone(),
+            tenant_id: s.tenant_id.clone(),
+            device: s.device.clone(),
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            current,
+        }
+    }
+}
+
+/// The answer to a sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResponse {
+    /// The server's clock, unix seconds (clients record "confirmed at" in it).
+    pub server_time: i64,
+    /// The id of the live session the request's credential (cookie or bearer) belongs to.
+    pub current: Option<String>,
+    /// One verdict per proven session.
+    pub verdicts: Vec<Verdict>,
+    /// The signed-in user's sessions in the current tenant, when a live session signs the request.
+    pub devices: Option<Vec<Device>>,
+    /// The outbox, action by action.
+    pub applied: Vec<Applied>,
+}
+
+/// For `revokeOthers` taken at `at` (client clock) and applied at `now` (server clock): revoke
+/// sessions created at or before the earlier of the two, so a repeat reaches nothing newer.
+pub fn revoke_others_cutoff(at: i64, now: i64) -> i64 {
+    at.min(now).saturating_add(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: &str) -> SyncRequest {
+        serde_json::from_str(v).unwrap()
+    }
+
+    #[test]
+    fn requests_are_checked_before_anything_applies() {
+        let token = Token::generate().unwrap();
+        let id = token.id();
+        let ok = json(&format!(
+            r#"{{"sessions":[{{"id":"{}","token":"{}"}},{{"id":"{}"}}],
+               "outbox":[{{"id":"a1","action":"signOut","sessionId":"{}","at":5}},
+                         {{"id":"a2","action":"revokeOthers","at":6}}]}}"#,
+            id.as_str(),
+            token.expose(),
+            id.as_str(),
+            id.as_str()
+        ))
+        .check()
+        .unwrap();
+        assert_eq!(ok.proven.len(), 1);
+        assert_eq!(ok.listed, vec![id.clone()]);
+        assert_eq!(ok.outbox[1], ("a2".into(), Action::RevokeOthers { at: 6 }));
+        let other = Token::generate().unwrap();
+        let bad = [
+            format!(r#"{{"sessions":[{{"id":"{}","token":"{}"}}]}}"#, id.as_str(), other.expose()),
+            r#"{"sessions":[{"id":"zz"}]}"#.into(),
+            r#"{"outbox":[{"id":"a","action":"explode","at":1}]}"#.into(),
+            r#"{"outbox":[{"id":"a","action":"revoke","at":1}]}"#.into(),
+            r#"{"outbox":[{"id":"a","action":"revokeOthers","at":1},{"id":"a","action":"revokeOthers","at":2}]}"#.into(),
+            r#"{"outbox":[{"id":"a b","action":"revokeOthers","at":1}]}"#.into(),
+            r#"{"outbox":[{"id":"a","action":"revokeOthers","at":-1}]}"#.into(),
+        ];
+        for b in bad {
+            assert_eq!(
+                json(&b).check().unwrap_err().kind(),
+                crate::ErrorKind::InvalidInput,
+                "{b}"
+            );
+        }
+        assert!(serde_json::from_str::<SyncRequest>(r#"{"sessions":[],"extra":1}"#).is_err());
+    }
+
+    #[test]
+    fn verdicts_say_why_a_session_is_gone() {
+        let id = Token::generate().unwrap().id();
+        let p = Policy::NEVER;
+        let gone = |status| match Verdict::of(&id, &status, &p) {
+            Verdict::Gone { reason, .. } => reason,
+            live => panic!("{live:?}"),
+        };
+        assert_eq!(gone(SessionStatus::Revoked { at: 3 }), GoneReason::Revoked);
+        assert_eq!(gone(SessionStatus::Unknown), GoneReason::Unknown);
+        assert_eq!(revoke_others_cutoff(10, 5), 6);
+        assert_eq!(revoke_others_cutoff(4, 5), 5);
+        let text = serde_json::to_string(&Verdict::Gone {
+            id: "x".into(),
+            reason: GoneReason::Revoked,
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"state":"gone","id":"x","reason":"revoked"}"#);
+    }
+}
