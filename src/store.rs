@@ -323,6 +323,24 @@ impl<B: SessionBackend> SessionStore<B> {
         Ok(session)
     }
 
+    /// Keeps a session a server issued, by its id alone, in a store that keeps only hashes (a browser
+    /// whose token lives in an `HttpOnly` cookie it never sees); replaces the stored one with that id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad field, for a session carrying a token, or in a store that
+    /// keeps tokens (it must be given the token: [`SessionStore::insert`]).
+    pub fn adopt(&self, session: Session) -> Result<Session> {
+        if self.rules.tokens == TokenStorage::Keep || session.token.is_some() {
+            return Err(Error::invalid(
+                "token",
+                "a store that keeps tokens takes sessions with their token (insert)",
+            ));
+        }
+        session.validate()?;
+        self.backend.save(&session)?;
+        Ok(session)
+    }
+
     /// The live session for a token; `None` when there is none or it has expired.
     ///
     /// # Errors

@@ -235,3 +235,55 @@ fn sqlite_schema_version_1_is_upgraded() {
     let (_, again) = SqliteBackend::open_reporting(&path).unwrap();
     assert_eq!(again, Migration::UpToDate);
 }
+
+/// A browser in cookie mode keeps the server's session by id alone, and its sync bookkeeping in the
+/// same database, surviving a reopen.
+#[test]
+fn hash_only_store_adopts_sessions_and_keeps_client_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client.db");
+    let token = pylon_sessions::Token::generate().unwrap();
+    let now = SessionStore::new(MemoryBackend::new()).now().unwrap();
+    let session = pylon_sessions::Session {
+        id: token.id(),
+        token: None,
+        user_id: "alice".into(),
+        tenant_id: None,
+        device: Some("laptop".into()),
+        created_at: now - 10,
+        last_seen_at: now - 10,
+        expires_at: now + 3600,
+    };
+    {
+        let store = SessionStore::new(SqliteBackend::open(&path).unwrap());
+        store.adopt(session.clone()).unwrap();
+        store.backend().prepare_client_state().unwrap();
+        store
+            .backend()
+            .set_client_value("outbox", Some(r#"[{"id":"a"}]"#))
+            .unwrap();
+        let keep = SessionStore::new(SqliteBackend::open_in_memory().unwrap())
+            .with_token_storage(pylon_sessions::TokenStorage::Keep);
+        assert_eq!(
+            keep.adopt(session.clone()).unwrap_err().kind(),
+            ErrorKind::InvalidInput,
+            "a token-keeping store needs the token"
+        );
+    }
+    let store = SessionStore::new(SqliteBackend::open(&path).unwrap());
+    assert_eq!(
+        store
+            .get_by_id(&session.id)
+            .unwrap()
+            .unwrap()
+            .device
+            .as_deref(),
+        Some("laptop")
+    );
+    assert_eq!(
+        store.backend().client_value("outbox").unwrap().as_deref(),
+        Some(r#"[{"id":"a"}]"#)
+    );
+    store.backend().set_client_value("outbox", None).unwrap();
+    assert_eq!(store.backend().client_value("outbox").unwrap(), None);
+}

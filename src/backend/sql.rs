@@ -223,6 +223,16 @@ pub(crate) const READ_VERSION: &str =
 pub(crate) const WRITE_VERSION: &str = "INSERT INTO _pylon_sessions_meta (name, value) \
      VALUES ('schema_version', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
+/// Client-side state beside the sessions (a browser's sync bookkeeping: when the server last confirmed
+/// each session, the outbox of actions taken offline, the cached device list), as named JSON values.
+/// Created only by stores that sync ([`SqlBackend::prepare_client_state`]), never on servers.
+const CLIENT_STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_client \
+     (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)";
+const CLIENT_GET: &str = "SELECT value FROM _pylon_sessions_client WHERE name = ?1";
+const CLIENT_SET: &str = "INSERT INTO _pylon_sessions_client (name, value) VALUES (?1, ?2) \
+     ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+const CLIENT_DELETE: &str = "DELETE FROM _pylon_sessions_client WHERE name = ?1";
+
 pub(crate) const REVOKED_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_revoked (\
      id TEXT PRIMARY KEY NOT NULL, revoked_at BIGINT NOT NULL, keep_until BIGINT NOT NULL)";
 const REVOKED_INDEX: &str = "CREATE INDEX IF NOT EXISTS _pylon_sessions_revoked_until_idx \
@@ -268,6 +278,10 @@ const ALL_STATEMENTS: &[&str] = &[
     PURGE_REVOKED,
     REVOKED_DDL,
     REVOKED_INDEX,
+    CLIENT_STATE_DDL,
+    CLIENT_GET,
+    CLIENT_SET,
+    CLIENT_DELETE,
     META_DDL,
     READ_VERSION,
     WRITE_VERSION,
@@ -439,6 +453,42 @@ impl<D: Driver> SqlBackend<D> {
             }
             Ok(migration)
         })
+    }
+
+    /// Creates the client-state table (see [`SqlBackend::client_value`]) if it is missing.
+    ///
+    /// # Errors
+    /// Driver errors.
+    pub fn prepare_client_state(&self) -> Result<()> {
+        self.execute(CLIENT_STATE_DDL, &[]).map(|_| ())
+    }
+
+    /// A named client-state value (a browser's sync bookkeeping, kept in the same database as its
+    /// sessions so both survive together); `None` when unset.
+    ///
+    /// # Errors
+    /// Driver errors (also when [`SqlBackend::prepare_client_state`] was never called).
+    pub fn client_value(&self, name: &str) -> Result<Option<String>> {
+        self.read(|d| {
+            let mut value = None;
+            d.query(CLIENT_GET, &[text(name)], &mut |row| {
+                value = row.text(0)?;
+                Ok(())
+            })?;
+            Ok(value)
+        })
+    }
+
+    /// Sets (or, with `None`, deletes) a named client-state value; durable when this returns.
+    ///
+    /// # Errors
+    /// Driver errors.
+    pub fn set_client_value(&self, name: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => self.execute(CLIENT_SET, &[text(name), text(v)]),
+            None => self.execute(CLIENT_DELETE, &[text(name)]),
+        }
+        .map(|_| ())
     }
 
     fn sessions(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Session>> {

@@ -36,6 +36,22 @@ export interface OpenOptions {
   idleTimeout?: number;
   /** Seconds after creation at which a session expires; 0 = never (default 30 days). */
   absoluteTimeout?: number;
+  /**
+   * Seconds `touch` lets pass before it writes `lastSeenAt` again (default 60; 0 = every touch): a
+   * validation costs one read, and a durable write at most once per interval.
+   */
+  touchInterval?: number;
+}
+
+/** A session a server issued, kept by its id alone (`adopt`): the token stays in an HttpOnly cookie. */
+export interface HeldSession {
+  id: string;
+  userId: string;
+  tenantId?: string | null;
+  device?: string | null;
+  createdAt: number;
+  lastSeenAt?: number;
+  expiresAt: number;
 }
 
 /** The shared methods with optional parameters, merged into the class. */
@@ -59,6 +75,7 @@ export interface StoreInfo {
   tokenStorage: "hash" | "keep";
   idleTimeout: number;
   absoluteTimeout: number;
+  touchInterval: number;
 }
 "#;
 
@@ -198,6 +215,7 @@ impl JsSessionStore {
             migration,
             settings: opts.settings,
         };
+        backend.prepare_client_state()?;
         let store = opts.settings.store(backend)?;
         Ok(JsSessionStore {
             inner: Some(Open { store, pool }),
@@ -277,6 +295,54 @@ impl JsSessionStore {
     pub fn closed(&self) -> bool {
         self.inner.is_none()
     }
+
+    /// Keeps a session a server issued by its id alone, in a store with `tokenStorage: "hash"` (the
+    /// token stays in the server's `HttpOnly` cookie); replaces the stored one with that id.
+    #[wasm_bindgen(unchecked_return_type = "Session")]
+    pub fn adopt(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "HeldSession")] session: JsValue,
+    ) -> std::result::Result<JsValue, JsValue> {
+        to_js((|| {
+            let session = convert::held_session(&session)?;
+            Ok(convert::session_to_js(&self.store()?.adopt(session)?))
+        })())
+    }
+
+    /// A named client-state value (JSON text the page client keeps for sync: confirmations, the
+    /// outbox, the cached device list), or `null`.
+    #[wasm_bindgen(js_name = clientState, unchecked_return_type = "string | null")]
+    pub fn client_state(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+    ) -> std::result::Result<JsValue, JsValue> {
+        to_js((|| {
+            let name = convert::string("name", &name, CLIENT_NAME_MAX)?;
+            let value = self.store()?.backend().client_value(&name)?;
+            Ok(value.map_or(JsValue::NULL, |v| JsValue::from_str(&v)))
+        })())
+    }
+
+    /// Sets a named client-state value (`null` deletes it); durable when it returns.
+    #[wasm_bindgen(js_name = setClientState)]
+    pub fn set_client_state(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | null")] value: JsValue,
+    ) -> std::result::Result<(), JsValue> {
+        to_js((|| {
+            let name = convert::string("name", &name, CLIENT_NAME_MAX)?;
+            let value = convert::opt_string("value", &value, CLIENT_VALUE_MAX)?;
+            self.store()?
+                .backend()
+                .set_client_value(&name, value.as_deref())
+        })())
+    }
 }
+
+/// Longest client-state name, in bytes.
+const CLIENT_NAME_MAX: usize = 64;
+/// Largest client-state value, in bytes (1 MiB: an outbox or a device list, never bulk data).
+const CLIENT_VALUE_MAX: usize = 1 << 20;
 
 super::methods::store_methods!(JsSessionStore, SessionStore);

@@ -41,6 +41,8 @@ export interface EdgeOpenOptions {
   idleTimeout?: number;
   /** Seconds after creation at which a session expires; 0 = never (default 30 days). */
   absoluteTimeout?: number;
+  /** Seconds `touch` lets pass before it writes `lastSeenAt` again (default 60; 0 = every touch). */
+  touchInterval?: number;
   /** The clock, in unix seconds, called once per operation (default `Math.floor(Date.now() / 1000)`). */
   now?: () => number;
 }
@@ -51,6 +53,7 @@ export interface EdgeStoreInfo {
   tokenStorage: "hash" | "keep";
   idleTimeout: number;
   absoluteTimeout: number;
+  touchInterval: number;
 }
 
 /** The shared methods with optional parameters, merged into the class. */
