@@ -380,3 +380,33 @@ mod tests {
         assert_eq!(text, r#"{"state":"gone","id":"x","reason":"revoked"}"#);
     }
 }
+
+/// The JSON fixtures in `tests/fixtures/sync/`, shared with the JS tests, stay valid messages.
+#[cfg(test)]
+mod fixtures {
+    use super::*;
+
+    fn read(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/sync/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn fixtures_parse_and_check() {
+        let req: SyncRequest = serde_json::from_str(&read("request.json")).unwrap();
+        assert_eq!(req.check().unwrap().outbox.len(), 3);
+        for name in ["response-live.json", "response-revoked.json"] {
+            let resp: SyncResponse = serde_json::from_str(&read(name)).unwrap();
+            let again: SyncResponse =
+                serde_json::from_str(&serde_json::to_string(&resp).unwrap()).unwrap();
+            assert_eq!(resp, again, "{name}");
+        }
+        let bad: Vec<serde_json::Value> = serde_json::from_str(&read("request-bad.json")).unwrap();
+        for b in bad {
+            let refused = serde_json::from_value::<SyncRequest>(b.clone())
+                .map_err(|_| ())
+                .and_then(|r| r.check().map_err(|_| ()));
+            assert!(refused.is_err(), "{b}");
+        }
+    }
+}
