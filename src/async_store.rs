@@ -311,7 +311,11 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
     pub async fn purge_expired(&self) -> Result<u64> {
         let now = self.rules.now()?;
         self.backend
-            .purge_expired(now, self.rules.policy.idle_cutoff(now))
+            .purge_expired(
+                now,
+                self.rules.policy.idle_cutoff(now),
+                self.rules.policy.created_cutoff(now),
+            )
             .await
     }
 

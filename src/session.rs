@@ -144,6 +144,16 @@ impl Policy {
         }
     }
 
+    /// The creation cut-off for `now`: sessions created at or before it have outlived the absolute
+    /// timeout, whatever their `expires_at` says (`-1` when off).
+    pub(crate) fn created_cutoff(&self, now: i64) -> i64 {
+        if self.absolute_timeout > 0 {
+            now.saturating_sub(self.absolute_timeout)
+        } else {
+            -1
+        }
+    }
+
     /// Until when a revocation at `now` is remembered for a session with no absolute expiry: the
     /// idle timeout, and at least [`REVOCATION_RETENTION`].
     pub(crate) fn revocation_kept_until(&self, now: i64) -> i64 {
@@ -164,9 +174,15 @@ impl Policy {
 
 impl Session {
     /// True when neither timeout has passed at `now`.
+    ///
+    /// The absolute timeout counts from `created_at` for every session, also for sessions stored
+    /// with no `expires_at` (Pylon's, inserted or imported ones): the policy in force wins over
+    /// whatever a row says.
     pub fn is_live(&self, now: i64, policy: &Policy) -> bool {
         let absolute_ok = self.expires_at == 0 || now < self.expires_at;
-        absolute_ok && self.last_seen_at > policy.idle_cutoff(now)
+        absolute_ok
+            && self.last_seen_at > policy.idle_cutoff(now)
+            && self.created_at > policy.created_cutoff(now)
     }
 
     /// When the session expires if left unused: the earlier of the idle and absolute deadlines
@@ -177,10 +193,24 @@ impl Session {
         } else {
             0
         };
-        match (idle, self.expires_at) {
-            (0, e) | (e, 0) => e,
-            (a, b) => a.min(b),
-        }
+        let by_policy = if policy.absolute_timeout > 0 {
+            self.created_at.saturating_add(policy.absolute_timeout)
+        } else {
+            0
+        };
+        [idle, self.expires_at, by_policy]
+            .into_iter()
+            .filter(|&t| t != 0)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Moves `created_at` and `last_seen_at` back to `now` when they lie in the future (a session
+    /// inserted or imported from a clock ahead of this one, or forged to dodge the timeouts), so
+    /// the idle and absolute timeouts count from no later than now.
+    pub(crate) fn clamp_to(&mut self, now: i64) {
+        self.created_at = self.created_at.min(now);
+        self.last_seen_at = self.last_seen_at.min(now);
     }
 
     /// Checks every field against [`crate::limits`].

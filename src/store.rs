@@ -136,13 +136,14 @@ impl Rules {
         }
     }
 
-    /// The session `insert` stores.
+    /// The session `insert` stores: its times clamped to now (see [`Session::clamp_to`]).
     pub(crate) fn inserted(&self, token: &Token, mut session: Session) -> Result<Session> {
         if session.id != token.id() {
             return Err(Error::invalid("id", "does not match the token's hash"));
         }
         session.token = self.kept(token);
         session.validate()?;
+        session.clamp_to(self.now()?);
         Ok(session)
     }
 
@@ -337,6 +338,8 @@ impl<B: SessionBackend> SessionStore<B> {
             ));
         }
         session.validate()?;
+        let mut session = session;
+        session.clamp_to(self.rules.now()?);
         self.backend.save(&session)?;
         Ok(session)
     }
@@ -505,8 +508,11 @@ impl<B: SessionBackend> SessionStore<B> {
     /// Backend errors.
     pub fn purge_expired(&self) -> Result<u64> {
         let now = self.rules.now()?;
-        self.backend
-            .purge_expired(now, self.rules.policy.idle_cutoff(now))
+        self.backend.purge_expired(
+            now,
+            self.rules.policy.idle_cutoff(now),
+            self.rules.policy.created_cutoff(now),
+        )
     }
 
     /// Every stored session, expired ones included, oldest first.
@@ -533,7 +539,7 @@ impl<B: SessionBackend> SessionStore<B> {
     /// # Errors
     /// As [`SessionExport::import_into`].
     pub fn import(&self, doc: &SessionExport) -> Result<u64> {
-        doc.import_into(&self.backend, self.rules.tokens)
+        doc.import_checked(&self.backend, self.rules.tokens, self.rules.now()?)
     }
 }
 

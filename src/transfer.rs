@@ -192,16 +192,30 @@ impl SessionExport {
     ///
     /// # Errors
     /// As [`SessionExport::sessions`]; backend errors.
+    ///
+    /// Times are written as the document has them; [`crate::SessionStore::import`] also moves times
+    /// that lie in the future back to now.
     pub fn import_into<B: SessionBackend + ?Sized>(
         &self,
         backend: &B,
         tokens: TokenStorage,
+    ) -> Result<u64> {
+        self.import_checked(backend, tokens, i64::MAX)
+    }
+
+    /// [`SessionExport::import_into`], with `created_at` and `last_seen_at` clamped to `now`.
+    pub(crate) fn import_checked<B: SessionBackend + ?Sized>(
+        &self,
+        backend: &B,
+        tokens: TokenStorage,
+        now: i64,
     ) -> Result<u64> {
         let mut sessions = self.sessions()?;
         for s in &mut sessions {
             if tokens == TokenStorage::HashOnly {
                 s.token = None;
             }
+            s.clamp_to(now);
             backend.save(s)?;
         }
         Ok(sessions.len() as u64)

@@ -80,7 +80,9 @@ fn memory_to_sqlite_to_memory_round_trip_equal() {
             assert!(sqlite.get(t).expect("get").is_some());
         }
 
-        let back = SessionStore::new(MemoryBackend::new()).with_token_storage(tokens);
+        let back = SessionStore::new(MemoryBackend::new())
+            .with_token_storage(tokens)
+            .with_clock(|| T0);
         back.import(&second).expect("import");
         assert_eq!(
             back.load_all().expect("load"),

@@ -201,7 +201,10 @@ impl Contender for Floor {
     fn purge(&mut self) -> Result<u64> {
         let now = now();
         let cutoff = now - policy().idle_timeout;
-        Ok(self.client.execute(&self.purge, &[&now, &cutoff])?)
+        let created = now - policy().absolute_timeout;
+        Ok(self
+            .client
+            .execute(&self.purge, &[&now, &cutoff, &created])?)
     }
 }
 

@@ -114,7 +114,11 @@ impl Contender for Floor {
     fn purge(&mut self) -> Result<u64> {
         let now = now();
         let cutoff = now - policy().idle_timeout;
-        Ok(self.0.prepare_cached(sql::PURGE)?.execute([now, cutoff])? as u64)
+        let created = now - policy().absolute_timeout;
+        Ok(self
+            .0
+            .prepare_cached(sql::PURGE)?
+            .execute([now, cutoff, created])? as u64)
     }
 }
 

@@ -124,8 +124,9 @@ impl<B: SessionBackend + Send + Sync + 'static> AsyncSessionBackend for Blocking
             .await
     }
 
-    async fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
-        self.run(move |b| b.purge_expired(now, idle_cutoff)).await
+    async fn purge_expired(&self, now: i64, idle_cutoff: i64, created_cutoff: i64) -> Result<u64> {
+        self.run(move |b| b.purge_expired(now, idle_cutoff, created_cutoff))
+            .await
     }
 
     async fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {

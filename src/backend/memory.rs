@@ -126,9 +126,11 @@ impl SessionBackend for MemoryBackend {
         Ok(true)
     }
 
-    fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
+    fn purge_expired(&self, now: i64, idle_cutoff: i64, created_cutoff: i64) -> Result<u64> {
         let purged = self.remove_where(|s| {
-            (s.expires_at != 0 && s.expires_at <= now) || s.last_seen_at <= idle_cutoff
+            (s.expires_at != 0 && s.expires_at <= now)
+                || s.last_seen_at <= idle_cutoff
+                || s.created_at <= created_cutoff
         });
         // Lock order everywhere: sessions, then revocation records.
         self.revoked().retain(|_, (_, until)| *until > now);

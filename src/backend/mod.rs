@@ -114,13 +114,14 @@ pub trait SessionBackend {
         now: i64,
     ) -> Result<bool>;
 
-    /// Removes sessions whose absolute expiry is at or before `now`, or that were last seen at or
-    /// before `idle_cutoff` (pass `-1` for no idle timeout), and revocation records kept until `now`
-    /// or earlier; returns how many sessions went.
+    /// Removes sessions whose absolute expiry is at or before `now`, that were last seen at or before
+    /// `idle_cutoff`, or that were created at or before `created_cutoff` (the policy's absolute
+    /// timeout, which holds for sessions stored with no `expires_at` too; pass `-1` for either cut-off
+    /// when off), and revocation records kept until `now` or earlier; returns how many sessions went.
     ///
     /// # Errors
     /// Driver errors.
-    fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64>;
+    fn purge_expired(&self, now: i64, idle_cutoff: i64, created_cutoff: i64) -> Result<u64>;
 
     /// Removes sessions as a revocation, in one atomic step, keeping a record of each (its id, `now`,
     /// and until when: the session's own `expires_at`, else `keep_until`) so that
@@ -263,8 +264,12 @@ pub trait AsyncSessionBackend: Send + Sync {
         now: i64,
     ) -> impl Future<Output = Result<bool>> + Send;
     /// As [`SessionBackend::purge_expired`].
-    fn purge_expired(&self, now: i64, idle_cutoff: i64)
-        -> impl Future<Output = Result<u64>> + Send;
+    fn purge_expired(
+        &self,
+        now: i64,
+        idle_cutoff: i64,
+        created_cutoff: i64,
+    ) -> impl Future<Output = Result<u64>> + Send;
     /// As [`SessionBackend::revoke`].
     fn revoke(
         &self,

@@ -880,8 +880,12 @@ impl AsyncSessionBackend for PostgresPoolBackend {
         Ok(self.execute(ROTATE, &params).await? > 0)
     }
 
-    async fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
-        let sessions = [Param::Int(now), Param::Int(idle_cutoff)];
+    async fn purge_expired(&self, now: i64, idle_cutoff: i64, created_cutoff: i64) -> Result<u64> {
+        let sessions = [
+            Param::Int(now),
+            Param::Int(idle_cutoff),
+            Param::Int(created_cutoff),
+        ];
         self.execute_all(&[(PURGE_REVOKED, &sessions[..1]), (PURGE, &sessions)])
             .await
     }

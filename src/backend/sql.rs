@@ -155,9 +155,10 @@ pub mod statements {
     /// Moves a session to a new id and token.
     pub const ROTATE: &str =
         "UPDATE _pylon_sessions SET id = ?2, token = ?3, last_seen_at = ?4 WHERE id = ?1";
-    /// Deletes sessions past their absolute expiry (`?1` = now) or idle cut-off (`?2`).
+    /// Deletes sessions past their absolute expiry (`?1` = now), idle cut-off (`?2`) or creation
+    /// cut-off (`?3`, the policy's absolute timeout).
     pub const PURGE: &str = "DELETE FROM _pylon_sessions \
-         WHERE (expires_at <> 0 AND expires_at <= ?1) OR last_seen_at <= ?2";
+         WHERE (expires_at <> 0 AND expires_at <= ?1) OR last_seen_at <= ?2 OR created_at <= ?3";
 
     /// `INSERT … SELECT` of revocation records for the sessions `$where` picks; `$now` and `$until`
     /// name the parameters holding the time of revocation and the keep-until for sessions with no
@@ -530,9 +531,9 @@ pub(crate) fn session_from_row(row: &dyn Row) -> Result<Session> {
         user_id: row.text(2)?.ok_or_else(|| corrupt("NULL user_id"))?,
         tenant_id: row.text(3)?,
         device: row.text(4)?,
-        created_at: row.int(5)?.unwrap_or(0),
-        last_seen_at: row.int(6)?.unwrap_or(0),
-        expires_at: row.int(7)?.unwrap_or(0),
+        created_at: row.int(5)?.ok_or_else(|| corrupt("NULL created_at"))?,
+        last_seen_at: row.int(6)?.ok_or_else(|| corrupt("NULL last_seen_at"))?,
+        expires_at: row.int(7)?.ok_or_else(|| corrupt("NULL expires_at"))?,
     })
 }
 
@@ -603,11 +604,16 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
         Ok(self.execute(ROTATE, &params)? > 0)
     }
 
-    fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
+    fn purge_expired(&self, now: i64, idle_cutoff: i64, created_cutoff: i64) -> Result<u64> {
+        let cutoffs = [
+            Param::Int(now),
+            Param::Int(idle_cutoff),
+            Param::Int(created_cutoff),
+        ];
         self.write(|d| {
             d.transaction(|d| {
-                d.execute(PURGE_REVOKED, &[Param::Int(now)])?;
-                d.execute(PURGE, &[Param::Int(now), Param::Int(idle_cutoff)])
+                d.execute(PURGE_REVOKED, &cutoffs[..1])?;
+                d.execute(PURGE, &cutoffs)
             })
         })
     }

@@ -116,11 +116,16 @@ impl SqlBackend<SqliteDriver> {
         Self::with_pragmas(conn, EXCLUSIVE_PRAGMAS)
     }
 
-    /// Uses a connection the application already has (its pragmas are left as they are).
+    /// Uses a connection the application already has (its pragmas are left as they are, but for
+    /// `secure_delete`, which is turned on).
     ///
     /// # Errors
     /// As [`SqliteBackend::open`].
     pub fn from_connection(conn: Connection) -> Result<(Self, Migration)> {
+        // Removed sessions (and migrated plaintext tokens) must leave no bytes in free pages, however
+        // the connection was opened.
+        conn.execute_batch("PRAGMA secure_delete = ON;")
+            .map_err(classify)?;
         SqlBackend::new(SqliteDriver { conn }, platform::now())
     }
 
@@ -285,8 +290,17 @@ impl Driver for SqliteDriver {
     fn after_scrub(&mut self) -> Result<()> {
         // Copies the migrated pages into the main file and truncates the WAL, so no old frame holding a
         // plaintext token stays on disk. In-memory and non-WAL databases report "not in WAL" harmlessly.
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(classify)
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(classify)?;
+        if busy != 0 {
+            // Another connection kept the checkpoint from finishing: old WAL frames (with the
+            // plaintext tokens) may still be on disk.
+            return Err(Error::Locked(
+                "the WAL could not be checkpointed after scrubbing legacy tokens (busy)".into(),
+            ));
+        }
+        Ok(())
     }
 }

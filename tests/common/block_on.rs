@@ -55,8 +55,9 @@ impl<B: AsyncSessionBackend> SessionBackend for BlockOn<B> {
     ) -> Result<bool> {
         self.rt.block_on(self.inner.rotate(old, new, t, now))
     }
-    fn purge_expired(&self, now: i64, idle_cutoff: i64) -> Result<u64> {
-        self.rt.block_on(self.inner.purge_expired(now, idle_cutoff))
+    fn purge_expired(&self, now: i64, idle_cutoff: i64, created_cutoff: i64) -> Result<u64> {
+        self.rt
+            .block_on(self.inner.purge_expired(now, idle_cutoff, created_cutoff))
     }
     fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
         self.rt.block_on(self.inner.revoke(what, now, keep_until))

@@ -29,7 +29,8 @@ macro_rules! conformance_tests {
             create_and_get, unknown_token_is_none, save_is_an_upsert, remove_signs_out,
             remove_by_public_id, list_by_user_and_tenant, remove_by_user_and_tenant,
             remove_others_keeps_current, remove_others_stays_in_the_tenant,
-            revocations_are_recorded_and_final, touch_resets_idle_timeout, touch_writes_once_per_interval, idle_timeout_expires,
+            revocations_are_recorded_and_final, timeouts_hold_for_inserted_and_imported_sessions,
+            touch_resets_idle_timeout, touch_writes_once_per_interval, idle_timeout_expires,
             absolute_timeout_wins_over_touch, purge_removes_only_expired, rotate_keeps_identity,
             rotate_of_dead_session_is_not_found, create_with_token_is_repeatable,
             rotate_to_is_repeatable, tokens_are_hashed_at_rest,
@@ -306,6 +307,61 @@ pub fn revocations_are_recorded_and_final<B: SessionBackend>(backend: B, _: Raw<
     now.set(T0 + 1005);
     s.purge_expired().unwrap();
     assert_eq!(s.status(&session.id).unwrap(), SessionStatus::Unknown);
+}
+
+/// Sessions stored with no absolute expiry (Pylon's rows, `insert`, import) still end at the policy's
+/// absolute timeout counted from `created_at`, purge agrees, and times in the future are moved back
+/// to now so they cannot stretch either timeout.
+pub fn timeouts_hold_for_inserted_and_imported_sessions<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let issued = |created_at: i64, last_seen_at: i64| {
+        let token = Token::generate().unwrap();
+        let session = Session {
+            id: token.id(),
+            token: None,
+            user_id: "alice".into(),
+            tenant_id: None,
+            device: None,
+            created_at,
+            last_seen_at,
+            expires_at: 0,
+        };
+        (token, session)
+    };
+    // Created 1000 s ago, seen just now, no expires_at: past the absolute timeout all the same.
+    let (old, session) = issued(T0 - 1000, T0);
+    s.insert(&old, session).unwrap();
+    assert!(
+        s.get(&old).unwrap().is_none(),
+        "absolute timeout from created_at"
+    );
+    assert!(s.touch(&old).unwrap().is_none());
+    let (young, session) = issued(T0 - 999, T0);
+    s.insert(&young, session).unwrap();
+    assert!(s.get(&young).unwrap().is_some());
+    assert_eq!(
+        s.get(&young).unwrap().unwrap().deadline(&POLICY),
+        T0 + 1,
+        "the deadline counts the policy's absolute timeout"
+    );
+    assert_eq!(s.purge_expired().unwrap(), 1, "purge agrees with the check");
+    assert!(s.backend().get(&old.id()).unwrap().is_none());
+    // From the future: clamped to now.
+    let (future, session) = issued(T0 + 50_000, T0 + 60_000);
+    let stored = s.insert(&future, session).unwrap();
+    assert_eq!((stored.created_at, stored.last_seen_at), (T0, T0));
+    now.set(T0 + 1000);
+    assert!(
+        s.get(&future).unwrap().is_none(),
+        "future times gave no extra life"
+    );
+    // Import: the same rules.
+    let (imported, mut session) = issued(T0 + 90_000, T0 + 90_000);
+    session.token = Some(imported.clone());
+    let doc = pylon_sessions::SessionExport::new(&[session], T0);
+    assert_eq!(s.import(&doc).unwrap(), 1);
+    let stored = s.backend().get(&imported.id()).unwrap().unwrap();
+    assert_eq!(stored.created_at, T0 + 1000, "clamped to the import's now");
 }
 
 pub fn touch_resets_idle_timeout<B: SessionBackend>(backend: B, _: Raw<B>) {

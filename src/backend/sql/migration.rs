@@ -108,11 +108,15 @@ impl LegacyRow {
             token: row.text(0)?.ok_or_else(|| {
                 Error::Corrupt("legacy _pylon_sessions row with NULL token".into())
             })?,
-            user: row.text(1)?.unwrap_or_default(),
+            user: row.text(1)?.filter(|u| !u.is_empty()).ok_or_else(|| {
+                Error::Corrupt("legacy _pylon_sessions row with NULL or empty user_id".into())
+            })?,
             tenant: row.text(2)?,
             device: row.text(3)?,
             created: row.int(4)?.unwrap_or(now),
-            expires: row.int(5)?.unwrap_or(0),
+            expires: row.int(5)?.ok_or_else(|| {
+                Error::Corrupt("legacy _pylon_sessions row with NULL expires_at".into())
+            })?,
         })
     }
 
