@@ -304,7 +304,7 @@ impl JsSessionStore {
         #[wasm_bindgen(unchecked_param_type = "HeldSession")] session: JsValue,
     ) -> std::result::Result<JsValue, JsValue> {
         to_js((|| {
-            let session = convert::held_session(&session)?;
+            let session = held_session(&session)?;
             Ok(convert::session_to_js(&self.store()?.adopt(session)?))
         })())
     }
@@ -338,6 +338,44 @@ impl JsSessionStore {
                 .set_client_value(&name, value.as_deref())
         })())
     }
+}
+
+/// A session a server issued, by its public id alone (the token stays in an `HttpOnly` cookie): `{ id,
+/// userId, tenantId?, device?, createdAt, lastSeenAt?, expiresAt }`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a missing, mistyped, unknown or out-of-limits field.
+fn held_session(value: &JsValue) -> Result<crate::Session> {
+    const FIELDS: [&str; 7] = [
+        "id",
+        "userId",
+        "tenantId",
+        "device",
+        "createdAt",
+        "lastSeenAt",
+        "expiresAt",
+    ];
+    convert::object("session", value, &FIELDS)?;
+    let id = convert::session_id(&convert::get(value, "id", "id")?)?;
+    let created_at =
+        convert::seconds("createdAt", &convert::get(value, "createdAt", "createdAt")?)?;
+    let (user_id, tenant_id, device) = convert::identity(value)?;
+    let session = crate::Session {
+        id,
+        token: None,
+        user_id,
+        tenant_id,
+        device,
+        created_at,
+        last_seen_at: convert::opt_seconds(
+            "lastSeenAt",
+            &convert::get(value, "lastSeenAt", "lastSeenAt")?,
+        )?
+        .unwrap_or(created_at),
+        expires_at: convert::seconds("expiresAt", &convert::get(value, "expiresAt", "expiresAt")?)?,
+    };
+    session.validate()?;
+    Ok(session)
 }
 
 /// Longest client-state name, in bytes.

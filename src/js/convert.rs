@@ -262,7 +262,8 @@ pub fn new_session(value: &JsValue) -> Result<NewSession> {
 }
 
 /// The `userId`, `tenantId?` and `device?` fields every session object carries.
-fn identity(value: &JsValue) -> Result<(String, Option<String>, Option<String>)> {
+/// The `userId`, `tenantId` and `device` fields of a session object.
+pub fn identity(value: &JsValue) -> Result<(String, Option<String>, Option<String>)> {
     Ok((
         string(
             "userId",
@@ -320,40 +321,6 @@ pub fn issued_session(value: &JsValue) -> Result<(Token, Session)> {
     };
     session.validate()?;
     Ok((token, session))
-}
-
-/// A session a server issued, by its public id alone (the token stays in an `HttpOnly` cookie): `{ id,
-/// userId, tenantId?, device?, createdAt, lastSeenAt?, expiresAt }`.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a missing, mistyped, unknown or out-of-limits field.
-pub fn held_session(value: &JsValue) -> Result<Session> {
-    const FIELDS: [&str; 7] = [
-        "id",
-        "userId",
-        "tenantId",
-        "device",
-        "createdAt",
-        "lastSeenAt",
-        "expiresAt",
-    ];
-    object("session", value, &FIELDS)?;
-    let id = session_id(&get(value, "id", "id")?)?;
-    let created_at = seconds("createdAt", &get(value, "createdAt", "createdAt")?)?;
-    let (user_id, tenant_id, device) = identity(value)?;
-    let session = Session {
-        id,
-        token: None,
-        user_id,
-        tenant_id,
-        device,
-        created_at,
-        last_seen_at: opt_seconds("lastSeenAt", &get(value, "lastSeenAt", "lastSeenAt")?)?
-            .unwrap_or(created_at),
-        expires_at: seconds("expiresAt", &get(value, "expiresAt", "expiresAt")?)?,
-    };
-    session.validate()?;
-    Ok(session)
 }
 
 /// A session as a plain object with camelCase fields.
