@@ -11,7 +11,7 @@
 //!
 //! Postgres: deadpool-postgres, statements prepared once per connection (`prepare_cached`), `?N` turned
 //! into `$N` by the crate's `postgres_placeholders`. SQLite: a sqlx `SqlitePool` (WAL, synchronous=FULL,
-//! sqlx caches prepared statements per connection) running the same SQL text.
+//! sqlx caches prepared statements per connection, no ping before each acquire) running the same SQL text.
 
 use std::sync::Arc;
 
@@ -190,8 +190,10 @@ async fn run() -> Result<()> {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full);
+            // No ping before each acquire (sqlx's default), like deadpool's `Fast` recycling above.
             let pool = SqlitePoolOptions::new()
                 .max_connections(u32::try_from(pool_size)?)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             sqlx::raw_sql(SQLITE_TABLE).execute(&pool).await?;

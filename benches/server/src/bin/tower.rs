@@ -21,10 +21,11 @@ use tower_sessions::cookie::time::Duration;
 use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-const USAGE: &str =
-    "usage: tower --listen 127.0.0.1:PORT --store postgres --database-url URL [--pool N]
-       tower --listen 127.0.0.1:PORT --store sqlite --path FILE [--pool N]
---pool: connections in the sqlx pool (default 16)";
+const USAGE: &str = "usage: tower --listen 127.0.0.1:PORT --store postgres --database-url URL [--pool N] [--no-ping]
+       tower --listen 127.0.0.1:PORT --store sqlite --path FILE [--pool N] [--no-ping]
+--pool: connections in the sqlx pool (default 16)
+--no-ping: turn off sqlx's ping before each acquire (on by default, as users get it; for Postgres it is one
+           more round trip per request)";
 
 const USER_KEY: &str = "user";
 
@@ -37,13 +38,15 @@ async fn main() {
 }
 
 async fn run() -> Result<()> {
-    let args = Args::parse(USAGE, &[]);
+    let args = Args::parse(USAGE, &["no-ping"]);
     let listen = args.req("listen");
     let pool_size: u32 = args.num("pool", 16);
+    let ping = !args.flag("no-ping");
     let router = match args.req("store") {
         "postgres" => {
             let pool = PgPoolOptions::new()
                 .max_connections(pool_size)
+                .test_before_acquire(ping)
                 .connect(args.req("database-url"))
                 .await?;
             let store = PostgresStore::new(pool);
@@ -59,6 +62,7 @@ async fn run() -> Result<()> {
                 .synchronous(SqliteSynchronous::Full);
             let pool = SqlitePoolOptions::new()
                 .max_connections(pool_size)
+                .test_before_acquire(ping)
                 .connect_with(options)
                 .await?;
             let store = SqliteStore::new(pool);
