@@ -5,10 +5,11 @@
 //!   `_pylon_sessions` with `statements::UPSERT` (keyed by the token's SHA-256 id, no plaintext token
 //!   stored); answers `{"token": "..."}` and sets the cookie `__Host-pylon_session=<token>`.
 //! - `GET /me`: the token from that cookie (or `Authorization: Bearer`), hashed, `statements::GET` through
-//!   the pool, the row checked for expiry like the crate does (7 days idle, absolute expiry when set);
+//!   the pool, the row checked for expiry like the crate does (7 days idle, 30 days absolute);
 //!   answers `{"user": ...}` or 401.
 //! - `POST /logout`: `statements::REMOVE`.
 //!
+//! SQLite files are opened like the crate's `SqliteBackend::open` (WAL, synchronous=FULL, secure_delete).
 //! Postgres: deadpool-postgres, statements prepared once per connection (`prepare_cached`), `?N` turned
 //! into `$N` by the crate's `postgres_placeholders`. SQLite: a sqlx `SqlitePool` (WAL, synchronous=FULL,
 //! sqlx caches prepared statements per connection, no ping before each acquire) running the same SQL text.
@@ -37,6 +38,8 @@ const USAGE: &str =
 --pool: connections in the pool (default 16)";
 
 const COOKIE_NAME: &str = "__Host-pylon_session";
+/// Absolute session lifetime: 30 days, as in the native benchmark's policy.
+const ABSOLUTE_SECS: i64 = 30 * 24 * 3600;
 
 /// The crate's table, created when missing (the crate's column types for each engine, and its indexes,
 /// so inserts cost the same).
@@ -78,14 +81,18 @@ impl Found {
 
 impl Db {
     async fn insert(&self, id: &str, user: &str, now: i64) -> Result<()> {
-        // id, token (not stored), user_id, tenant_id, device, created_at, last_seen_at, expires_at (none).
+        // id, token (not stored), user_id, tenant_id, device, created_at, last_seen_at, expires_at.
         let none: Option<&str> = None;
+        let expires_at = now + ABSOLUTE_SECS;
         match self {
             Db::Postgres { pool, upsert, .. } => {
                 let client = pool.get().await?;
                 let stmt = client.prepare_cached(upsert).await?;
                 client
-                    .execute(&stmt, &[&id, &none, &user, &none, &none, &now, &now, &0i64])
+                    .execute(
+                        &stmt,
+                        &[&id, &none, &user, &none, &none, &now, &now, &expires_at],
+                    )
                     .await?;
             }
             Db::Sqlite(pool) => {
@@ -97,7 +104,7 @@ impl Db {
                     .bind(none)
                     .bind(now)
                     .bind(now)
-                    .bind(0i64)
+                    .bind(expires_at)
                     .execute(pool)
                     .await?;
             }
@@ -189,7 +196,8 @@ async fn run() -> Result<()> {
                 .filename(args.req("path"))
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full);
+                .synchronous(SqliteSynchronous::Full)
+                .pragma("secure_delete", "ON");
             // No ping before each acquire (sqlx's default), like deadpool's `Fast` recycling above.
             let pool = SqlitePoolOptions::new()
                 .max_connections(u32::try_from(pool_size)?)
