@@ -73,12 +73,13 @@ built() { # name cargo-args...
     | sed -E 's/.*"executable":"([^"]*)".*/\1/' | tail -n 1
 }
 
-echo "==> building benches/server (release)" >&2
+echo "==> building benches/server (release; the first build takes several minutes)" >&2
 bench_manifest=benches/server/Cargo.toml
-LOAD=$(built load --release --manifest-path "$bench_manifest" --bin load)
-TOWER=$(built tower --release --manifest-path "$bench_manifest" --bin tower)
-FLOOR=$(built floor --release --manifest-path "$bench_manifest" --bin floor)
-for b in "$LOAD" "$TOWER" "$FLOOR"; do [ -x "$b" ] || { echo "bench-server: build produced no binary ($b)" >&2; exit 1; }; done
+for bin in load tower floor; do
+  path=$(built "$bin" --release --manifest-path "$bench_manifest" --bin "$bin") || path=""
+  [ -x "$path" ] || { echo "bench-server: building benches/server ($bin) failed" >&2; exit 1; }
+  printf -v "${bin^^}" '%s' "$path"
+done
 
 CRATE=""
 if [ -n "$CRATE_BIN" ]; then
@@ -88,8 +89,8 @@ if [ -n "$CRATE_BIN" ]; then
 elif [ -f "examples/$CRATE_EXAMPLE.rs" ] || [ -f "examples/$CRATE_EXAMPLE/main.rs" ] \
   || grep -q "^name = \"$CRATE_EXAMPLE\"" Cargo.toml; then
   echo "==> building the crate's example server ($CRATE_EXAMPLE, --profile $CRATE_PROFILE, features $CRATE_FEATURES)" >&2
-  CRATE=$(built "$CRATE_EXAMPLE" --profile "$CRATE_PROFILE" --example "$CRATE_EXAMPLE" --features "$CRATE_FEATURES")
-  [ -x "$CRATE" ] || { echo "bench-server: building example $CRATE_EXAMPLE produced no binary" >&2; exit 1; }
+  CRATE=$(built "$CRATE_EXAMPLE" --profile "$CRATE_PROFILE" --example "$CRATE_EXAMPLE" --features "$CRATE_FEATURES") || CRATE=""
+  [ -x "$CRATE" ] || { echo "bench-server: building example $CRATE_EXAMPLE failed" >&2; exit 1; }
 else
   echo "bench-server: SKIPPING the crate's rows: example '$CRATE_EXAMPLE' does not exist yet (examples/$CRATE_EXAMPLE.rs)" >&2
 fi
