@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 # SECS] [--blocking]` or `--store sqlite --path FILE [--touch-interval SECS]`; POST /login {"user": ...}
 # sets a session cookie (or answers {"token": ...}); GET /me answers 200 with a body naming the user.
 CRATE_EXAMPLE=${CRATE_EXAMPLE:-axum_server}
-CRATE_FEATURES=${CRATE_FEATURES:-axum,postgres-pool}
+CRATE_FEATURES=${CRATE_FEATURES:-axum,sqlite,postgres,postgres-pool}
 # `bench` is the crate's speed-tuned profile (opt-level 3, no LTO), the same settings benches/server builds
 # its contenders with; `release` is size-tuned for the browser build (opt-level "z") and would handicap it.
 CRATE_PROFILE=${CRATE_PROFILE:-bench}
