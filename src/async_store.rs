@@ -121,16 +121,24 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
         new: NewSession,
     ) -> Result<(Token, Session)> {
         self.rules.check_new(&new)?;
-        if let Some(existing) = self.backend.get(&token.id()).await? {
-            return Rules::repeated_create(token, &new, existing);
-        }
         Rules::refuse_revoked(self.backend.revoked_at(&token.id()).await?)?;
-        self.issue(token, new).await
+        let now = self.rules.now()?;
+        let session = self.rules.new_session(&token, new.clone(), now);
+        if self.backend.insert_new(&session).await? {
+            return Ok((token, session));
+        }
+        let existing = self.backend.get(&token.id()).await?;
+        Rules::repeated_create(token, &new, self.rules.live(existing, now))
     }
 
     async fn issue(&self, token: Token, new: NewSession) -> Result<(Token, Session)> {
         let session = self.rules.new_session(&token, new, self.rules.now()?);
-        self.backend.save(&session).await?;
+        if !self.backend.insert_new(&session).await? {
+            return Err(Error::invalid(
+                "token",
+                "already belongs to another session",
+            ));
+        }
         Ok((token, session))
     }
 
@@ -250,9 +258,11 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
     ) -> Result<Vec<Session>> {
         check_user(user_id, tenant_id)?;
         let now = self.rules.now()?;
-        let mut list = self.backend.list_by_user(user_id, tenant_id).await?;
-        list.retain(|s| s.is_live(now, &self.rules.policy));
-        Ok(list)
+        let list = self.backend.list_by_user(user_id, tenant_id).await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|s| self.rules.live(Some(s), now))
+            .collect())
     }
 
     /// Signs a user out everywhere (in one tenant, or in all); returns how many sessions went.
@@ -324,6 +334,7 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
     /// # Errors
     /// Backend errors.
     pub async fn load_all(&self) -> Result<Vec<Session>> {
-        self.backend.load_all().await
+        let all = self.backend.load_all().await?;
+        Ok(all.into_iter().map(|s| self.rules.shown(s)).collect())
     }
 }

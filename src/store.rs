@@ -121,8 +121,15 @@ impl Rules {
     pub(crate) fn repeated_create(
         token: Token,
         new: &NewSession,
-        existing: Session,
+        existing: Option<Session>,
     ) -> Result<(Token, Session)> {
+        // Expired (or gone again meanwhile): never handed out, never re-created under the same token.
+        let Some(existing) = existing else {
+            return Err(Error::invalid(
+                "token",
+                "belongs to a session that has expired",
+            ));
+        };
         let same = existing.user_id == new.user_id
             && existing.tenant_id == new.tenant_id
             && existing.device == new.device;
@@ -147,9 +154,20 @@ impl Rules {
         Ok(session)
     }
 
-    /// `found` if it is live at `now`.
+    /// `found` if it is live at `now` (as [`Rules::shown`]).
     pub(crate) fn live(&self, found: Option<Session>, now: i64) -> Option<Session> {
-        found.filter(|s| s.is_live(now, &self.policy))
+        found
+            .filter(|s| s.is_live(now, &self.policy))
+            .map(|s| self.shown(s))
+    }
+
+    /// A stored session as this store hands it out: a hash-only store never returns a token, even
+    /// one left in an old row (written by a token-keeping store on the same database).
+    pub(crate) fn shown(&self, mut s: Session) -> Session {
+        if self.tokens == TokenStorage::HashOnly {
+            s.token = None;
+        }
+        s
     }
 
     /// Whether a touch at `now` must write: only when `last_seen_at` is at least the touch interval
@@ -166,7 +184,7 @@ impl Rules {
         revoked_at: impl FnOnce() -> Result<Option<i64>>,
         now: i64,
     ) -> Result<SessionStatus> {
-        Ok(match found {
+        Ok(match found.map(|s| self.shown(s)) {
             Some(s) if s.is_live(now, &self.policy) => SessionStatus::Live(s),
             Some(s) => SessionStatus::Expired(s),
             None => match revoked_at()? {
@@ -300,16 +318,24 @@ impl<B: SessionBackend> SessionStore<B> {
     /// different session; backend errors. Nothing is written on error.
     pub fn create_with_token(&self, token: Token, new: NewSession) -> Result<(Token, Session)> {
         self.rules.check_new(&new)?;
-        if let Some(existing) = self.backend.get(&token.id())? {
-            return Rules::repeated_create(token, &new, existing);
-        }
         Rules::refuse_revoked(self.backend.revoked_at(&token.id())?)?;
-        self.issue(token, new)
+        let now = self.rules.now()?;
+        let session = self.rules.new_session(&token, new.clone(), now);
+        if self.backend.insert_new(&session)? {
+            return Ok((token, session));
+        }
+        let existing = self.backend.get(&token.id())?;
+        Rules::repeated_create(token, &new, self.rules.live(existing, now))
     }
 
     fn issue(&self, token: Token, new: NewSession) -> Result<(Token, Session)> {
         let session = self.rules.new_session(&token, new, self.rules.now()?);
-        self.backend.save(&session)?;
+        if !self.backend.insert_new(&session)? {
+            return Err(Error::invalid(
+                "token",
+                "already belongs to another session",
+            ));
+        }
         Ok((token, session))
     }
 
@@ -452,9 +478,11 @@ impl<B: SessionBackend> SessionStore<B> {
     pub fn list_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<Vec<Session>> {
         check_user(user_id, tenant_id)?;
         let now = self.rules.now()?;
-        let mut list = self.backend.list_by_user(user_id, tenant_id)?;
-        list.retain(|s| s.is_live(now, &self.rules.policy));
-        Ok(list)
+        let list = self.backend.list_by_user(user_id, tenant_id)?;
+        Ok(list
+            .into_iter()
+            .filter_map(|s| self.rules.live(Some(s), now))
+            .collect())
     }
 
     /// Signs a user out everywhere (in one tenant, or in all); returns how many sessions went.
@@ -520,7 +548,8 @@ impl<B: SessionBackend> SessionStore<B> {
     /// # Errors
     /// Backend errors.
     pub fn load_all(&self) -> Result<Vec<Session>> {
-        self.backend.load_all()
+        let all = self.backend.load_all()?;
+        Ok(all.into_iter().map(|s| self.rules.shown(s)).collect())
     }
 
     /// Every stored session (expired ones included) as a versioned document, for a backup or for
@@ -530,7 +559,7 @@ impl<B: SessionBackend> SessionStore<B> {
     /// Backend errors.
     pub fn export(&self) -> Result<SessionExport> {
         let now = self.rules.now()?;
-        SessionExport::of(&self.backend, now)
+        Ok(SessionExport::new(&self.load_all()?, now))
     }
 
     /// Writes every session of an exported document into this store (replacing any with the same id);

@@ -287,3 +287,15 @@ fn hash_only_store_adopts_sessions_and_keeps_client_state() {
     store.backend().set_client_value("outbox", None).unwrap();
     assert_eq!(store.backend().client_value("outbox").unwrap(), None);
 }
+
+/// Reopened hash-only, a store that kept tokens erases them from its rows.
+#[test]
+fn forget_tokens_erases_kept_tokens() {
+    let keep = SessionStore::new(SqliteBackend::open_in_memory().unwrap())
+        .with_token_storage(pylon_sessions::TokenStorage::Keep);
+    keep.create(pylon_sessions::NewSession::new("alice"))
+        .unwrap();
+    let mut backend = keep.into_backend();
+    assert_eq!(backend.forget_tokens().unwrap(), 1);
+    assert!(!sqlite_dump(&mut backend).contains("pyl_"));
+}

@@ -135,6 +135,11 @@ impl<B: SessionBackend + Send + Sync + 'static> AsyncSessionBackend for Blocking
             .await
     }
 
+    async fn insert_new(&self, session: &Session) -> Result<bool> {
+        let session = session.clone();
+        self.run(move |b| b.insert_new(&session)).await
+    }
+
     async fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {
         let id = id.clone();
         self.run(move |b| b.revoked_at(&id)).await

@@ -156,6 +156,16 @@ impl SessionBackend for MemoryBackend {
         Ok((before - map.len()) as u64)
     }
 
+    fn insert_new(&self, session: &Session) -> Result<bool> {
+        session.validate()?;
+        let mut map = self.map();
+        if map.contains_key(&session.id) {
+            return Ok(false);
+        }
+        map.insert(session.id.clone(), session.clone());
+        Ok(true)
+    }
+
     fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {
         Ok(self.revoked().get(id).map(|(at, _)| *at))
     }

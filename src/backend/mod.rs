@@ -151,6 +151,21 @@ pub trait SessionBackend {
         }
     }
 
+    /// Stores `session` only if no session has its id, in one atomic step (so two servers creating
+    /// under the same caller-chosen token cannot both win); `false` when one existed.
+    ///
+    /// The default reads, then saves (not atomic); every backend of this crate overrides it.
+    ///
+    /// # Errors
+    /// As [`SessionBackend::save`].
+    fn insert_new(&self, session: &Session) -> Result<bool> {
+        if self.get(&session.id)?.is_some() {
+            return Ok(false);
+        }
+        self.save(session)?;
+        Ok(true)
+    }
+
     /// When the session with this id was revoked, while its record is kept; `None` when it was not
     /// (or the backend keeps no records).
     ///
@@ -279,4 +294,6 @@ pub trait AsyncSessionBackend: Send + Sync {
     ) -> impl Future<Output = Result<u64>> + Send;
     /// As [`SessionBackend::revoked_at`].
     fn revoked_at(&self, id: &SessionId) -> impl Future<Output = Result<Option<i64>>> + Send;
+    /// As [`SessionBackend::insert_new`].
+    fn insert_new(&self, session: &Session) -> impl Future<Output = Result<bool>> + Send;
 }

@@ -28,8 +28,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::backend::sql::migration::{self, LegacyRow, Plan};
 use crate::backend::sql::statements::*;
 use crate::backend::sql::{
-    postgres_placeholders, session_from_row, Dialect, Migration, Param, Row, META_DDL,
-    READ_VERSION, SCHEMA_VERSION, TABLE, WRITE_VERSION,
+    postgres_placeholders, session_from_row, session_params, Dialect, Migration, Param, Row,
+    META_DDL, READ_VERSION, SCHEMA_VERSION, TABLE, WRITE_VERSION,
 };
 use crate::backend::{AsyncSessionBackend, Revocation};
 use crate::error::{Error, Result};
@@ -471,7 +471,8 @@ impl fmt::Debug for PostgresPoolBackend {
     }
 }
 
-const RUNTIME_STATEMENTS: [&str; 17] = [
+const RUNTIME_STATEMENTS: [&str; 18] = [
+    INSERT_NEW,
     RECORD_REVOKED_ONE,
     RECORD_REVOKED_USER,
     RECORD_REVOKED_OTHERS,
@@ -820,18 +821,13 @@ impl AsyncSessionBackend for PostgresPoolBackend {
 
     async fn save(&self, s: &Session) -> Result<()> {
         s.validate()?;
-        let params = [
-            text(s.id.as_str()),
-            Param::Text(s.token.as_ref().map(Token::expose)),
-            text(&s.user_id),
-            Param::Text(s.tenant_id.as_deref()),
-            Param::Text(s.device.as_deref()),
-            Param::Int(s.created_at),
-            Param::Int(s.last_seen_at),
-            Param::Int(s.expires_at),
-        ];
-        self.execute(UPSERT, &params).await?;
+        self.execute(UPSERT, &session_params(s)).await?;
         Ok(())
+    }
+
+    async fn insert_new(&self, s: &Session) -> Result<bool> {
+        s.validate()?;
+        Ok(self.execute(INSERT_NEW, &session_params(s)).await? > 0)
     }
 
     async fn remove(&self, id: &SessionId) -> Result<bool> {

@@ -141,6 +141,10 @@ pub mod statements {
     pub(crate) const INSERT_MIGRATED: &str = "INSERT INTO _pylon_sessions_next \
          (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
          VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7)";
+    /// Inserts a session unless one has its id (row count 0 then).
+    pub const INSERT_NEW: &str = "INSERT INTO _pylon_sessions \
+         (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING";
     /// Deletes one session by id.
     pub const REMOVE: &str = "DELETE FROM _pylon_sessions WHERE id = ?1";
     /// Deletes a user's sessions (`?2` = tenant or NULL for all).
@@ -229,6 +233,8 @@ pub(crate) const WRITE_VERSION: &str = "INSERT INTO _pylon_sessions_meta (name, 
 /// Created only by stores that sync ([`SqlBackend::prepare_client_state`]), never on servers.
 const CLIENT_STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_client \
      (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)";
+/// Drops every stored token (a store reopened hash-only after keeping tokens).
+const FORGET_TOKENS: &str = "UPDATE _pylon_sessions SET token = NULL WHERE token IS NOT NULL";
 const CLIENT_GET: &str = "SELECT value FROM _pylon_sessions_client WHERE name = ?1";
 const CLIENT_SET: &str = "INSERT INTO _pylon_sessions_client (name, value) VALUES (?1, ?2) \
      ON CONFLICT (name) DO UPDATE SET value = excluded.value";
@@ -264,6 +270,7 @@ const ALL_STATEMENTS: &[&str] = &[
     LOAD_ALL,
     LIST_BY_USER,
     UPSERT,
+    INSERT_NEW,
     INSERT_MIGRATED,
     REMOVE,
     REMOVE_BY_USER,
@@ -280,6 +287,7 @@ const ALL_STATEMENTS: &[&str] = &[
     REVOKED_DDL,
     REVOKED_INDEX,
     CLIENT_STATE_DDL,
+    FORGET_TOKENS,
     CLIENT_GET,
     CLIENT_SET,
     CLIENT_DELETE,
@@ -456,6 +464,15 @@ impl<D: Driver> SqlBackend<D> {
         })
     }
 
+    /// Erases every token kept in the table (tokens a store with [`crate::TokenStorage::Keep`] wrote),
+    /// for a store that is now hash-only; returns how many went. `secure_delete` zeroes the old bytes.
+    ///
+    /// # Errors
+    /// Driver errors.
+    pub fn forget_tokens(&self) -> Result<u64> {
+        self.execute(FORGET_TOKENS, &[])
+    }
+
     /// Creates the client-state table (see [`SqlBackend::client_value`]) if it is missing.
     ///
     /// # Errors
@@ -541,6 +558,20 @@ fn text(s: &str) -> Param<'_> {
     Param::Text(Some(s))
 }
 
+/// A session as the parameters of [`statements::UPSERT`] and [`statements::INSERT_NEW`].
+pub(crate) fn session_params(s: &Session) -> [Param<'_>; 8] {
+    [
+        text(s.id.as_str()),
+        Param::Text(s.token.as_ref().map(Token::expose)),
+        text(&s.user_id),
+        Param::Text(s.tenant_id.as_deref()),
+        Param::Text(s.device.as_deref()),
+        Param::Int(s.created_at),
+        Param::Int(s.last_seen_at),
+        Param::Int(s.expires_at),
+    ]
+}
+
 impl<D: Driver> SessionBackend for SqlBackend<D> {
     fn load_all(&self) -> Result<Vec<Session>> {
         self.sessions(LOAD_ALL, &[])
@@ -548,20 +579,13 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
 
     fn save(&self, s: &Session) -> Result<()> {
         s.validate()?;
-        self.execute(
-            UPSERT,
-            &[
-                text(s.id.as_str()),
-                Param::Text(s.token.as_ref().map(Token::expose)),
-                text(&s.user_id),
-                Param::Text(s.tenant_id.as_deref()),
-                Param::Text(s.device.as_deref()),
-                Param::Int(s.created_at),
-                Param::Int(s.last_seen_at),
-                Param::Int(s.expires_at),
-            ],
-        )?;
+        self.execute(UPSERT, &session_params(s))?;
         Ok(())
+    }
+
+    fn insert_new(&self, s: &Session) -> Result<bool> {
+        s.validate()?;
+        Ok(self.execute(INSERT_NEW, &session_params(s))? > 0)
     }
 
     fn remove(&self, id: &SessionId) -> Result<bool> {

@@ -216,6 +216,10 @@ impl JsSessionStore {
             settings: opts.settings,
         };
         backend.prepare_client_state()?;
+        if opts.settings.tokens == crate::TokenStorage::HashOnly {
+            // A hash-only store keeps no token, also none an earlier `keep` store left in old rows.
+            backend.forget_tokens()?;
+        }
         let store = opts.settings.store(backend)?;
         Ok(JsSessionStore {
             inner: Some(Open { store, pool }),

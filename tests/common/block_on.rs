@@ -62,6 +62,9 @@ impl<B: AsyncSessionBackend> SessionBackend for BlockOn<B> {
     fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
         self.rt.block_on(self.inner.revoke(what, now, keep_until))
     }
+    fn insert_new(&self, s: &Session) -> Result<bool> {
+        self.rt.block_on(self.inner.insert_new(s))
+    }
     fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {
         self.rt.block_on(self.inner.revoked_at(id))
     }

@@ -30,7 +30,8 @@ macro_rules! conformance_tests {
             remove_by_public_id, list_by_user_and_tenant, remove_by_user_and_tenant,
             remove_others_keeps_current, remove_others_stays_in_the_tenant,
             revocations_are_recorded_and_final, timeouts_hold_for_inserted_and_imported_sessions,
-            touch_resets_idle_timeout, touch_writes_once_per_interval, idle_timeout_expires,
+            touch_resets_idle_timeout, repeated_create_never_revives_an_expired_session,
+            hash_only_store_never_hands_out_old_tokens, touch_writes_once_per_interval, idle_timeout_expires,
             absolute_timeout_wins_over_touch, purge_removes_only_expired, rotate_keeps_identity,
             rotate_of_dead_session_is_not_found, create_with_token_is_repeatable,
             rotate_to_is_repeatable, tokens_are_hashed_at_rest,
@@ -362,6 +363,53 @@ pub fn timeouts_hold_for_inserted_and_imported_sessions<B: SessionBackend>(backe
     assert_eq!(s.import(&doc).unwrap(), 1);
     let stored = s.backend().get(&imported.id()).unwrap().unwrap();
     assert_eq!(stored.created_at, T0 + 1000, "clamped to the import's now");
+}
+
+/// A create resent with its caller-chosen token after the session expired neither returns the
+/// expired session nor stores a fresh one under the old token.
+pub fn repeated_create_never_revives_an_expired_session<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let token = Token::generate().unwrap();
+    s.create_with_token(token.clone(), alice()).unwrap();
+    now.set(T0 + 1000);
+    assert_eq!(
+        kind(s.create_with_token(token.clone(), alice())),
+        ErrorKind::InvalidInput
+    );
+    let stored = s.backend().get(&token.id()).unwrap().unwrap();
+    assert_eq!(stored.created_at, T0, "the expired row was not replaced");
+    assert!(s.get(&token).unwrap().is_none());
+}
+
+/// A hash-only store hands out no token, even one an earlier token-keeping store left in a row.
+pub fn hash_only_store_never_hands_out_old_tokens<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, _) = store(backend, POLICY);
+    let token = Token::generate().unwrap();
+    let session = Session {
+        id: token.id(),
+        token: Some(token.clone()),
+        user_id: "alice".into(),
+        tenant_id: None,
+        device: None,
+        created_at: T0,
+        last_seen_at: T0,
+        expires_at: 0,
+    };
+    s.backend().save(&session).unwrap();
+    assert_eq!(s.get(&token).unwrap().unwrap().token, None);
+    assert_eq!(s.touch(&token).unwrap().unwrap().token, None);
+    assert!(s
+        .list_by_user("alice", None)
+        .unwrap()
+        .iter()
+        .all(|x| x.token.is_none()));
+    assert!(s.load_all().unwrap().iter().all(|x| x.token.is_none()));
+    assert!(s
+        .export()
+        .unwrap()
+        .sessions
+        .iter()
+        .all(|x| x.token.is_none()));
 }
 
 pub fn touch_resets_idle_timeout<B: SessionBackend>(backend: B, _: Raw<B>) {
