@@ -14,7 +14,7 @@ pub use memory::MemoryBackend;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteBackend, SqliteDriver, DEFAULT_READERS};
+pub use sqlite::{Recovery, SqliteBackend, SqliteDriver, DEFAULT_READERS};
 
 #[cfg(all(feature = "sqlite", web))]
 mod opfs;

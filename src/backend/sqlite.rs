@@ -45,10 +45,20 @@ impl std::fmt::Debug for SqliteDriver {
     }
 }
 
+/// What [`SqliteBackend::open_recovering`] did with a damaged database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// Where the damaged file now is (its `-wal` and `-shm`, if any, beside it).
+    pub moved_to: std::path::PathBuf,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
 /// How many read-only connections [`SqliteBackend::open`] opens beside the writer.
 pub const DEFAULT_READERS: usize = 2;
 
-const FILE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;";
+const FILE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA wal_autocheckpoint = 64; PRAGMA journal_size_limit = 262144;";
 const COMMON_PRAGMAS: &str = "PRAGMA secure_delete = ON; PRAGMA busy_timeout = 5000;";
 /// For VFSes with no shared memory (OPFS): WAL needs exclusive locking there.
 const EXCLUSIVE_PRAGMAS: &str =
@@ -94,6 +104,85 @@ impl SqlBackend<SqliteDriver> {
             backend.add_reader(SqliteDriver { conn: reader });
         }
         Ok((backend, migration))
+    }
+
+    /// Opens a database file for an app that must keep working when the file is damaged: the file is
+    /// checked (`PRAGMA quick_check`, which reads every page), and when it is corrupt or not a
+    /// database at all it is moved aside with its `-wal` and `-shm` (to `<name>.corrupt-<unix time>`,
+    /// kept for export or inspection) and an empty database is created in its place. The third value
+    /// says what was moved and why; `None` when the file was sound.
+    ///
+    /// # Errors
+    /// As [`SqliteBackend::open`] for everything but corruption, and the file system's error when the
+    /// damaged file cannot be moved.
+    pub fn open_recovering(path: impl AsRef<Path>) -> Result<(Self, Migration, Option<Recovery>)> {
+        let path = path.as_ref();
+        let reason = match Self::open_with_readers(path, DEFAULT_READERS) {
+            Ok((backend, migration)) => match backend.quick_check() {
+                Ok(()) => return Ok((backend, migration, None)),
+                Err(e @ Error::Corrupt(_)) => {
+                    drop(backend);
+                    e
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e @ Error::Corrupt(_)) => e,
+            Err(e) => return Err(e),
+        };
+        let moved_to = path.with_file_name(format!(
+            "{}.corrupt-{}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("sessions.db"),
+            platform::now()
+        ));
+        let fs_error = |e: std::io::Error| Error::StorageUnavailable {
+            reason: format!("cannot move the damaged database aside: {e}"),
+            source: Some(e.into()),
+        };
+        std::fs::rename(path, &moved_to).map_err(fs_error)?;
+        for suffix in ["-wal", "-shm"] {
+            let side = path.with_file_name(format!(
+                "{}{suffix}",
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+            ));
+            if side.exists() {
+                let to = moved_to.with_file_name(format!(
+                    "{}{suffix}",
+                    moved_to
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or_default()
+                ));
+                std::fs::rename(&side, to).map_err(fs_error)?;
+            }
+        }
+        let (backend, migration) = Self::open_with_readers(path, DEFAULT_READERS)?;
+        let recovery = Recovery {
+            moved_to,
+            reason: std::error::Error::source(&reason)
+                .map_or_else(|| reason.to_string(), |s| format!("{reason}: {s}")),
+        };
+        Ok((backend, migration, Some(recovery)))
+    }
+
+    /// Reads every page (`PRAGMA quick_check`).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the first problem SQLite found; driver errors.
+    pub fn quick_check(&self) -> Result<()> {
+        let result: String = self.write(|d| {
+            d.conn
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .map_err(classify)
+        })?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Corrupt(format!("quick_check: {result}").into()))
+        }
     }
 
     /// A private in-memory database.
