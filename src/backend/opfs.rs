@@ -59,11 +59,18 @@ use crate::backend::SqliteBackend;
 use crate::error::{Error, Result};
 use crate::platform::describe_js_error;
 
-/// Waits before each retry of a pool held by another worker, in ms: about 1.3 s in all.
+/// Waits before the first retries of a pool held by another worker, in ms; later retries come every
+/// [`RETRY_EVERY_MS`] until the caller's bound.
 ///
-/// A worker that dies releases its Web Lock before its OPFS handles; the next owner then sees
-/// `NoModificationAllowedError` for 50-90 ms.
-const RETRY_DELAYS_MS: [i32; 7] = [10, 20, 40, 80, 160, 320, 640];
+/// A worker that dies releases its Web Lock before its OPFS handles: the next owner sees
+/// `NoModificationAllowedError` for 50-90 ms after a closed tab, and for up to about 2 s after a
+/// terminated worker that was writing (Chromium 156). Retrying often takes the pool over soon after
+/// the browser frees it.
+const RETRY_DELAYS_MS: [i32; 4] = [10, 20, 40, 80];
+/// Retry interval once the first delays are spent.
+const RETRY_EVERY_MS: i32 = 100;
+/// How long [`OpfsPool::install`] waits for a pool held by another worker, by default.
+pub const DEFAULT_LOCK_WAIT_MS: u32 = 10_000;
 
 /// Slots kept in the pool at least: a database and its WAL take two each.
 const CAPACITY: usize = 6;
@@ -105,6 +112,15 @@ impl OpfsPool {
     /// [`Error::QuotaExceeded`] when the pool's files cannot be created, and [`Error::Database`]
     /// for anything else the VFS reports.
     pub async fn install(directory: &str) -> Result<Self> {
+        Self::install_waiting(directory, DEFAULT_LOCK_WAIT_MS).await
+    }
+
+    /// [`OpfsPool::install`], waiting at most `max_wait_ms` for a pool another worker holds (a dead
+    /// worker's handles are freed by the browser within about 2 s; a live holder keeps them).
+    ///
+    /// # Errors
+    /// As [`OpfsPool::install`]; [`Error::Locked`] says how long it waited.
+    pub async fn install_waiting(directory: &str, max_wait_ms: u32) -> Result<Self> {
         // One VFS name per directory, so two pools can live in one worker.
         let vfs_name = format!("pylon-opfs:{directory}");
         let cfg = OpfsSAHPoolCfgBuilder::new()
@@ -112,9 +128,12 @@ impl OpfsPool {
             .directory(directory)
             .initial_capacity(CAPACITY)
             .build();
-        let util = retry(|| install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false)).await?;
+        let util = retry(max_wait_ms, || {
+            install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false)
+        })
+        .await?;
         if util.is_paused() {
-            retry(|| util.resume()).await?;
+            retry(max_wait_ms, || util.resume()).await?;
         }
         let files = {
             use sqlite_wasm_rs::vfs::VfsFilesManager;
@@ -252,22 +271,34 @@ fn classify(e: OpfsSAHError) -> Error {
     }
 }
 
-/// Runs `op`, retrying with backoff while another worker still holds the pool's handles.
-async fn retry<T, F, Fut>(mut op: F) -> Result<T>
+/// Runs `op`, retrying while another worker still holds the pool's handles, for at most
+/// `max_wait_ms`.
+async fn retry<T, F, Fut>(max_wait_ms: u32, mut op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, OpfsSAHError>>,
 {
+    let started = js_sys::Date::now();
     let mut delays = RETRY_DELAYS_MS.iter();
     loop {
         match op().await {
             Ok(v) => return Ok(v),
             Err(e) => {
                 let held = dom_name(&e).as_deref() == Some("NoModificationAllowedError");
-                match delays.next() {
-                    Some(&ms) if held => sleep(ms).await?,
-                    _ => return Err(classify(e)),
+                let waited = js_sys::Date::now() - started;
+                if !held {
+                    return Err(classify(e));
                 }
+                if waited >= f64::from(max_wait_ms) {
+                    return Err(Error::Locked(
+                        format!(
+                            "another worker kept the OPFS pool for {waited:.0} ms (the bound is \
+                             {max_wait_ms} ms): a tab that still holds it is alive"
+                        )
+                        .into(),
+                    ));
+                }
+                sleep(*delays.next().unwrap_or(&RETRY_EVERY_MS)).await?;
             }
         }
     }

@@ -41,6 +41,11 @@ export interface OpenOptions {
    * validation costs one read, and a durable write at most once per interval.
    */
   touchInterval?: number;
+  /**
+   * Milliseconds `open` waits for an OPFS pool another worker holds (default 10000): a crashed or
+   * closed tab's handles are freed by the browser within about 2 s; past the bound, `Locked`.
+   */
+  lockTimeout?: number;
 }
 
 /** A session a server issued, kept by its id alone (`adopt`): the token stays in an HttpOnly cookie. */
@@ -106,6 +111,7 @@ struct Options {
     db_name: String,
     storage: &'static str,
     settings: convert::Settings,
+    lock_timeout: u32,
 }
 
 fn options(value: &JsValue) -> Result<Options> {
@@ -123,6 +129,7 @@ fn options(value: &JsValue) -> Result<Options> {
             "idleTimeout",
             "absoluteTimeout",
             "touchInterval",
+            "lockTimeout",
         ],
     )?;
     let db_name = opt_string("dbName", &get(value, "dbName", "dbName")?, 64)?
@@ -149,16 +156,27 @@ fn options(value: &JsValue) -> Result<Options> {
             ))
         }
     };
+    let lock_timeout = convert::opt_seconds(
+        "lockTimeout",
+        &get(value, "lockTimeout", "lockTimeout")?,
+    )?
+    .map_or(Ok(crate::backend::DEFAULT_LOCK_WAIT_MS), |ms| {
+        u32::try_from(ms).map_err(|_| Error::invalid("lockTimeout", "at most 4294967295 ms"))
+    })?;
     Ok(Options {
         db_name,
         storage,
         settings: convert::settings(value)?,
+        lock_timeout,
     })
 }
 
 /// Opens OPFS storage: the pool, then the database in it (releasing the pool if that fails).
-async fn open_opfs(db_name: &str) -> Result<(SqliteBackend, Migration, OpfsPool)> {
-    let pool = OpfsPool::install(OpfsPool::DEFAULT_DIRECTORY).await?;
+async fn open_opfs(
+    db_name: &str,
+    lock_timeout: u32,
+) -> Result<(SqliteBackend, Migration, OpfsPool)> {
+    let pool = OpfsPool::install_waiting(OpfsPool::DEFAULT_DIRECTORY, lock_timeout).await?;
     match pool.open(db_name) {
         Ok((backend, migration)) => Ok((backend, migration, pool)),
         Err(e) => {
@@ -183,10 +201,10 @@ impl JsSessionStore {
                 None,
             ),
             "opfs" => {
-                let (b, m, p) = open_opfs(&opts.db_name).await?;
+                let (b, m, p) = open_opfs(&opts.db_name, opts.lock_timeout).await?;
                 (b, m, Some(p), None)
             }
-            _ => match open_opfs(&opts.db_name).await {
+            _ => match open_opfs(&opts.db_name, opts.lock_timeout).await {
                 Ok((b, m, p)) => (b, m, Some(p), None),
                 Err(e @ Error::StorageUnavailable { .. }) => (
                     SqliteBackend::open_in_memory()?,
