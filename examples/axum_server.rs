@@ -19,8 +19,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pylon_sessions::axum::{
-    public_session, session_routes, ApiError, CurrentSession, JsonBody, SessionConfig, Sessions,
-    SignedIn,
+    session_routes, ApiError, CurrentSession, JsonBody, SessionConfig, Sessions, SignedIn,
 };
 use pylon_sessions::{
     AsyncSessionStore, Blocking, MemoryBackend, NewSession, Policy, PostgresBackend,
@@ -50,10 +49,7 @@ async fn sign_in(
 }
 
 async fn me(current: CurrentSession) -> Json<Value> {
-    Json(json!({
-        "user": current.session.user_id,
-        "session": public_session(&current.session, true),
-    }))
+    Json(json!({ "user": current.session.user_id }))
 }
 
 /// The routes, on any store.

@@ -101,6 +101,11 @@ db_url() {
   [[ $PG_URL == *\?* ]] && query="?${PG_URL#*\?}"
   local rest=${base#*://}
   if [[ $rest == */* ]]; then base=${base%/*}; fi
+  # Every contender speaks plain text on loopback: the floor has no TLS, and a server that offers TLS
+  # (Debian's does) would otherwise get the crate's libpq-style `prefer` to encrypt.
+  if [[ $query != *sslmode=* ]]; then
+    if [ -n "$query" ]; then query="$query&sslmode=disable"; else query="?sslmode=disable"; fi
+  fi
   echo "$base/$1$query"
 }
 

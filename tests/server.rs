@@ -642,7 +642,9 @@ async fn example_server_signs_in_validates_rotates_and_revokes() {
     assert_eq!(me.status(), 200);
     let me: serde_json::Value = me.json().await.unwrap();
     assert_eq!(me["user"], "alice");
-    assert_eq!(me["session"]["device"], "laptop");
+    let current = s.session(&alice).await;
+    assert_eq!(current["session"]["device"], "laptop");
+    assert_eq!(current["session"]["current"], true);
 
     // Bearer works too.
     let bearer = s
@@ -695,10 +697,7 @@ async fn example_server_signs_in_validates_rotates_and_revokes() {
         .as_str()
         .unwrap()
         .to_owned();
-    let bob_id = {
-        let me: serde_json::Value = s.me(&bob).await.json().await.unwrap();
-        me["session"]["id"].as_str().unwrap().to_owned()
-    };
+    let bob_id = s.id_of(&bob).await;
     let other_user = s
         .http
         .delete(s.url(&format!("/devices/{bob_id}")))
@@ -970,8 +969,23 @@ impl Server {
     }
 
     async fn id_of(&self, cookie: &str) -> String {
-        let me: serde_json::Value = self.me(cookie).await.json().await.unwrap();
-        me["session"]["id"].as_str().unwrap().to_owned()
+        self.session(cookie).await["session"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `GET /session` (from `session_routes()`).
+    async fn session(&self, cookie: &str) -> serde_json::Value {
+        let res = self
+            .http
+            .get(self.url("/session"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
     }
 }
 
