@@ -2,8 +2,8 @@
 //! session routes in this process, driven over HTTP on 127.0.0.1 by one client (so the figure is the
 //! server's work plus one loopback round trip). Prints a table; not a timed test.
 //!
-//! `cargo bench --all-features --bench sync` (full: 400 syncs per cell); `cargo test --all-features
-//! --bench sync` runs it once at smoke size.
+//! `cargo bench --features axum,postgres-pool --bench sync` (full: 400 syncs per cell; `scripts/bench.sh`
+//! runs it); `cargo test --all-features --bench sync` and `-- --smoke` run it at smoke size.
 
 use std::time::Instant;
 
@@ -83,7 +83,9 @@ async fn measure(engine: &str, sessions: Sessions, syncs: usize) -> Vec<String> 
 
 #[tokio::main]
 async fn main() {
-    let smoke = std::env::args().all(|a| a != "--bench");
+    // `cargo test` runs it without `--bench`: smoke size; `--smoke` asks for it under `cargo bench`.
+    let smoke =
+        std::env::args().all(|a| a != "--bench") || std::env::args().any(|a| a == "--smoke");
     let syncs = if smoke { 5 } else { 400 };
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Sessions::new(AsyncSessionStore::new(Blocking::new(

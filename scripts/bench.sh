@@ -47,4 +47,7 @@ echo "==> native benchmark (cargo bench --bench native), printing every row" >&2
 } > "$tmp/context.md"
 cargo bench --quiet --features postgres --bench native -- "${smoke[@]}" \
   --rows "$tmp/browser.tsv" --context "$tmp/context.md"
+echo
+echo "==> sync benchmark (cargo bench --bench sync)" >&2
+cargo bench --quiet --features axum,postgres-pool --bench sync -- "${smoke[@]}"
 echo "- load average (1, 5, 15 min) at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
