@@ -59,7 +59,7 @@ export class SessionStoreClient extends EventTarget {
   #closed = false;
   #failure = null;
   #info = null;
-  #asking = null;
+  #asking = 0; // persist() calls waiting for an answer
   #client = `${Date.now().toString(36)}-${++clients}-${Math.random().toString(36).slice(2, 10)}`;
 
   /** Use `SessionStoreClient.open`. */
@@ -128,37 +128,44 @@ export class SessionStoreClient extends EventTarget {
     this.dispatchEvent(new CustomEvent("persistence", { detail: { persisted, persistence, persistenceError } }));
   }
 
-  /** Calls `navigator.storage.persist()` once at a time; resolves with the answer whenever it comes. */
+  /**
+   * Calls `navigator.storage.persist()` and resolves with its answer whenever it comes. Every call asks
+   * anew (a second click may bring back a prompt the person closed); a "yes" wins, and a "no" counts
+   * once no other call is still waiting.
+   */
   #ask() {
-    if (this.#asking) return this.#asking;
     const storage = globalThis.navigator?.storage;
     if (this.#info?.storage !== "opfs" || typeof storage?.persist !== "function") {
       return Promise.resolve(this.#info?.persisted ?? null);
     }
-    this.#setPersistence({ persistence: "asking" });
-    this.#asking = (async () => {
+    this.#asking++;
+    if (this.#info.persistence !== "granted") this.#setPersistence({ persistence: "asking" });
+    return (async () => {
+      let answer;
       try {
-        const granted = await storage.persist();
-        this.#setPersistence({ persisted: granted, persistence: granted ? "granted" : "denied", persistenceError: null });
-        return granted;
+        answer = { granted: await storage.persist() };
       } catch (err) {
-        const message = `navigator.storage.persist() failed: ${err?.message ?? err}`;
-        this.#setPersistence({ persisted: null, persistence: "unavailable", persistenceError: message });
-        return null;
-      } finally {
-        this.#asking = null;
+        answer = { error: `navigator.storage.persist() failed: ${err?.message ?? err}` };
       }
+      this.#asking--;
+      if (this.#info.persistence === "granted") return answer.granted ?? null;
+      if (answer.granted === true) {
+        this.#setPersistence({ persisted: true, persistence: "granted", persistenceError: null });
+      } else if (this.#asking === 0) {
+        this.#setPersistence(answer.error
+          ? { persisted: null, persistence: "unavailable", persistenceError: answer.error }
+          : { persisted: false, persistence: "denied", persistenceError: null });
+      }
+      return answer.granted ?? null;
     })();
-    return this.#asking;
   }
 
   /**
    * Asks the browser to keep this origin's storage (`navigator.storage.persist()`), for browsers that
    * ask the person (Firefox shows a permission prompt): call it from a user gesture, e.g. a click
    * handler. Resolves with the answer (`true`, `false`, or `null` where there is nothing to ask) when it
-   * comes, which in Firefox is when the person answers, perhaps never: do not make anything else wait
-   * for it. Every change also updates `info` and fires `"persistence"`. A call while a request is
-   * pending returns that request.
+   * comes, which in Firefox is when the person answers, perhaps never: make nothing else wait for it.
+   * Every change also updates `info` and fires `"persistence"`.
    * @returns {Promise<boolean | null>}
    */
   requestPersistence() {
