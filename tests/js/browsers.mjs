@@ -386,3 +386,35 @@ export function startOpenStore(tab, options, settings = {}) {
 export function openStore(tab, options, settings = {}) {
   return startOpenStore(tab, options, settings).result();
 }
+
+/**
+ * Starts a harness worker (tests/js/fixtures/harness-worker.js: pkg/ loaded in a dedicated worker) from
+ * `tab`'s page; its `evaluate(fn, arg)` runs `fn(arg)` in the worker, through the page.
+ */
+export async function harnessWorker(tab) {
+  const index = await tab.evaluate(async () => {
+    window.harnesses ??= [];
+    window.harnessCall ??= (k, source, arg) =>
+      new Promise((resolve, reject) => {
+        const worker = window.harnesses[k];
+        const id = (window.harnessIds = (window.harnessIds ?? 0) + 1);
+        const onMessage = (event) => {
+          if (event.data?.id !== id) return;
+          worker.removeEventListener("message", onMessage);
+          if (event.data.ok) resolve(event.data.value);
+          else reject(new Error(event.data.error));
+        };
+        worker.addEventListener("message", onMessage);
+        worker.postMessage({ id, source, arg });
+      });
+    const worker = new Worker("/tests/js/fixtures/harness-worker.js", { type: "module" });
+    window.harnesses.push(worker);
+    const k = window.harnesses.length - 1;
+    await window.harnessCall(k, "() => self.ready.then(() => true)", null);
+    return k;
+  });
+  return {
+    evaluate: (fn, arg) =>
+      tab.evaluate(([k, source, arg]) => window.harnessCall(k, source, arg), [index, fn.toString(), arg ?? null]),
+  };
+}
