@@ -134,6 +134,7 @@ class ChromiumTab extends Tab {
 class FirefoxTab extends Tab {
   #window;
   #jobs = 0;
+  #crashed = false;
 
   constructor(browser, session, handle) {
     super();
@@ -166,9 +167,10 @@ class FirefoxTab extends Tab {
     );
     started.catch(() => {});
     return {
-      result: async () => {
+      result: async ({ timeout = 60_000 } = {}) => {
         await started;
-        for (;;) {
+        for (const end = Date.now() + timeout; ; ) {
+          if (Date.now() > end) throw new Error(`no result from ${fn.toString().slice(0, 120)} within ${timeout} ms`);
           const job = await this.evaluate((id) => {
             const job = window.__jobs?.[id];
             if (!job) throw new Error(`job ${id} is gone (the page navigated)`);
@@ -187,6 +189,7 @@ class FirefoxTab extends Tab {
 
   /** Keeps the page's recorded uncaught errors (tests/js/fixtures/page.html records them) before it goes. */
   async #collectErrors() {
+    if (this.#crashed) return;
     try {
       const errors = await this.evaluate(() => window.__pageErrors ?? []);
       this.browser.pageErrors.push(...errors);
@@ -196,6 +199,7 @@ class FirefoxTab extends Tab {
   }
 
   async pageErrors() {
+    if (this.#crashed) return [];
     try {
       return await this.evaluate(() => window.__pageErrors ?? []);
     } catch {
@@ -246,7 +250,9 @@ class FirefoxTab extends Tab {
    * Other tabs of the origin survive only if they run in other processes: check with `contentPid`.
    */
   async crash() {
-    process.kill(await this.contentPid(), "SIGKILL");
+    const pid = await this.contentPid();
+    this.#crashed = true;
+    process.kill(pid, "SIGKILL");
   }
 
   contentPid() {

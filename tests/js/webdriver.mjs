@@ -8,8 +8,10 @@
 // long (an `evaluate` that awaits) blocks every other window's commands until it returns; run such work
 // in the background in the page (`FirefoxWindow.start`) and poll for its result.
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 export const FIREFOX = process.env.FIREFOX_BIN ?? "/usr/bin/firefox-esr";
 const GECKODRIVER = process.env.GECKODRIVER_BIN || process.env.GECKODRIVER || "geckodriver";
@@ -44,7 +46,7 @@ function asyncScript(fn) {
 
 /** One geckodriver + Firefox; `close()` ends both. */
 export class FirefoxSession {
-  #driver;
+  #stop;
   #base;
   #path;
   #queue = Promise.resolve();
@@ -54,8 +56,8 @@ export class FirefoxSession {
   /** The first window's handle. */
   firstWindow;
 
-  constructor(driver, base, id, version, firstWindow) {
-    this.#driver = driver;
+  constructor(stop, base, id, version, firstWindow) {
+    this.#stop = stop;
     this.#base = base;
     this.#path = `/session/${id}`;
     this.version = version;
@@ -83,7 +85,15 @@ export class FirefoxSession {
 
   /** Opens a new top-level window (not a background tab: those get throttled) and returns its handle. */
   async newWindow(url) {
-    const { handle } = await this.inWindow(null, () => this.command("POST", "/window/new", { type: "window" }));
+    const { handle } = await this.inWindow(null, async () => {
+      if (!this.#current) {
+        // The current window was closed: WebDriver needs a live one to open another.
+        const [any] = await this.command("GET", "/window/handles");
+        await this.command("POST", "/window", { handle: any });
+        this.#current = any;
+      }
+      return this.command("POST", "/window/new", { type: "window" });
+    });
     if (url) await this.inWindow(handle, () => this.command("POST", "/url", { url }));
     return handle;
   }
@@ -123,7 +133,7 @@ export class FirefoxSession {
     try {
       await request(this.#base, "DELETE", this.#path);
     } finally {
-      this.#driver.kill();
+      await this.#stop();
     }
   }
 }
@@ -141,19 +151,50 @@ async function request(base, method, path, body) {
 
 /**
  * Starts geckodriver and a headless Firefox. `prefs`: Firefox preferences for the fresh profile;
- * `systemAccess`: allow privileged chrome-context scripts (`FirefoxSession.chrome`); `scriptTimeout`:
- * how long one script may run, in ms.
+ * `systemAccess`: allow privileged chrome-context scripts (`FirefoxSession.chrome`) and survive a
+ * crashed tab (see below); `scriptTimeout`: how long one script may run, in ms.
+ *
+ * Firefox started by geckodriver quits as soon as any content process dies (geckodriver sets
+ * MOZ_CRASHREPORTER_SHUTDOWN, and Firefox quits when the variable is set at all, even empty). So with
+ * `systemAccess` this starts Firefox itself, on a profile of its own, without that variable, and
+ * geckodriver connects to it (`--connect-existing`).
  */
 export async function startFirefox({ prefs = {}, systemAccess = false, scriptTimeout = 120_000 } = {}) {
   const port = await freePort();
   const args = ["--host", "127.0.0.1", "--port", String(port)];
-  if (systemAccess) args.push("--allow-system-access");
+  let firefox = null;
+  let profile = null;
+  let stderr = "";
+  if (systemAccess) {
+    const marionette = await freePort();
+    profile = mkdtempSync(join(tmpdir(), "pylon-sessions-firefox-"));
+    const all = { ...prefs, "marionette.port": marionette };
+    writeFileSync(join(profile, "user.js"),
+      Object.entries(all).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});\n`).join(""));
+    const env = { ...process.env, MOZ_HEADLESS: "1", MOZ_CRASHREPORTER_NO_REPORT: "1" };
+    delete env.MOZ_CRASHREPORTER_SHUTDOWN;
+    firefox = spawn(FIREFOX, ["-marionette", "-headless", "-no-remote", "-remote-allow-system-access", "-profile", profile], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env,
+    });
+    firefox.stderr.on("data", (d) => (stderr += d));
+    args.push("--connect-existing", "--marionette-port", String(marionette), "--allow-system-access");
+  }
   const driver = spawn(GECKODRIVER, args, {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, MOZ_HEADLESS: "1" },
   });
-  let stderr = "";
   driver.stderr.on("data", (d) => (stderr += d));
+  const stop = async () => {
+    driver.kill();
+    if (firefox) {
+      const exited = new Promise((resolve) => firefox.once("exit", resolve));
+      firefox.kill();
+      await Promise.race([exited, sleep(10_000)]);
+      firefox.kill("SIGKILL");
+      rmSync(profile, { recursive: true, force: true });
+    }
+  };
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     try {
@@ -161,28 +202,40 @@ export async function startFirefox({ prefs = {}, systemAccess = false, scriptTim
       break;
     } catch (e) {
       if (i > 100) {
-        driver.kill();
+        await stop();
         throw new Error(`geckodriver did not start: ${e.message}\n${stderr}`);
       }
       await sleep(100);
     }
   }
   try {
-    const session = await request(base, "POST", "/session", {
-      capabilities: {
-        alwaysMatch: {
-          browserName: "firefox",
-          "moz:firefoxOptions": { binary: FIREFOX, args: ["-headless"], prefs },
-        },
-      },
-    });
+    // geckodriver connects to Marionette once Firefox listens: retry while it starts.
+    let session;
+    for (let i = 0; ; i++) {
+      try {
+        session = await request(base, "POST", "/session", {
+          capabilities: {
+            alwaysMatch: {
+              browserName: "firefox",
+              ...(firefox ? {} : { "moz:firefoxOptions": { binary: FIREFOX, args: ["-headless"], prefs } }),
+            },
+          },
+        });
+        break;
+      } catch (e) {
+        if (!firefox || i > 100) throw e;
+        await sleep(200);
+      }
+    }
     const id = session.sessionId;
     await request(base, "POST", `/session/${id}/timeouts`, { script: scriptTimeout, pageLoad: 60_000 });
     const first = await request(base, "GET", `/session/${id}/window`);
-    return new FirefoxSession(driver, base, id, session.capabilities.browserVersion, first);
+    const out = new FirefoxSession(stop, base, id, session.capabilities.browserVersion, first);
+    out.log = () => stderr;
+    return out;
   } catch (e) {
-    driver.kill();
-    throw e;
+    await stop();
+    throw new Error(`${e.message}\n${stderr.slice(-2000)}`);
   }
 }
 
