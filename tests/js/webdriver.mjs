@@ -266,8 +266,15 @@ export class FirefoxWindow {
     return this.#run(() => this.session.command("POST", "/url", { url }));
   }
 
+  /**
+   * Loads the page again, as a person's reload does. Not WebDriver's Refresh: in Firefox that bypasses
+   * the service worker (the page comes back uncontrolled), as a forced reload does.
+   */
   reload() {
-    return this.#run(() => this.session.command("POST", "/refresh", {}));
+    return this.#run(async () => {
+      const url = await this.session.command("GET", "/url");
+      await this.session.command("POST", "/url", { url });
+    });
   }
 
   close() {
