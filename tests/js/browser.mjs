@@ -1,5 +1,6 @@
 // Launches Debian's Chromium through playwright-core with a fresh persistent profile (a normal
-// profile: OPFS in Playwright's incognito-like default context is several times slower).
+// profile: OPFS in Playwright's incognito-like default context is several times slower). Used by the
+// Chromium benchmarks; the tests use tests/js/browsers.mjs (Chromium and Firefox, one interface).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
