@@ -190,7 +190,9 @@ export async function startFirefox({ prefs = {}, systemAccess = false, scriptTim
     if (firefox) {
       const exited = new Promise((resolve) => firefox.once("exit", resolve));
       firefox.kill();
-      await Promise.race([exited, sleep(10_000)]);
+      let timer;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+      clearTimeout(timer); // a pending timer would keep the test process alive
       firefox.kill("SIGKILL");
       rmSync(profile, { recursive: true, force: true });
     }
