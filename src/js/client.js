@@ -104,6 +104,7 @@ export class SessionStoreClient extends EventTarget {
     }
     // Ask in the background where the browser decides by itself; never awaited here.
     if (client.#info.persistence === "asking") client.#ask();
+    else if (client.#info.persistence !== "granted") client.#recheck();
     return client;
   }
 
@@ -118,6 +119,23 @@ export class SessionStoreClient extends EventTarget {
     if (info.persisted === true) return { persistence: "granted" };
     if (wantsPersistence && !persistPrompts()) return { persistence: "asking" };
     return { persistence: "not-asked" };
+  }
+
+  /**
+   * `info` may be older than the origin's state (a follower gets the owner's, read when the owner
+   * opened): re-read `persisted()` in the background, which never asks anyone.
+   */
+  #recheck() {
+    const storage = globalThis.navigator?.storage;
+    if (this.#info?.storage !== "opfs" || typeof storage?.persisted !== "function") return;
+    storage.persisted().then(
+      (persisted) => {
+        if (persisted === true && this.#info.persistence !== "granted") {
+          this.#setPersistence({ persisted: true, persistence: "granted", persistenceError: null });
+        }
+      },
+      () => {},
+    );
   }
 
   #setPersistence(change) {
