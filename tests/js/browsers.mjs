@@ -64,7 +64,7 @@ class Tab {
     }
   }
 
-  /** Waits until the element is visible (and, with `enabled`, not disabled). */
+  /** Waits until the element is rendered. */
   waitForSelector(selector, { timeout = 10_000 } = {}) {
     return this.waitFor((s) => {
       const el = document.querySelector(s);
@@ -370,7 +370,7 @@ export async function launch(name, { isolated = false, ...options } = {}) {
 /**
  * Opens the page client in `tab` as `window.store` (with the module as `window.client`), recording
  * its "change" events in `window.changes`, its roles in `window.roles` and its "persistence" events in
- * `window.persistence`. Returns a job: `await openStore(...).result()` is the role. Several tabs'
+ * `window.persistence`. Returns a job: `await startOpenStore(...).result()` is the role. Several tabs'
  * opens started together run at once.
  */
 export function startOpenStore(tab, options, settings = {}) {
