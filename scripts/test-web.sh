@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every web test: the Rust tests in Node and in a dedicated worker of headless Chromium and Firefox
 # (in-memory SQLite and OPFS), a build of pkg/, a type check of its declarations, and the JS tests
-# (exported API, page client, several tabs, Node) through the real pkg/ in Debian's Chromium.
+# (exported API, page client, several tabs, Node) through the real pkg/ in Debian's Chromium and
+# Firefox ESR (tests/js/browsers.mjs; PYLON_TEST_BROWSERS=chromium or firefox runs one).
 # Needs what scripts/setup.sh installs. Exits non-zero on the first failing suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,11 +34,12 @@ tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler
   tests/js/types.ts
 echo "types ok"
 
-step "JS tests: exported API and page client in Chromium, pkg/ in Node"
+step "JS tests: exported API and page client in Chromium and Firefox, pkg/ in Node"
 mapfile -t js_tests < <(ls tests/js/*.test.mjs | grep -v '/tabs\.test\.mjs$')
-node --test --test-reporter=spec "${js_tests[@]}"
+# A hung browser fails the run instead of stalling it.
+node --test --test-timeout=600000 --test-reporter=spec "${js_tests[@]}"
 
-step "JS tests: several tabs sharing one store, owner hand-off, change events (Chromium)"
+step "JS tests: several tabs sharing one store, owner hand-off, change events (Chromium and Firefox)"
 bash scripts/test-tabs.sh
 
 echo

@@ -19,10 +19,10 @@ cargo test --all-features
 step "native: the example"
 cargo run --quiet --example native -- "$(mktemp -d)/example.db"
 
-step "browser: Rust suites in Node, Chromium and Firefox workers; pkg/; JS API and page client tests"
+step "browser: Rust suites in Node, Chromium and Firefox workers; pkg/; JS API, page client and tabs tests in Chromium and Firefox"
 scripts/test-web.sh
 
-step "demo: www/ end to end in Chromium (screenshots in artifacts/demo/)"
+step "demo: www/ end to end in Chromium and Firefox (screenshots in artifacts/demo/)"
 scripts/test-demo.sh
 
 step "edge: workerd and Deno hosts, export/import"

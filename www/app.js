@@ -60,10 +60,29 @@ function renderStatus(info) {
   $("storage").className = info.storage === "opfs" ? "ok" : "warn";
   $("storage-why").hidden = !info.reason;
   $("storage-why").textContent = info.reason ? `Fell back to memory: ${info.reason}` : "";
-  $("persisted").textContent = info.persisted === true ? "granted" : info.persisted === false ? "not granted (the browser may evict under pressure)" : "unknown";
-  $("persisted").className = info.persisted ? "ok" : "warn";
+  renderPersistence(info);
   $("policy-idle").textContent = duration(POLICY.idleTimeout);
   $("policy-abs").textContent = duration(POLICY.absoluteTimeout);
+}
+
+// Persistent storage: asked right after opening where the browser decides by itself (Chromium); where
+// it asks the person (Firefox), only when they press the button. Nothing waits for the answer.
+const PERSISTENCE = {
+  granted: "granted",
+  denied: "not granted (the browser may evict under pressure)",
+  asking: "asking…",
+  "not-asked": "not asked yet",
+  unavailable: "unavailable",
+};
+function renderPersistence(info) {
+  let text = PERSISTENCE[info.persistence] ?? "unknown";
+  if (info.persistence === "unavailable" && info.storage !== "opfs") text = "not applicable (in memory)";
+  if (info.persistenceError) text += ` (${info.persistenceError})`;
+  $("persisted").textContent = text;
+  $("persisted").className = info.persistence === "granted" ? "ok" : info.persistence === "asking" ? "" : "warn";
+  $("persist").hidden = !(info.persistence === "not-asked" || info.persistence === "denied");
+  $("persist").textContent = info.persistence === "denied" ? "Ask again" : "Keep my data on this device";
+  $("persist-hint").hidden = info.persistence !== "asking";
 }
 
 function renderTick() {
@@ -200,11 +219,15 @@ action($("purge"), async () => {
 async function main() {
   const forced = new URLSearchParams(location.search).get("storage"); // ?storage=memory forces the fallback path
   store = await SessionStoreClient.open({ dbName: "demo.db", storage: forced ?? "auto", tokenStorage: "keep", ...POLICY });
-  renderStatus(await store.info);
+  renderStatus(store.info);
   const showRole = () =>
     ($("tabs").textContent = store.role === "owner" ? "this tab holds the store" : "served by another tab");
   showRole();
   store.addEventListener("rolechange", showRole);
+  store.addEventListener("persistence", () => renderPersistence(store.info));
+  // A click is the user gesture a browser that asks the person (Firefox) wants. The answer comes with
+  // the "persistence" event whenever the person gives it: nothing waits for it.
+  $("persist").addEventListener("click", () => store.requestPersistence().catch(showError));
   // A change in any tab (this one included): re-read, so every tab shows the same state.
   store.addEventListener("change", async () => {
     try {

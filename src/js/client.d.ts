@@ -27,13 +27,48 @@ export declare class SessionStoreError extends Error {
 export interface ClientSettings {
   /** The worker script (default: worker.js next to client.js). */
   workerUrl?: string | URL;
-  /** Ask the browser for persistent storage (`navigator.storage.persist()`); default true. */
+  /**
+   * Ask for persistent storage (`navigator.storage.persist()`) right after `open`, in the background, in
+   * browsers that decide by themselves (Chromium, Safari); default true. Never in Firefox, which asks
+   * the person with a prompt: there, and wherever this is false, call `requestPersistence()` from a user
+   * gesture. `open` never waits for the answer.
+   */
   persist?: boolean;
   /**
    * How long a call waits for an answer, through any hand-off between tabs, before rejecting with
    * `Timeout`, in ms (default 10 000). `open` itself waits for the OPFS pool without this limit.
    */
   timeout?: number;
+}
+
+/**
+ * Where the request for persistent storage stands:
+ * - `"granted"`: the browser keeps this origin's storage under pressure (`persisted` is true);
+ * - `"denied"`: the browser answered no (it may evict the data under storage pressure);
+ * - `"asking"`: `navigator.storage.persist()` is waiting for an answer: the browser's, or in Firefox the
+ *   person's, who may never give one;
+ * - `"not-asked"`: not persistent and not asked yet (Firefox, or `persist: false`): call
+ *   `requestPersistence()` from a user gesture;
+ * - `"unavailable"`: nothing to ask (memory storage, no `navigator.storage.persist`, or it failed:
+ *   `persistenceError` says why).
+ */
+export type PersistenceState = "granted" | "denied" | "asking" | "not-asked" | "unavailable";
+
+/**
+ * What `open` got (the owner tab's `StoreInfo`), plus where persistence stands for this page.
+ * `persisted` and `persistence` change when the answer comes (a `"persistence"` event).
+ */
+export interface ClientInfo extends StoreInfo {
+  persistence: PersistenceState;
+}
+
+/** A `"persistence"` event's `detail`: the new state. */
+export interface PersistenceDetail {
+  /** Whether the storage is persistent now; `null` where unknown. */
+  persisted: boolean | null;
+  persistence: PersistenceState;
+  /** Why asking failed, when it did. */
+  persistenceError: string | null;
 }
 
 /** Whether this tab's worker holds the database (`"owner"`) or another tab's serves it (`"follower"`). */
@@ -67,6 +102,8 @@ export interface SessionStoreClientEventMap {
   change: CustomEvent<ChangeDetail>;
   /** This tab's role changed (a follower took the store over). */
   rolechange: CustomEvent<{ role: Role }>;
+  /** Where persistent storage stands changed (asked, answered); `info` holds the same. */
+  persistence: CustomEvent<PersistenceDetail>;
 }
 
 /**
@@ -76,10 +113,13 @@ export interface SessionStoreClientEventMap {
  */
 export declare class SessionStoreClient extends EventTarget {
   private constructor(worker: Worker, channelName?: string | null, timeout?: number);
-  /** Starts a worker and opens the store in it, or joins the tab that has it open. */
+  /**
+   * Starts a worker and opens the store in it, or joins the tab that has it open. Never waits for the
+   * person (e.g. a permission prompt).
+   */
   static open(options?: OpenOptions, settings?: ClientSettings): Promise<SessionStoreClient>;
-  /** What `open` got (from the owner tab's store, for a follower). */
-  readonly info: StoreInfo;
+  /** What `open` got (from the owner tab's store, for a follower), with this page's persistence state. */
+  readonly info: ClientInfo;
   /** Whether this tab's worker holds the database; memory storage is always `"owner"`. */
   readonly role: Role;
   /** Whether `close` was called or the worker died. */
@@ -123,6 +163,13 @@ export declare class SessionStoreClient extends EventTarget {
   exportSessions(): Promise<SessionExport>;
   /** Writes an export document's sessions into the store (checked whole first); returns how many. */
   importSessions(doc: SessionExport): Promise<number>;
+  /**
+   * Asks for persistent storage (`navigator.storage.persist()`); call it from a user gesture (Firefox
+   * shows the person a prompt). Resolves with the answer (`null`: nothing to ask) when it comes, which
+   * in Firefox is when the person answers, maybe never: make nothing else wait for it. Updates `info`
+   * and fires `"persistence"`.
+   */
+  requestPersistence(): Promise<boolean | null>;
   /** Closes this tab's use of the store and stops its worker; an owner hands the store to another tab. */
   close(): Promise<void>;
   /** Stops the worker without closing, as a crashed tab would. */

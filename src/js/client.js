@@ -11,6 +11,12 @@
 // (`"follower"`) over a BroadcastChannel; when the owner's tab goes, the next tab's worker takes the
 // lock and the followers resend what was in flight. Every write fires "change" in every tab, the
 // writer's included. Measured costs and the reasons for this design: docs/multi-tab.md.
+//
+// Persistent storage: `open` never waits for it, nor for anything else only a person can answer.
+// `info.persistence` says where the request stands ("granted", "denied", "asking", "not-asked",
+// "unavailable") and a "persistence" event fires on every change. Browsers that decide by themselves
+// (Chromium, Safari) are asked right after `open`; Firefox asks the person with a prompt, so there the
+// app calls `store.requestPersistence()` from a user gesture (a click) when it chooses.
 
 /** The error every method rejects with: an `Error` with a stable `code` (see `ClientErrorCode`). */
 export class SessionStoreError extends Error {
@@ -34,17 +40,13 @@ function newToken() {
 }
 
 /**
- * Asks the browser to keep this origin's storage (`persist()` exists on pages only, not in workers):
- * `{ granted: boolean | null, error: string | null }`.
+ * Whether asking this browser for persistent storage shows the person a permission prompt. Firefox (and
+ * other Gecko browsers) ask the person and answer `persist()` only when they do; Chromium and Safari
+ * decide on their own at once. No feature tells the two apart (the Permissions API says "prompt" in
+ * both), hence the user agent. A wrong guess costs little: nothing waits for the answer either way.
  */
-async function requestPersistence() {
-  const storage = globalThis.navigator?.storage;
-  if (typeof storage?.persist !== "function") return { granted: null, error: null };
-  try {
-    return { granted: await storage.persist(), error: null };
-  } catch (err) {
-    return { granted: null, error: `navigator.storage.persist() failed: ${err?.message ?? err}` };
-  }
+function persistPrompts() {
+  return /\bFirefox\//.test(globalThis.navigator?.userAgent ?? "");
 }
 
 export class SessionStoreClient extends EventTarget {
@@ -57,6 +59,7 @@ export class SessionStoreClient extends EventTarget {
   #closed = false;
   #failure = null;
   #info = null;
+  #asking = 0; // persist() calls waiting for an answer
   #client = `${Date.now().toString(36)}-${++clients}-${Math.random().toString(36).slice(2, 10)}`;
 
   /** Use `SessionStoreClient.open`. */
@@ -77,7 +80,9 @@ export class SessionStoreClient extends EventTarget {
   }
 
   /**
-   * Starts a worker and opens the store in it, or joins the tab that already has it open.
+   * Starts a worker and opens the store in it, or joins the tab that already has it open. Never waits
+   * for the person: asking for persistent storage happens after `open` has resolved (see
+   * `requestPersistence` and the `"persistence"` event).
    * @param {import("./pylon_sessions.js").OpenOptions} [options]
    * @param {{ workerUrl?: string | URL, persist?: boolean, timeout?: number }} [settings]
    */
@@ -89,25 +94,107 @@ export class SessionStoreClient extends EventTarget {
       new Worker(url, { type: "module" }), shared ? name : null, settings.timeout ?? DEFAULT_TIMEOUT_MS,
     );
     try {
-      const wantsPersistence = settings.persist !== false && options?.storage !== "memory";
-      const asked = wantsPersistence ? await requestPersistence() : { granted: null, error: null };
       const opened = await client.#call("open", [options], true);
       client.#setRole(opened.role, false);
       const info = opened.info ?? (await client.#call("info", []));
-      if (info.storage === "opfs") {
-        // The page's answer to persist() is the grant itself; the worker could only read persisted().
-        if (typeof asked.granted === "boolean") info.persisted = asked.granted;
-        if (asked.error) info.persistenceError = asked.error;
-      }
-      client.#info = info;
-      return client;
+      client.#info = { ...info, ...client.#persistenceAtOpen(info, settings.persist !== false) };
     } catch (err) {
       client.terminate();
       throw err;
     }
+    // Ask in the background where the browser decides by itself; never awaited here.
+    if (client.#info.persistence === "asking") client.#ask();
+    else if (client.#info.persistence !== "granted") client.#recheck();
+    return client;
   }
 
-  /** What `open` got (from the owner tab's store, for a follower): storage kind, persistence, policy. */
+  /**
+   * Where persistence stands right after opening. `persisted` comes from the store's worker
+   * (`navigator.storage.persisted()`, which never asks anyone).
+   */
+  #persistenceAtOpen(info, wantsPersistence) {
+    if (info.storage !== "opfs" || typeof globalThis.navigator?.storage?.persist !== "function") {
+      return { persistence: "unavailable" };
+    }
+    if (info.persisted === true) return { persistence: "granted" };
+    if (wantsPersistence && !persistPrompts()) return { persistence: "asking" };
+    return { persistence: "not-asked" };
+  }
+
+  /**
+   * `info` may be older than the origin's state (a follower gets the owner's, read when the owner
+   * opened): re-read `persisted()` in the background, which never asks anyone.
+   */
+  #recheck() {
+    const storage = globalThis.navigator?.storage;
+    if (this.#info?.storage !== "opfs" || typeof storage?.persisted !== "function") return;
+    storage.persisted().then(
+      (persisted) => {
+        if (persisted === true && this.#info.persistence !== "granted") {
+          this.#setPersistence({ persisted: true, persistence: "granted", persistenceError: null });
+        }
+      },
+      () => {},
+    );
+  }
+
+  #setPersistence(change) {
+    const before = this.#info;
+    this.#info = { ...before, ...change };
+    if (before.persistence === this.#info.persistence && before.persisted === this.#info.persisted) return;
+    const { persisted, persistence, persistenceError } = this.#info;
+    this.dispatchEvent(new CustomEvent("persistence", { detail: { persisted, persistence, persistenceError } }));
+  }
+
+  /**
+   * Calls `navigator.storage.persist()` and resolves with its answer whenever it comes. Every call asks
+   * anew (a second click may bring back a prompt the person closed); a "yes" wins, and a "no" counts
+   * once no other call is still waiting.
+   */
+  #ask() {
+    const storage = globalThis.navigator?.storage;
+    if (this.#info?.storage !== "opfs" || typeof storage?.persist !== "function") {
+      return Promise.resolve(this.#info?.persisted ?? null);
+    }
+    this.#asking++;
+    if (this.#info.persistence !== "granted") this.#setPersistence({ persistence: "asking" });
+    return (async () => {
+      let answer;
+      try {
+        answer = { granted: await storage.persist() };
+      } catch (err) {
+        answer = { error: `navigator.storage.persist() failed: ${err?.message ?? err}` };
+      }
+      this.#asking--;
+      if (this.#info.persistence === "granted") return answer.granted ?? null;
+      if (answer.granted === true) {
+        this.#setPersistence({ persisted: true, persistence: "granted", persistenceError: null });
+      } else if (this.#asking === 0) {
+        this.#setPersistence(answer.error
+          ? { persisted: null, persistence: "unavailable", persistenceError: answer.error }
+          : { persisted: false, persistence: "denied", persistenceError: null });
+      }
+      return answer.granted ?? null;
+    })();
+  }
+
+  /**
+   * Asks the browser to keep this origin's storage (`navigator.storage.persist()`), for browsers that
+   * ask the person (Firefox shows a permission prompt): call it from a user gesture, e.g. a click
+   * handler. Resolves with the answer (`true`, `false`, or `null` where there is nothing to ask) when it
+   * comes, which in Firefox is when the person answers, perhaps never: make nothing else wait for it.
+   * Every change also updates `info` and fires `"persistence"`.
+   * @returns {Promise<boolean | null>}
+   */
+  requestPersistence() {
+    if (this.#info?.persistence === "granted") return Promise.resolve(true);
+    return this.#ask();
+  }
+
+  /**
+   * What `open` got (from the owner tab's store, for a follower): storage kind, persistence, policy;
+   * `persisted` and `persistence` change later (see the `"persistence"` event).
+   */
   get info() {
     return this.#info;
   }
@@ -131,7 +218,14 @@ export class SessionStoreClient extends EventTarget {
   #onWorker(msg) {
     if (!msg || msg.v !== 1) return;
     if (msg.t === "role") {
-      if (msg.role === "owner" && msg.info) this.#info = { ...this.#info, ...msg.info };
+      if (msg.role === "owner" && msg.info) {
+        // The new owner's store: its policy is in force now. Persistence is this page's to track.
+        const { persisted, persistenceError, ...rest } = msg.info;
+        this.#info = { ...this.#info, ...rest };
+        if (persisted === true && this.#info.persistence !== "granted") {
+          this.#setPersistence({ persisted: true, persistence: "granted" });
+        }
+      }
       this.#setRole(msg.role);
       if (msg.role === "owner") this.#resend();
       return;

@@ -1,355 +1,358 @@
-// The exported `SessionStore` class from pkg/, in a dedicated worker of headless Chromium (and on the
-// page's main thread, where OPFS does not exist).
+// The exported `SessionStore` class from pkg/, in a dedicated worker (and on the page's main thread,
+// where OPFS does not exist), in headless Chromium and Firefox (tests/js/browsers.mjs): one browser
+// instance per browser for the whole file.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { harnessWorker, launch } from "./browser.mjs";
+import { BROWSERS, harnessWorker, launch } from "./browsers.mjs";
 
-let browser;
-let worker;
-before(async () => {
-  browser = await launch();
-  worker = await harnessWorker(browser.page);
-});
-after(() => browser?.close());
-
-describe("SessionStore in a dedicated worker", () => {
-  test("opens on OPFS and reports what it got", async () => {
-    const info = await worker.evaluate(async () => {
-      const { SessionStore } = await self.ready;
-      const store = await SessionStore.open({ dbName: "api-info.db", storage: "opfs" });
-      const info = store.info;
-      store.close();
-      return info;
-    });
-    assert.equal(info.storage, "opfs");
-    assert.equal(info.requested, "opfs");
-    assert.equal(info.reason, null);
-    assert.equal(typeof info.persisted, "boolean");
-    assert.equal(info.persistenceError, null);
-    assert.equal(info.migration, "created");
-    assert.equal(info.tokenStorage, "hash");
-    assert.equal(info.idleTimeout, 7 * 24 * 3600);
+for (const name of BROWSERS) describe(`${name}`, () => {
+  let browser;
+  let worker;
+  before(async () => {
+    browser = await launch(name);
+    worker = await harnessWorker(browser.page);
   });
+  after(() => browser?.close());
 
-  test("every method, with camelCase plain objects", async () => {
-    const r = await worker.evaluate(async () => {
-      const { SessionStore } = await self.ready;
-      const store = await SessionStore.open({
-        dbName: "api-methods.db", storage: "opfs", tokenStorage: "keep",
-        idleTimeout: 3600, absoluteTimeout: 86400,
+  describe("SessionStore in a dedicated worker", () => {
+    test("opens on OPFS and reports what it got", async () => {
+      const info = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const store = await SessionStore.open({ dbName: "api-info.db", storage: "opfs" });
+        const info = store.info;
+        store.close();
+        return info;
       });
-      const a = store.create({ userId: "alice", tenantId: "acme", device: "laptop" });
-      const b = store.create({ userId: "alice", device: "phone" });
-      const c = store.create({ userId: "bob" });
-      const got = store.get(a.token);
-      const byId = store.getById(a.session.id);
-      const touched = store.touch(a.token);
-      const rotated = store.rotate(a.token);
-      const oldGone = store.get(a.token);
-      const listAll = store.listByUser("alice");
-      const listAcme = store.listByUser("alice", "acme");
-      const now = Math.floor(Date.now() / 1000);
-      const inserted = store.insert({
-        token: "server-issued-token-123456", userId: "carol", createdAt: now - 10, expiresAt: now + 100,
-      });
-      const expired = store.insert({
-        token: "server-issued-token-expired", userId: "carol", createdAt: now - 1000, expiresAt: now - 1,
-      });
-      const others = store.removeOthers(rotated.token);
-      const removedById = store.removeById(c.session.id);
-      const purged = store.purgeExpired();
-      const all = store.loadAll();
-      const removed = store.remove(rotated.token);
-      const removedAgain = store.remove(rotated.token);
-      const byUser = store.removeByUser("carol");
-      const left = store.loadAll();
-      store.close();
-      return { a, b, got, byId, touched, rotated, oldGone, listAll, listAcme, inserted, expired,
-        others, removedById, purged, all, removed, removedAgain, byUser, left };
+      assert.equal(info.storage, "opfs");
+      assert.equal(info.requested, "opfs");
+      assert.equal(info.reason, null);
+      assert.equal(typeof info.persisted, "boolean");
+      assert.equal(info.persistenceError, null);
+      assert.equal(info.migration, "created");
+      assert.equal(info.tokenStorage, "hash");
+      assert.equal(info.idleTimeout, 7 * 24 * 3600);
     });
-    assert.match(r.a.token, /^pyl_[0-9a-f]{64}$/);
-    assert.deepEqual(Object.keys(r.a.session).sort(),
-      ["createdAt", "device", "expiresAt", "id", "lastSeenAt", "tenantId", "token", "userId"]);
-    assert.equal(r.a.session.token, r.a.token, "tokenStorage keep returns the token");
-    assert.equal(r.a.session.tenantId, "acme");
-    assert.equal(r.b.session.tenantId, null);
-    assert.equal(r.a.session.expiresAt - r.a.session.createdAt, 86400);
-    assert.deepEqual(r.got, r.a.session);
-    assert.deepEqual(r.byId, r.a.session);
-    assert.equal(r.touched.id, r.a.session.id);
-    assert.notEqual(r.rotated.token, r.a.token);
-    assert.equal(r.rotated.session.createdAt, r.a.session.createdAt);
-    assert.equal(r.oldGone, null);
-    assert.equal(r.listAll.length, 2);
-    assert.equal(r.listAcme.length, 1);
-    assert.equal(r.inserted.userId, "carol");
-    assert.equal(r.inserted.lastSeenAt, r.inserted.createdAt);
-    assert.equal(r.others, 1, "alice's phone");
-    assert.equal(r.removedById, true);
-    assert.equal(r.purged, 1, "carol's expired session");
-    assert.equal(r.all.length, 2);
-    assert.equal(r.removed, true);
-    assert.equal(r.removedAgain, false);
-    assert.equal(r.byUser, 1);
-    assert.deepEqual(r.left, []);
-  });
 
-  test("bad inputs throw InvalidInput with a field, and the store keeps working", async () => {
-    const r = await worker.evaluate(async () => {
-      const { SessionStore } = await self.ready;
-      const store = await SessionStore.open({ dbName: "api-bad.db", storage: "opfs" });
-      const { token } = store.create({ userId: "alice" });
-      const now = Math.floor(Date.now() / 1000);
-      const good = { token: "server-issued-token-abcdef", userId: "u", createdAt: now, expiresAt: 0 };
-      const cases = {
-        createUndefined: () => store.create(),
-        createNull: () => store.create(null),
-        createString: () => store.create("alice"),
-        createArray: () => store.create(["alice"]),
-        createMissingUser: () => store.create({}),
-        createNumberUser: () => store.create({ userId: 42 }),
-        createEmptyUser: () => store.create({ userId: "" }),
-        createNul: () => store.create({ userId: "a\0b" }),
-        createHugeUser: () => store.create({ userId: "x".repeat(10_000_000) }),
-        createHugeDevice: () => store.create({ userId: "a", device: "d".repeat(257) }),
-        createUnknownField: () => store.create({ userId: "a", usrId: "typo" }),
-        createLoneSurrogate: () => store.create({ userId: "a\ud800b" }),
-        createThrowingGetter: () => store.create({ get userId() { throw new Error("boom"); } }),
-        createProxy: () => store.create(new Proxy({}, { ownKeys() { throw new Error("boom"); } })),
-        getNumber: () => store.get(12345),
-        getUndefined: () => store.get(),
-        getObject: () => store.get({ token }),
-        getShort: () => store.get("short"),
-        getSpaces: () => store.get("a token with spaces in it"),
-        getHuge: () => store.get("t".repeat(100_000)),
-        getBigInt: () => store.get(10n),
-        getSymbol: () => store.get(Symbol("t")),
-        getByIdBad: () => store.getById("not-hex"),
-        removeByIdUpper: () => store.removeById("A".repeat(64)),
-        touchNull: () => store.touch(null),
-        rotateNumber: () => store.rotate(1),
-        removeOthersBool: () => store.removeOthers(true),
-        listByUserNumber: () => store.listByUser(1),
-        listByUserBadTenant: () => store.listByUser("a", 5),
-        removeByUserEmpty: () => store.removeByUser(""),
-        insertNaN: () => store.insert({ ...good, createdAt: NaN }),
-        insertNegative: () => store.insert({ ...good, createdAt: -1 }),
-        insertFraction: () => store.insert({ ...good, createdAt: 1.5 }),
-        insertHuge: () => store.insert({ ...good, expiresAt: 1e300 }),
-        insertInfinity: () => store.insert({ ...good, expiresAt: Infinity }),
-        insertPastYear9999: () => store.insert({ ...good, expiresAt: 253402300800 }),
-        insertStringTime: () => store.insert({ ...good, createdAt: "1700000000" }),
-        insertBigIntTime: () => store.insert({ ...good, createdAt: 1700000000n }),
-        insertMissingExpiry: () => store.insert({ token: good.token, userId: "u", createdAt: now }),
-        insertNoToken: () => store.insert({ userId: "u", createdAt: now, expiresAt: 0 }),
-        insertTokenNumber: () => store.insert({ ...good, token: 1234567890123456789 }),
-        insertWrongId: () => store.insert({ ...good, id: "0".repeat(64) }),
-        openBadStorage: () => SessionStore.open({ storage: "disk" }),
-        openBadName: () => SessionStore.open({ dbName: "../x.db" }),
-        openNegativeTimeout: () => SessionStore.open({ storage: "memory", idleTimeout: -5 }),
-        openBadTokens: () => SessionStore.open({ storage: "memory", tokenStorage: "plain" }),
-        openNotObject: () => SessionStore.open(42),
-      };
-      const codes = {};
-      const fields = {};
-      for (const [name, fn] of Object.entries(cases)) {
-        codes[name] = await self.codeOf(fn);
-        try { await fn(); } catch (e) { fields[name] = e.field; }
+    test("every method, with camelCase plain objects", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const store = await SessionStore.open({
+          dbName: "api-methods.db", storage: "opfs", tokenStorage: "keep",
+          idleTimeout: 3600, absoluteTimeout: 86400,
+        });
+        const a = store.create({ userId: "alice", tenantId: "acme", device: "laptop" });
+        const b = store.create({ userId: "alice", device: "phone" });
+        const c = store.create({ userId: "bob" });
+        const got = store.get(a.token);
+        const byId = store.getById(a.session.id);
+        const touched = store.touch(a.token);
+        const rotated = store.rotate(a.token);
+        const oldGone = store.get(a.token);
+        const listAll = store.listByUser("alice");
+        const listAcme = store.listByUser("alice", "acme");
+        const now = Math.floor(Date.now() / 1000);
+        const inserted = store.insert({
+          token: "server-issued-token-123456", userId: "carol", createdAt: now - 10, expiresAt: now + 100,
+        });
+        const expired = store.insert({
+          token: "server-issued-token-expired", userId: "carol", createdAt: now - 1000, expiresAt: now - 1,
+        });
+        const others = store.removeOthers(rotated.token);
+        const removedById = store.removeById(c.session.id);
+        const purged = store.purgeExpired();
+        const all = store.loadAll();
+        const removed = store.remove(rotated.token);
+        const removedAgain = store.remove(rotated.token);
+        const byUser = store.removeByUser("carol");
+        const left = store.loadAll();
+        store.close();
+        return { a, b, got, byId, touched, rotated, oldGone, listAll, listAcme, inserted, expired,
+          others, removedById, purged, all, removed, removedAgain, byUser, left };
+      });
+      assert.match(r.a.token, /^pyl_[0-9a-f]{64}$/);
+      assert.deepEqual(Object.keys(r.a.session).sort(),
+        ["createdAt", "device", "expiresAt", "id", "lastSeenAt", "tenantId", "token", "userId"]);
+      assert.equal(r.a.session.token, r.a.token, "tokenStorage keep returns the token");
+      assert.equal(r.a.session.tenantId, "acme");
+      assert.equal(r.b.session.tenantId, null);
+      assert.equal(r.a.session.expiresAt - r.a.session.createdAt, 86400);
+      assert.deepEqual(r.got, r.a.session);
+      assert.deepEqual(r.byId, r.a.session);
+      assert.equal(r.touched.id, r.a.session.id);
+      assert.notEqual(r.rotated.token, r.a.token);
+      assert.equal(r.rotated.session.createdAt, r.a.session.createdAt);
+      assert.equal(r.oldGone, null);
+      assert.equal(r.listAll.length, 2);
+      assert.equal(r.listAcme.length, 1);
+      assert.equal(r.inserted.userId, "carol");
+      assert.equal(r.inserted.lastSeenAt, r.inserted.createdAt);
+      assert.equal(r.others, 1, "alice's phone");
+      assert.equal(r.removedById, true);
+      assert.equal(r.purged, 1, "carol's expired session");
+      assert.equal(r.all.length, 2);
+      assert.equal(r.removed, true);
+      assert.equal(r.removedAgain, false);
+      assert.equal(r.byUser, 1);
+      assert.deepEqual(r.left, []);
+    });
+
+    test("bad inputs throw InvalidInput with a field, and the store keeps working", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const store = await SessionStore.open({ dbName: "api-bad.db", storage: "opfs" });
+        const { token } = store.create({ userId: "alice" });
+        const now = Math.floor(Date.now() / 1000);
+        const good = { token: "server-issued-token-abcdef", userId: "u", createdAt: now, expiresAt: 0 };
+        const cases = {
+          createUndefined: () => store.create(),
+          createNull: () => store.create(null),
+          createString: () => store.create("alice"),
+          createArray: () => store.create(["alice"]),
+          createMissingUser: () => store.create({}),
+          createNumberUser: () => store.create({ userId: 42 }),
+          createEmptyUser: () => store.create({ userId: "" }),
+          createNul: () => store.create({ userId: "a\0b" }),
+          createHugeUser: () => store.create({ userId: "x".repeat(10_000_000) }),
+          createHugeDevice: () => store.create({ userId: "a", device: "d".repeat(257) }),
+          createUnknownField: () => store.create({ userId: "a", usrId: "typo" }),
+          createLoneSurrogate: () => store.create({ userId: "a\ud800b" }),
+          createThrowingGetter: () => store.create({ get userId() { throw new Error("boom"); } }),
+          createProxy: () => store.create(new Proxy({}, { ownKeys() { throw new Error("boom"); } })),
+          getNumber: () => store.get(12345),
+          getUndefined: () => store.get(),
+          getObject: () => store.get({ token }),
+          getShort: () => store.get("short"),
+          getSpaces: () => store.get("a token with spaces in it"),
+          getHuge: () => store.get("t".repeat(100_000)),
+          getBigInt: () => store.get(10n),
+          getSymbol: () => store.get(Symbol("t")),
+          getByIdBad: () => store.getById("not-hex"),
+          removeByIdUpper: () => store.removeById("A".repeat(64)),
+          touchNull: () => store.touch(null),
+          rotateNumber: () => store.rotate(1),
+          removeOthersBool: () => store.removeOthers(true),
+          listByUserNumber: () => store.listByUser(1),
+          listByUserBadTenant: () => store.listByUser("a", 5),
+          removeByUserEmpty: () => store.removeByUser(""),
+          insertNaN: () => store.insert({ ...good, createdAt: NaN }),
+          insertNegative: () => store.insert({ ...good, createdAt: -1 }),
+          insertFraction: () => store.insert({ ...good, createdAt: 1.5 }),
+          insertHuge: () => store.insert({ ...good, expiresAt: 1e300 }),
+          insertInfinity: () => store.insert({ ...good, expiresAt: Infinity }),
+          insertPastYear9999: () => store.insert({ ...good, expiresAt: 253402300800 }),
+          insertStringTime: () => store.insert({ ...good, createdAt: "1700000000" }),
+          insertBigIntTime: () => store.insert({ ...good, createdAt: 1700000000n }),
+          insertMissingExpiry: () => store.insert({ token: good.token, userId: "u", createdAt: now }),
+          insertNoToken: () => store.insert({ userId: "u", createdAt: now, expiresAt: 0 }),
+          insertTokenNumber: () => store.insert({ ...good, token: 1234567890123456789 }),
+          insertWrongId: () => store.insert({ ...good, id: "0".repeat(64) }),
+          openBadStorage: () => SessionStore.open({ storage: "disk" }),
+          openBadName: () => SessionStore.open({ dbName: "../x.db" }),
+          openNegativeTimeout: () => SessionStore.open({ storage: "memory", idleTimeout: -5 }),
+          openBadTokens: () => SessionStore.open({ storage: "memory", tokenStorage: "plain" }),
+          openNotObject: () => SessionStore.open(42),
+        };
+        const codes = {};
+        const fields = {};
+        for (const [name, fn] of Object.entries(cases)) {
+          codes[name] = await self.codeOf(fn);
+          try { await fn(); } catch (e) { fields[name] = e.field; }
+        }
+        let sample;
+        try { store.get(12345); } catch (e) { sample = { name: e.name, message: e.message, isError: e instanceof Error }; }
+        // Still working after every refusal.
+        const stillThere = store.get(token) !== null;
+        const another = store.create({ userId: "bob" }).session.userId;
+        store.close();
+        return { codes, fields, sample, stillThere, another };
+      });
+      for (const [name, code] of Object.entries(r.codes)) {
+        assert.equal(code, "InvalidInput", `${name} gave ${code}`);
       }
-      let sample;
-      try { store.get(12345); } catch (e) { sample = { name: e.name, message: e.message, isError: e instanceof Error }; }
-      // Still working after every refusal.
-      const stillThere = store.get(token) !== null;
-      const another = store.create({ userId: "bob" }).session.userId;
-      store.close();
-      return { codes, fields, sample, stillThere, another };
+      assert.equal(r.fields.createNumberUser, "userId");
+      assert.equal(r.fields.insertNaN, "createdAt");
+      assert.equal(r.fields.getNumber, "token");
+      assert.equal(r.fields.openBadStorage, "storage");
+      assert.deepEqual(r.sample, {
+        name: "SessionStoreError", message: "invalid token: must be a string, got a number", isError: true,
+      });
+      assert.equal(r.stillThere, true);
+      assert.equal(r.another, "bob");
     });
-    for (const [name, code] of Object.entries(r.codes)) {
-      assert.equal(code, "InvalidInput", `${name} gave ${code}`);
-    }
-    assert.equal(r.fields.createNumberUser, "userId");
-    assert.equal(r.fields.insertNaN, "createdAt");
-    assert.equal(r.fields.getNumber, "token");
-    assert.equal(r.fields.openBadStorage, "storage");
-    assert.deepEqual(r.sample, {
-      name: "SessionStoreError", message: "invalid token: must be a string, got a number", isError: true,
+
+    test("create and rotate with caller-generated tokens are safe to repeat", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const store = await SessionStore.open({ dbName: "api-repeat.db", storage: "opfs" });
+        const t1 = "pyl_" + "a1".repeat(32);
+        const t2 = "pyl_" + "b2".repeat(32);
+        const first = store.create({ userId: "alice", device: "d" }, t1);
+        const again = store.create({ userId: "alice", device: "d" }, t1);
+        let stolen;
+        try { store.create({ userId: "mallory" }, t1); } catch (e) { stolen = e.code; }
+        const rotated = store.rotate(t1, t2);
+        const rotatedAgain = store.rotate(t1, t2);
+        const generated = store.create({ userId: "bob" }, null);
+        const out = { first, again, stolen, rotated, rotatedAgain, old: store.get(t1), count: store.loadAll().length, generated };
+        store.close();
+        return out;
+      });
+      assert.equal(r.first.token, "pyl_" + "a1".repeat(32));
+      assert.deepEqual(r.again, r.first);
+      assert.equal(r.stolen, "InvalidInput");
+      assert.equal(r.rotated.token, "pyl_" + "b2".repeat(32));
+      assert.deepEqual(r.rotatedAgain, r.rotated);
+      assert.equal(r.old, null);
+      assert.equal(r.count, 2);
+      assert.match(r.generated.token, /^pyl_[0-9a-f]{64}$/);
     });
-    assert.equal(r.stillThere, true);
-    assert.equal(r.another, "bob");
+
+    test("NotFound and Closed", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const store = await SessionStore.open({ dbName: "api-closed.db", storage: "opfs" });
+        const { token } = store.create({ userId: "alice" });
+        const missing = "pyl_" + "0".repeat(64);
+        const codes = {
+          rotateMissing: await self.codeOf(() => store.rotate(missing)),
+          removeOthersMissing: await self.codeOf(() => store.removeOthers(missing)),
+        };
+        store.close();
+        store.close(); // a second close does nothing
+        codes.getAfterClose = await self.codeOf(() => store.get(token));
+        codes.createAfterClose = await self.codeOf(() => store.create({ userId: "a" }));
+        codes.loadAllAfterClose = await self.codeOf(() => store.loadAll());
+        return { codes, closed: store.closed };
+      });
+      assert.deepEqual(r.codes, {
+        rotateMissing: "NotFound", removeOthersMissing: "NotFound",
+        getAfterClose: "Closed", createAfterClose: "Closed", loadAllAfterClose: "Closed",
+      });
+      assert.equal(r.closed, true);
+    });
+
+    test("sessions survive close and reopen in the same worker", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const opts = { dbName: "api-persist.db", storage: "opfs", tokenStorage: "keep" };
+        let store = await SessionStore.open(opts);
+        const tokens = [];
+        for (let i = 0; i < 10; i++) tokens.push(store.create({ userId: `u${i % 3}` }).token);
+        const before = store.loadAll();
+        store.close();
+        store = await SessionStore.open(opts);
+        const after = store.loadAll();
+        const migration = store.info.migration;
+        const found = tokens.filter((t) => store.get(t) !== null).length;
+        store.close();
+        return { before, after, migration, found };
+      });
+      assert.equal(r.migration, "upToDate");
+      assert.deepEqual(r.after, r.before);
+      assert.equal(r.found, 10);
+    });
+
+    test("a full disk (QuotaExceededError) is QuotaExceeded and the data stays intact", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const store = await SessionStore.open({ dbName: "api-quota.db", storage: "opfs" });
+        const kept = [];
+        for (let i = 0; i < 5; i++) kept.push(store.create({ userId: "alice" }).token);
+        const before = store.loadAll();
+        self.diskFull = true;
+        const codes = [];
+        let message;
+        try {
+          for (let i = 0; i < 3; i++) codes.push(await self.codeOf(() => store.create({ userId: "bob" })));
+          try { store.create({ userId: "bob" }); } catch (e) { message = e.message; }
+          codes.push(await self.codeOf(() => store.remove(kept[0])));
+        } finally {
+          self.diskFull = false;
+        }
+        const after = store.loadAll();
+        const bobs = store.listByUser("bob").length;
+        const works = store.create({ userId: "carol" }).session.userId;
+        store.close();
+        const reopened = await SessionStore.open({ dbName: "api-quota.db", storage: "opfs" });
+        const afterReopen = reopened.loadAll().length;
+        reopened.close();
+        return { codes, message, before, after, bobs, works, afterReopen };
+      });
+      assert.deepEqual(r.codes, ["QuotaExceeded", "QuotaExceeded", "QuotaExceeded", "QuotaExceeded"]);
+      assert.match(r.message, /quota/i);
+      assert.deepEqual(r.after, r.before, "nothing written, nothing lost");
+      assert.equal(r.bobs, 0);
+      assert.equal(r.works, "carol");
+      assert.equal(r.afterReopen, 6);
+    });
+
+    test("memory storage and a second worker on a held pool", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const mem = await SessionStore.open({ storage: "memory" });
+        mem.create({ userId: "alice" });
+        const memInfo = mem.info;
+        const count = mem.loadAll().length;
+        mem.close();
+        // Hold the pool here while another worker tries it.
+        self.held = await SessionStore.open({ dbName: "api-held.db", storage: "opfs" });
+        return { memInfo, count };
+      });
+      assert.equal(r.memInfo.storage, "memory");
+      assert.equal(r.memInfo.persisted, null);
+      assert.equal(r.count, 1);
+
+      const second = await harnessWorker(browser.page);
+      const codes = await second.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        return {
+          opfs: await self.codeOf(() => SessionStore.open({ dbName: "api-held.db", storage: "opfs" })),
+          auto: await self.codeOf(() => SessionStore.open({ dbName: "api-held.db", storage: "auto" })),
+        };
+      });
+      assert.deepEqual(codes, { opfs: "Locked", auto: "Locked" });
+
+      // An open that starts while the first worker still holds the pool retries, and succeeds once the
+      // first worker lets go (here after about 150 ms).
+      await second.evaluate(() => {
+        self.pending = self.pkg.SessionStore.open({ dbName: "api-held.db", storage: "opfs" });
+      });
+      await new Promise((r) => setTimeout(r, 150));
+      await worker.evaluate(() => self.held.close());
+      const info = await second.evaluate(async () => {
+        const s = await self.pending;
+        const info = s.info;
+        s.close();
+        return info;
+      });
+      assert.equal(info.storage, "opfs");
+    });
   });
 
-  test("create and rotate with caller-generated tokens are safe to repeat", async () => {
-    const r = await worker.evaluate(async () => {
-      const { SessionStore } = await self.ready;
-      const store = await SessionStore.open({ dbName: "api-repeat.db", storage: "opfs" });
-      const t1 = "pyl_" + "a1".repeat(32);
-      const t2 = "pyl_" + "b2".repeat(32);
-      const first = store.create({ userId: "alice", device: "d" }, t1);
-      const again = store.create({ userId: "alice", device: "d" }, t1);
-      let stolen;
-      try { store.create({ userId: "mallory" }, t1); } catch (e) { stolen = e.code; }
-      const rotated = store.rotate(t1, t2);
-      const rotatedAgain = store.rotate(t1, t2);
-      const generated = store.create({ userId: "bob" }, null);
-      const out = { first, again, stolen, rotated, rotatedAgain, old: store.get(t1), count: store.loadAll().length, generated };
-      store.close();
-      return out;
+  describe("SessionStore on the page's main thread (no OPFS)", () => {
+    test("opfs is StorageUnavailable, auto falls back to memory and says why", async () => {
+      const r = await browser.page.evaluate(async () => {
+        const pkg = await import("/pkg/pylon_sessions.js");
+        await pkg.default();
+        let opfs;
+        try { await pkg.SessionStore.open({ storage: "opfs" }); } catch (e) { opfs = { code: e.code, message: e.message }; }
+        const auto = await pkg.SessionStore.open({ storage: "auto" });
+        const info = auto.info;
+        const { token } = auto.create({ userId: "alice" });
+        const found = auto.get(token) !== null;
+        auto.close();
+        return { opfs, info, found };
+      });
+      assert.equal(r.opfs.code, "StorageUnavailable");
+      assert.match(r.opfs.message, /dedicated worker/);
+      assert.equal(r.info.storage, "memory");
+      assert.equal(r.info.requested, "auto");
+      assert.match(r.info.reason, /dedicated worker/);
+      assert.equal(r.found, true);
     });
-    assert.equal(r.first.token, "pyl_" + "a1".repeat(32));
-    assert.deepEqual(r.again, r.first);
-    assert.equal(r.stolen, "InvalidInput");
-    assert.equal(r.rotated.token, "pyl_" + "b2".repeat(32));
-    assert.deepEqual(r.rotatedAgain, r.rotated);
-    assert.equal(r.old, null);
-    assert.equal(r.count, 2);
-    assert.match(r.generated.token, /^pyl_[0-9a-f]{64}$/);
-  });
 
-  test("NotFound and Closed", async () => {
-    const r = await worker.evaluate(async () => {
-      const { SessionStore } = await self.ready;
-      const store = await SessionStore.open({ dbName: "api-closed.db", storage: "opfs" });
-      const { token } = store.create({ userId: "alice" });
-      const missing = "pyl_" + "0".repeat(64);
-      const codes = {
-        rotateMissing: await self.codeOf(() => store.rotate(missing)),
-        removeOthersMissing: await self.codeOf(() => store.removeOthers(missing)),
-      };
-      store.close();
-      store.close(); // a second close does nothing
-      codes.getAfterClose = await self.codeOf(() => store.get(token));
-      codes.createAfterClose = await self.codeOf(() => store.create({ userId: "a" }));
-      codes.loadAllAfterClose = await self.codeOf(() => store.loadAll());
-      return { codes, closed: store.closed };
+    test("no uncaught page errors", async () => {
+      assert.deepEqual(await browser.errors(), []);
     });
-    assert.deepEqual(r.codes, {
-      rotateMissing: "NotFound", removeOthersMissing: "NotFound",
-      getAfterClose: "Closed", createAfterClose: "Closed", loadAllAfterClose: "Closed",
-    });
-    assert.equal(r.closed, true);
-  });
-
-  test("sessions survive close and reopen in the same worker", async () => {
-    const r = await worker.evaluate(async () => {
-      const { SessionStore } = await self.ready;
-      const opts = { dbName: "api-persist.db", storage: "opfs", tokenStorage: "keep" };
-      let store = await SessionStore.open(opts);
-      const tokens = [];
-      for (let i = 0; i < 10; i++) tokens.push(store.create({ userId: `u${i % 3}` }).token);
-      const before = store.loadAll();
-      store.close();
-      store = await SessionStore.open(opts);
-      const after = store.loadAll();
-      const migration = store.info.migration;
-      const found = tokens.filter((t) => store.get(t) !== null).length;
-      store.close();
-      return { before, after, migration, found };
-    });
-    assert.equal(r.migration, "upToDate");
-    assert.deepEqual(r.after, r.before);
-    assert.equal(r.found, 10);
-  });
-
-  test("a full disk (QuotaExceededError) is QuotaExceeded and the data stays intact", async () => {
-    const r = await worker.evaluate(async () => {
-      const { SessionStore } = await self.ready;
-      const store = await SessionStore.open({ dbName: "api-quota.db", storage: "opfs" });
-      const kept = [];
-      for (let i = 0; i < 5; i++) kept.push(store.create({ userId: "alice" }).token);
-      const before = store.loadAll();
-      self.diskFull = true;
-      const codes = [];
-      let message;
-      try {
-        for (let i = 0; i < 3; i++) codes.push(await self.codeOf(() => store.create({ userId: "bob" })));
-        try { store.create({ userId: "bob" }); } catch (e) { message = e.message; }
-        codes.push(await self.codeOf(() => store.remove(kept[0])));
-      } finally {
-        self.diskFull = false;
-      }
-      const after = store.loadAll();
-      const bobs = store.listByUser("bob").length;
-      const works = store.create({ userId: "carol" }).session.userId;
-      store.close();
-      const reopened = await SessionStore.open({ dbName: "api-quota.db", storage: "opfs" });
-      const afterReopen = reopened.loadAll().length;
-      reopened.close();
-      return { codes, message, before, after, bobs, works, afterReopen };
-    });
-    assert.deepEqual(r.codes, ["QuotaExceeded", "QuotaExceeded", "QuotaExceeded", "QuotaExceeded"]);
-    assert.match(r.message, /quota/i);
-    assert.deepEqual(r.after, r.before, "nothing written, nothing lost");
-    assert.equal(r.bobs, 0);
-    assert.equal(r.works, "carol");
-    assert.equal(r.afterReopen, 6);
-  });
-
-  test("memory storage and a second worker on a held pool", async () => {
-    const r = await worker.evaluate(async () => {
-      const { SessionStore } = await self.ready;
-      const mem = await SessionStore.open({ storage: "memory" });
-      mem.create({ userId: "alice" });
-      const memInfo = mem.info;
-      const count = mem.loadAll().length;
-      mem.close();
-      // Hold the pool here while another worker tries it.
-      self.held = await SessionStore.open({ dbName: "api-held.db", storage: "opfs" });
-      return { memInfo, count };
-    });
-    assert.equal(r.memInfo.storage, "memory");
-    assert.equal(r.memInfo.persisted, null);
-    assert.equal(r.count, 1);
-
-    const second = await harnessWorker(browser.page);
-    const codes = await second.evaluate(async () => {
-      const { SessionStore } = await self.ready;
-      return {
-        opfs: await self.codeOf(() => SessionStore.open({ dbName: "api-held.db", storage: "opfs" })),
-        auto: await self.codeOf(() => SessionStore.open({ dbName: "api-held.db", storage: "auto" })),
-      };
-    });
-    assert.deepEqual(codes, { opfs: "Locked", auto: "Locked" });
-
-    // An open that starts while the first worker still holds the pool retries, and succeeds once the
-    // first worker lets go (here after about 150 ms).
-    await second.evaluate(() => {
-      self.pending = self.pkg.SessionStore.open({ dbName: "api-held.db", storage: "opfs" });
-    });
-    await new Promise((r) => setTimeout(r, 150));
-    await worker.evaluate(() => self.held.close());
-    const info = await second.evaluate(async () => {
-      const s = await self.pending;
-      const info = s.info;
-      s.close();
-      return info;
-    });
-    assert.equal(info.storage, "opfs");
-  });
-});
-
-describe("SessionStore on the page's main thread (no OPFS)", () => {
-  test("opfs is StorageUnavailable, auto falls back to memory and says why", async () => {
-    const r = await browser.page.evaluate(async () => {
-      const pkg = await import("/pkg/pylon_sessions.js");
-      await pkg.default();
-      let opfs;
-      try { await pkg.SessionStore.open({ storage: "opfs" }); } catch (e) { opfs = { code: e.code, message: e.message }; }
-      const auto = await pkg.SessionStore.open({ storage: "auto" });
-      const info = auto.info;
-      const { token } = auto.create({ userId: "alice" });
-      const found = auto.get(token) !== null;
-      auto.close();
-      return { opfs, info, found };
-    });
-    assert.equal(r.opfs.code, "StorageUnavailable");
-    assert.match(r.opfs.message, /dedicated worker/);
-    assert.equal(r.info.storage, "memory");
-    assert.equal(r.info.requested, "auto");
-    assert.match(r.info.reason, /dedicated worker/);
-    assert.equal(r.found, true);
-  });
-
-  test("no uncaught page errors", () => {
-    assert.deepEqual(browser.errors, []);
   });
 });

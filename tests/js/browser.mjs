@@ -1,5 +1,6 @@
 // Launches Debian's Chromium through playwright-core with a fresh persistent profile (a normal
-// profile: OPFS in Playwright's incognito-like default context is several times slower).
+// profile: OPFS in Playwright's incognito-like default context is several times slower). Used by the
+// Chromium benchmarks; the tests use tests/js/browsers.mjs (Chromium and Firefox, one interface).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +8,7 @@ import { chromium } from "playwright-core";
 import { startServer } from "./server.mjs";
 
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
-const ARGS = [
+export const ARGS = [
   "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ];

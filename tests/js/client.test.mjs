@@ -1,29 +1,127 @@
 // The page client (pkg/client.js): a page drives the store in a dedicated worker with promises, gets
-// the same typed errors, and keeps its sessions across worker restarts and page reloads.
+// the same typed errors, keeps its sessions across worker restarts and page reloads, and never waits
+// for a person (persistent storage). Every test runs in Chromium and in Firefox (tests/js/browsers.mjs),
+// one browser instance per browser for the whole file.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { launch } from "./browser.mjs";
+import { BROWSERS, launch } from "./browsers.mjs";
 
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(() => browser?.close());
+for (const name of BROWSERS) describe(`SessionStoreClient in ${name}`, () => {
+  let browser;
+  before(async () => {
+    browser = await launch(name);
+  });
+  after(() => browser?.close());
 
-/** Runs `fn` on the page with the client module as its argument. */
-function onPage(fn, arg) {
-  return browser.page.evaluate(
-    async ([source, arg]) => {
-      const client = await import("/pkg/client.js");
-      window.client = client;
-      // eslint-disable-next-line no-new-func
-      return new Function("return " + source)()(client, arg);
-    },
-    [fn.toString(), arg],
-  );
-}
+  /** Runs `fn` on the page with the client module as its argument. */
+  function onPage(fn, arg) {
+    return browser.page.evaluate(
+      async ([source, arg]) => {
+        const client = await import("/pkg/client.js");
+        window.client = client;
+        // eslint-disable-next-line no-new-func
+        return new Function("return " + source)()(client, arg);
+      },
+      [fn.toString(), arg],
+    );
+  }
 
-describe("SessionStoreClient", () => {
+  test("open never waits for a permission prompt; the answer to persist() arrives as a \"persistence\" event", async () => {
+    // Firefox answers navigator.storage.persist() only when the person answers its permission prompt
+    // (never, headless); Chromium decides at once. `open` must resolve in both, and quickly.
+    const r = await onPage(async ({ SessionStoreClient }) => {
+      const t0 = performance.now();
+      const store = await Promise.race([
+        SessionStoreClient.open({ dbName: "client-persist-ask.db", storage: "opfs" }),
+        new Promise((_, reject) => setTimeout(() => reject(new Error("open did not resolve within 5 s")), 5000)),
+      ]);
+      const openMs = performance.now() - t0;
+      const atOpen = { ...store.info };
+      const events = [];
+      store.addEventListener("persistence", (e) => events.push(e.detail));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      window.persistStore = store;
+      window.persistEvents = events;
+      // A button, so the request below comes from a real click (the user gesture Firefox wants).
+      const button = document.createElement("button");
+      button.id = "ask";
+      button.textContent = "Keep my data";
+      button.addEventListener("click", () => {
+        window.persistAnswers ??= [];
+        store.requestPersistence().then((v) => window.persistAnswers.push(v));
+      });
+      document.body.append(button);
+      return { openMs, atOpen, events: [...events], after: { ...store.info } };
+    });
+    assert.ok(r.openMs < 5000, `open took ${r.openMs} ms`);
+    assert.equal(r.atOpen.storage, "opfs");
+    assert.equal(r.atOpen.persisted, false, "a fresh profile's storage is not persistent yet");
+    if (name === "firefox") {
+      // Asking would prompt: the client leaves it to the app's user gesture.
+      assert.equal(r.atOpen.persistence, "not-asked");
+      assert.deepEqual(r.events, []);
+      assert.equal(r.after.persistence, "not-asked");
+    } else {
+      // Asked right after open, answered at once (headless Chromium, fresh profile: no).
+      assert.equal(r.atOpen.persistence, "asking");
+      assert.equal(r.events.length, 1, JSON.stringify(r.events));
+      assert.ok(["granted", "denied"].includes(r.events[0].persistence), JSON.stringify(r.events));
+      assert.equal(r.events[0].persisted, r.events[0].persistence === "granted");
+      assert.deepEqual({ persisted: r.after.persisted, persistence: r.after.persistence }, {
+        persisted: r.events[0].persisted, persistence: r.events[0].persistence,
+      });
+    }
+
+    // The app asks from a click. Firefox now shows its prompt, which nobody answers here: the request
+    // stays "asking" and the store keeps working meanwhile.
+    await browser.page.click("#ask");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const asked = await browser.page.evaluate(async () => ({
+      info: { ...window.persistStore.info },
+      events: [...window.persistEvents],
+      answers: [...(window.persistAnswers ?? [])],
+      works: (await window.persistStore.create({ userId: "alice" })).session.userId,
+    }));
+    assert.equal(asked.works, "alice");
+    if (name === "firefox") {
+      assert.equal(asked.info.persistence, "asking");
+      assert.equal(asked.info.persisted, false);
+      assert.deepEqual(asked.events, [{ persisted: false, persistence: "asking", persistenceError: null }]);
+      assert.deepEqual(asked.answers, [], "the prompt is still waiting for the person");
+
+      // The person allows (WebDriver's Set Permission stands in for the prompt's "Allow"; Firefox does
+      // not settle the call already waiting, so the app's next click asks again and gets the grant).
+      await browser.setPermission("persistent-storage", "granted");
+      await browser.page.click("#ask");
+      await browser.page.waitFor(() => window.persistStore.info.persistence === "granted");
+      const granted = await browser.page.evaluate(() => ({
+        info: { ...window.persistStore.info }, events: [...window.persistEvents], answers: window.persistAnswers,
+      }));
+      assert.equal(granted.info.persisted, true);
+      assert.deepEqual(granted.events.at(-1), { persisted: true, persistence: "granted", persistenceError: null });
+      assert.deepEqual(granted.answers, [true]);
+    } else {
+      assert.ok(["granted", "denied"].includes(asked.info.persistence));
+      assert.deepEqual(asked.answers, [asked.info.persisted]);
+    }
+    await browser.page.evaluate(() => window.persistStore.close());
+  });
+
+  test("persist: false asks nothing; memory storage has nothing to ask", async () => {
+    const r = await onPage(async ({ SessionStoreClient }) => {
+      const quiet = await SessionStoreClient.open({ dbName: "client-persist-off.db", storage: "opfs" }, { persist: false });
+      const mem = await SessionStoreClient.open({ storage: "memory" });
+      const out = { quiet: quiet.info.persistence, mem: mem.info.persistence, memAnswer: await mem.requestPersistence() };
+      await quiet.close();
+      await mem.close();
+      return out;
+    });
+    // Once granted (Firefox, above), every later store of the origin starts granted.
+    if (name === "firefox") assert.equal(r.quiet, "granted");
+    else assert.ok(["not-asked", "granted"].includes(r.quiet), r.quiet);
+    assert.equal(r.mem, "unavailable");
+    assert.equal(r.memAnswer, null);
+  });
   test("export from OPFS, import into memory: round trip equal, tokens only where kept", async () => {
     const r = await onPage(async ({ SessionStoreClient }) => {
       const from = await SessionStoreClient.open({ dbName: "export.db", storage: "opfs", tokenStorage: "keep" });
@@ -180,7 +278,7 @@ describe("SessionStoreClient", () => {
     assert.match(r.message, /worker/);
   });
 
-  test("no uncaught page errors", () => {
-    assert.deepEqual(browser.errors, []);
+  test("no uncaught page errors", async () => {
+    assert.deepEqual(await browser.errors(), []);
   });
 });

@@ -1,30 +1,35 @@
 // Several tabs of one origin on one OPFS store (pkg/client.js): every tab opens it, one tab's worker
-// owns it and serves the others, changes reach every tab as events, and closing or reloading the owner
-// hands the store to another tab with nothing lost. Each test uses its own database name.
+// owns it and serves the others, changes reach every tab as events, and closing, reloading or crashing
+// the owner hands the store to another tab with nothing lost. Each test uses its own database name.
+// Every test runs in Chromium (playwright-core) and in Firefox (WebDriver), one browser instance per
+// browser for the whole file (tests/js/browsers.mjs). WebDriver runs one script at a time, so work that
+// must run in several tabs at once is started in the page (`tab.start`) and its result polled.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { launch, openStore, openTab } from "./browser.mjs";
-
-let browser;
-before(async () => {
-  browser = await launch();
-});
-after(() => browser?.close());
+import { BROWSERS, launch, openStore, startOpenStore } from "./browsers.mjs";
 
 const OPTIONS = (dbName) => ({ dbName, storage: "opfs", tokenStorage: "keep" });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Waits until `pred(page)` (evaluated in the page) is true, polling; fails after `ms`. */
-async function until(page, pred, arg, ms = 5000) {
-  await page.waitForFunction(pred, arg, { timeout: ms, polling: 20 });
-}
+for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
+  let browser;
+  before(async () => {
+    browser = await launch(name, {
+      // Firefox: killing a tab's content process (the crash test) needs privileged access, and the
+      // tabs of one site must not share a process (at most 4 by default).
+      crash: true,
+      firefoxPrefs: { "dom.ipc.processCount.webIsolated": 8 },
+    });
+  });
+  after(() => browser?.close());
 
-describe("several tabs", () => {
   test("two tabs open the same store at once; both read and write", async () => {
-    const [a, b] = [browser.page, await openTab(browser)];
-    const roles = await Promise.all([a, b].map((p) => openStore(p, OPTIONS("tabs-two.db"))));
+    const [a, b] = [browser.page, await browser.openTab()];
+    const opening = [a, b].map((p) => startOpenStore(p, OPTIONS("tabs-two.db")));
+    const roles = await Promise.all(opening.map((o) => o.result()));
     assert.deepEqual(roles.slice().sort(), ["follower", "owner"]);
     const made = await Promise.all([a, b].map((p, i) =>
-      p.evaluate((i) => window.store.create({ userId: `user${i}` }), i)));
+      p.start((i) => window.store.create({ userId: `user${i}` }), i).result()));
     for (const p of [a, b]) {
       const seen = await p.evaluate((tokens) => Promise.all(tokens.map((t) => window.store.get(t))), made.map((m) => m.token));
       assert.deepEqual(seen, made.map((m) => m.session));
@@ -35,15 +40,15 @@ describe("several tabs", () => {
   });
 
   test("a change in one tab reaches the other as an event, without tokens", async () => {
-    const [a, b] = [browser.page, await openTab(browser)];
+    const [a, b] = [browser.page, await browser.openTab()];
     await openStore(a, OPTIONS("tabs-events.db"));
     await openStore(b, OPTIONS("tabs-events.db"));
     const { token, session } = await a.evaluate(() => window.store.create({ userId: "alice", tenantId: "acme" }));
     const rotated = await b.evaluate((t) => window.store.rotate(t), token);
     await a.evaluate((t) => window.store.remove(t), rotated.token);
     await b.evaluate(() => window.store.removeByUser("alice", "acme"));
-    await until(b, () => window.changes.filter((c) => c.op !== "handoff").length >= 4);
-    await until(a, () => window.changes.filter((c) => c.op !== "handoff").length >= 4);
+    await b.waitFor(() => window.changes.filter((c) => c.op !== "handoff").length >= 4);
+    await a.waitFor(() => window.changes.filter((c) => c.op !== "handoff").length >= 4);
     for (const p of [a, b]) {
       const changes = (await p.evaluate(() => window.changes)).filter((c) => c.op !== "handoff");
       assert.deepEqual(changes, [
@@ -59,7 +64,7 @@ describe("several tabs", () => {
   });
 
   test("reloading the owner tab hands the store to the other tab; nothing is lost", async () => {
-    const [a, b] = [browser.page, await openTab(browser)];
+    const [a, b] = [browser.page, await browser.openTab()];
     assert.equal(await openStore(a, OPTIONS("tabs-reload.db")), "owner");
     assert.equal(await openStore(b, OPTIONS("tabs-reload.db")), "follower");
     const made = await b.evaluate(async () => {
@@ -68,74 +73,79 @@ describe("several tabs", () => {
       return out;
     });
     // Keep b writing while a reloads: its calls in flight are resent to whichever worker owns next.
-    const writing = b.evaluate(async () => {
+    const writing = b.start(async () => {
       const out = [];
       const t0 = performance.now();
       while (performance.now() - t0 < 1500) out.push((await window.store.create({ userId: "carol" })).token);
       return out;
     });
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     await a.reload();
-    const during = await writing;
-    await until(b, () => window.roles.includes("owner"));
+    const during = await writing.result();
+    await b.waitFor(() => window.roles.includes("owner"));
     assert.equal(await openStore(a, OPTIONS("tabs-reload.db")), "follower");
     const all = [...made, ...during];
     for (const p of [a, b]) {
       const found = await p.evaluate((ts) => Promise.all(ts.map((t) => window.store.get(t))), all);
       assert.equal(found.filter(Boolean).length, all.length);
     }
-    await until(b, () => window.changes.some((c) => c.op === "handoff"));
+    await b.waitFor(() => window.changes.some((c) => c.op === "handoff"));
     await b.close();
     await a.evaluate(() => window.store.close());
   });
 
   test("three tabs, interleaved writes, owner tab closed midway: every acknowledged write everywhere", async (t) => {
     const dbName = "tabs-three.db";
-    const pages = [browser.page, await openTab(browser), await openTab(browser)];
-    const roles = await Promise.all(pages.map((p) => openStore(p, OPTIONS(dbName))));
+    const pages = [browser.page, await browser.openTab(), await browser.openTab()];
+    const opening = pages.map((p) => startOpenStore(p, OPTIONS(dbName)));
+    const roles = await Promise.all(opening.map((o) => o.result()));
     assert.equal(roles.filter((r) => r === "owner").length, 1, `one owner: ${roles}`);
     const owner = pages[roles.indexOf("owner")];
     const rest = pages.filter((p) => p !== owner);
 
-    // Every tab creates sessions (and rotates every 8th) as fast as it can; acks are reported at once.
-    const acked = []; // { token, id, tab }
-    const gone = new Set(); // ids rotated away
-    for (const [i, p] of pages.entries()) {
-      await p.exposeFunction("ack", (a) => {
-        acked.push({ ...a, tab: i });
-        if (a.oldId) gone.add(a.oldId);
-      });
-    }
+    // Every tab creates sessions (and rotates every 8th) as fast as it can, recording each
+    // acknowledged write in `window.acks` ({ token, id, oldId? }), which this test polls.
     const PER_TAB = 60;
-    const runs = pages.map((p, i) => p.evaluate(async ([i, n]) => {
+    const runs = pages.map((p, i) => p.start(async ([i, n]) => {
+      window.acks = [];
       const failures = [];
       for (let k = 0; k < n; k++) {
         try {
           const { token, session } = await window.store.create({ userId: `tab${i}`, device: `write ${k}` });
           if (k % 8 === 7) {
             const r = await window.store.rotate(token);
-            await window.ack({ token: r.token, id: r.session.id, oldId: session.id });
+            window.acks.push({ token: r.token, id: r.session.id, oldId: session.id });
           } else {
-            await window.ack({ token, id: session.id });
+            window.acks.push({ token, id: session.id });
           }
         } catch (e) {
           failures.push(`${e.code}: ${e.message}`);
         }
       }
       return failures;
-    }, [i, PER_TAB]).catch((e) => ({ closed: String(e) })));
+    }, [i, PER_TAB]));
 
-    // Close the owner tab once a third of the writes are acknowledged.
+    // Close the owner tab once a third of the writes are acknowledged. Its acknowledged writes are those
+    // read just before it closes (a write acknowledged between that read and the close goes unchecked).
     const total = PER_TAB * pages.length;
-    while (acked.length < total / 3) await new Promise((r) => setTimeout(r, 5));
-    const atClose = acked.length;
+    const ackCount = async () => {
+      let n = 0;
+      for (const p of pages) n += await p.evaluate(() => window.acks?.length ?? 0);
+      return n;
+    };
+    for (const end = Date.now() + 30_000; (await ackCount()) < total / 3; await sleep(5)) {
+      if (Date.now() > end) throw new Error(`only ${await ackCount()} writes acknowledged after 30 s`);
+    }
+    const ownerAcked = await owner.evaluate(() => window.acks);
     await owner.close();
-    const results = await Promise.all(runs);
-    const ownerAcks = acked.filter((a) => a.tab === pages.indexOf(owner)).length;
-    t.diagnostic(`${acked.length} writes acknowledged, ${atClose} before the owner tab closed (${ownerAcks} by it)`);
-    for (const p of rest) assert.deepEqual(results[pages.indexOf(p)], [], "no call failed in a remaining tab");
+    const results = await Promise.all(rest.map((p) => runs[pages.indexOf(p)].result()));
+    for (const r of results) assert.deepEqual(r, [], "no call failed in a remaining tab");
+    const acked = [...ownerAcked];
+    for (const p of rest) acked.push(...(await p.evaluate(() => window.acks)));
+    const gone = new Set(acked.filter((a) => a.oldId).map((a) => a.oldId)); // ids rotated away
+    t.diagnostic(`${acked.length} writes acknowledged, ${ownerAcked.length} by the owner tab before it closed`);
     assert.ok(acked.length >= 100, `at least 100 acknowledged writes (${acked.length})`);
-    assert.equal(acked.filter((a) => a.tab !== pages.indexOf(owner)).length, PER_TAB * 2);
+    assert.equal(acked.length - ownerAcked.length, PER_TAB * 2);
 
     // One of the others took over.
     const newRoles = await Promise.all(rest.map((p) => p.evaluate(() => window.store.role)));
@@ -148,7 +158,7 @@ describe("several tabs", () => {
       assert.deepEqual(missing, [], "every acknowledged write is readable from every remaining tab");
       // Every acknowledged write's event arrived (creates, and the rotation that replaced it).
       const ids = acked.map((a) => a.id);
-      await until(p, (ids) => {
+      await p.waitFor((ids) => {
         const seen = new Set(window.changes.flatMap((c) => c.ids ?? []));
         return ids.every((id) => seen.has(id));
       }, ids);
@@ -161,31 +171,37 @@ describe("several tabs", () => {
         assert.equal(all.filter((x) => x.userId === user).length, PER_TAB, `sessions of ${user}`);
       }
     }
+    // A new first tab before closing the others (closing Firefox's last window would end the session).
+    if (!rest.includes(browser.page)) browser.page = await browser.openTab();
     for (const p of rest) if (p !== browser.page) await p.close();
     if (rest.includes(browser.page)) await browser.page.evaluate(() => window.store.close());
-    else browser.page = await openTab(browser);
   });
 
   test("the owner tab crashing mid-write hands over; the follower's writes all land", async () => {
-    const owner = await openTab(browser);
-    const follower = await openTab(browser);
+    const owner = await browser.openTab();
+    const follower = await browser.openTab();
+    if (name === "firefox") {
+      // The crash kills the owner tab's content process: the follower must live in another one.
+      const pids = [await owner.contentPid(), await follower.contentPid(), await browser.page.contentPid()];
+      assert.equal(new Set(pids).size, 3, `content processes ${pids}`);
+    }
     assert.equal(await openStore(owner, OPTIONS("tabs-crash.db")), "owner");
     assert.equal(await openStore(follower, OPTIONS("tabs-crash.db")), "follower");
-    // Both write; the owner tab's renderer crashes while its worker commits.
-    owner.evaluate(async () => {
+    // Both write; the owner tab crashes (Chromium: its renderer, DevTools Page.crash; Firefox: its
+    // content process, SIGKILL) while its worker commits.
+    owner.start(async () => {
       for (;;) await window.store.create({ userId: "doomed" });
-    }).catch(() => {});
-    const writing = follower.evaluate(async () => {
+    });
+    const writing = follower.start(async () => {
       const out = [];
       const t0 = performance.now();
       while (performance.now() - t0 < 1200) out.push(await window.store.create({ userId: "survivor" }));
       return out;
     });
-    await new Promise((r) => setTimeout(r, 300));
-    const cdp = await browser.context.newCDPSession(owner);
-    cdp.send("Page.crash").catch(() => {});
-    const made = await writing;
-    assert.equal(await follower.evaluate(() => window.store.role), "owner");
+    await sleep(300);
+    await owner.crash();
+    const made = await writing.result();
+    await follower.waitFor(() => window.store.role === "owner");
     const found = await follower.evaluate((ts) => Promise.all(ts.map((t) => window.store.get(t))), made.map((m) => m.token));
     assert.deepEqual(found, made.map((m) => m.session));
     await follower.close();
@@ -193,7 +209,7 @@ describe("several tabs", () => {
   });
 
   test("a call nobody can serve rejects with Timeout", async () => {
-    const page = await openTab(browser);
+    const page = await browser.openTab();
     const r = await page.evaluate(async () => {
       const { SessionStoreClient } = await import("/pkg/client.js");
       // Hold the store's lock without serving it, as a hung owner tab would.
@@ -216,7 +232,7 @@ describe("several tabs", () => {
     await page.close();
   });
 
-  test("no uncaught page errors", () => {
-    assert.deepEqual(browser.errors, []);
+  test("no uncaught page errors", async () => {
+    assert.deepEqual(await browser.errors(), []);
   });
 });

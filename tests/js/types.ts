@@ -2,7 +2,8 @@
 // the right calls type-check, the wrong ones must not.
 import init, { SessionStore, type Session, type StoreInfo, type SessionStoreError } from "../../pkg/pylon_sessions.js";
 import {
-  SessionStoreClient, SessionStoreError as ClientError, type ChangeDetail, type ClientErrorCode, type Role,
+  SessionStoreClient, SessionStoreError as ClientError, type ChangeDetail, type ClientErrorCode, type ClientInfo,
+  type PersistenceDetail, type PersistenceState, type Role,
 } from "../../pkg/client.js";
 
 export async function inWorker(): Promise<void> {
@@ -55,6 +56,29 @@ export async function onPage(): Promise<void> {
   }
   await store.close();
   void [s, count, wrong];
+}
+
+export async function persistence(button: HTMLButtonElement): Promise<void> {
+  const store = await SessionStoreClient.open({ storage: "opfs" }, { persist: false });
+  const info: ClientInfo = store.info;
+  const state: PersistenceState = info.persistence;
+  const persisted: boolean | null = info.persisted;
+  const storage: "opfs" | "memory" = info.storage;
+  store.addEventListener("persistence", (e) => {
+    const detail: PersistenceDetail = e.detail;
+    const now: PersistenceState = e.detail.persistence;
+    const why: string | null = e.detail.persistenceError;
+    // @ts-expect-error no such state
+    const wrong: PersistenceDetail["persistence"] = "prompt";
+    void [detail, now, why, wrong];
+  });
+  button.addEventListener("click", () => {
+    // Not awaited: in Firefox the answer waits for the person.
+    void store.requestPersistence().then((granted: boolean | null) => void granted);
+  });
+  // @ts-expect-error requestPersistence takes no arguments
+  void store.requestPersistence(true);
+  void [state, persisted, storage];
 }
 
 export async function acrossTabs(): Promise<void> {
