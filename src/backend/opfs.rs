@@ -190,9 +190,10 @@ impl OpfsPool {
     }
 }
 
-/// Asks the browser to keep this origin's storage under pressure (`navigator.storage.persist()`, on a
-/// page) or reads whether it already does (`persisted()`, in a worker, where `persist()` does not
-/// exist). `None` where there is no Storage API (Node, edge runtimes).
+/// Whether the browser keeps this origin's storage under pressure (`navigator.storage.persisted()`).
+/// Never asks (`persist()`): Firefox answers that only when the person answers a prompt, so asking
+/// belongs to the page, after a gesture the app chooses (`requestPersistence()` in client.js).
+/// `None` where there is no Storage API (Node, edge runtimes).
 ///
 /// # Errors
 /// [`Error::StorageUnavailable`] with the browser's message when it rejects the request.
@@ -203,23 +204,19 @@ pub async fn persistence() -> Result<Option<bool>> {
     if storage.is_undefined() || storage.is_null() {
         return Ok(None);
     }
-    for method in ["persist", "persisted"] {
-        let Ok(f) = get(&storage, method)?.dyn_into::<Function>() else {
-            continue;
-        };
-        let answer = f
-            .call0(&storage)
-            .and_then(|p| p.dyn_into::<Promise>())
-            .map(JsFuture::from);
-        let answer = match answer {
-            Ok(fut) => fut.await,
-            Err(e) => Err(e),
-        };
-        return answer
-            .map(|v| v.as_bool())
-            .map_err(|e| unavailable(&format!("navigator.storage.{method}() failed"), &e));
-    }
-    Ok(None)
+    let Ok(persisted) = get(&storage, "persisted")?.dyn_into::<Function>() else {
+        return Ok(None);
+    };
+    let answer = match persisted
+        .call0(&storage)
+        .and_then(|p| p.dyn_into::<Promise>())
+    {
+        Ok(promise) => JsFuture::from(promise).await,
+        Err(e) => Err(e),
+    };
+    answer
+        .map(|v| v.as_bool())
+        .map_err(|e| unavailable("navigator.storage.persisted() failed", &e))
 }
 
 fn get(target: &JsValue, key: &str) -> Result<JsValue> {
