@@ -28,8 +28,9 @@ scripts/test-demo.sh
 step "edge: workerd and Deno hosts, export/import"
 scripts/test-edge.sh
 
-step "benchmarks: smoke run of every harness, tiny counts (native and browser; the numbers mean nothing)"
+step "benchmarks: smoke run of every harness, tiny counts (native, browser, sync, HTTP server load; the numbers mean nothing)"
 scripts/bench.sh --smoke >/dev/null
+scripts/bench-server.sh --smoke >/dev/null
 
 echo
 echo "all suites passed"
