@@ -497,6 +497,10 @@ export class SessionService extends DurableObject {
     const num = (name, fallback) => (env[name] === undefined ? fallback : Number(env[name]));
     this.options = { idleTimeout: num("IDLE_TIMEOUT", undefined), absoluteTimeout: num("ABSOLUTE_TIMEOUT", undefined) };
     this.purgeInterval = num("PURGE_INTERVAL", 3600);
+    if (!(this.purgeInterval >= 1)) {
+      console.error("session object: PURGE_INTERVAL must be a number of seconds; using 3600");
+      this.purgeInterval = 3600;
+    }
     this.testHooks = env.TEST_HOOKS === "1";
     // Production SQL limits, and no new rows once the object nears its 10 GB.
     this.host = limitChecked(durableObjectHost(ctx.storage), {
@@ -510,6 +514,9 @@ export class SessionService extends DurableObject {
     this.busy = undefined; // call counting, for the throughput script's test hook only
     ctx.blockConcurrencyWhile(async () => {
       this.alarmSet = (await ctx.storage.getAlarm()) !== null;
+      // An object holding sessions but no alarm (one from before alarms, such as a legacy shard, or
+      // one whose alarm was lost) gets one when it wakes.
+      if (!this.alarmSet && this.holdsSessions()) await this.armAlarm();
     });
   }
 
@@ -544,6 +551,12 @@ export class SessionService extends DurableObject {
     return result;
   }
 
+  holdsSessions() {
+    const sql = this.ctx.storage.sql;
+    const table = sql.exec("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_pylon_sessions'").raw().toArray()[0][0];
+    return table === 1 && sql.exec("SELECT EXISTS (SELECT 1 FROM _pylon_sessions)").raw().toArray()[0][0] === 1;
+  }
+
   async armAlarm() {
     if (this.alarmSet) return;
     await this.ctx.storage.setAlarm(Date.now() + this.purgeInterval * 1000);
@@ -557,7 +570,7 @@ export class SessionService extends DurableObject {
     let left = true;
     try {
       purged = this.at(now, (s) => s.purgeExpired());
-      left = this.ctx.storage.sql.exec("SELECT EXISTS (SELECT 1 FROM _pylon_sessions)").raw().toArray()[0][0] === 1;
+      left = this.holdsSessions();
     } catch (e) {
       console.error("session object: purge on alarm failed; trying again next interval:", e);
     }
