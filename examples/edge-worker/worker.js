@@ -20,7 +20,7 @@
 //   DELETE /users/:userId/sessions/:id               admin  revoke by public id   -> 200 {removed}
 //   GET    /objects                         admin   what a backup walks           -> 200 {buckets, legacy}
 //   GET    /export[?bucket=k | ?legacy=name] admin  one object, or all (small deployments)
-//   POST   /import[?legacy=name]            admin   sessions go to their users' objects
+//   POST   /import[?bucket=k | ?legacy=name] admin  into their users' objects, or back into one
 //   POST   /purge                           admin   every object now (alarms do it anyway)
 //
 // Tokens travel in `Authorization: Bearer <token>`; JSON bodies need `Content-Type: application/json`
