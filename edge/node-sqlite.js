@@ -16,6 +16,25 @@ export function nodeSqliteHost(db) {
     }
     return st;
   };
+  // Whether a transaction is still open (`isTransaction` came in Node 22.16; older hosts: assume so).
+  const open = () => (typeof db.isTransaction === "boolean" ? db.isTransaction : true);
+  // Rolls back after `error`, never replacing it: a failing ROLLBACK (e.g. SQLite already rolled the
+  // transaction back itself) is attached to `error` as `rollbackError` and the original is thrown.
+  const rollbackAfter = (error) => {
+    if (!open()) return error;
+    try {
+      db.exec("ROLLBACK");
+    } catch (rollbackError) {
+      if (error !== null && typeof error === "object") {
+        try {
+          error.rollbackError = rollbackError;
+        } catch {
+          // a frozen error: keep it as it is
+        }
+      }
+    }
+    return error;
+  };
   return {
     query(text, params) {
       const rows = prepare(text).all(...params);
@@ -26,11 +45,22 @@ export function nodeSqliteHost(db) {
     },
     transaction(fn) {
       db.exec("BEGIN IMMEDIATE");
-      let ok = false;
+      let commit;
       try {
-        ok = fn() === true;
-      } finally {
-        db.exec(ok ? "COMMIT" : "ROLLBACK");
+        commit = fn() === true;
+      } catch (e) {
+        throw rollbackAfter(e);
+      }
+      if (!commit) {
+        db.exec("ROLLBACK");
+        return;
+      }
+      try {
+        db.exec("COMMIT");
+      } catch (e) {
+        // A COMMIT that fails (SQLITE_BUSY, a deferred constraint) can leave the transaction open:
+        // roll it back so the connection stays usable, and report why the COMMIT failed.
+        throw rollbackAfter(e);
       }
     },
   };

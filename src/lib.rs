@@ -80,7 +80,10 @@ pub use backend::{SqliteBackend, SqliteDriver};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use session::{NewSession, Policy, Session, SessionStatus, TokenStorage, REVOCATION_RETENTION};
 pub use store::{Clock, SessionStore, DEFAULT_TOUCH_INTERVAL};
-pub use token::{SessionId, Token, TOKEN_PREFIX};
+pub use token::{
+    Route, SessionId, Token, TokenFormat, TokenRouter, MAX_BUCKET_BITS, ROUTED_TOKEN_PREFIX,
+    TOKEN_PREFIX,
+};
 pub use transfer::{ExportedSession, SessionExport, EXPORT_FORMAT, EXPORT_VERSION};
 
 /// The limits every store enforces on input; longer or malformed values get [`Error::InvalidInput`].

@@ -1,69 +1,136 @@
-// A Durable Object session service on pylon-sessions' edge build (pkg-edge/, made by
-// scripts/build-edge.sh). JSON in and out; tokens travel in `Authorization: Bearer <token>`.
+// A session service on Cloudflare Durable Objects with pylon-sessions' edge build (pkg-edge/, made by
+// scripts/build-edge.sh).
 //
-//   POST   /sessions                      {userId, tenantId?, device?}  -> 201 {token, session}
-//   GET    /session                       (bearer)                      -> 200 {session}
-//   POST   /session/touch                 (bearer)                      -> 200 {session}
-//   POST   /session/rotate                (bearer)                      -> 200 {token, session}
-//   DELETE /session                       (bearer)                      -> 200 {removed}
-//   DELETE /session/others                (bearer)                      -> 200 {removed: n}
-//   DELETE /sessions/:id                  revoke by public id           -> 200 {removed}
-//   GET    /users/:userId/sessions[?tenantId=]                          -> 200 {sessions}
-//   DELETE /users/:userId/sessions[?tenantId=]                          -> 200 {removed: n}
-//   POST   /purge                         delete expired sessions       -> 200 {purged: n}
-//   GET    /export, POST /import          export document (no tokens: the store keeps hashes only)
+// SECURITY. This service creates sessions for any user id it is given: it must be reachable only by
+// your own Workers. The deployable config (wrangler.toml) has no public route (`workers_dev = false`,
+// `preview_urls = false`, no `routes`); your application calls it through a service binding. Every
+// administrative route (marked "admin" below) also requires the header `x-pylon-admin-key` to equal
+// the secret ADMIN_SECRET (compared in constant time); without ADMIN_SECRET they refuse everyone.
+// Session routes are authorised by the session token itself. Secrets: ADMIN_SECRET and ROUTE_KEY
+// (`npx wrangler secret put …`), never in a config file.
 //
-// Errors: {error: {code, message, field?}} with the store's stable codes as HTTP statuses (see STATUS).
-// `?shard=<name>` picks the Durable Object (default "default"): shard by tenant to spread load.
+//   POST   /sessions                        admin   {userId, tenantId?, device?}  -> 201 {token, session}
+//   GET    /session                         bearer                                -> 200 {session}
+//   POST   /session/touch                   bearer                                -> 200 {session}
+//   POST   /session/rotate                  bearer                                -> 200 {token, session}
+//   DELETE /session                         bearer                                -> 200 {removed}
+//   DELETE /session/others                  bearer                                -> 200 {removed: n}
+//   GET    /users/:userId/sessions[?tenantId=]       admin                        -> 200 {sessions}
+//   DELETE /users/:userId/sessions[?tenantId=]       admin                        -> 200 {removed: n}
+//   DELETE /users/:userId/sessions/:id               admin  revoke by public id   -> 200 {removed}
+//   GET    /objects                         admin   what a backup walks           -> 200 {buckets, legacy}
+//   GET    /export[?bucket=k | ?legacy=name] admin  one object, or all (small deployments)
+//   POST   /import[?bucket=k | ?legacy=name] admin  into their users' objects, or back into one
+//   POST   /purge                           admin   every object now (alarms do it anyway)
 //
-// Time: production workerd freezes Date.now() during a request, so the store is given the request's
-// start time explicitly (`now` option) and every check in one request sees that one instant.
+// Tokens travel in `Authorization: Bearer <token>`; JSON bodies need `Content-Type: application/json`
+// and at most 64 KiB (8 MiB for /import). Every response has `Cache-Control: no-store`. Errors:
+// {error: {code, message, field?}} with the store's stable codes as HTTP statuses (STATUS); a 5xx
+// says only "internal error" and an incident id, which the log has with the details.
+//
+// Placement. Sessions live in 2^BUCKET_BITS Durable Objects ("buckets"). A user's bucket is the top
+// bits of a keyed hash of the user id (HMAC-SHA256 with ROUTE_KEY), so all of a user's sessions are
+// in one object, and every token issued here (`pyl2_<route>_<secret>`) carries that route: the Worker
+// reads the bucket from the token, checks the route's tag, and calls that one object. No object is on
+// every request's path; none knows the others. Tokens from before routed tokens (`pyl_<64 hex>`) stay
+// where they were: the object named by `?shard=` (default "default"); LEGACY_SHARDS lists those
+// objects so per-user operations include them until their sessions have expired (rotating such a
+// token moves its session into the user's bucket). Each object purges its own expired sessions on a
+// Durable Object alarm every PURGE_INTERVAL seconds while it holds any.
+//
+// Time: production workerd freezes Date.now() during a request; the Worker reads the request's start
+// once and passes it with every call, and each object applies it to that call only.
 
 import { DurableObject } from "cloudflare:workers";
 import wasmModule from "../../pkg-edge/pylon_sessions_bg.wasm";
-import { initSync, EdgeSessionStore } from "../../pkg-edge/pylon_sessions.js";
+import { initSync, EdgeSessionStore, TokenRouter } from "../../pkg-edge/pylon_sessions.js";
 import { durableObjectHost } from "../../pkg-edge/durable-object.js";
 import { limitChecked } from "../../pkg-edge/limits.js";
 
 initSync({ module: wasmModule });
 
-/** The store's error codes as HTTP statuses. */
+/** The store's error codes (and the service's own) as HTTP statuses. */
 export const STATUS = {
   InvalidInput: 400,
   Unauthorized: 401,
   NotFound: 404,
   NoRoute: 404,
-  MethodNotAllowed: 405,
   SchemaMismatch: 409,
   PayloadTooLarge: 413,
+  UnsupportedMediaType: 415,
   Corrupt: 500,
   Database: 500,
   Locked: 503,
   StorageUnavailable: 503,
   Closed: 503,
+  NotConfigured: 503,
   QuotaExceeded: 507,
 };
 
 const MAX_BODY = 64 * 1024;
 const MAX_IMPORT_BODY = 8 * 1024 * 1024;
+/** Most objects one request fans out to (whole-service export and purge); above it, walk buckets. */
+const MAX_FANOUT = 256;
+const SHARD = /^[A-Za-z0-9_-]{1,64}$/;
+const utf8 = new TextEncoder();
 
 class HttpError extends Error {
   constructor(code, message, field) {
     super(message);
     this.code = code;
-    this.field = field;
+    if (field !== undefined) this.field = field;
   }
 }
 
-const json = (body, status = 200) => Response.json(body, { status });
+const json = (body, status = 200) => Response.json(body, { status, headers: { "cache-control": "no-store" } });
 
+/** A typed error as a response; 5xx bodies carry no internal text, only an incident id for the log. */
 function errorResponse(e) {
-  const code = typeof e?.code === "string" && e.code in STATUS ? e.code : "Database";
+  let code = typeof e?.code === "string" && e.code in STATUS ? e.code : "Database";
+  if (!(e?.code in STATUS) && (e?.overloaded || e?.retryable)) code = "StorageUnavailable"; // a busy or moved object
+  const status = STATUS[code];
+  if (status >= 500) {
+    let incident = e?.incident;
+    if (incident === undefined) {
+      incident = crypto.randomUUID();
+      console.error(`session service: incident ${incident}:`, e);
+    }
+    return json({ error: { code, message: `internal error (incident ${incident})`, incident } }, status);
+  }
   const error = { code, message: String(e?.message ?? e) };
   if (e?.field) error.field = e.field;
-  if (STATUS[code] >= 500) console.error("session service:", e);
-  return json({ error }, STATUS[code]);
+  return json({ error }, status);
 }
+
+// --- Configuration -----------------------------------------------------------------------------
+
+const wholeNumber = (env, name, fallback, max = Number.MAX_SAFE_INTEGER) => {
+  const raw = env[name];
+  if (raw === undefined || raw === null || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0 || n > max) throw new HttpError("NotConfigured", `${name} is not a whole number up to ${max}`);
+  return n;
+};
+
+let configured = null;
+/** The Worker's settings from its bindings (cached per isolate); missing secrets refuse service. */
+function config(env) {
+  const key = [env.ROUTE_KEY, env.BUCKET_BITS, env.LEGACY_SHARDS, env.TEST_HOOKS].join("\0");
+  if (configured?.key === key) return configured;
+  const bits = wholeNumber(env, "BUCKET_BITS", 10, 20);
+  let router = null;
+  try {
+    router = new TokenRouter(env.ROUTE_KEY ?? "", bits);
+  } catch (e) {
+    console.error("session service: ROUTE_KEY must be a secret of at least 32 bytes:", e.message);
+  }
+  const legacy = String(env.LEGACY_SHARDS ?? "default").split(",").map((s) => s.trim()).filter(Boolean);
+  for (const name of legacy) if (!SHARD.test(name)) throw new HttpError("NotConfigured", "LEGACY_SHARDS holds a bad shard name");
+  configured = { key, bits, router, legacy, testHooks: env.TEST_HOOKS === "1" };
+  return configured;
+}
+
+// --- Requests ----------------------------------------------------------------------------------
 
 function bearer(request) {
   const m = /^Bearer (\S+)$/.exec(request.headers.get("authorization") ?? "");
@@ -71,68 +138,481 @@ function bearer(request) {
   return m[1];
 }
 
-async function body(request, max = MAX_BODY) {
-  const text = await request.text();
-  if (text.length > max) throw new HttpError("PayloadTooLarge", `body over ${max} bytes`);
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new HttpError("InvalidInput", "body is not JSON", "body");
+const sha256 = async (text) => crypto.subtle.digest("SHA-256", utf8.encode(text));
+
+/** Administrative routes: `x-pylon-admin-key` must equal ADMIN_SECRET, compared in constant time. */
+async function requireAdmin(request, env) {
+  const secret = env.ADMIN_SECRET;
+  if (typeof secret !== "string" || secret.length < 16) {
+    console.error("session service: ADMIN_SECRET is not set (at least 16 characters): administrative routes refuse everyone");
+    throw new HttpError("Unauthorized", "administrative routes are disabled on this service");
   }
+  // Digests first: equal lengths whatever was sent, so neither content nor length shows in the timing.
+  const [given, expected] = await Promise.all([sha256(request.headers.get("x-pylon-admin-key") ?? ""), sha256(secret)]);
+  if (!crypto.subtle.timingSafeEqual(given, expected)) {
+    throw new HttpError("Unauthorized", "administrative route: send the service's admin key as `x-pylon-admin-key`");
+  }
+}
+
+/** A JSON body: declared and counted in bytes, never read past `max`, only as application/json. */
+async function body(request, max = MAX_BODY) {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new HttpError("UnsupportedMediaType", "send JSON with `Content-Type: application/json`", "content-type");
+  }
+  const declared = request.headers.get("content-length");
+  if (declared !== null && !(Number(declared) <= max)) throw new HttpError("PayloadTooLarge", `body over ${max} bytes`, "body");
+  const chunks = [];
+  let size = 0;
+  if (request.body !== null) {
+    const reader = request.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > max) {
+        reader.cancel().catch(() => {});
+        throw new HttpError("PayloadTooLarge", `body over ${max} bytes`, "body");
+      }
+      chunks.push(value);
+    }
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new HttpError("InvalidInput", "body is not JSON in UTF-8", "body");
+  }
+}
+
+function segments(pathname) {
+  try {
+    return pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw new HttpError("InvalidInput", "the path has a malformed %-escape", "path");
+  }
+}
+
+/** The request's clock, read once: unix seconds (tests may set it, never in a deployable config). */
+function requestSeconds(request, cfg) {
+  const testNow = cfg.testHooks ? request.headers.get("x-test-now") : null;
+  if (testNow === null) return Math.floor(Date.now() / 1000);
+  const n = Number(testNow);
+  if (!Number.isSafeInteger(n) || n < 0) throw new HttpError("InvalidInput", "x-test-now must be unix seconds", "x-test-now");
+  return n;
+}
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const byAge = (a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** One request's view of the service: its objects, its clock, calls to objects. */
+class Calls {
+  constructor(request, env, cfg) {
+    this.env = env;
+    this.cfg = cfg;
+    this.url = new URL(request.url);
+    this.now = requestSeconds(request, cfg);
+    const ns = cfg.testHooks ? request.headers.get("x-test-namespace") : null;
+    if (ns !== null && !SHARD.test(ns)) throw new HttpError("InvalidInput", "bad test namespace", "x-test-namespace");
+    this.prefix = ns === null ? "" : `test/${ns}/`;
+  }
+
+  get router() {
+    if (this.cfg.router === null) throw new HttpError("NotConfigured", "ROUTE_KEY is not configured");
+    return this.cfg.router;
+  }
+
+  /** The object of bucket k (names never collide with legacy shard names: those have no '/'). */
+  bucket(k) {
+    return this.env.SESSIONS.getByName(`${this.prefix}v2/${this.cfg.bits}/${k}`);
+  }
+
+  /** A pre-routing object, by the shard name it had. */
+  legacy(name) {
+    return this.env.SESSIONS.getByName(`${this.prefix}${name}`);
+  }
+
+  bucketCount() {
+    return 2 ** this.cfg.bits;
+  }
+
+  /** Every object: the buckets, then the legacy shards. */
+  all() {
+    const n = this.bucketCount() + this.cfg.legacy.length;
+    if (n > MAX_FANOUT) {
+      throw new HttpError("InvalidInput", `${n} objects: walk them one by one (GET /objects, then ?bucket=k and ?legacy=name)`, "bucket");
+    }
+    return [...Array.from({ length: this.bucketCount() }, (_, k) => this.bucket(k)), ...this.cfg.legacy.map((s) => this.legacy(s))];
+  }
+
+  /** The one object a `?bucket=` or `?legacy=` selects, or null when neither is given. */
+  selected() {
+    const b = this.url.searchParams.get("bucket");
+    const l = this.url.searchParams.get("legacy");
+    if (b !== null) {
+      const k = Number(b);
+      if (!Number.isInteger(k) || k < 0 || k >= this.bucketCount()) throw new HttpError("InvalidInput", "no such bucket", "bucket");
+      return this.bucket(k);
+    }
+    if (l !== null) {
+      if (!SHARD.test(l)) throw new HttpError("InvalidInput", "bad shard name", "legacy");
+      return this.legacy(l);
+    }
+    return null;
+  }
+
+  /** The object holding a presented token's session: its bucket, or for a v1 token its shard. */
+  forToken(token) {
+    const route = this.router.route(token); // throws InvalidInput (token) for a changed route
+    if (route.version === 2) return { stub: this.bucket(route.bucket), version: 2 };
+    const shard = this.url.searchParams.get("shard") ?? "default";
+    if (!SHARD.test(shard)) throw new HttpError("InvalidInput", "bad shard name", "shard");
+    return { stub: this.legacy(shard), version: 1, shard };
+  }
+
+  forUser(userId) {
+    return this.bucket(this.router.bucketOf(userId));
+  }
+
+  /** Calls one object; its typed errors are thrown here as they were there. */
+  async call(stub, op, ...args) {
+    const r = await stub.invoke(op, args, this.now);
+    if (r.error !== undefined) throw Object.assign(new HttpError(r.error.code, r.error.message ?? "", r.error.field), r.error);
+    return r.ok;
+  }
+
+  /** The same call on several objects at once. */
+  each(stubs, op, ...args) {
+    return Promise.all(stubs.map((s) => this.call(s, op, ...args)));
+  }
+
+  /** A user's objects: the bucket, and the legacy shards that may still hold older sessions. */
+  userObjects(userId) {
+    return [this.forUser(userId), ...this.cfg.legacy.map((s) => this.legacy(s))];
+  }
+}
+
+function found(session) {
+  if (session === null) throw new HttpError("NotFound", "no live session for this token");
+  return json({ session });
+}
+
+async function route(request, env) {
+  const cfg = config(env);
+  const c = new Calls(request, env, cfg);
+  const path = segments(c.url.pathname);
+  const method = request.method;
+  const is = (m, ...p) => method === m && p.length === path.length && p.every((x, i) => x === "*" || x === path[i]);
+  const tenant = c.url.searchParams.get("tenantId") ?? undefined;
+
+  // Session routes: the token is the credential and names its object.
+  if (is("GET", "session")) {
+    const t = bearer(request);
+    return found(await c.call(c.forToken(t).stub, "get", t));
+  }
+  if (is("POST", "session", "touch")) {
+    const t = bearer(request);
+    return found(await c.call(c.forToken(t).stub, "touch", t));
+  }
+  if (is("POST", "session", "rotate")) return json(await rotate(c, bearer(request)));
+  if (is("DELETE", "session")) {
+    const t = bearer(request);
+    return json({ removed: await c.call(c.forToken(t).stub, "remove", t) });
+  }
+  if (is("DELETE", "session", "others")) return json({ removed: await removeOthers(c, bearer(request)) });
+
+  // Administrative routes: the admin key first, before any body is read.
+  const admin = async () => requireAdmin(request, env);
+  if (is("POST", "sessions")) {
+    await admin();
+    const b = await body(request);
+    if (!isObject(b)) throw new HttpError("InvalidInput", "the body must be a JSON object", "session");
+    const token = c.router.issue(b.userId);
+    return json(await c.call(c.forUser(b.userId), "create", b, token), 201);
+  }
+  if (is("GET", "users", "*", "sessions")) {
+    await admin();
+    const lists = await c.each(c.userObjects(path[1]), "listByUser", path[1], tenant);
+    return json({ sessions: lists.flat().sort(byAge) });
+  }
+  if (is("DELETE", "users", "*", "sessions")) {
+    await admin();
+    const counts = await c.each(c.userObjects(path[1]), "removeByUser", path[1], tenant);
+    return json({ removed: counts.reduce((a, b) => a + b, 0) });
+  }
+  if (is("DELETE", "users", "*", "sessions", "*")) {
+    await admin();
+    const removed = await c.each(c.userObjects(path[1]), "removeById", path[3], path[1]);
+    return json({ removed: removed.some(Boolean) });
+  }
+  if (is("GET", "objects")) {
+    await admin();
+    return json({ bucketBits: cfg.bits, buckets: c.bucketCount(), legacy: cfg.legacy });
+  }
+  if (is("GET", "export")) {
+    await admin();
+    const one = c.selected();
+    if (one !== null) return json(await c.call(one, "export"));
+    const docs = await c.each(c.all(), "export");
+    return json({ ...docs[0], exportedAt: c.now, sessions: docs.flatMap((d) => d.sessions).sort(byAge) });
+  }
+  if (is("POST", "import")) {
+    await admin();
+    return json({ imported: await importDoc(c, await body(request, MAX_IMPORT_BODY)) });
+  }
+  if (is("POST", "purge")) {
+    await admin();
+    const counts = await c.each(c.all(), "purge");
+    return json({ purged: counts.reduce((a, b) => a + b, 0) });
+  }
+  if (cfg.testHooks && path[0] === "_test") return testRoute(c, path, method);
+  throw new HttpError("NoRoute", `no route ${method} ${c.url.pathname}`);
+}
+
+/** A routed token rotates in its object; a v1 token's session moves into its user's bucket. */
+async function rotate(c, token) {
+  const at = c.forToken(token);
+  if (at.version === 2) return c.call(at.stub, "rotate", token, c.router.reissue(token));
+  // Take the session out of the legacy object (the old token stops working), then store it under a
+  // routed token in the user's bucket; if that fails, put it back so the user is not signed out.
+  const taken = await c.call(at.stub, "take", token);
+  const { id: _, ...session } = taken;
+  const moved = { ...session, token: c.router.issue(taken.userId), lastSeenAt: c.now };
+  try {
+    return { token: moved.token, session: await c.call(c.forUser(taken.userId), "insert", moved) };
+  } catch (e) {
+    await c.call(at.stub, "insert", { ...session, token }).catch((again) => {
+      console.error("session service: a session taken for rotation could not be put back:", again);
+    });
+    throw e;
+  }
+}
+
+/** Signs the token's user out of every other session, in the bucket and the legacy shards. */
+async function removeOthers(c, token) {
+  const at = c.forToken(token);
+  const { removed, userId } = await c.call(at.stub, "removeOthers", token);
+  // The user's other objects: the legacy shards, and for a v1 token the bucket instead of its shard.
+  const shards = c.cfg.legacy.filter((name) => at.version === 2 || name !== at.shard).map((name) => c.legacy(name));
+  const rest = at.version === 2 ? shards : [c.forUser(userId), ...shards];
+  const counts = await c.each(rest, "removeByUser", userId);
+  return counts.reduce((a, b) => a + b, removed);
+}
+
+/**
+ * An export document into the service: each user's sessions into the user's bucket (one import per
+ * object, each checked whole there before it writes; re-running is safe, sessions are replaced by id),
+ * or with `?legacy=name` all into that pre-routing object (restoring its own backup).
+ */
+async function importDoc(c, doc) {
+  if (!isObject(doc) || !Array.isArray(doc.sessions)) throw new HttpError("InvalidInput", "not an export document", "document");
+  const one = c.selected();
+  if (one !== null || doc.sessions.length === 0) return c.call(one ?? c.bucket(0), "import", doc);
+  const groups = new Map();
+  for (const s of doc.sessions) {
+    if (!isObject(s)) throw new HttpError("InvalidInput", "a session is not an object", "document");
+    const k = c.router.bucketOf(s.userId);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(s);
+  }
+  const counts = await Promise.all([...groups].map(([k, sessions]) => c.call(c.bucket(k), "import", { ...doc, sessions })));
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+/** Test hooks (TEST_HOOKS = "1" in the test's workerd config only). */
+async function testRoute(c, path, method) {
+  const stub = c.selected();
+  if (stub === null) throw new HttpError("InvalidInput", "name an object: ?bucket=k or ?legacy=name", "bucket");
+  const op = `${method} ${path.slice(1).join("/")}`;
+  const n = Number(c.url.searchParams.get("n") ?? 1000);
+  const ms = Number(c.url.searchParams.get("in") ?? 100);
+  const hooks = {
+    "GET limits": () => stub.testLimits(),
+    "GET alarm": () => stub.testAlarm(),
+    "POST alarm": () => stub.testSetAlarm(ms),
+    "POST break": () => stub.testBreak(),
+    "POST busy": () => stub.testBusy(),
+    "POST bench": () => stub.testBench(n, c.now),
+  };
+  if (!(op in hooks)) throw new HttpError("NoRoute", `no test route ${op}`);
+  return json(await hooks[op]());
+}
+
+// --- The Durable Object ------------------------------------------------------------------------
+
+/** Store operations an object runs for the Worker: (store, args) -> a structured-cloneable result. */
+const OPS = {
+  create: (s, [session, token]) => s.create(session, token),
+  get: (s, [token]) => s.get(token),
+  touch: (s, [token]) => s.touch(token),
+  rotate: (s, [token, newToken]) => s.rotate(token, newToken),
+  remove: (s, [token]) => s.remove(token),
+  removeOthers: (s, [token]) => {
+    const me = s.get(token);
+    if (me === null) throw new HttpError("NotFound", "no live session for this token");
+    return { removed: s.removeOthers(token), userId: me.userId };
+  },
+  /** Removes a live session and returns it (a v1 rotation moving it to its user's bucket). */
+  take: (s, [token]) => {
+    const me = s.get(token);
+    if (me === null) throw new HttpError("NotFound", "no live session for this token");
+    s.remove(token);
+    return me;
+  },
+  insert: (s, [issued]) => s.insert(issued),
+  removeById: (s, [id, userId]) => {
+    const it = s.getById(id);
+    return it !== null && it.userId === userId && s.removeById(id);
+  },
+  listByUser: (s, [userId, tenantId]) => s.listByUser(userId, tenantId),
+  removeByUser: (s, [userId, tenantId]) => s.removeByUser(userId, tenantId),
+  purge: (s) => s.purgeExpired(),
+  export: (s) => s.exportSessions(),
+  import: (s, [doc]) => s.importSessions(doc),
+};
+/** Operations that can add sessions: afterwards the object makes sure its purge alarm is set. */
+const ADDS = new Set(["create", "insert", "import"]);
+
+/** A typed error for the Worker; internal details stay in this object's log. */
+function describe(e) {
+  const code = typeof e?.code === "string" && e.code in STATUS ? e.code : "Database";
+  if (STATUS[code] >= 500) {
+    const incident = crypto.randomUUID();
+    console.error(`session object: incident ${incident}:`, e);
+    return { code, incident };
+  }
+  const error = { code, message: String(e?.message ?? e) };
+  if (e?.field) error.field = e.field;
+  return error;
 }
 
 export class SessionService extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
-    this.seconds = Math.floor(Date.now() / 1000);
+    const num = (name, fallback) => (env[name] === undefined ? fallback : Number(env[name]));
+    this.options = { idleTimeout: num("IDLE_TIMEOUT", undefined), absoluteTimeout: num("ABSOLUTE_TIMEOUT", undefined) };
+    this.purgeInterval = num("PURGE_INTERVAL", 3600);
+    if (!(this.purgeInterval >= 1)) {
+      console.error("session object: PURGE_INTERVAL must be a number of seconds; using 3600");
+      this.purgeInterval = 3600;
+    }
     this.testHooks = env.TEST_HOOKS === "1";
-    this.host = limitChecked(durableObjectHost(ctx.storage));
-    const opt = (name) => (env[name] === undefined ? undefined : Number(env[name]));
-    this.store = EdgeSessionStore.open(this.host, {
-      idleTimeout: opt("IDLE_TIMEOUT"),
-      absoluteTimeout: opt("ABSOLUTE_TIMEOUT"),
-      now: () => this.seconds,
+    // Production SQL limits, and no new rows once the object nears its 10 GB.
+    this.host = limitChecked(durableObjectHost(ctx.storage), {
+      databaseBytes: () => ctx.storage.sql.databaseSize,
+      maxDatabaseBytes: num("MAX_OBJECT_BYTES", 9_000_000_000),
+    });
+    this.store = null;
+    this.clock = null; // the current call's unix seconds, set for the length of one synchronous call
+    this.alarmSet = false;
+    this.lastAlarm = null;
+    this.busy = undefined; // call counting, for the throughput script's test hook only
+    ctx.blockConcurrencyWhile(async () => {
+      this.alarmSet = (await ctx.storage.getAlarm()) !== null;
+      // An object holding sessions but no alarm (one from before alarms, such as a legacy shard, or
+      // one whose alarm was lost) gets one when it wakes.
+      if (!this.alarmSet && this.holdsSessions()) await this.armAlarm();
     });
   }
 
-  async fetch(request) {
-    // The request's start time, once; tests may set it (never in production configs).
-    const testNow = this.testHooks ? request.headers.get("x-test-now") : null;
-    this.seconds = testNow !== null ? Number(testNow) : Math.floor(Date.now() / 1000);
+  /** Runs `f(store)` at `now`: the clock is this call's and no other's (nothing else runs meanwhile). */
+  at(now, f) {
+    if (!Number.isSafeInteger(now) || now < 0) throw new HttpError("InvalidInput", "now must be unix seconds", "now");
+    this.clock = now;
     try {
-      return await this.route(request);
-    } catch (e) {
-      return errorResponse(e);
+      this.store ??= EdgeSessionStore.open(this.host, { ...this.options, now: () => this.clock });
+      return f(this.store);
+    } finally {
+      this.clock = null;
     }
   }
 
-  async route(request) {
-    const url = new URL(request.url);
-    const path = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
-    const method = request.method;
-    const s = this.store;
-    const is = (m, ...p) => method === m && p.length === path.length && p.every((x, i) => x === "*" || x === path[i]);
-    const tenant = url.searchParams.get("tenantId") ?? undefined;
+  /** The Worker's one entry point: an operation, its arguments, the request's time. */
+  async invoke(op, args, now) {
+    let result;
+    const t0 = this.busy === undefined ? 0 : performance.now();
+    try {
+      if (!Object.hasOwn(OPS, op)) throw new HttpError("NoRoute", `no operation ${op}`);
+      result = { ok: this.at(now, (s) => OPS[op](s, args)) };
+    } catch (e) {
+      return { error: describe(e) };
+    } finally {
+      if (this.busy !== undefined) {
+        this.busy.calls++;
+        this.busy.ms += performance.now() - t0;
+      }
+    }
+    if (ADDS.has(op)) await this.armAlarm();
+    return result;
+  }
 
-    if (is("POST", "sessions")) return json(s.create(await body(request)), 201);
-    if (is("GET", "session")) return found(s.get(bearer(request)));
-    if (is("POST", "session", "touch")) return found(s.touch(bearer(request)));
-    if (is("POST", "session", "rotate")) return json(s.rotate(bearer(request)));
-    if (is("DELETE", "session")) return json({ removed: s.remove(bearer(request)) });
-    if (is("DELETE", "session", "others")) return json({ removed: s.removeOthers(bearer(request)) });
-    if (is("DELETE", "sessions", "*")) return json({ removed: s.removeById(path[1]) });
-    if (is("GET", "users", "*", "sessions")) return json({ sessions: s.listByUser(path[1], tenant) });
-    if (is("DELETE", "users", "*", "sessions")) return json({ removed: s.removeByUser(path[1], tenant) });
-    if (is("POST", "purge")) return json({ purged: s.purgeExpired() });
-    if (is("GET", "export")) return json(s.exportSessions());
-    if (is("POST", "import")) return json({ imported: s.importSessions(await body(request, MAX_IMPORT_BODY)) });
-    if (this.testHooks && is("GET", "_test", "limits")) return json(this.host.seen);
-    if (this.testHooks && is("POST", "_test", "bench")) return json(this.bench(Number(url.searchParams.get("n") ?? 1000)));
-    throw new HttpError("NoRoute", `no route ${method} ${url.pathname}`);
+  holdsSessions() {
+    const sql = this.ctx.storage.sql;
+    const table = sql.exec("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_pylon_sessions'").raw().toArray()[0][0];
+    return table === 1 && sql.exec("SELECT EXISTS (SELECT 1 FROM _pylon_sessions)").raw().toArray()[0][0] === 1;
+  }
+
+  async armAlarm() {
+    if (this.alarmSet) return;
+    await this.ctx.storage.setAlarm(Date.now() + this.purgeInterval * 1000);
+    this.alarmSet = true;
+  }
+
+  /** Purges this object's expired sessions; sets the next alarm while any sessions are left. */
+  async alarm() {
+    const now = Math.floor(Date.now() / 1000);
+    let purged = null;
+    let left = true;
+    try {
+      purged = this.at(now, (s) => s.purgeExpired());
+      left = this.holdsSessions();
+    } catch (e) {
+      console.error("session object: purge on alarm failed; trying again next interval:", e);
+    }
+    this.lastAlarm = { at: now, purged, left, run: (this.lastAlarm?.run ?? 0) + 1 };
+    this.alarmSet = false;
+    if (left) await this.armAlarm();
+  }
+
+  // Test hooks, reachable only through the Worker's /_test routes (TEST_HOOKS = "1").
+  hook() {
+    if (!this.testHooks) throw new Error("test hooks are off");
+  }
+  testLimits() {
+    this.hook();
+    return this.host.seen;
+  }
+  async testAlarm() {
+    this.hook();
+    return { alarm: await this.ctx.storage.getAlarm(), lastAlarm: this.lastAlarm, databaseBytes: this.ctx.storage.sql.databaseSize };
+  }
+  async testSetAlarm(ms) {
+    this.hook();
+    await this.ctx.storage.setAlarm(Date.now() + ms);
+    this.alarmSet = true;
+    return { alarm: await this.ctx.storage.getAlarm() };
+  }
+  /** Starts (or reads and restarts) counting calls and the time spent in them (local workerd's clock advances). */
+  testBusy() {
+    this.hook();
+    const was = this.busy ?? null;
+    this.busy = { calls: 0, ms: 0 };
+    return was;
+  }
+  testBreak() {
+    this.hook();
+    this.ctx.storage.sql.exec("DROP TABLE _pylon_sessions");
+    return { broken: true };
   }
 
   /** Per-op cost: the store (JS -> wasm -> host -> SQL) next to the same SQL called from JS. */
-  bench(n) {
+  testBench(n, now) {
+    this.hook();
     const sql = this.ctx.storage.sql;
     sql.exec(`CREATE TABLE IF NOT EXISTS bench_direct (id TEXT PRIMARY KEY NOT NULL, token TEXT, user_id TEXT NOT NULL,
       tenant_id TEXT, device TEXT, created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID`);
@@ -148,31 +628,40 @@ export class SessionService extends DurableObject {
       return ((performance.now() - t0) * 1000) / n; // microseconds per op
     };
     const us = {};
-    us.directUpsert = time(() => { for (const id of ids) sql.exec(upsert, id, null, "bench-user", null, "bench", this.seconds, this.seconds, 0); });
+    us.directUpsert = time(() => { for (const id of ids) sql.exec(upsert, id, null, "bench-user", null, "bench", now, now, 0); });
     us.directGet = time(() => { for (const id of ids) sql.exec(get, id).raw().toArray(); });
-    // The bare adapter, as production would use it (the service's store also runs the limit checker).
-    const store = EdgeSessionStore.open(durableObjectHost(this.ctx.storage), { now: () => this.seconds });
+    // The bare adapter, as in production without the limit checker.
+    const store = EdgeSessionStore.open(durableObjectHost(this.ctx.storage), { now: () => now });
     const tokens = [];
-    us.storeCreate = time(() => { for (let i = 0; i < n; i++) tokens.push(store.create({ userId: "bench-user", device: "bench" }).token); });
+    const before = sql.databaseSize;
+    us.storeCreate = time(() => { for (let i = 0; i < n; i++) tokens.push(store.create({ userId: `bench-user-${i % 97}`, device: "Firefox 140 on Linux" }).token); });
+    const bytesPerSession = (sql.databaseSize - before) / n;
     us.storeGet = time(() => { for (const t of tokens) store.get(t); });
+    // An alarm's work: a purge that finds nothing expired still reads every row (idle is checked on
+    // last_seen_at, which has no index). Microseconds per 1,000 stored sessions, over 20 purges.
+    us.purgeScanPer1000 = (time(() => { for (let r = 0; r < 20; r++) store.purgeExpired(); }) * 1000) / 20;
+    // The service's own path: the limit-checked host (with the object-size check on every INSERT) and
+    // a token chosen by the caller (the create first looks the token up, for safe repeats).
+    const checked = EdgeSessionStore.open(this.host, { now: () => now });
+    const hex = () => Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
+    const chosen = Array.from({ length: n }, () => `pyl_${hex()}`);
+    us.serviceCreate = time(() => { for (let i = 0; i < n; i++) checked.create({ userId: `bench-user-${i % 97}`, device: "Firefox 140 on Linux" }, chosen[i]); });
+    us.serviceTouch = time(() => { for (const t of chosen) checked.touch(t); });
+    us.databaseSize = time(() => { for (let i = 0; i < n; i++) sql.databaseSize; });
+    checked.free();
     sql.exec("DROP TABLE bench_direct");
-    store.removeByUser("bench-user");
+    for (let u = 0; u < 97; u++) store.removeByUser(`bench-user-${u}`); // the object's own and the checked store's
     store.free();
-    return { n, us };
+    return { n, us, bytesPerSession };
   }
 }
 
-function found(session) {
-  if (session === null) throw new HttpError("NotFound", "no live session for this token");
-  return json({ session });
-}
-
-const SHARD = /^[A-Za-z0-9_-]{1,64}$/;
-
 export default {
   async fetch(request, env) {
-    const shard = new URL(request.url).searchParams.get("shard") ?? "default";
-    if (!SHARD.test(shard)) return errorResponse(new HttpError("InvalidInput", "bad shard name", "shard"));
-    return env.SESSIONS.get(env.SESSIONS.idFromName(shard)).fetch(request);
+    try {
+      return await route(request, env);
+    } catch (e) {
+      return errorResponse(e);
+    }
   },
 };

@@ -4,6 +4,10 @@
 //! Methods mirror the browser's `SessionStore` and throw the same `SessionStoreError` (a JS `Error`
 //! with a stable `code`, see [`convert::error_to_js`]). Everything is synchronous, as the hosts' SQL is.
 //!
+//! `TokenRouter` issues and reads routed (version 2) tokens for a service that spreads sessions over
+//! many Durable Objects (see [`crate::TokenRouter`] and docs/edge.md): a stateless Worker reads a
+//! presented token's bucket, checks its tag, and sends the call to that one object.
+//!
 //! Time: production workerd freezes `Date.now()` during a request, so every check in a request sees
 //! its start time (see [`crate::backend::HostBackend`]'s module docs). The `now` option makes the clock
 //! explicit: a function returning unix seconds, called once at the start of each operation.
@@ -19,7 +23,8 @@ use super::methods::to_js;
 use crate::backend::HostBackend;
 use crate::error::{Error, Result};
 use crate::store::SessionStore;
-use crate::Migration;
+use crate::token::{TokenFormat, TokenRouter, MAX_BUCKET_BITS};
+use crate::{limits, Migration};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_EDGE_TYPES: &'static str = r#"
@@ -58,6 +63,13 @@ export interface EdgeStoreInfo {
 
 /** The shared methods with optional parameters, merged into the class. */
 export interface EdgeSessionStore extends StoreMethods {}
+
+/** What `TokenRouter.route` read from a presented token. */
+export type TokenRoute =
+  /** `pyl_` + 64 hex: issued before routing, kept where sessions were kept then. */
+  | { version: 1 }
+  /** `pyl2_…`: routed; its session lives in bucket `bucket` (0 .. 2^bucketBits - 1). */
+  | { version: 2; bucket: number };
 "#;
 
 /// The store class exported to JavaScript as `EdgeSessionStore`.
@@ -180,3 +192,121 @@ impl JsEdgeStore {
 }
 
 super::methods::store_methods!(JsEdgeStore, EdgeSessionStore);
+
+/// Routed tokens for a sharded service, exported to JavaScript as `TokenRouter`.
+#[wasm_bindgen(js_name = TokenRouter)]
+pub struct JsTokenRouter {
+    router: TokenRouter,
+    bits: u32,
+}
+
+fn user_id(value: &JsValue) -> Result<String> {
+    let user = convert::string("userId", value, limits::USER_ID_MAX)?;
+    crate::session::check_text("user_id", &user, limits::USER_ID_MAX)?;
+    Ok(user)
+}
+
+fn presented(value: &JsValue) -> Result<String> {
+    convert::string("token", value, limits::TOKEN_MAX_LEN)
+}
+
+impl JsTokenRouter {
+    fn new_inner(key: &JsValue, bucket_bits: &JsValue) -> Result<Self> {
+        let key = convert::string("routeKey", key, 4096)?;
+        let bits = bucket_bits
+            .as_f64()
+            .filter(|b| b.fract() == 0.0 && (0.0..=f64::from(MAX_BUCKET_BITS)).contains(b))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "bucketBits",
+                    format!("must be a whole number from 0 to {MAX_BUCKET_BITS}"),
+                )
+            })?;
+        Ok(JsTokenRouter {
+            router: TokenRouter::new(key.as_bytes())?,
+            bits: bits as u32,
+        })
+    }
+
+    fn route_inner(&self, token: &JsValue) -> Result<JsValue> {
+        let obj: JsValue = js_sys::Object::new().into();
+        match self.router.route(&presented(token)?)? {
+            TokenFormat::V1 => convert::set(&obj, "version", &JsValue::from_f64(1.0)),
+            TokenFormat::V2(route) => {
+                convert::set(&obj, "version", &JsValue::from_f64(2.0));
+                let bucket = route.bucket(self.bits) as f64;
+                convert::set(&obj, "bucket", &JsValue::from_f64(bucket));
+            }
+        }
+        Ok(obj)
+    }
+
+    fn reissue_inner(&self, token: &JsValue) -> Result<String> {
+        match self.router.route(&presented(token)?)? {
+            TokenFormat::V2(route) => {
+                Ok(self.router.issue_at(route.placement())?.expose().to_owned())
+            }
+            TokenFormat::V1 => Err(Error::invalid(
+                "token",
+                "a version 1 token has no placement: issue one for its user instead",
+            )),
+        }
+    }
+}
+
+#[wasm_bindgen(js_class = TokenRouter)]
+impl JsTokenRouter {
+    /// A router with the deployment's secret route key (at least 32 bytes, e.g. 64 hex digits) over
+    /// `2^bucketBits` buckets (0 to 20). Throws `InvalidInput` (`routeKey`, `bucketBits`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
+        #[wasm_bindgen(js_name = bucketBits, unchecked_param_type = "number")] bucket_bits: JsValue,
+    ) -> std::result::Result<JsTokenRouter, JsValue> {
+        to_js(Self::new_inner(&key, &bucket_bits))
+    }
+
+    /// The number of bucket bits: there are `2 ** bucketBits` buckets.
+    #[wasm_bindgen(getter, js_name = bucketBits)]
+    pub fn bucket_bits(&self) -> u32 {
+        self.bits
+    }
+
+    /// The bucket holding a user's sessions. Throws `InvalidInput` (`userId`) for a bad user id.
+    #[wasm_bindgen(js_name = bucketOf)]
+    pub fn bucket_of(
+        &self,
+        #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
+    ) -> std::result::Result<f64, JsValue> {
+        to_js(user_id(&user).map(|u| self.router.bucket(&u, self.bits) as f64))
+    }
+
+    /// A new routed token for a user (32 CSPRNG bytes, the user's placement, a tag).
+    pub fn issue(
+        &self,
+        #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
+    ) -> std::result::Result<String, JsValue> {
+        to_js((|| {
+            Ok(self.router.issue(&user_id(&user)?)?.expose().to_owned())
+        })())
+    }
+
+    /// A new routed token at the placement of `token` (a rotation's new token). Throws
+    /// `InvalidInput` (`token`) for a version 1 token, a malformed one, or a changed route.
+    pub fn reissue(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
+    ) -> std::result::Result<String, JsValue> {
+        to_js(self.reissue_inner(&token))
+    }
+
+    /// Reads a presented token strictly and checks a routed token's tag. Throws `InvalidInput`
+    /// (`token`) for a token of neither issued format, or one whose route was changed.
+    #[wasm_bindgen(unchecked_return_type = "TokenRoute")]
+    pub fn route(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
+    ) -> std::result::Result<JsValue, JsValue> {
+        to_js(self.route_inner(&token))
+    }
+}

@@ -29,7 +29,7 @@ function directClient(db = new DatabaseSync(":memory:"), options = {}, checked =
     touch: call((t) => store.touch(t)),
     rotate: call((t) => store.rotate(t)),
     remove: call((t) => store.remove(t)),
-    removeById: call((id) => store.removeById(id)),
+    removeById: call((id) => store.removeById(id)), // one store: the user id is not needed to find it
     removeOthers: call((t) => store.removeOthers(t)),
     listByUser: call((u, t) => store.listByUser(u, t)),
     removeByUser: call((u, t) => store.removeByUser(u, t)),
@@ -108,6 +108,67 @@ test("deno node:sqlite: a Pylon table with plaintext tokens is migrated to hashe
   assert.ok(cols.includes("id"));
   const raw = JSON.stringify(db.prepare("SELECT * FROM _pylon_sessions").all());
   assert.ok(!raw.includes(legacy), "no plaintext token left in the table");
+});
+
+test("node:sqlite host: a failed COMMIT rolls back, reports why, and leaves the connection usable", () => {
+  const db = new DatabaseSync(":memory:");
+  db.exec(`PRAGMA foreign_keys = ON;
+    CREATE TABLE parent (id INTEGER PRIMARY KEY);
+    CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)`);
+  const host = nodeSqliteHost(db);
+  // The deferred foreign key is only checked at COMMIT, which fails.
+  assert.throws(
+    () => host.transaction(() => {
+      host.run("INSERT INTO child VALUES (?1)", [7]);
+      return true;
+    }),
+    /FOREIGN KEY/i,
+  );
+  assert.equal(db.isTransaction ?? false, false, "no transaction left open");
+  assert.equal(host.query("SELECT count(*) FROM child", [])[0][0], 0, "the failed transaction's row is gone");
+  // The next transaction starts and commits normally.
+  host.transaction(() => {
+    host.run("INSERT INTO parent VALUES (?1)", [7]);
+    host.run("INSERT INTO child VALUES (?1)", [7]);
+    return true;
+  });
+  assert.equal(host.query("SELECT count(*) FROM child", [])[0][0], 1);
+});
+
+test("node:sqlite host: the callback's error is not replaced by a failing ROLLBACK", () => {
+  const db = new DatabaseSync(":memory:");
+  const host = nodeSqliteHost(db);
+  const thrown = new Error("the callback failed");
+  assert.throws(
+    () => host.transaction(() => {
+      db.exec("ROLLBACK"); // the transaction ends early, so the adapter's own ROLLBACK fails
+      throw thrown;
+    }),
+    (e) => e === thrown,
+  );
+  // And the store sees its own error, whatever the host's rollback did.
+  host.transaction(() => true);
+});
+
+test("limits: no new rows once an object holds its maximum; reads, revokes and purges go on", () => {
+  const db = new DatabaseSync(":memory:");
+  let bytes = 1_000;
+  const host = limitChecked(nodeSqliteHost(db), { databaseBytes: () => bytes, maxDatabaseBytes: 5_000 });
+  const client = { now: 1_800_000_000 };
+  const store = EdgeSessionStore.open(host, { ...POLICY, now: () => client.now });
+  const a = store.create({ userId: "u" });
+  const b = store.create({ userId: "u" });
+  bytes = 5_000; // the object is full
+  assert.throws(() => store.create({ userId: "u" }), (e) => e.code === "QuotaExceeded");
+  assert.throws(() => store.importSessions(store.exportSessions()), (e) => e.code === "QuotaExceeded");
+  assert.equal(host.seen.refusedFull, 2);
+  assert.equal(store.get(a.token).userId, "u");
+  assert.notEqual(store.touch(a.token), null);
+  assert.equal(store.remove(b.token), true);
+  client.now += 86_400;
+  assert.equal(store.purgeExpired(), 1);
+  bytes = 1_000; // room again
+  assert.equal(store.create({ userId: "u" }).session.userId, "u");
 });
 
 if (Deno.env.get("PYLON_BENCH")) {
