@@ -1,6 +1,6 @@
 //! The sync contract between a client that keeps sessions offline and the server that issued them:
 //! plain message types and pure functions, no I/O. The server's adapter is
-//! [`crate::axum::Sessions::sync`]; browsers speak the same JSON (see `docs/sync.md`).
+//! `axum::Sessions::sync` (feature `axum`); browsers speak the same JSON (see `docs/sync.md`).
 //!
 //! A client sends what it holds (session ids, with their tokens in bearer mode; in cookie mode the
 //! cookie proves the one session the device has) and an outbox of actions it took offline. The

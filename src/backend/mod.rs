@@ -237,9 +237,9 @@ impl Revocation<'_> {
 /// The async face of [`SessionBackend`], for servers: the same operations with the same contract, each
 /// returning a `Send` future, on a backend that is shared (`&self`, `Send + Sync`) by every request.
 ///
-/// Implemented by [`PostgresPoolBackend`](crate::PostgresPoolBackend) (tokio-postgres on a deadpool
-/// pool; feature `postgres-pool`) and by [`Blocking`](crate::Blocking), which runs any synchronous
-/// backend (SQLite) on tokio's blocking pool (feature `tokio`). [`crate::AsyncSessionStore`] is the front
+/// Implemented by `PostgresPoolBackend` (tokio-postgres on a deadpool pool; feature `postgres-pool`,
+/// native) and by `Blocking`, which runs any synchronous backend (SQLite) on tokio's blocking pool
+/// (feature `tokio`, native). [`crate::AsyncSessionStore`] is the front
 /// door over it.
 pub trait AsyncSessionBackend: Send + Sync {
     /// As [`SessionBackend::load_all`].
