@@ -121,6 +121,7 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
         new: NewSession,
     ) -> Result<(Token, Session)> {
         self.rules.check_new(&new)?;
+        Rules::check_chosen(&token, "token")?;
         Rules::refuse_revoked(self.backend.revoked_at(&token.id()).await?)?;
         let now = self.rules.now()?;
         let session = self.rules.new_session(&token, new.clone(), now);
@@ -208,6 +209,7 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
         if *token == new_token {
             return Err(Error::invalid("newToken", "must differ from the old token"));
         }
+        Rules::check_chosen(&new_token, "newToken")?;
         let now = self.rules.now()?;
         let old = token.id();
         let Some(session) = self.rules.live(self.backend.get(&old).await?, now) else {

@@ -194,6 +194,20 @@ impl Rules {
         })
     }
 
+    /// A token a caller chose must have a format this crate issues (`pyl_` + 64 hex digits, or the
+    /// routed `pyl2_` form), i.e. 256 bits from a CSPRNG: a guessable token chosen by a buggy caller
+    /// must not become a session.
+    pub(crate) fn check_chosen(token: &Token, field: &'static str) -> Result<()> {
+        match token.format() {
+            Some(_) => Ok(()),
+            None => Err(Error::invalid(
+                field,
+                "a caller-chosen token must have the issued format: `pyl_` and 64 lowercase hex \
+                 digits of 32 random bytes (or a routed `pyl2_` token)",
+            )),
+        }
+    }
+
     /// `create_with_token`'s refusal of a token whose session was revoked: a repeated request must
     /// not bring it back.
     pub(crate) fn refuse_revoked(revoked_at: Option<i64>) -> Result<()> {
@@ -318,6 +332,7 @@ impl<B: SessionBackend> SessionStore<B> {
     /// different session; backend errors. Nothing is written on error.
     pub fn create_with_token(&self, token: Token, new: NewSession) -> Result<(Token, Session)> {
         self.rules.check_new(&new)?;
+        Rules::check_chosen(&token, "token")?;
         Rules::refuse_revoked(self.backend.revoked_at(&token.id())?)?;
         let now = self.rules.now()?;
         let session = self.rules.new_session(&token, new.clone(), now);
@@ -432,6 +447,7 @@ impl<B: SessionBackend> SessionStore<B> {
         if *token == new_token {
             return Err(Error::invalid("newToken", "must differ from the old token"));
         }
+        Rules::check_chosen(&new_token, "newToken")?;
         let now = self.rules.now()?;
         let old = token.id();
         let Some(session) = self.rules.live(self.backend.get(&old)?, now) else {

@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             remove_others_keeps_current, remove_others_stays_in_the_tenant,
             revocations_are_recorded_and_final, timeouts_hold_for_inserted_and_imported_sessions,
             touch_resets_idle_timeout, repeated_create_never_revives_an_expired_session,
+            caller_chosen_tokens_must_have_the_issued_format,
             hash_only_store_never_hands_out_old_tokens, touch_writes_once_per_interval, idle_timeout_expires,
             absolute_timeout_wins_over_touch, purge_removes_only_expired, rotate_keeps_identity,
             rotate_of_dead_session_is_not_found, create_with_token_is_repeatable,
@@ -367,6 +368,22 @@ pub fn timeouts_hold_for_inserted_and_imported_sessions<B: SessionBackend>(backe
 
 /// A create resent with its caller-chosen token after the session expired neither returns the
 /// expired session nor stores a fresh one under the old token.
+/// Caller-chosen tokens must have the issued format (256 random bits), not any 16 visible characters.
+pub fn caller_chosen_tokens_must_have_the_issued_format<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, _) = store(backend, POLICY);
+    let weak = Token::parse("aaaaaaaaaaaaaaaa").unwrap();
+    assert_eq!(
+        kind(s.create_with_token(weak.clone(), alice())),
+        ErrorKind::InvalidInput
+    );
+    assert!(s.load_all().unwrap().is_empty(), "nothing stored");
+    let (token, _) = s.create(alice()).unwrap();
+    assert_eq!(kind(s.rotate_to(&token, weak)), ErrorKind::InvalidInput);
+    assert!(s.get(&token).unwrap().is_some(), "not rotated");
+    let good = Token::generate().unwrap();
+    assert!(s.rotate_to(&token, good).is_ok());
+}
+
 pub fn repeated_create_never_revives_an_expired_session<B: SessionBackend>(backend: B, _: Raw<B>) {
     let (s, now) = store(backend, POLICY);
     let token = Token::generate().unwrap();
