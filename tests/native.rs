@@ -299,3 +299,66 @@ fn forget_tokens_erases_kept_tokens() {
     assert_eq!(backend.forget_tokens().unwrap(), 1);
     assert!(!sqlite_dump(&mut backend).contains("pyl_"));
 }
+
+/// A legacy row with no user or no expiry is corruption, not "" or "never": the migration refuses
+/// the file and leaves it as it was.
+#[test]
+fn legacy_rows_with_null_user_or_expiry_are_corrupt() {
+    for (name, insert) in [
+        (
+            "null-user.db",
+            "INSERT INTO _pylon_sessions VALUES ('legacy-token-000000001', NULL, 99999999999, 1, NULL)",
+        ),
+        (
+            "null-expiry.db",
+            "INSERT INTO _pylon_sessions VALUES ('legacy-token-000000002', 'bob', NULL, 1, NULL)",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            // Pylon's columns without its NOT NULLs: what a damaged or hand-edited file can hold.
+            conn.execute_batch(
+                "CREATE TABLE _pylon_sessions (token TEXT PRIMARY KEY, user_id TEXT, \
+                 expires_at INTEGER, created_at INTEGER, device TEXT);",
+            )
+            .unwrap();
+            conn.execute_batch(insert).unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let err = SqliteBackend::open(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{name}: {err}");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM _pylon_sessions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "{name}: the legacy table is left as it was");
+        drop(before);
+    }
+}
+
+/// When another connection keeps the checkpoint after the legacy scrub from finishing, opening says
+/// so (Locked) instead of claiming the plaintext is gone.
+#[test]
+fn a_scrub_checkpoint_that_cannot_finish_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+        conn.execute_batch(&legacy_sqlite_ddl(false)).unwrap();
+        conn.execute_batch(
+            "INSERT INTO _pylon_sessions VALUES ('legacy-token-000000003', 'carol', 99999999999, 1, NULL)",
+        )
+        .unwrap();
+    }
+    // A reader holding an old snapshot: the checkpoint cannot copy past it.
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM _pylon_sessions;")
+        .unwrap();
+    let err = SqliteBackend::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Locked, "{err}");
+    reader.execute_batch("COMMIT").unwrap();
+}

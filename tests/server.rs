@@ -1198,3 +1198,52 @@ async fn sync_refuses_malformed_bodies_and_applies_nothing() {
         .unwrap();
     assert_eq!(error_code(garbage).await, (400, "BadRequest".to_owned()));
 }
+
+/// Two servers (two pools) creating under one caller-chosen token at once: exactly one session is
+/// stored, every other caller is refused, none is overwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_creates_under_one_token_store_exactly_one_session() {
+    let (_, schema) = tokio::task::spawn_blocking(pg::fresh_schema).await.unwrap();
+    let a = Arc::new(AsyncSessionStore::new(
+        PostgresPoolBackend::open(pool_config(&pg::url(), &schema))
+            .await
+            .unwrap(),
+    ));
+    let b = Arc::new(AsyncSessionStore::new(
+        PostgresPoolBackend::open(pool_config(&pg::url(), &schema))
+            .await
+            .unwrap(),
+    ));
+    for round in 0..10 {
+        let token = Token::generate().unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = if i % 2 == 0 {
+                    Arc::clone(&a)
+                } else {
+                    Arc::clone(&b)
+                };
+                let token = token.clone();
+                tokio::spawn(async move {
+                    store
+                        .create_with_token(token, NewSession::new(format!("user{i}")))
+                        .await
+                        .map(|(_, s)| s.user_id)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(user) => winners.push(user),
+                Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        let stored = a.get(&token).await.unwrap().unwrap();
+        assert_eq!(
+            stored.user_id, winners[0],
+            "the stored session is the winner's"
+        );
+    }
+}

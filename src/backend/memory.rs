@@ -170,3 +170,37 @@ impl SessionBackend for MemoryBackend {
         Ok(self.revoked().get(id).map(|(at, _)| *at))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Session;
+
+    fn session(token: &Token) -> Session {
+        Session {
+            id: token.id(),
+            token: None,
+            user_id: "u".into(),
+            tenant_id: None,
+            device: None,
+            created_at: 1,
+            last_seen_at: 1,
+            expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn rotate_onto_another_session_is_refused_as_the_sql_stores_refuse_it() {
+        let b = MemoryBackend::new();
+        let (t1, t2) = (Token::generate().unwrap(), Token::generate().unwrap());
+        b.save(&session(&t1)).unwrap();
+        b.save(&session(&t2)).unwrap();
+        assert!(b.rotate(&t1.id(), &t2.id(), None, 5).is_err());
+        assert!(b.get(&t1.id()).unwrap().is_some(), "nothing moved");
+        assert_eq!(
+            b.get(&t2.id()).unwrap().unwrap().last_seen_at,
+            1,
+            "nothing overwritten"
+        );
+    }
+}
