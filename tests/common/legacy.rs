@@ -51,11 +51,16 @@ pub fn legacy_rows(now: i64) -> Vec<LegacyRow> {
     ]
 }
 
+/// "Now" for the legacy fixtures: read once per process, so the rows written and the rows checked
+/// agree even when a slow machine crosses a second between the two.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    })
 }
 
 pub fn check_migrated<B: SessionBackend>(backend: B, with_tenant: bool) -> SessionStore<B> {
