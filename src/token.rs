@@ -21,6 +21,7 @@
 
 use std::fmt;
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -265,9 +266,8 @@ fn bucket_of(placement: u64, bits: u32) -> u64 {
 /// `Debug` never shows the key.
 #[derive(Clone)]
 pub struct TokenRouter {
-    /// SHA-256 after absorbing `key ^ ipad`, and after `key ^ opad` (HMAC, RFC 2104).
-    inner: Sha256,
-    outer: Sha256,
+    /// HMAC-SHA256 keyed with the route key (RustCrypto's `hmac`), cloned for each use.
+    mac: Hmac<Sha256>,
 }
 
 impl fmt::Debug for TokenRouter {
@@ -295,36 +295,22 @@ impl TokenRouter {
                 format!("must be at least {} bytes", Self::MIN_KEY_BYTES),
             ));
         }
-        Ok(Self::keyed(key))
+        Self::keyed(key)
     }
 
     /// HMAC-SHA256 keyed with `key` (any length), without the length check.
-    fn keyed(key: &[u8]) -> Self {
-        let mut block = [0u8; 64];
-        if key.len() > 64 {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let pad = |byte: u8| {
-            let mut h = Sha256::new();
-            h.update(block.map(|b| b ^ byte));
-            h
-        };
-        TokenRouter {
-            inner: pad(0x36),
-            outer: pad(0x5c),
-        }
+    fn keyed(key: &[u8]) -> Result<Self> {
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .map_err(|e| Error::invalid("route_key", e.to_string()))?;
+        Ok(TokenRouter { mac })
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut inner = self.inner.clone();
+        let mut mac = self.mac.clone();
         for p in parts {
-            inner.update(p);
+            mac.update(p);
         }
-        let mut outer = self.outer.clone();
-        outer.update(inner.finalize());
-        outer.finalize().into()
+        mac.finalize().into_bytes().into()
     }
 
     fn mac64(&self, parts: &[&[u8]]) -> u64 {
@@ -471,13 +457,13 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231() {
         // Test case 1: a 20-byte key.
-        let r = TokenRouter::keyed(&[0x0b; 20]);
+        let r = TokenRouter::keyed(&[0x0b; 20]).unwrap();
         assert_eq!(
             hex_of(&r.mac(&[b"Hi ", b"There"])),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
         );
         // Test case 6: a key longer than the block is hashed first.
-        let r = TokenRouter::keyed(&[0xaa; 131]);
+        let r = TokenRouter::keyed(&[0xaa; 131]).unwrap();
         assert_eq!(
             hex_of(&r.mac(&[b"Test Using Larger Than Block-Size Key - Hash Key First"])),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
