@@ -354,25 +354,23 @@ impl Driver for SqliteDriver {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(classify)?;
-        match f(self) {
-            Ok(v) => {
-                if let Err(e) = self.conn.execute_batch("COMMIT") {
-                    let err = classify(e);
-                    return Err(match self.conn.execute_batch("ROLLBACK") {
-                        Ok(()) => err,
-                        Err(rb) => Error::Database(
-                            format!("commit failed ({err}) and rollback failed ({rb})").into(),
-                        ),
-                    });
-                }
-                Ok(v)
+        // SQLite rolls a transaction back by itself after some errors (a full disk or quota, I/O
+        // errors); a ROLLBACK then has nothing to do, and the first error is the one to report.
+        let rollback = |conn: &Connection, err: Error| {
+            if conn.is_autocommit() {
+                return err;
             }
-            Err(e) => match self.conn.execute_batch("ROLLBACK") {
-                Ok(()) => Err(e),
-                Err(rb) => Err(Error::Database(
-                    format!("{e}; rollback failed too: {rb}").into(),
-                )),
+            match conn.execute_batch("ROLLBACK") {
+                Ok(()) => err,
+                Err(rb) => Error::Database(format!("{err}; rollback failed too: {rb}").into()),
+            }
+        };
+        match f(self) {
+            Ok(v) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => Err(rollback(&self.conn, classify(e))),
             },
+            Err(e) => Err(rollback(&self.conn, e)),
         }
     }
 

@@ -178,12 +178,14 @@ for (const name of BROWSERS) describe(`SessionStoreClient in ${name}`, () => {
     assert.equal(r.calls[4].length, 1);
     assert.equal(r.rotated.session.tenantId, "acme");
     assert.equal(r.inserted.userId, "bob");
-    assert.equal(r.others, 1);
+    // removeOthers stays in the kept session's tenant: alice's "acme" session is not "another device" of
+    // her tenant-less one.
+    assert.equal(r.others, 0);
     assert.equal(r.purged, 0);
-    assert.equal(r.all.length, 2);
+    assert.equal(r.all.length, 3);
     assert.equal(r.removedById, true);
     assert.equal(r.removed, true);
-    assert.equal(r.byUser, 0);
+    assert.equal(r.byUser, 1);
     assert.equal(r.closed, true);
   });
 
