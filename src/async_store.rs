@@ -7,6 +7,7 @@ use crate::backend::{AsyncSessionBackend, Revocation};
 use crate::error::{Error, Result};
 use crate::session::{NewSession, Policy, Session, SessionStatus, TokenStorage};
 use crate::store::{check_user, Rules};
+use crate::sync::{CheckedRequest, Step, SyncPlan, SyncResponse};
 use crate::token::{SessionId, Token};
 
 /// The async front door: the same tokens, hashing, timeouts, touch interval and validation as
@@ -329,6 +330,47 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
                 self.rules.policy.created_cutoff(now),
             )
             .await
+    }
+
+    /// Answers a checked sync request (see [`crate::sync`]): applies the outbox for the caller, then
+    /// gives a verdict for every session it proved it holds (`credential` is the token the request was
+    /// signed with: a cookie or bearer header), and the signed-in user's devices. Never touches.
+    ///
+    /// # Errors
+    /// Backend errors; nothing is applied from a request that failed [`SyncRequest::check`].
+    ///
+    /// [`SyncRequest::check`]: crate::sync::SyncRequest::check
+    pub async fn sync(
+        &self,
+        credential: Option<&Token>,
+        req: CheckedRequest,
+    ) -> Result<SyncResponse> {
+        let mut plan = SyncPlan::new(credential, req, self.rules.now()?);
+        if let Some(token) = credential {
+            plan.set_current(self.status(&token.id()).await?);
+        }
+        while let Some(step) = plan.next_step() {
+            let outcome = match step {
+                Step::Remove(id) => self.remove_by_id(&id).await.map(u64::from),
+                Step::Lookup(id) => self.get_by_id(&id).await.map(|s| u64::from(plan.owns(s))),
+                Step::RevokeOthers { token, before } => {
+                    self.remove_others_created_before(&token, before).await
+                }
+            };
+            plan.record(outcome?);
+        }
+        let mut statuses = Vec::new();
+        for id in plan.proven_ids() {
+            statuses.push((id.clone(), self.status(&id).await?));
+        }
+        let devices = match plan.current() {
+            Some(me) => Some(
+                self.list_by_user(&me.user_id, me.tenant_id.as_deref())
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok(plan.finish(statuses, devices, &self.rules.policy))
     }
 
     /// Every stored session, expired ones included, oldest first.

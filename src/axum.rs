@@ -58,8 +58,8 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::AsyncSessionBackend;
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::{NewSession, Policy, Session, SessionStatus};
-use crate::sync::{self, Action, Applied, Device, SyncRequest, SyncResponse, Verdict};
+use crate::session::{NewSession, Policy, Session};
+use crate::sync::{CheckedRequest, Device, SyncRequest, SyncResponse, Verdict};
 use crate::token::{SessionId, Token};
 use crate::AsyncSessionStore;
 
@@ -110,9 +110,12 @@ trait ErasedStore: Send + Sync {
         tenant: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<Session>>>;
     fn remove_others<'a>(&'a self, token: &'a Token, before: i64) -> BoxFuture<'a, Result<u64>>;
-    fn status<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<SessionStatus>>;
     fn policy(&self) -> Policy;
-    fn now(&self) -> Result<i64>;
+    fn sync<'a>(
+        &'a self,
+        credential: Option<&'a Token>,
+        req: CheckedRequest,
+    ) -> BoxFuture<'a, Result<SyncResponse>>;
 }
 
 impl<B: AsyncSessionBackend> ErasedStore for AsyncSessionStore<B> {
@@ -146,14 +149,15 @@ impl<B: AsyncSessionBackend> ErasedStore for AsyncSessionStore<B> {
             self, token, before,
         ))
     }
-    fn status<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<SessionStatus>> {
-        Box::pin(AsyncSessionStore::status(self, id))
-    }
     fn policy(&self) -> Policy {
         AsyncSessionStore::policy(self)
     }
-    fn now(&self) -> Result<i64> {
-        AsyncSessionStore::now(self)
+    fn sync<'a>(
+        &'a self,
+        credential: Option<&'a Token>,
+        req: CheckedRequest,
+    ) -> BoxFuture<'a, Result<SyncResponse>> {
+        Box::pin(AsyncSessionStore::sync(self, credential, req))
     }
 }
 
@@ -382,100 +386,16 @@ impl Sessions {
             Err(e) if e.message == NO_SESSION => None,
             Err(e) => return Err(e),
         };
-        let mut proven: Vec<(SessionId, Token)> = checked.proven;
-        if let Some((token, _)) = &credential {
-            if !proven.iter().any(|(id, _)| *id == token.id()) {
-                proven.push((token.id(), token.clone()));
-            }
-        }
-        let now = self.store.now()?;
-        let live_current = |status: SessionStatus| match status {
-            SessionStatus::Live(s) => Some(s),
-            _ => None,
-        };
-        let mut current = match &credential {
-            Some((token, _)) => {
-                live_current(self.store.status(&token.id()).await?).map(|s| (s, token.clone()))
-            }
-            None => None,
-        };
-        let mut applied = Vec::with_capacity(checked.outbox.len());
-        for (action_id, action) in checked.outbox {
-            let (ok, removed, code) = match action {
-                Action::SignOut(id) => {
-                    if proven.iter().any(|(p, _)| *p == id) {
-                        let removed = self.store.remove_by_id(&id).await?;
-                        if current.as_ref().is_some_and(|(s, _)| s.id == id) {
-                            current = None;
-                        }
-                        (true, u64::from(removed), None)
-                    } else {
-                        (false, 0, Some("NotFound"))
-                    }
-                }
-                Action::Revoke(id) => match &current {
-                    None => (false, 0, Some("Unauthorized")),
-                    Some((me, _)) => {
-                        // Another user's id, or one already gone, gets the same answer: no oracle.
-                        let mine = self.store.get_by_id(&id).await?.is_some_and(|s| {
-                            s.user_id == me.user_id && s.tenant_id == me.tenant_id
-                        });
-                        let removed = mine && self.store.remove_by_id(&id).await?;
-                        if removed && me.id == id {
-                            current = None;
-                        }
-                        (true, u64::from(removed), None)
-                    }
-                },
-                Action::RevokeOthers { at } => match &current {
-                    None => (false, 0, Some("Unauthorized")),
-                    Some((_, token)) => {
-                        let before = sync::revoke_others_cutoff(at, now);
-                        (true, self.store.remove_others(token, before).await?, None)
-                    }
-                },
-            };
-            applied.push(Applied {
-                id: action_id,
-                ok,
-                removed,
-                code: code.map(str::to_owned),
-            });
-        }
-        let policy = self.store.policy();
-        let mut verdicts = Vec::with_capacity(proven.len());
-        let mut cookie_gone = false;
-        for (id, _) in &proven {
-            let status = self.store.status(id).await?;
-            let verdict = Verdict::of(id, &status, &policy);
-            if matches!(verdict, Verdict::Gone { .. })
-                && credential
-                    .as_ref()
-                    .is_some_and(|(t, src)| *src == TokenSource::Cookie && t.id() == *id)
-            {
-                cookie_gone = true;
-            }
-            verdicts.push(verdict);
-        }
-        let devices = match &current {
-            Some((me, _)) => Some(
-                self.store
-                    .list_by_user(&me.user_id, me.tenant_id.as_deref())
-                    .await?
-                    .iter()
-                    .map(|s| Device::of(s, s.id == me.id))
-                    .collect(),
-            ),
-            None => None,
-        };
+        let credential_token = credential.as_ref().map(|(t, _)| t);
+        let response = self.store.sync(credential_token, checked).await?;
+        let cookie_gone = credential.as_ref().is_some_and(|(t, src)| {
+            *src == TokenSource::Cookie
+                && response.verdicts.iter().any(
+                    |v| matches!(v, Verdict::Gone { id, .. } if id.as_str() == t.id().as_str()),
+                )
+        });
         Ok(SyncAnswer {
-            response: SyncResponse {
-                server_time: now,
-                current: current.map(|(s, _)| s.id.as_str().to_owned()),
-                verdicts,
-                devices,
-                applied,
-            },
+            response,
             clear_cookie: if cookie_gone {
                 self.signed_out().cookie
             } else {

@@ -7,6 +7,7 @@ use crate::backend::{Revocation, SessionBackend};
 use crate::error::{Error, Result};
 use crate::platform;
 use crate::session::{NewSession, Policy, Session, SessionStatus, TokenStorage};
+use crate::sync::{CheckedRequest, Step, SyncPlan, SyncResponse};
 use crate::token::{SessionId, Token};
 use crate::transfer::SessionExport;
 
@@ -557,6 +558,38 @@ impl<B: SessionBackend> SessionStore<B> {
             self.rules.policy.idle_cutoff(now),
             self.rules.policy.created_cutoff(now),
         )
+    }
+
+    /// Answers a checked sync request (see [`crate::sync`]; the async twin is
+    /// [`crate::AsyncSessionStore::sync`]): applies the outbox for the caller, then gives a verdict for
+    /// every session it proved it holds, and the signed-in user's devices. Never touches.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn sync(&self, credential: Option<&Token>, req: CheckedRequest) -> Result<SyncResponse> {
+        let mut plan = SyncPlan::new(credential, req, self.rules.now()?);
+        if let Some(token) = credential {
+            plan.set_current(self.status(&token.id())?);
+        }
+        while let Some(step) = plan.next_step() {
+            let outcome = match step {
+                Step::Remove(id) => self.remove_by_id(&id).map(u64::from),
+                Step::Lookup(id) => self.get_by_id(&id).map(|s| u64::from(plan.owns(s))),
+                Step::RevokeOthers { token, before } => {
+                    self.remove_others_created_before(&token, before)
+                }
+            };
+            plan.record(outcome?);
+        }
+        let mut statuses = Vec::new();
+        for id in plan.proven_ids() {
+            statuses.push((id.clone(), self.status(&id)?));
+        }
+        let devices = match plan.current() {
+            Some(me) => Some(self.list_by_user(&me.user_id, me.tenant_id.as_deref())?),
+            None => None,
+        };
+        Ok(plan.finish(statuses, devices, &self.rules.policy))
     }
 
     /// Every stored session, expired ones included, oldest first.

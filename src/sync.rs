@@ -308,6 +308,204 @@ pub struct SyncResponse {
     pub applied: Vec<Applied>,
 }
 
+/// One storage step of a sync, for the store to run and report back ([`SyncPlan::record`]).
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Revoke this session; report 1 if it went, else 0.
+    Remove(SessionId),
+    /// Read this session (live only); report [`SyncPlan::owns`] of the answer.
+    Lookup(SessionId),
+    /// Revoke the signed-in user's other sessions created before `before`; report how many went.
+    RevokeOthers {
+        /// The signed-in session's token (the one kept).
+        token: Token,
+        /// The creation cut-off.
+        before: i64,
+    },
+}
+
+#[derive(Debug)]
+enum Pending {
+    SignOut(String, SessionId),
+    RevokeLookup(String, SessionId),
+    RevokeRemove(String, SessionId),
+    RevokeOthers(String),
+}
+
+/// A sync worked out as a small state machine, so the synchronous and the async front doors run the
+/// same decisions and differ only in how they wait for storage: take [`SyncPlan::next_step`]s until
+/// there are none, reporting each outcome with [`SyncPlan::record`], then [`SyncPlan::finish`].
+#[derive(Debug)]
+pub struct SyncPlan {
+    now: i64,
+    proven: Vec<(SessionId, Token)>,
+    outbox: std::vec::IntoIter<(String, Action)>,
+    credential: Option<Token>,
+    current: Option<Session>,
+    pending: Option<Pending>,
+    applied: Vec<Applied>,
+}
+
+impl SyncPlan {
+    /// A plan for `req`, signed with `credential` (a cookie or bearer token), at server time `now`.
+    pub fn new(credential: Option<&Token>, req: CheckedRequest, now: i64) -> Self {
+        let mut proven = req.proven;
+        if let Some(t) = credential {
+            if !proven.iter().any(|(id, _)| *id == t.id()) {
+                proven.push((t.id(), t.clone()));
+            }
+        }
+        SyncPlan {
+            now,
+            proven,
+            outbox: req.outbox.into_iter(),
+            credential: credential.cloned(),
+            current: None,
+            pending: None,
+            applied: Vec::new(),
+        }
+    }
+
+    /// The credential's status: when live, its session signs the request (outbox actions that need
+    /// a signed-in user, the device list).
+    pub fn set_current(&mut self, status: SessionStatus) {
+        self.current = match status {
+            SessionStatus::Live(s) => Some(s),
+            _ => None,
+        };
+    }
+
+    /// The signed-in session, if any (it may sign itself out during the outbox).
+    pub fn current(&self) -> Option<&Session> {
+        self.current.as_ref()
+    }
+
+    /// Whether a looked-up session belongs to the signed-in user, in the same tenant.
+    pub fn owns(&self, found: Option<Session>) -> bool {
+        match (&self.current, found) {
+            (Some(me), Some(s)) => s.user_id == me.user_id && s.tenant_id == me.tenant_id,
+            _ => false,
+        }
+    }
+
+    fn refuse(&mut self, id: String, code: &str) {
+        self.applied.push(Applied {
+            id,
+            ok: false,
+            removed: 0,
+            code: Some(code.to_owned()),
+        });
+    }
+
+    fn done(&mut self, id: String, removed: u64) {
+        self.applied.push(Applied {
+            id,
+            ok: true,
+            removed,
+            code: None,
+        });
+    }
+
+    fn forget_current(&mut self, id: &SessionId) {
+        if self.current.as_ref().is_some_and(|s| s.id == *id) {
+            self.current = None;
+        }
+    }
+
+    /// The next storage step, or `None` when the outbox is done.
+    pub fn next_step(&mut self) -> Option<Step> {
+        if let Some(Pending::RevokeRemove(_, id)) = &self.pending {
+            return Some(Step::Remove(id.clone()));
+        }
+        while let Some((action_id, action)) = self.outbox.next() {
+            match action {
+                Action::SignOut(id) => {
+                    if self.proven.iter().any(|(p, _)| *p == id) {
+                        self.pending = Some(Pending::SignOut(action_id, id.clone()));
+                        return Some(Step::Remove(id));
+                    }
+                    self.refuse(action_id, "NotFound");
+                }
+                Action::Revoke(id) => {
+                    if self.current.is_none() {
+                        self.refuse(action_id, "Unauthorized");
+                        continue;
+                    }
+                    self.pending = Some(Pending::RevokeLookup(action_id, id.clone()));
+                    return Some(Step::Lookup(id));
+                }
+                Action::RevokeOthers { at } => {
+                    let token = match (&self.current, &self.credential) {
+                        (Some(_), Some(t)) => t.clone(),
+                        _ => {
+                            self.refuse(action_id, "Unauthorized");
+                            continue;
+                        }
+                    };
+                    self.pending = Some(Pending::RevokeOthers(action_id));
+                    return Some(Step::RevokeOthers {
+                        token,
+                        before: revoke_others_cutoff(at, self.now),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Reports the outcome of the last [`SyncPlan::next_step`].
+    pub fn record(&mut self, outcome: u64) {
+        match self.pending.take() {
+            Some(Pending::SignOut(action, id)) => {
+                self.forget_current(&id);
+                self.done(action, outcome);
+            }
+            // Another user's id, or one already gone, gets the same answer: no oracle.
+            Some(Pending::RevokeLookup(action, _)) if outcome == 0 => self.done(action, 0),
+            Some(Pending::RevokeLookup(action, id)) => {
+                self.pending = Some(Pending::RevokeRemove(action, id));
+            }
+            Some(Pending::RevokeRemove(action, id)) => {
+                if outcome > 0 {
+                    self.forget_current(&id);
+                }
+                self.done(action, outcome);
+            }
+            Some(Pending::RevokeOthers(action)) => self.done(action, outcome),
+            None => {}
+        }
+    }
+
+    /// The ids to give verdicts for.
+    pub fn proven_ids(&self) -> Vec<SessionId> {
+        self.proven.iter().map(|(id, _)| id.clone()).collect()
+    }
+
+    /// The answer, from the statuses of [`SyncPlan::proven_ids`] and the signed-in user's sessions.
+    pub fn finish(
+        self,
+        statuses: Vec<(SessionId, SessionStatus)>,
+        devices: Option<Vec<Session>>,
+        policy: &Policy,
+    ) -> SyncResponse {
+        let me = self.current.as_ref().map(|s| s.id.clone());
+        SyncResponse {
+            server_time: self.now,
+            current: me.as_ref().map(|id| id.as_str().to_owned()),
+            verdicts: statuses
+                .iter()
+                .map(|(id, status)| Verdict::of(id, status, policy))
+                .collect(),
+            devices: devices.map(|list| {
+                list.iter()
+                    .map(|s| Device::of(s, me.as_ref() == Some(&s.id)))
+                    .collect()
+            }),
+            applied: self.applied,
+        }
+    }
+}
+
 /// For `revokeOthers` taken at `at` (client clock) and applied at `now` (server clock): revoke
 /// sessions created at or before the earlier of the two, so a repeat reaches nothing newer.
 pub fn revoke_others_cutoff(at: i64, now: i64) -> i64 {

@@ -362,3 +362,55 @@ fn a_scrub_checkpoint_that_cannot_finish_is_reported() {
     assert_eq!(err.kind(), ErrorKind::Locked, "{err}");
     reader.execute_batch("COMMIT").unwrap();
 }
+
+/// The synchronous front door answers the sync contract as the server does (the edge facade uses it).
+#[test]
+fn sync_store_answers_the_sync_contract() {
+    use pylon_sessions::sync::{SyncRequest, Verdict};
+    let store = SessionStore::new(MemoryBackend::new());
+    let (laptop, _) = store
+        .create(pylon_sessions::NewSession::new("alice"))
+        .unwrap();
+    let (phone, phone_session) = store
+        .create(pylon_sessions::NewSession::new("alice"))
+        .unwrap();
+    let (bob, _) = store
+        .create(pylon_sessions::NewSession::new("bob"))
+        .unwrap();
+    let req: SyncRequest = serde_json::from_value(serde_json::json!({
+        "sessions": [{ "id": bob.id().as_str() }],
+        "outbox": [
+            { "id": "a1", "action": "revoke", "sessionId": phone_session.id.as_str(), "at": 1 },
+            { "id": "a2", "action": "revoke", "sessionId": bob.id().as_str(), "at": 1 },
+        ],
+    }))
+    .unwrap();
+    let r = store.sync(Some(&laptop), req.check().unwrap()).unwrap();
+    assert_eq!(r.applied[0].removed, 1, "alice's phone revoked");
+    assert_eq!(
+        r.applied[1].removed, 0,
+        "bob's session is not alice's to revoke"
+    );
+    assert_eq!(
+        r.verdicts.len(),
+        1,
+        "only the credential's session is answered, not bob's id"
+    );
+    assert!(
+        matches!(&r.verdicts[0], Verdict::Live { id, .. } if id.as_str() == laptop.id().as_str())
+    );
+    assert_eq!(r.devices.as_ref().unwrap().len(), 1);
+    assert!(store.get(&phone).unwrap().is_none());
+    assert!(store.get(&bob).unwrap().is_some());
+    let gone = store
+        .sync(Some(&phone), SyncRequest::default().check().unwrap())
+        .unwrap();
+    assert!(matches!(
+        &gone.verdicts[0],
+        Verdict::Gone {
+            reason: pylon_sessions::sync::GoneReason::Revoked,
+            ..
+        }
+    ));
+    assert!(gone.devices.is_none() && gone.current.is_none());
+}

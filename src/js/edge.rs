@@ -189,7 +189,51 @@ impl JsEdgeStore {
         self.settings.set_info(&obj);
         obj
     }
+
+    /// Answers a sync request (the contract of docs/sync.md, as `POST /api/sync` answers it):
+    /// `request` is the parsed JSON body, `credential` the token the request was signed with (an
+    /// `Authorization: Bearer` header), if any. Returns the response object. Applies the outbox
+    /// first; never touches.
+    #[wasm_bindgen(unchecked_return_type = "SyncResponse")]
+    pub fn sync(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "SyncRequest")] request: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | null | undefined")] credential: JsValue,
+    ) -> std::result::Result<JsValue, JsValue> {
+        to_js((|| {
+            let req: crate::sync::SyncRequest = serde_wasm_bindgen::from_value(request)
+                .map_err(|e| Error::invalid("request", e.to_string()))?;
+            let checked = req.check()?;
+            let credential = if credential.is_undefined() || credential.is_null() {
+                None
+            } else {
+                Some(convert::token(&credential)?)
+            };
+            let response = self.store()?.sync(credential.as_ref(), checked)?;
+            serde_wasm_bindgen::to_value(&response)
+                .map_err(|e| Error::Database(e.to_string().into()))
+        })())
+    }
 }
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_SYNC_TYPES: &'static str = r#"
+/** A sync request (docs/sync.md). */
+export interface SyncRequest {
+  sessions?: { id: string; token?: string }[];
+  outbox?: { id: string; action: "signOut" | "revoke" | "revokeOthers"; sessionId?: string; at: number }[];
+}
+/** A sync answer (docs/sync.md). */
+export interface SyncResponse {
+  serverTime: number;
+  current: string | null;
+  verdicts: ({ state: "live"; id: string; expiresAt: number; lastSeenAt: number; deadline: number }
+    | { state: "gone"; id: string; reason: "revoked" | "expired" | "unknown" })[];
+  devices: { id: string; userId: string; tenantId: string | null; device: string | null;
+    createdAt: number; lastSeenAt: number; expiresAt: number; current: boolean }[] | null;
+  applied: { id: string; ok: boolean; removed: number; code?: string }[];
+}
+"#;
 
 super::methods::store_methods!(JsEdgeStore, EdgeSessionStore);
 
