@@ -21,7 +21,7 @@
 // (Chromium, Safari) are asked right after `open`; Firefox asks the person with a prompt, so there the
 // app calls `store.requestPersistence()` from a user gesture (a click) when it chooses.
 
-import { decode, encode, linkData, linkKey, newKeyPair, randomId, seal, unseal } from "./tab-channel.js";
+import { bytes, decode, encode, linkData, linkKey, newKeyPair, randomId, seal, unseal } from "./tab-channel.js";
 
 /** The error every method rejects with: an `Error` with a stable `code` (see `ClientErrorCode`). */
 export class SessionStoreError extends Error {
@@ -89,6 +89,8 @@ export class SessionStoreClient extends EventTarget {
   // requests and replies in order.
   #link = null;
   #greeting = null;
+  /** "error" events that came before `open` resolved (no listener could be attached yet). */
+  #early = [];
   #outbox = Promise.resolve();
   #inbox = Promise.resolve();
 
@@ -133,6 +135,10 @@ export class SessionStoreClient extends EventTarget {
       client.terminate();
       throw err;
     }
+    // Errors from before this point fire once the caller could listen (after its `await open`).
+    const early = client.#early;
+    client.#early = null;
+    if (early.length) setTimeout(() => { for (const event of early) client.dispatchEvent(event); }, 0);
     // Ask in the background where the browser decides by itself; never awaited here.
     if (client.#info.persistence === "asking") client.#ask();
     else if (client.#info.persistence !== "granted") client.#recheck();
@@ -268,7 +274,9 @@ export class SessionStoreClient extends EventTarget {
     if (msg.t === "error") {
       // A failure outside any call (a Web Lock that failed, a take-over that could not open the store).
       const { code, message, field } = msg.error ?? {};
-      this.dispatchEvent(new CustomEvent("error", { detail: new SessionStoreError(code ?? "Database", String(message), field) }));
+      const event = new CustomEvent("error", { detail: new SessionStoreError(code ?? "Database", String(message), field) });
+      if (this.#early) this.#early.push(event);
+      else this.dispatchEvent(event);
       return;
     }
     this.#settle(msg);
@@ -318,7 +326,8 @@ export class SessionStoreClient extends EventTarget {
     if (typeof msg.owner !== "string" || typeof msg.tag !== "string") return;
     greeting.answered = true;
     const context = [this.#channel.name, this.#client, msg.owner, msg.tag];
-    linkKey(greeting.pair.privateKey, msg.pub, greeting.pair.pub, msg.pub, context).then(
+    const ownerPub = bytes(msg.pub);
+    linkKey(greeting.pair.privateKey, ownerPub, greeting.pair.pub, ownerPub, context).then(
       (key) => {
         if (this.#greeting !== greeting || this.#closed) return;
         this.#greeting = null;

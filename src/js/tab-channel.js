@@ -30,6 +30,15 @@ const CURVE = { name: "ECDH", namedCurve: "P-256" };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/**
+ * `value` as a Uint8Array of this realm, or `null` if it is no byte array. (Firefox hands over a
+ * BroadcastChannel message's typed arrays from another realm: `instanceof` says no.)
+ */
+export function bytes(value) {
+  if (!ArrayBuffer.isView(value) || Object.prototype.toString.call(value) !== "[object Uint8Array]") return null;
+  return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+}
+
 /** Hex of random bytes: ids for links and handshakes (not secrets). */
 export function randomId(bytes = 12) {
   return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -138,8 +147,9 @@ export async function newKeyPair() {
  * side, with the roles' public keys in the same order, gives the same key.
  */
 export async function linkKey(privateKey, peerPub, followerPub, ownerPub, context) {
-  if (!(peerPub instanceof Uint8Array) || peerPub.length !== 65) throw new Error("bad public key");
-  const peer = await crypto.subtle.importKey("raw", peerPub, CURVE, false, []);
+  const raw = bytes(peerPub);
+  if (!raw || raw.length !== 65) throw new Error("bad public key");
+  const peer = await crypto.subtle.importKey("raw", raw, CURVE, false, []);
   const shared = await crypto.subtle.deriveBits({ name: "ECDH", public: peer }, privateKey, 256);
   const material = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveKey"]);
   const salt = new Uint8Array(followerPub.length + ownerPub.length);
@@ -167,14 +177,10 @@ export async function seal(key, additionalData, text) {
 }
 
 /** Decrypts what `seal` made; rejects if it was made with another key or data, or altered. */
-export async function unseal(key, additionalData, { iv, data }) {
-  if (!(iv instanceof Uint8Array) || !(data instanceof Uint8Array)) throw new Error("not a sealed message");
+export async function unseal(key, additionalData, sealed) {
+  const iv = bytes(sealed.iv);
+  const data = bytes(sealed.data);
+  if (!iv || iv.length !== 12 || !data) throw new Error("not a sealed message");
   return decoder.decode(await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData }, key, data));
 }
 
-/** Whether two byte arrays are equal. */
-export function sameBytes(a, b) {
-  if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array) || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}

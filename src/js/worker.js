@@ -26,7 +26,7 @@
 // hand-off runs again: every method is safe to repeat (the client generates the tokens of `create` and
 // `rotate`, see client.js).
 import init, { SessionStore } from "./pylon_sessions.js";
-import { decode, encode, linkData, linkKey, newKeyPair, randomId, seal, sha256, unseal } from "./tab-channel.js";
+import { bytes, decode, encode, linkData, linkKey, newKeyPair, randomId, seal, sha256, unseal } from "./tab-channel.js";
 
 const METHODS = new Set([
   "create", "get", "getById", "insert", "touch", "rotate", "remove", "removeById",
@@ -184,12 +184,13 @@ async function serve(key, method, args, text, answer) {
  */
 async function welcome(msg) {
   if (!store || typeof msg.client !== "string" || typeof msg.nonce !== "string") return;
-  if (!(msg.pub instanceof Uint8Array) || msg.pub.length !== 65) return;
+  const pub = bytes(msg.pub);
+  if (!pub || pub.length !== 65) return;
   const pair = await newKeyPair();
   const tag = randomId();
   let key;
   try {
-    key = await linkKey(pair.privateKey, msg.pub, msg.pub, pair.pub, [channel.name, msg.client, me, tag]);
+    key = await linkKey(pair.privateKey, pub, pub, pair.pub, [channel.name, msg.client, me, tag]);
   } catch {
     return; // not a point on the curve
   }
