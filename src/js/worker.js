@@ -126,9 +126,13 @@ function tryRun(f) {
   }
 }
 
+/** Requests up to this many characters are kept whole in the replay cache; longer ones as SHA-256. */
+const KEEP_WHOLE = 4096;
+
 /**
- * What identifies a request in the replay cache: the digest of its encoding (id, method, arguments),
- * from `text()`; `null` when it cannot be encoded (a cycle from this worker's page).
+ * What identifies a request in the replay cache: its encoding (id, method, arguments) from `text()`,
+ * or that encoding's SHA-256 when it is long (an import); `null` when it cannot be encoded (a cycle
+ * from this worker's page).
  */
 async function digestOf(text) {
   let encoded;
@@ -137,7 +141,8 @@ async function digestOf(text) {
   } catch {
     return null;
   }
-  return globalThis.crypto?.subtle ? sha256(encoded) : encoded;
+  if (encoded.length <= KEEP_WHOLE || !globalThis.crypto?.subtle) return encoded;
+  return `sha256:${await sha256(encoded)}`;
 }
 
 /**
