@@ -264,7 +264,12 @@ export class SessionStoreClient extends EventTarget {
         }
       }
       this.#setRole(msg.role);
-      if (msg.role === "owner") this.#resend();
+      if (msg.role === "owner") {
+        // This tab's worker serves the store now: no link; what is pending goes to it directly.
+        this.#link = null;
+        this.#greeting = null;
+        this.#resend();
+      }
       return;
     }
     if (msg.t === "change") {
@@ -288,8 +293,10 @@ export class SessionStoreClient extends EventTarget {
     if (msg.t === "res" && mine) this.#receive(msg);
     else if (msg.t === "change") this.dispatchEvent(new CustomEvent("change", { detail: msg.detail }));
     else if (msg.t === "welcome" && mine) this.#linkTo(msg);
-    else if (msg.t === "rekey" && mine && this.#role === "follower" && !this.#greeting) {
-      // The owner has no link for what this tab sent (it is new, or dropped the link): link again.
+    else if (msg.t === "rekey" && mine && this.#role === "follower" && !this.#greeting
+      && (!this.#link || msg.tag === this.#link.tag)) {
+      // The owner has no link for what this tab sent on its current link (it is new, or dropped the
+      // link): link again. A rekey about an older link (requests sent before this one) is stale.
       this.#link = null;
       this.#greet();
     } else if (msg.t === "owner" && this.#role !== null) {

@@ -17,7 +17,7 @@
 //     owner -> all         { v: 2, t: "welcome", client, nonce, owner, tag, pub }
 //     client -> owner      { v: 2, t: "req", client, owner, tag, iv, data }
 //     owner -> client      { v: 2, t: "res", client, owner, tag, iv, data }
-//                          { v: 2, t: "rekey", client, owner }     (no link for that request: greet again)
+//                          { v: 2, t: "rekey", client, owner, tag } (no link `tag` here: greet again)
 //     owner -> clients     { v: 2, t: "owner", owner }             (serving from now: greet, resend pending)
 //                          { v: 2, t: "change", detail: { op, ids?, userId?, tenantId? } }   (never tokens)
 // `id` is unique per client; the owner keeps its recent replies to writes by link (or page) and id, with
@@ -212,7 +212,7 @@ async function serveLink(msg) {
   if (msg.owner !== me || !link || link.client !== msg.client) {
     // Meant for an owner that is gone, or a link this owner no longer has: the follower greets again
     // and resends. Nothing secret is in either message.
-    channel.postMessage({ v: 2, t: "rekey", client: msg.client, owner: me });
+    channel.postMessage({ v: 2, t: "rekey", client: msg.client, owner: me, tag: msg.tag });
     return;
   }
   let text;
