@@ -4,8 +4,9 @@
 // BroadcastChannel refuses ports (DataCloneError in Chromium and Firefox, ports are transferable only
 // and BroadcastChannel.postMessage takes no transfer list), two tabs the person opened hold no
 // reference to each other's window, and a SharedWorker or a service worker would be a shared context
-// (the first is ruled out here and missing on Android Chromium; the second would compete with the
-// app's own service worker for its scope and controls no page loaded with a hard reload). So the
+// (the first is ruled out for this package, which runs on dedicated workers only; the second would
+// compete with the app's own service worker for its scope and controls no page loaded with a hard
+// reload). So the
 // follower and the owner agree on a key over the BroadcastChannel instead, and every request and
 // reply between them crosses it encrypted:
 //
