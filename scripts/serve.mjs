@@ -1,7 +1,9 @@
 // Serves the demo: www/ at /, and pkg/ (the wasm-pack output) at /pkg/, on 127.0.0.1.
-// Usage: node scripts/serve.mjs [--port N] [--root DIR]   (PORT in the environment works too; 0 = any free port)
+// Usage: node scripts/serve.mjs [--port N] [--root DIR] [--pkg DIR]   (PORT in the environment works too; 0 = any free port)
+// Only files inside a mount are served: a path is resolved through every symlink and must still be
+// inside the mount's own resolved directory. Every answer says `X-Content-Type-Options: nosniff`.
 import { createServer } from "node:http";
-import { readFile, stat } from "node:fs/promises";
+import { readFile, realpath, stat } from "node:fs/promises";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -30,15 +32,22 @@ const types = {
   ".webmanifest": "application/manifest+json",
 };
 
+/** Whether `file` is `dir` or inside it (both absolute and normalized). */
+const inside = (file, dir) => file === dir || file.startsWith(dir.endsWith(sep) ? dir : dir + sep);
+
 async function resolveFile(urlPath) {
   for (const [prefix, dir] of mounts) {
     if (!urlPath.startsWith(prefix)) continue;
     let rel = decodeURIComponent(urlPath.slice(prefix.length));
     if (rel === "" || rel.endsWith("/")) rel += "index.html";
     const file = normalize(join(dir, rel));
-    if (file !== dir && !file.startsWith(dir + sep)) return null; // no escaping the mount
+    if (!inside(file, dir)) return null; // no escaping the mount by name
     try {
-      if ((await stat(file)).isFile()) return file;
+      // Nor by a symlink: where the path really leads must be inside where the mount really is.
+      const [real, realDir] = await Promise.all([realpath(file), realpath(dir)]);
+      if (!inside(real, realDir)) return null;
+      // Read from the resolved path; the type still comes from the name asked for.
+      if ((await stat(real)).isFile()) return { real, type: types[extname(file)] };
     } catch {
       /* not here: try the next mount */
     }
@@ -46,22 +55,26 @@ async function resolveFile(urlPath) {
   return null;
 }
 
+/** Headers on every answer: browsers must not guess another type than the one given. */
+const COMMON = { "x-content-type-options": "nosniff" };
+
 const server = createServer(async (req, res) => {
   try {
     const path = new URL(req.url, "http://localhost").pathname;
     const file = await resolveFile(path);
     if (!file) {
-      res.writeHead(404, { "content-type": "text/plain" }).end(`not found: ${path}\n`);
+      res.writeHead(404, { ...COMMON, "content-type": "text/plain" }).end(`not found: ${path}\n`);
       return;
     }
-    const body = await readFile(file);
+    const body = await readFile(file.real);
     res.writeHead(200, {
-      "content-type": types[extname(file)] ?? "application/octet-stream",
+      ...COMMON,
+      "content-type": file.type ?? "application/octet-stream",
       "cache-control": "no-cache",
     });
     res.end(req.method === "HEAD" ? undefined : body);
   } catch (e) {
-    res.writeHead(500, { "content-type": "text/plain" }).end(`error: ${e.message}\n`);
+    res.writeHead(500, { ...COMMON, "content-type": "text/plain" }).end(`error: ${e.message}\n`);
   }
 });
 

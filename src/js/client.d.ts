@@ -9,17 +9,23 @@ export type {
 } from "./pylon_sessions.js";
 
 /**
- * The client's error codes: the store's, plus `"Timeout"` when no tab answered a call within
- * `ClientSettings.timeout` (the call may still run later).
+ * The client's error codes: the store's, plus
+ * - `"Timeout"`: no tab answered a call within `ClientSettings.timeout` (the call may still run later);
+ * - `"OptionsMismatch"` (from `open`): another tab has this `dbName` open with other options
+ *   (`tokenStorage`, `idleTimeout`, `absoluteTimeout`, `touchInterval`; `field` names the first that
+ *   differs), e.g. another app of the origin: open every tab with the same options, and give each app
+ *   its own `dbName`;
+ * - `"ReplayMismatch"`: a request reused the id of an earlier one with another method or other
+ *   arguments (never from this client's own calls); it was not run.
  */
-export type ClientErrorCode = ErrorCode | "Timeout";
+export type ClientErrorCode = ErrorCode | "Timeout" | "OptionsMismatch" | "ReplayMismatch";
 
 /** What every method rejects with: an `Error` with a stable `code`. */
 export declare class SessionStoreError extends Error {
   constructor(code: ClientErrorCode, message: string, field?: string);
   name: "SessionStoreError";
   code: ClientErrorCode;
-  /** The offending field, for `InvalidInput`. */
+  /** The offending field, for `InvalidInput`, or the option that differs, for `OptionsMismatch`. */
   field?: string;
 }
 
@@ -104,18 +110,27 @@ export interface SessionStoreClientEventMap {
   rolechange: CustomEvent<{ role: Role }>;
   /** Where persistent storage stands changed (asked, answered); `info` holds the same. */
   persistence: CustomEvent<PersistenceDetail>;
+  /**
+   * A failure outside any call, e.g. this tab's worker could not wait for the store's Web Lock
+   * (`StorageUnavailable`) or could not open the store when it was its turn to take it over (the
+   * store's code, e.g. `Locked`): this tab then cannot serve the others when the owning tab goes.
+   * Failures before `open` resolved fire right after it.
+   */
+  error: CustomEvent<SessionStoreError>;
 }
 
 /**
  * A `SessionStore` running in a dedicated worker, driven from a page with promises. Every tab of an
- * origin may open the same OPFS store at once: one tab's worker owns it and serves the others, and
- * another tab takes over when that tab goes (docs/multi-tab.md). Memory storage is per tab.
+ * origin may open the same OPFS store at once, with the same options: one tab's worker owns it and
+ * serves the others, each through its own encrypted link, and another tab takes over when that tab
+ * goes (docs/multi-tab.md). Memory storage is per tab.
  */
 export declare class SessionStoreClient extends EventTarget {
   private constructor(worker: Worker, channelName?: string | null, timeout?: number);
   /**
-   * Starts a worker and opens the store in it, or joins the tab that has it open. Never waits for the
-   * person (e.g. a permission prompt).
+   * Starts a worker and opens the store in it, or joins the tab that has it open (rejecting with
+   * `OptionsMismatch` when that tab opened it with other options). Never waits for the person (e.g. a
+   * permission prompt).
    */
   static open(options?: OpenOptions, settings?: ClientSettings): Promise<SessionStoreClient>;
   /** What `open` got (from the owner tab's store, for a follower), with this page's persistence state. */

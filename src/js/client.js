@@ -8,15 +8,20 @@
 //
 // Several tabs: every tab of an origin can open the same OPFS store at once. One tab's worker (the
 // owner, `store.role === "owner"`) holds a Web Lock and the database and serves the others
-// (`"follower"`) over a BroadcastChannel; when the owner's tab goes, the next tab's worker takes the
-// lock and the followers resend what was in flight. Every write fires "change" in every tab, the
-// writer's included. Measured costs and the reasons for this design: docs/multi-tab.md.
+// (`"follower"`) over a BroadcastChannel, each through its own encrypted link (tab-channel.js: no
+// token, argument or result is readable on the channel); when the owner's tab goes, the next tab's
+// worker takes the lock and the followers link to it and resend what was in flight. Every tab must
+// open the store with the same options (a follower whose options differ gets `OptionsMismatch`). Every
+// write fires "change" in every tab, the writer's included; failures outside any call (e.g. this tab
+// can no longer take the store over) fire "error". Measured costs and the reasons: docs/multi-tab.md.
 //
 // Persistent storage: `open` never waits for it, nor for anything else only a person can answer.
 // `info.persistence` says where the request stands ("granted", "denied", "asking", "not-asked",
 // "unavailable") and a "persistence" event fires on every change. Browsers that decide by themselves
 // (Chromium, Safari) are asked right after `open`; Firefox asks the person with a prompt, so there the
 // app calls `store.requestPersistence()` from a user gesture (a click) when it chooses.
+
+import { bytes, decode, encode, linkData, linkKey, newKeyPair, randomId, seal, unseal } from "./tab-channel.js";
 
 /** The error every method rejects with: an `Error` with a stable `code` (see `ClientErrorCode`). */
 export class SessionStoreError extends Error {
@@ -30,6 +35,8 @@ export class SessionStoreError extends Error {
 
 /** How long a call waits for an answer (through any hand-off) before rejecting with `Timeout`, in ms. */
 const DEFAULT_TIMEOUT_MS = 10_000;
+/** Options every tab of a store must open it with (the worker reads them with defaults filled in). */
+const SHARED_OPTIONS = ["tokenStorage", "idleTimeout", "absoluteTimeout", "touchInterval"];
 
 let clients = 0;
 
@@ -49,6 +56,22 @@ function persistPrompts() {
   return /\bFirefox\//.test(globalThis.navigator?.userAgent ?? "");
 }
 
+/**
+ * Refuses to follow an owner whose store was opened with other options than this tab's (`expect`, as
+ * this tab's worker read them): a follower would otherwise get the owner's token storage and timeouts
+ * without knowing, e.g. another app of the origin using the same `dbName`.
+ */
+function checkShared(expect, info) {
+  for (const key of SHARED_OPTIONS) {
+    if (expect[key] === info[key]) continue;
+    throw new SessionStoreError(
+      "OptionsMismatch",
+      `this tab opens "${info.dbName}" with ${key} ${JSON.stringify(expect[key])}, but the tab that has it open uses ${JSON.stringify(info[key])}: open it with the same options in every tab, and give each app of an origin its own dbName`,
+      key,
+    );
+  }
+}
+
 export class SessionStoreClient extends EventTarget {
   #worker;
   #channel = null;
@@ -61,6 +84,15 @@ export class SessionStoreClient extends EventTarget {
   #info = null;
   #asking = 0; // persist() calls waiting for an answer
   #client = `${Date.now().toString(36)}-${++clients}-${Math.random().toString(36).slice(2, 10)}`;
+  // A follower's encrypted link to the owner: `{ owner, tag, key, req, res }` once linked; `#greeting`
+  // while a hello waits for its welcome. Sealing and opening are asynchronous: these chains keep
+  // requests and replies in order.
+  #link = null;
+  #greeting = null;
+  /** "error" events that came before `open` resolved (no listener could be attached yet). */
+  #early = [];
+  #outbox = Promise.resolve();
+  #inbox = Promise.resolve();
 
   /** Use `SessionStoreClient.open`. */
   constructor(worker, channelName = null, timeout = DEFAULT_TIMEOUT_MS) {
@@ -97,11 +129,16 @@ export class SessionStoreClient extends EventTarget {
       const opened = await client.#call("open", [options], true);
       client.#setRole(opened.role, false);
       const info = opened.info ?? (await client.#call("info", []));
+      if (opened.expect) checkShared(opened.expect, info);
       client.#info = { ...info, ...client.#persistenceAtOpen(info, settings.persist !== false) };
     } catch (err) {
       client.terminate();
       throw err;
     }
+    // Errors from before this point fire once the caller could listen (after its `await open`).
+    const early = client.#early;
+    client.#early = null;
+    if (early.length) setTimeout(() => { for (const event of early) client.dispatchEvent(event); }, 0);
     // Ask in the background where the browser decides by itself; never awaited here.
     if (client.#info.persistence === "asking") client.#ask();
     else if (client.#info.persistence !== "granted") client.#recheck();
@@ -227,26 +264,108 @@ export class SessionStoreClient extends EventTarget {
         }
       }
       this.#setRole(msg.role);
-      if (msg.role === "owner") this.#resend();
+      if (msg.role === "owner") {
+        // This tab's worker serves the store now: no link; what is pending goes to it directly.
+        this.#link = null;
+        this.#greeting = null;
+        this.#resend();
+      }
       return;
     }
     if (msg.t === "change") {
       this.dispatchEvent(new CustomEvent("change", { detail: msg.detail }));
       return;
     }
+    if (msg.t === "error") {
+      // A failure outside any call (a Web Lock that failed, a take-over that could not open the store).
+      const { code, message, field } = msg.error ?? {};
+      const event = new CustomEvent("error", { detail: new SessionStoreError(code ?? "Database", String(message), field) });
+      if (this.#early) this.#early.push(event);
+      else this.dispatchEvent(event);
+      return;
+    }
     this.#settle(msg);
   }
 
   #onChannel(msg) {
-    if (!msg || msg.v !== 1) return;
-    if (msg.t === "res") this.#settle(msg);
+    if (!msg || msg.v !== 2) return;
+    const mine = msg.client === this.#client;
+    if (msg.t === "res" && mine) this.#receive(msg);
     else if (msg.t === "change") this.dispatchEvent(new CustomEvent("change", { detail: msg.detail }));
-    else if (msg.t === "owner" && this.#role !== null) {
-      // A new owner: requests sent to the old one may be lost (resend them; every method is safe to
-      // repeat), and it may have committed writes whose events never went out (re-read state).
-      if (this.#role !== "owner") this.#resend();
+    else if (msg.t === "welcome" && mine) this.#linkTo(msg);
+    else if (msg.t === "rekey" && mine && this.#role === "follower" && !this.#greeting
+      && (!this.#link || msg.tag === this.#link.tag)) {
+      // The owner has no link for what this tab sent on its current link (it is new, or dropped the
+      // link): link again. A rekey about an older link (requests sent before this one) is stale.
+      this.#link = null;
+      this.#greet();
+    } else if (msg.t === "owner" && this.#role !== null) {
+      // A new owner: requests sent to the old one may be lost (link to the new one and resend them;
+      // every method is safe to repeat), and it may have committed writes whose events never went out
+      // (re-read state).
+      if (this.#role !== "owner") {
+        this.#link = null;
+        this.#greeting = null;
+        this.#greet();
+      }
       this.dispatchEvent(new CustomEvent("change", { detail: { op: "handoff" } }));
     }
+  }
+
+  /** Sends a hello (a fresh key pair) unless one is waiting for its welcome. */
+  #greet() {
+    if (this.#greeting || !this.#channel || this.#closed) return;
+    const greeting = (this.#greeting = { nonce: randomId(), pair: null, answered: false });
+    newKeyPair().then(
+      (pair) => {
+        if (this.#greeting !== greeting || this.#closed) return;
+        greeting.pair = pair;
+        this.#channel.postMessage({ v: 2, t: "hello", client: this.#client, nonce: greeting.nonce, pub: pair.pub });
+      },
+      (err) => this.#fail(`this tab cannot link to the tab that owns the store (Web Crypto: ${err?.message ?? err})`),
+    );
+  }
+
+  /** The owner's welcome: derive the link's key, then send what is pending through it. */
+  #linkTo(msg) {
+    const greeting = this.#greeting;
+    if (!greeting?.pair || greeting.answered || msg.nonce !== greeting.nonce || this.#role !== "follower") return;
+    if (typeof msg.owner !== "string" || typeof msg.tag !== "string") return;
+    greeting.answered = true;
+    const context = [this.#channel.name, this.#client, msg.owner, msg.tag];
+    const ownerPub = bytes(msg.pub);
+    linkKey(greeting.pair.privateKey, ownerPub, greeting.pair.pub, ownerPub, context).then(
+      (key) => {
+        if (this.#greeting !== greeting || this.#closed) return;
+        this.#greeting = null;
+        this.#link = {
+          owner: msg.owner, tag: msg.tag, key,
+          req: linkData("req", this.#client, msg.tag), res: linkData("res", this.#client, msg.tag),
+        };
+        this.#resend();
+      },
+      () => {
+        // Not a valid key: wait for another answer (a hand-off greets again).
+        greeting.answered = false;
+      },
+    );
+  }
+
+  /** A reply on the channel: only this tab's link opens it. */
+  #receive(msg) {
+    const link = this.#link;
+    if (!link || msg.owner !== link.owner || msg.tag !== link.tag) return;
+    this.#inbox = this.#inbox.then(async () => {
+      let reply;
+      try {
+        reply = decode(await unseal(link.key, link.res, msg));
+      } catch {
+        return; // not sealed with this link's key: not an answer to this tab
+      }
+      if (!Array.isArray(reply) || typeof reply[0] !== "number") return;
+      const [id, ok, value] = reply;
+      this.#settle(ok ? { client: this.#client, id, ok, value } : { client: this.#client, id, ok, error: value ?? {} });
+    });
   }
 
   #settle(msg) {
@@ -260,13 +379,45 @@ export class SessionStoreClient extends EventTarget {
   }
 
   #resend() {
-    for (const call of this.#pending.values()) if (!call.direct) this.#post(call.msg, false);
+    for (const call of this.#pending.values()) {
+      if (call.direct) continue;
+      try {
+        this.#post(call);
+      } catch (err) {
+        this.#drop(call, err);
+      }
+    }
   }
 
-  /** Sends to this tab's worker when it owns the store (or for open/close), else to the owner. */
-  #post(msg, direct) {
-    if (direct || this.#role === "owner" || !this.#channel) this.#worker.postMessage(msg);
-    else this.#channel.postMessage({ ...msg, t: "req" });
+  /** Rejects a call whose arguments cannot be sent. */
+  #drop(call, err) {
+    this.#pending.delete(call.msg.id);
+    clearTimeout(call.timer);
+    call.reject(new SessionStoreError("InvalidInput", `arguments cannot be sent to the store: ${err?.message ?? err}`));
+  }
+
+  /**
+   * Sends to this tab's worker when it owns the store (or for open/close), else to the owner through
+   * this tab's encrypted link (made first when there is none: the call is sent once linked). Throws
+   * when the arguments cannot be sent (postMessage's DataCloneError, or the encoding's).
+   */
+  #post(call) {
+    if (call.direct || this.#role === "owner" || !this.#channel) {
+      this.#worker.postMessage(call.msg);
+      return;
+    }
+    call.text ??= encode([call.msg.id, call.msg.method, call.msg.args]);
+    const link = this.#link;
+    if (!link) {
+      this.#greet();
+      return;
+    }
+    this.#outbox = this.#outbox.then(async () => {
+      if (this.#link !== link || this.#pending.get(call.msg.id) !== call) return; // a new link resends
+      const sealed = await seal(link.key, link.req, call.text);
+      if (this.#link !== link || this.#closed) return;
+      this.#channel.postMessage({ v: 2, t: "req", client: this.#client, owner: link.owner, tag: link.tag, ...sealed });
+    }).catch((err) => this.#drop(call, err));
   }
 
   #fail(message) {
@@ -288,6 +439,8 @@ export class SessionStoreClient extends EventTarget {
   #stop() {
     this.#worker.terminate();
     this.#channel?.close();
+    this.#link = null;
+    this.#greeting = null;
   }
 
   #call(method, args, direct = false) {
@@ -296,19 +449,22 @@ export class SessionStoreClient extends EventTarget {
     const id = this.#nextId++;
     const msg = { v: 1, client: this.#client, id, method, args };
     return new Promise((resolve, reject) => {
+      const call = { msg, direct, resolve, reject, timer: undefined, text: undefined };
       try {
-        this.#post(msg, direct);
+        this.#post(call);
       } catch (err) {
         // DataCloneError: a function, symbol or other uncloneable value was passed.
         reject(new SessionStoreError("InvalidInput", `arguments cannot be sent to the store: ${err?.message ?? err}`));
         return;
       }
       // `open` may wait for the OPFS pool (about a second) but never for another tab: no timeout.
-      const timer = method === "open" ? undefined : setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new SessionStoreError("Timeout", `no answer to ${method} within ${this.#timeout} ms (no tab could serve the store); it may still run`));
-      }, this.#timeout);
-      this.#pending.set(id, { msg, direct, resolve, reject, timer });
+      if (method !== "open") {
+        call.timer = setTimeout(() => {
+          this.#pending.delete(id);
+          reject(new SessionStoreError("Timeout", `no answer to ${method} within ${this.#timeout} ms (no tab could serve the store); it may still run`));
+        }, this.#timeout);
+      }
+      this.#pending.set(id, call);
     });
   }
 

@@ -5,20 +5,28 @@
 // tab closes, reloads or crashes, the browser grants the lock to the next one, which opens the store and
 // announces itself. See docs/multi-tab.md.
 //
-// Protocol, version 1 (structured-clone messages):
+// Protocol between a page and its own worker, version 1 (structured-clone messages):
 //   page -> own worker     { v: 1, client, id, method, args }        (the owner's own page, and `open`)
 //   own worker -> page     { v: 1, client, id, ok: true, value } | { v: 1, client, id, ok: false, error }
 //                          { v: 1, t: "role", role: "owner" | "follower", info }   (info: owner only)
-//   BroadcastChannel "pylon-sessions:<dbName>", every tab's client and the owner worker:
-//     client -> owner      { v: 1, t: "req", client, id, method, args }
-//     owner -> clients     { v: 1, t: "res", client, id, ok, value | error }
-//                          { v: 1, t: "owner", owner }                 (serving from now: resend pending)
-//                          { v: 1, t: "change", detail: { op, ids?, userId?, tenantId? } }
-// `client` names the sender and `id` is unique per client; the owner keeps its recent replies to writes
-// by `client:id`, so a write sent twice to one owner runs once. A request repeated to a new owner after
-// a hand-off runs again: every method is safe to repeat (the client generates the tokens of `create`
-// and `rotate`, see client.js).
+//                          { v: 1, t: "change", detail }              (memory storage: no channel)
+//                          { v: 1, t: "error", error }                (a failure outside any call)
+// BroadcastChannel "pylon-sessions:<dbName>", version 2: every tab's client and the owner worker.
+// Requests and replies travel only inside an encrypted link per follower (tab-channel.js):
+//     client -> all        { v: 2, t: "hello", client, nonce, pub }
+//     owner -> all         { v: 2, t: "welcome", client, nonce, owner, tag, pub }
+//     client -> owner      { v: 2, t: "req", client, owner, tag, iv, data }
+//     owner -> client      { v: 2, t: "res", client, owner, tag, iv, data }
+//                          { v: 2, t: "rekey", client, owner, tag } (no link `tag` here: greet again)
+//     owner -> clients     { v: 2, t: "owner", owner }             (serving from now: greet, resend pending)
+//                          { v: 2, t: "change", detail: { op, ids?, userId?, tenantId? } }   (never tokens)
+// `id` is unique per client; the owner keeps its recent replies to writes by link (or page) and id, with
+// a digest of the method and arguments: a write sent twice to one owner runs once, and an id reused
+// for another request is refused with `ReplayMismatch`. A request repeated to a new owner after a
+// hand-off runs again: every method is safe to repeat (the client generates the tokens of `create` and
+// `rotate`, see client.js).
 import init, { SessionStore } from "./pylon_sessions.js";
+import { bytes, decode, encode, linkData, linkKey, newKeyPair, randomId, seal, sha256, unseal } from "./tab-channel.js";
 
 const METHODS = new Set([
   "create", "get", "getById", "insert", "touch", "rotate", "remove", "removeById",
@@ -32,6 +40,10 @@ const WRITES = new Set([
 ]);
 /** Replies to writes kept for repeated requests (per owner). */
 const REPLAY_CACHE = 1024;
+/** Links to follower tabs kept (a tab that reloads makes a new one; an evicted one greets again). */
+const LINKS = 256;
+/** The options whose value must be the same in every tab of a store (see `expected`). */
+const SHARED_OPTIONS = ["tokenStorage", "idleTimeout", "absoluteTimeout", "touchInterval"];
 
 const ready = init();
 const me = `w-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
@@ -40,7 +52,10 @@ let closed = false;
 let channel = null;
 let releaseLock;
 let queue = Promise.resolve();
+/** `key` -> `{ digest, out }`: replies to writes, by sender and id (see `serve`). */
 const replies = new Map();
+/** `tag` -> `{ key, client }`: the encrypted link to each follower tab. */
+const links = new Map();
 
 function failure(code, message) {
   const err = new Error(message);
@@ -96,10 +111,9 @@ async function run(method, args) {
   if (WRITES.has(method)) {
     // The write is committed: describing it must not turn it into an error.
     const detail = await changeOf(method, args, value, before).catch(() => ({ op: method }));
-    const event = { v: 1, t: "change", detail };
     // Shared: every tab's client (this worker's page too) listens on the channel. Alone: tell the page.
-    if (channel) channel.postMessage(event);
-    else self.postMessage(event);
+    if (channel) channel.postMessage({ v: 2, t: "change", detail });
+    else self.postMessage({ v: 1, t: "change", detail });
   }
   return value;
 }
@@ -112,24 +126,115 @@ function tryRun(f) {
   }
 }
 
-/** Answers a request (from this worker's page or, when owner, from any tab), once per `client:id`. */
-async function serve(msg, reply) {
-  const key = `${msg.client}:${msg.id}`;
+/** Requests up to this many characters are kept whole in the replay cache; longer ones as SHA-256. */
+const KEEP_WHOLE = 4096;
+
+/**
+ * What identifies a request in the replay cache: its encoding (id, method, arguments) from `text()`,
+ * or that encoding's SHA-256 when it is long (an import); `null` when it cannot be encoded (a cycle
+ * from this worker's page).
+ */
+async function digestOf(text) {
+  let encoded;
+  try {
+    encoded = text();
+  } catch {
+    return null;
+  }
+  if (encoded.length <= KEEP_WHOLE || !globalThis.crypto?.subtle) return encoded;
+  return `sha256:${await sha256(encoded)}`;
+}
+
+/**
+ * Answers a request (from this worker's page or, when owner, from a follower's link) once per `key`
+ * (sender and id). A repeat of a write gets the first answer without running again; a request that
+ * reuses a key with another method or other arguments (`text`, their encoding) is refused, never
+ * answered with another request's result.
+ */
+async function serve(key, method, args, text, answer) {
   const cached = replies.get(key);
-  if (cached) return reply(cached);
+  if (cached) {
+    const digest = await digestOf(text);
+    if (digest !== null && digest === cached.digest) return answer(cached.out);
+    return answer({
+      ok: false,
+      error: {
+        name: "SessionStoreError",
+        code: "ReplayMismatch",
+        message: `this request's id was already used for another call; ${String(method)} was not run`,
+      },
+    });
+  }
   let out;
   try {
-    const args = Array.isArray(msg.args) ? msg.args : [];
-    out = { v: 1, client: msg.client, id: msg.id, ok: true, value: await run(msg.method, args) };
+    out = { ok: true, value: await run(method, args) };
   } catch (err) {
-    out = { v: 1, client: msg.client, id: msg.id, ok: false, error: describe(err) };
+    out = { ok: false, error: describe(err) };
   }
-  // Writes only: a read runs again at no risk, and its answer (e.g. loadAll) may be large.
-  if (WRITES.has(msg.method)) {
-    replies.set(key, out);
-    if (replies.size > REPLAY_CACHE) replies.delete(replies.keys().next().value);
+  // Writes only: a read runs again at no risk, and its answer (e.g. loadAll) may be large. Arguments
+  // that cannot be encoded (a cycle from this page) are not kept: a repeat runs again.
+  if (WRITES.has(method)) {
+    const digest = await digestOf(text);
+    if (digest !== null) {
+      replies.set(key, { digest, out });
+      if (replies.size > REPLAY_CACHE) replies.delete(replies.keys().next().value);
+    }
   }
-  reply(out);
+  answer(out);
+}
+
+/**
+ * A follower greets: make a link (a key pair per link, so one follower's key opens no other's). A
+ * hello whose key is not a P-256 point is not answered: it came from no client of this store.
+ */
+async function welcome(msg) {
+  if (!store || typeof msg.client !== "string" || typeof msg.nonce !== "string") return;
+  const pub = bytes(msg.pub);
+  if (!pub || pub.length !== 65) return;
+  const pair = await newKeyPair();
+  const tag = randomId();
+  let key;
+  try {
+    key = await linkKey(pair.privateKey, pub, pub, pair.pub, [channel.name, msg.client, me, tag]);
+  } catch {
+    return; // not a point on the curve
+  }
+  links.set(tag, { key, client: msg.client });
+  if (links.size > LINKS) links.delete(links.keys().next().value);
+  channel.postMessage({ v: 2, t: "welcome", client: msg.client, nonce: msg.nonce, owner: me, tag, pub: pair.pub });
+}
+
+/** A follower's encrypted request: open it, serve it, seal the answer for that link alone. */
+async function serveLink(msg) {
+  // Closing: leave the request to the next owner (the follower resends it when that one announces).
+  if (!store) return;
+  const link = links.get(msg.tag);
+  if (msg.owner !== me || !link || link.client !== msg.client) {
+    // Meant for an owner that is gone, or a link this owner no longer has: the follower greets again
+    // and resends. Nothing secret is in either message.
+    channel.postMessage({ v: 2, t: "rekey", client: msg.client, owner: me, tag: msg.tag });
+    return;
+  }
+  let text;
+  let request;
+  try {
+    text = await unseal(link.key, linkData("req", msg.client, msg.tag), msg);
+    request = decode(text);
+  } catch {
+    return; // not made with this link's key (forged or damaged): nobody to answer
+  }
+  if (!Array.isArray(request) || typeof request[0] !== "number") return;
+  const [id, method, args] = request;
+  await serve(`${msg.tag}:${id}`, method, Array.isArray(args) ? args : [], () => text, async (out) => {
+    let body;
+    try {
+      body = encode([id, out.ok, out.ok ? out.value : out.error]);
+    } catch (err) {
+      body = encode([id, false, describe(err)]);
+    }
+    const sealed = await seal(link.key, linkData("res", msg.client, msg.tag), body);
+    channel.postMessage({ v: 2, t: "res", client: msg.client, owner: me, tag: msg.tag, ...sealed });
+  });
 }
 
 /** Opens the store under the lock and starts serving every tab. */
@@ -138,11 +243,49 @@ async function own(options) {
   store = await SessionStore.open(options);
   channel.addEventListener("message", (event) => {
     const msg = event.data;
-    if (!msg || msg.v !== 1 || msg.t !== "req" || typeof msg.id !== "number") return;
-    queue = queue.then(() => serve(msg, (out) => channel.postMessage({ ...out, t: "res" })));
+    if (!msg) return;
+    if (msg.v === 1 && msg.t === "req" && typeof msg.client === "string" && typeof msg.id === "number") {
+      // A tab still running the previous version sends requests in the clear: refuse them, unread.
+      channel.postMessage({
+        v: 1, t: "res", client: msg.client, id: msg.id, ok: false,
+        error: { name: "SessionStoreError", code: "StorageUnavailable", message: "another tab runs a newer version of this app: reload this tab" },
+      });
+      return;
+    }
+    if (msg.v !== 2) return;
+    if (msg.t === "hello") welcome(msg).catch((err) => report(err, "a tab could not be linked"));
+    else if (msg.t === "req") queue = queue.then(() => serveLink(msg)).catch((err) => report(err, "a tab's request could not be answered"));
   });
   self.postMessage({ v: 1, t: "role", role: "owner", info: store.info });
-  channel.postMessage({ v: 1, t: "owner", owner: me });
+  channel.postMessage({ v: 2, t: "owner", owner: me });
+}
+
+/** Tells this worker's page about a failure outside any call (it fires an `error` event there). */
+function report(err, context) {
+  const error = describe(err);
+  error.message = `${context}: ${error.message}`;
+  self.postMessage({ v: 1, t: "error", error });
+}
+
+/** A Web Locks failure as the store's error (`StorageUnavailable`, with the browser's reason). */
+function lockFailure(err) {
+  return failure("StorageUnavailable", `the Web Lock for this store failed: ${err?.name ?? "Error"}: ${err?.message ?? String(err)}`);
+}
+
+/**
+ * The options every tab of a store must share, as the store reads them (defaults filled in): a
+ * throwaway in-memory store reads and checks them exactly as the owner's did. Throws what `open` would
+ * for bad options, so a follower's options are checked too.
+ */
+async function expected(options) {
+  const probe = await SessionStore.open({ ...(options ?? {}), storage: "memory" });
+  try {
+    const info = probe.info;
+    return Object.fromEntries(SHARED_OPTIONS.map((k) => [k, info[k]]));
+  } finally {
+    probe.close();
+    probe.free();
+  }
 }
 
 /**
@@ -161,7 +304,7 @@ async function open(options) {
   if (store || closed || channel) throw failure("InvalidInput", "this worker's store was already opened");
   const dbName = typeof options?.dbName === "string" ? options.dbName : "sessions.db";
   const shared = options?.storage !== "memory" && typeof navigator.locks?.request === "function"
-    && typeof BroadcastChannel === "function";
+    && typeof BroadcastChannel === "function" && Boolean(globalThis.crypto?.subtle);
   if (!shared) {
     store = await SessionStore.open(options);
     return { role: "owner", info: store.info };
@@ -180,21 +323,27 @@ async function open(options) {
       }
       resolve(true);
       return held;
-    }).catch(reject);
+    }).catch((err) => reject(lockFailure(err)));
   });
   if (owner) return { role: "owner", info: store.info };
+  // A follower: its options are checked now (the page compares them with the owner's).
+  const expect = await expected(options);
   // Wait in the lock's queue; when granted (the owner's tab went), take over with this tab's options.
   navigator.locks.request(name, { signal: waiting.signal }, async () => {
     try {
       await own(options);
     } catch (err) {
       store = null;
-      self.postMessage({ v: 1, t: "role", role: "follower", error: describe(err) });
+      // The lock goes back to the queue (another tab may manage); this tab stays a follower.
+      report(err, "this tab could not take the store over");
       return undefined;
     }
     return held;
-  }).catch(() => {}); // aborted by close
-  return { role: "follower", info: null };
+  }).catch((err) => {
+    if (closed && err?.name === "AbortError") return; // close() left the queue
+    report(lockFailure(err), "this tab cannot take the store over when the owning tab goes");
+  });
+  return { role: "follower", info: null, expect };
 }
 
 async function close() {
@@ -216,20 +365,20 @@ async function close() {
 
 async function handle(msg) {
   if (!msg || msg.v !== 1 || typeof msg.id !== "number") return;
-  const reply = (out) => self.postMessage(out);
+  const reply = (out) => self.postMessage({ v: 1, client: msg.client, id: msg.id, ...out });
   if (msg.method === "open" || msg.method === "close") {
-    const { client, id } = msg;
     try {
       const value = msg.method === "open" ? await open(msg.args?.[0]) : await close();
-      reply({ v: 1, client, id, ok: true, value });
+      reply({ ok: true, value });
     } catch (err) {
-      reply({ v: 1, client, id, ok: false, error: describe(err) });
+      reply({ ok: false, error: describe(err) });
     }
     return;
   }
-  await serve(msg, reply);
+  const args = Array.isArray(msg.args) ? msg.args : [];
+  await serve(`page:${msg.client}:${msg.id}`, msg.method, args, () => encode([msg.id, msg.method, args]), reply);
 }
 
 self.addEventListener("message", (event) => {
-  queue = queue.then(() => handle(event.data));
+  queue = queue.then(() => handle(event.data)).catch((err) => report(err, "a call could not be answered"));
 });

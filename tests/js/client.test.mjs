@@ -267,6 +267,47 @@ for (const name of BROWSERS) describe(`SessionStoreClient in ${name}`, () => {
     assert.equal(r.found, 24);
   });
 
+  test("a reused request id gets the first reply only for the same call; another method or other arguments get ReplayMismatch", async () => {
+    // The worker's protocol (worker.js), spoken directly: the replay cache is keyed by sender and id.
+    const r = await browser.page.evaluate(async () => {
+      const worker = new Worker("/pkg/worker.js", { type: "module" });
+      const ask = (msg) => new Promise((resolve) => {
+        const onMessage = (e) => {
+          if (e.data?.t) return; // events
+          worker.removeEventListener("message", onMessage);
+          resolve(e.data);
+        };
+        worker.addEventListener("message", onMessage);
+        worker.postMessage({ v: 1, client: "c1", ...msg });
+      });
+      const token = "pyl_" + "a".repeat(64);
+      const other = "pyl_" + "b".repeat(64);
+      const out = { opened: await ask({ id: 0, method: "open", args: [{ storage: "memory", tokenStorage: "keep" }] }) };
+      out.first = await ask({ id: 1, method: "create", args: [{ userId: "alice" }, token] });
+      out.repeat = await ask({ id: 1, method: "create", args: [{ userId: "alice" }, token] });
+      out.read = await ask({ id: 1, method: "get", args: [token] });
+      out.otherArgs = await ask({ id: 1, method: "create", args: [{ userId: "mallory" }, other] });
+      out.otherRemove = await ask({ id: 1, method: "remove", args: [token] });
+      out.otherClient = await ask({ client: "c2", id: 1, method: "get", args: [token] });
+      out.all = await ask({ id: 2, method: "loadAll", args: [] });
+      worker.terminate();
+      return out;
+    });
+    assert.equal(r.opened.ok, true);
+    assert.equal(r.first.ok, true);
+    assert.deepEqual(r.repeat, r.first, "an exact repeat gets the first reply");
+    for (const k of ["read", "otherArgs", "otherRemove"]) {
+      assert.equal(r[k].ok, false, `${k}: ${JSON.stringify(r[k])}`);
+      assert.equal(r[k].error.code, "ReplayMismatch", k);
+      assert.equal(r[k].error.name, "SessionStoreError", k);
+      assert.equal(r[k].value, undefined, `${k} gets nothing of the first reply`);
+      assert.ok(!JSON.stringify(r[k]).includes("pyl_"), `${k} carries no token`);
+    }
+    assert.equal(r.otherClient.ok, true, "the same id from another sender is another request");
+    assert.equal(r.otherClient.value.id, r.first.value.session.id);
+    assert.deepEqual(r.all.value.map((s) => s.userId), ["alice"], "refused calls did not run");
+  });
+
   test("a worker that cannot start rejects with StorageUnavailable", async () => {
     const r = await onPage(async ({ SessionStoreClient }) => {
       try {

@@ -232,6 +232,169 @@ for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
     await page.close();
   });
 
+  test("a same-origin listener on the tab channel sees no token, argument or result of a follower's calls", async () => {
+    const dbName = "tabs-spy.db";
+    const [a, b, spy] = [browser.page, await browser.openTab(), await browser.openTab()];
+    // Any script of the origin can listen on the store's channel: this tab does, from before the store
+    // opens, and keeps every message (binary fields as hex and as latin1 text, for the search below).
+    await spy.evaluate((name) => {
+      window.heard = [];
+      window.spyChannel = new BroadcastChannel(name);
+      window.spyChannel.onmessage = (e) => window.heard.push(e.data);
+      // (Not `instanceof Uint8Array`: Firefox delivers a channel message's typed arrays from another realm.)
+      window.heardText = () => JSON.stringify(window.heard, (k, v) => (ArrayBuffer.isView(v)
+        ? { hex: Array.from(v, (x) => x.toString(16).padStart(2, "0")).join(""), latin1: String.fromCharCode(...v) }
+        : v));
+    }, `pylon-sessions:${dbName}`);
+    assert.equal(await openStore(a, OPTIONS(dbName)), "owner");
+    assert.equal(await openStore(b, OPTIONS(dbName)), "follower");
+    // The follower makes every token-carrying call; with tokenStorage "keep", lists and exports carry
+    // tokens too.
+    const r = await b.evaluate(async () => {
+      const s = window.store;
+      const now = Math.floor(Date.now() / 1000);
+      const made = await s.create({ userId: "alice", tenantId: "acme", device: "private-device-label" });
+      const got = await s.get(made.token);
+      const touched = await s.touch(made.token);
+      const rotated = await s.rotate(made.token);
+      const second = await s.create({ userId: "alice", tenantId: "acme" });
+      const listed = await s.listByUser("alice", "acme");
+      const all = await s.loadAll();
+      const doc = await s.exportSessions();
+      const inserted = await s.insert({ token: "server-issued-token-0001", userId: "bob", createdAt: now, expiresAt: 0 });
+      const imported = await s.importSessions(doc);
+      const others = await s.removeOthers(rotated.token);
+      const removed = await s.remove(rotated.token);
+      return {
+        tokens: [made.token, rotated.token, second.token, "server-issued-token-0001"],
+        got: got?.id === made.session.id, touched: touched?.id === made.session.id,
+        listedTokens: listed.map((x) => x.token).sort(), allTokens: all.map((x) => x.token).sort(),
+        exported: doc.sessions.map((x) => x.token).sort(), inserted: inserted.userId, imported, others, removed,
+      };
+    });
+    // The calls worked, and tokens did reach the follower: only not readably on the channel.
+    assert.ok(r.got && r.touched);
+    assert.deepEqual(r.listedTokens, [r.tokens[1], r.tokens[2]].sort());
+    assert.deepEqual(r.allTokens, r.listedTokens);
+    assert.deepEqual(r.exported, r.listedTokens);
+    assert.deepEqual([r.inserted, r.imported, r.others, r.removed], ["bob", 2, 1, true]);
+    await spy.waitFor(() => window.heard.filter((m) => m?.t === "change").length >= 7);
+    const heard = JSON.parse(await spy.evaluate(() => window.heardText()));
+    const text = JSON.stringify(heard);
+    assert.ok(heard.length >= 2 * 12, `the listener heard the calls (${heard.length} messages)`);
+    for (const token of r.tokens) assert.ok(!text.includes(token), `token ${token.slice(0, 8)}… is not on the channel`);
+    assert.ok(!text.includes("pyl_"), "no token of the crate's format on the channel");
+    assert.ok(!text.includes("private-device-label"), "arguments are not readable on the channel");
+    assert.ok(!/"method"|"args"|"value"/.test(text), "no method, argument or result in the clear");
+    // Change events still reach every tab, with ids and user ids only.
+    const changes = heard.filter((m) => m.t === "change").map((m) => m.detail.op);
+    assert.deepEqual(changes, ["create", "rotate", "create", "insert", "importSessions", "removeOthers", "remove"]);
+    await spy.close();
+    await b.close();
+    await a.evaluate(() => window.store.close());
+  });
+
+  test("a tab whose options differ from the owner's gets OptionsMismatch; the same options, spelled otherwise, follow", async () => {
+    const dbName = "tabs-options.db";
+    const [a, b] = [browser.page, await browser.openTab()];
+    assert.equal(await openStore(a, OPTIONS(dbName)), "owner");
+    const r = await b.evaluate(async ([options, lockName]) => {
+      const { SessionStoreClient } = await import("/pkg/client.js");
+      const attempt = async (extra) => {
+        try {
+          const store = await SessionStoreClient.open({ ...options, ...extra });
+          window.kept ??= [];
+          window.kept.push(store);
+          return { role: store.role, tokenStorage: store.info.tokenStorage };
+        } catch (e) {
+          return { code: e.code, field: e.field, name: e.name, message: e.message };
+        }
+      };
+      const out = {
+        // Another app of the origin on the same dbName, with the default token storage ("hash").
+        otherApp: await attempt({ tokenStorage: undefined }),
+        idle: await attempt({ idleTimeout: 60 }),
+        absolute: await attempt({ absoluteTimeout: 3600 }),
+        touch: await attempt({ touchInterval: 0 }),
+        bad: await attempt({ idleTimeout: -1 }),
+        // The same policy: the defaults written out, and a storage kind that reaches the same store.
+        explicit: await attempt({ idleTimeout: 7 * 86400, absoluteTimeout: 30 * 86400, touchInterval: 60 }),
+        auto: await attempt({ storage: "auto", lockTimeout: 500 }),
+      };
+      // Refused tabs left the lock's queue: only the two that follow wait for the store.
+      const t0 = performance.now();
+      for (;;) {
+        const pending = (await navigator.locks.query()).pending.filter((l) => l.name === lockName).length;
+        if (pending === 2 || performance.now() - t0 > 3000) {
+          out.waiting = pending;
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      out.works = (await window.kept[0].create({ userId: "alice" })).session.userId;
+      for (const store of window.kept) await store.close();
+      return out;
+    }, [OPTIONS(dbName), `pylon-sessions:${dbName}`]);
+    for (const [k, field] of [["otherApp", "tokenStorage"], ["idle", "idleTimeout"], ["absolute", "absoluteTimeout"], ["touch", "touchInterval"]]) {
+      assert.equal(r[k].code, "OptionsMismatch", `${k}: ${JSON.stringify(r[k])}`);
+      assert.equal(r[k].name, "SessionStoreError", k);
+      assert.equal(r[k].field, field, k);
+      assert.match(r[k].message, /same options/, k);
+    }
+    assert.equal(r.bad.code, "InvalidInput", "a follower's options are checked too");
+    assert.equal(r.bad.field, "idleTimeout");
+    assert.deepEqual(r.explicit, { role: "follower", tokenStorage: "keep" });
+    assert.deepEqual(r.auto, { role: "follower", tokenStorage: "keep" });
+    assert.equal(r.waiting, 2);
+    assert.equal(r.works, "alice");
+    await b.close();
+    await a.evaluate(() => window.store.close());
+  });
+
+  test("a Web Lock failure or a failed take-over in a follower's worker fires \"error\" on its page", async () => {
+    const dbName = "tabs-lock-errors.db";
+    const [a, b] = [browser.page, await browser.openTab()];
+    assert.equal(await openStore(a, OPTIONS(dbName)), "owner");
+    const r = await b.evaluate(async (options) => {
+      const { SessionStoreClient } = await import("/pkg/client.js");
+      const errors = async (locks, extra = {}) => {
+        const store = await SessionStoreClient.open(
+          { ...options, ...extra }, { workerUrl: `/tests/js/fixtures/lock-faults-worker.js?locks=${locks}` },
+        );
+        const seen = [];
+        store.addEventListener("error", (e) => seen.push({
+          code: e.detail.code, message: e.detail.message, typed: e.detail instanceof Error && e.detail.name === "SessionStoreError",
+        }));
+        for (const t0 = performance.now(); seen.length === 0 && performance.now() - t0 < 3000;) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        // Still a working follower: the owner serves it.
+        const works = (await store.create({ userId: "alice" })).session.userId;
+        await store.close();
+        return { role: store.role, seen, works };
+      };
+      return {
+        // Waiting in the lock's queue fails: this tab could never take the store over.
+        fail: await errors("fail"),
+        // The lock is granted while the owner still holds the pool: opening the store fails (Locked).
+        grant: await errors("grant", { lockTimeout: 200 }),
+      };
+    }, OPTIONS(dbName));
+    assert.equal(r.fail.role, "follower");
+    assert.equal(r.fail.works, "alice");
+    assert.equal(r.fail.seen.length, 1, JSON.stringify(r.fail.seen));
+    assert.equal(r.fail.seen[0].code, "StorageUnavailable");
+    assert.ok(r.fail.seen[0].typed);
+    assert.match(r.fail.seen[0].message, /Web Lock/);
+    assert.match(r.fail.seen[0].message, /SecurityError: simulated lock failure/);
+    assert.equal(r.grant.works, "alice");
+    assert.equal(r.grant.seen.length, 1, JSON.stringify(r.grant.seen));
+    assert.equal(r.grant.seen[0].code, "Locked");
+    assert.match(r.grant.seen[0].message, /could not take the store over/);
+    await b.close();
+    await a.evaluate(() => window.store.close());
+  });
+
   test("no uncaught page errors", async () => {
     assert.deepEqual(await browser.errors(), []);
   });

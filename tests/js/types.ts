@@ -102,12 +102,25 @@ export async function acrossTabs(): Promise<void> {
     const now: Role = e.detail.role;
     void now;
   });
+  store.addEventListener("error", (e) => {
+    const err: ClientError = e.detail;
+    const code: ClientErrorCode = e.detail.code;
+    // @ts-expect-error the detail is the error, not an event
+    void e.detail.detail;
+    void [err, code];
+  });
   try {
     await store.get("pyl_x");
   } catch (e) {
     if (e instanceof ClientError) {
       const code: ClientErrorCode = e.code;
-      if (code === "Timeout") return;
+      if (code === "Timeout" || code === "ReplayMismatch") return;
+      if (code === "OptionsMismatch") {
+        const option: string | undefined = e.field;
+        void option;
+      }
+      // @ts-expect-error no such code
+      if (code === "Mismatch") return;
     }
   }
   // @ts-expect-error no such setting
