@@ -17,6 +17,11 @@
 // "unavailable") and a "persistence" event fires on every change. Browsers that decide by themselves
 // (Chromium, Safari) are asked right after `open`; Firefox asks the person with a prompt, so there the
 // app calls `store.requestPersistence()` from a user gesture (a click) when it chooses.
+//
+// Sync with the server that issued the sessions (docs/sync.md): `open(options, { sync: { url } })` runs
+// the loop of sync.js in the owner tab's worker; `signIn`, `signOut`, `revokeDevice`,
+// `revokeOtherDevices`, `syncNow` and `syncStatus` below; events "signedout", "confirmed",
+// "unconfirmed", "devices" and "syncstatus" in every tab.
 
 /** The error every method rejects with: an `Error` with a stable `code` (see `ClientErrorCode`). */
 export class SessionStoreError extends Error {
@@ -30,6 +35,9 @@ export class SessionStoreError extends Error {
 
 /** How long a call waits for an answer (through any hand-off) before rejecting with `Timeout`, in ms. */
 const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** The events the sync engine sends through the change announcements (`{ op: "sync", type, detail }`). */
+const SYNC_EVENTS = new Set(["signedout", "confirmed", "unconfirmed", "devices", "syncstatus"]);
 
 let clients = 0;
 
@@ -49,6 +57,31 @@ function persistPrompts() {
   return /\bFirefox\//.test(globalThis.navigator?.userAgent ?? "");
 }
 
+/**
+ * The sync settings for the worker: the URL resolved against this page (a worker would resolve it
+ * against its own script), and the store's defaults for a synced store: cookie mode keeps hashes only,
+ * bearer mode keeps tokens, and the server alone decides idleness (no local idle timeout; each session
+ * keeps the absolute expiry the server gave it). Settings are checked in the worker.
+ */
+function syncOptions(options, sync) {
+  if (sync === undefined || sync === null) return null;
+  if (typeof sync !== "object") throw new SessionStoreError("InvalidInput", "sync: expected an object", "sync");
+  let url = sync.url;
+  try {
+    url = new URL(String(sync.url ?? ""), globalThis.location?.href).href;
+  } catch {
+    /* the worker names the field */
+  }
+  const mode = sync.mode ?? "cookie";
+  const storeDefaults = {};
+  if (options?.tokenStorage === undefined) storeDefaults.tokenStorage = mode === "bearer" ? "keep" : "hash";
+  if (options?.idleTimeout === undefined) storeDefaults.idleTimeout = 0;
+  if (options?.absoluteTimeout === undefined) storeDefaults.absoluteTimeout = 0;
+  const settings = { ...sync, url, mode };
+  if (sync.backoff) settings.backoff = { ...sync.backoff };
+  return { settings, storeDefaults, timeout: sync.timeout ?? 8000 };
+}
+
 export class SessionStoreClient extends EventTarget {
   #worker;
   #channel = null;
@@ -59,6 +92,8 @@ export class SessionStoreClient extends EventTarget {
   #closed = false;
   #failure = null;
   #info = null;
+  #sync = null; // { timeout } of the sync settings, when syncing
+  #unwatch = null;
   #asking = 0; // persist() calls waiting for an answer
   #client = `${Date.now().toString(36)}-${++clients}-${Math.random().toString(36).slice(2, 10)}`;
 
@@ -90,11 +125,13 @@ export class SessionStoreClient extends EventTarget {
     const url = settings.workerUrl ?? new URL("./worker.js", import.meta.url);
     const shared = options?.storage !== "memory";
     const name = `pylon-sessions:${typeof options?.dbName === "string" ? options.dbName : "sessions.db"}`;
+    const sync = syncOptions(options, settings.sync);
+    if (sync) options = { ...options, ...sync.storeDefaults };
     const client = new SessionStoreClient(
       new Worker(url, { type: "module" }), shared ? name : null, settings.timeout ?? DEFAULT_TIMEOUT_MS,
     );
     try {
-      const opened = await client.#call("open", [options], true);
+      const opened = await client.#call("open", sync ? [options, sync.settings] : [options], true);
       client.#setRole(opened.role, false);
       const info = opened.info ?? (await client.#call("info", []));
       client.#info = { ...info, ...client.#persistenceAtOpen(info, settings.persist !== false) };
@@ -105,6 +142,7 @@ export class SessionStoreClient extends EventTarget {
     // Ask in the background where the browser decides by itself; never awaited here.
     if (client.#info.persistence === "asking") client.#ask();
     else if (client.#info.persistence !== "granted") client.#recheck();
+    if (sync) client.#watchForSync(sync);
     return client;
   }
 
@@ -231,7 +269,7 @@ export class SessionStoreClient extends EventTarget {
       return;
     }
     if (msg.t === "change") {
-      this.dispatchEvent(new CustomEvent("change", { detail: msg.detail }));
+      this.#changed(msg.detail);
       return;
     }
     this.#settle(msg);
@@ -240,13 +278,22 @@ export class SessionStoreClient extends EventTarget {
   #onChannel(msg) {
     if (!msg || msg.v !== 1) return;
     if (msg.t === "res") this.#settle(msg);
-    else if (msg.t === "change") this.dispatchEvent(new CustomEvent("change", { detail: msg.detail }));
+    else if (msg.t === "change") this.#changed(msg.detail);
     else if (msg.t === "owner" && this.#role !== null) {
       // A new owner: requests sent to the old one may be lost (resend them; every method is safe to
       // repeat), and it may have committed writes whose events never went out (re-read state).
       if (this.#role !== "owner") this.#resend();
       this.dispatchEvent(new CustomEvent("change", { detail: { op: "handoff" } }));
     }
+  }
+
+  /** A change announced by the owner: a store write ("change"), or a sync event under its own name. */
+  #changed(detail) {
+    if (detail?.op === "sync") {
+      if (SYNC_EVENTS.has(detail.type)) this.dispatchEvent(new CustomEvent(detail.type, { detail: detail.detail }));
+      return;
+    }
+    this.dispatchEvent(new CustomEvent("change", { detail }));
   }
 
   #settle(msg) {
@@ -256,7 +303,11 @@ export class SessionStoreClient extends EventTarget {
     this.#pending.delete(msg.id);
     clearTimeout(call.timer);
     if (msg.ok) call.resolve(msg.value);
-    else call.reject(new SessionStoreError(msg.error.code, msg.error.message, msg.error.field));
+    else {
+      const err = new SessionStoreError(msg.error.code, msg.error.message, msg.error.field);
+      if (typeof msg.error.status === "number") err.status = msg.error.status;
+      call.reject(err);
+    }
   }
 
   #resend() {
@@ -286,11 +337,12 @@ export class SessionStoreClient extends EventTarget {
   }
 
   #stop() {
+    this.#unwatch?.abort();
     this.#worker.terminate();
     this.#channel?.close();
   }
 
-  #call(method, args, direct = false) {
+  #call(method, args, direct = false, timeout = this.#timeout) {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new SessionStoreError("Closed", "store is closed"));
     const id = this.#nextId++;
@@ -306,8 +358,8 @@ export class SessionStoreClient extends EventTarget {
       // `open` may wait for the OPFS pool (about a second) but never for another tab: no timeout.
       const timer = method === "open" ? undefined : setTimeout(() => {
         this.#pending.delete(id);
-        reject(new SessionStoreError("Timeout", `no answer to ${method} within ${this.#timeout} ms (no tab could serve the store); it may still run`));
-      }, this.#timeout);
+        reject(new SessionStoreError("Timeout", `no answer to ${method} within ${timeout} ms (no tab could serve the store); it may still run`));
+      }, timeout);
       this.#pending.set(id, { msg, direct, resolve, reject, timer });
     });
   }
@@ -331,6 +383,41 @@ export class SessionStoreClient extends EventTarget {
   exportSessions() { return this.#call("exportSessions", []); }
   /** Writes an export document's sessions into the store (checked whole first); returns how many. */
   importSessions(doc) { return this.#call("importSessions", [doc]); }
+
+  // ---- sync (sync.js runs in the owner tab's worker; these ask it) ----
+
+  /** A sync call: its network waits are bounded by `sync.timeout`, so the call's bound covers them. */
+  #syncCall(op, arg, requests = 0) {
+    if (!this.#sync) return Promise.reject(new SessionStoreError("InvalidInput", "sync is not configured: open the store with settings.sync"));
+    return this.#call("sync", arg === undefined ? [op] : [op, arg], false, this.#timeout + requests * (this.#sync.timeout + 1000));
+  }
+
+  /** Signs in on the server (`POST <url>signin`) and keeps the session on this device. */
+  signIn(credentials) { return this.#syncCall("signIn", credentials, 2); }
+  /** Signs this device's session out: here at once, on the server when it is reached. */
+  signOut() { return this.#syncCall("signOut"); }
+  /** Revokes another session of the user (an id from the device list): queued, delivered when online. */
+  revokeDevice(id) { return this.#syncCall("revokeDevice", id); }
+  /** Revokes every other session of the user: queued, delivered when online. */
+  revokeOtherDevices() { return this.#syncCall("revokeOtherDevices"); }
+  /** Runs a sync round now; rejects with its typed error (`Network`, `Timeout`, `HttpError`, …). */
+  syncNow() { return this.#syncCall("syncNow", undefined, 2); }
+  /** Where sync stands: the session and when the server last confirmed it, devices, outbox, last round. */
+  syncStatus() { return this.#syncCall("status"); }
+
+  /** Sync on `online` and when the page becomes visible: tell the owner (in whichever tab it runs). */
+  #watchForSync(sync) {
+    this.#sync = { timeout: sync.timeout };
+    const trigger = (reason) => {
+      if (!this.#closed) this.#call("sync", ["trigger", reason]).catch(() => {});
+    };
+    this.#unwatch = new AbortController();
+    const { signal } = this.#unwatch;
+    globalThis.addEventListener?.("online", () => trigger("online"), { signal });
+    globalThis.document?.addEventListener("visibilitychange", () => {
+      if (globalThis.document.visibilityState === "visible") trigger("visible");
+    }, { signal });
+  }
 
   /**
    * Closes this tab's use of the store and stops its worker; later calls reject with `Closed`. When

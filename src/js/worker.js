@@ -14,11 +14,15 @@
 //     owner -> clients     { v: 1, t: "res", client, id, ok, value | error }
 //                          { v: 1, t: "owner", owner }                 (serving from now: resend pending)
 //                          { v: 1, t: "change", detail: { op, ids?, userId?, tenantId? } }
+//                          { v: 1, t: "change", detail: { op: "sync", type, detail } }   (sync events)
+// `open` takes [options, syncSettings?]; method "sync" takes [call, arg] and is served by the owner's
+// sync engine (sync.js) outside the request queue, since it may wait on the network.
 // `client` names the sender and `id` is unique per client; the owner keeps its recent replies to writes
 // by `client:id`, so a write sent twice to one owner runs once. A request repeated to a new owner after
 // a hand-off runs again: every method is safe to repeat (the client generates the tokens of `create`
 // and `rotate`, see client.js).
 import init, { SessionStore } from "./pylon_sessions.js";
+import { SyncEngine, syncSettings } from "./sync.js";
 
 const METHODS = new Set([
   "create", "get", "getById", "insert", "touch", "rotate", "remove", "removeById",
@@ -41,6 +45,8 @@ let channel = null;
 let releaseLock;
 let queue = Promise.resolve();
 const replies = new Map();
+let sync = null; // the sync engine (sync.js), in the owner only, when the page asked for one
+let syncFailure = null;
 
 function failure(code, message) {
   const err = new Error(message);
@@ -53,6 +59,7 @@ function describe(err) {
   if (err && typeof err === "object" && typeof err.code === "string") {
     const out = { name: err.name, code: err.code, message: String(err.message) };
     if (typeof err.field === "string") out.field = err.field;
+    if (typeof err.status === "number") out.status = err.status; // an HTTP answer (sync)
     return out;
   }
   // Not the store's own error (a trap, a bug): report it, never hide it.
@@ -86,6 +93,12 @@ async function run(method, args) {
     if (!store) throw failure("Closed", "store is closed");
     return store.info;
   }
+  if (method === "sync") {
+    if (!store) throw failure("Closed", "store is closed");
+    if (syncFailure) throw syncFailure;
+    if (!sync) throw failure("InvalidInput", "sync is not configured: open the store with settings.sync");
+    return sync.call(args[0], args[1]);
+  }
   if (!METHODS.has(method)) throw failure("InvalidInput", `unknown method ${String(method)}`);
   if (!store) throw failure("Closed", "store is closed");
   // Who a removal concerns, read before it goes (a cheap point read; errors are the removal's to report).
@@ -95,13 +108,42 @@ async function run(method, args) {
   const value = store[method](...args);
   if (WRITES.has(method)) {
     // The write is committed: describing it must not turn it into an error.
-    const detail = await changeOf(method, args, value, before).catch(() => ({ op: method }));
-    const event = { v: 1, t: "change", detail };
-    // Shared: every tab's client (this worker's page too) listens on the channel. Alone: tell the page.
-    if (channel) channel.postMessage(event);
-    else self.postMessage(event);
+    announce(await changeOf(method, args, value, before).catch(() => ({ op: method })));
   }
   return value;
+}
+
+/** Tells every tab (this one included) of a change; sync events travel as `{ op: "sync", type, detail }`. */
+function announce(detail) {
+  const event = { v: 1, t: "change", detail };
+  // Shared: every tab's client (this worker's page too) listens on the channel. Alone: tell the page.
+  if (channel) channel.postMessage(event);
+  else self.postMessage(event);
+}
+
+/**
+ * Queues a request behind the others, except sync calls: they wait on the network (bounded), and the
+ * store must keep answering meanwhile. The engine's own store calls are synchronous, so none interleaves.
+ */
+function enqueue(msg, work) {
+  if (msg?.method === "sync") work();
+  else queue = queue.then(work);
+}
+
+/**
+ * Starts the sync loop on the store this worker just opened (the owner's), when asked for. Settings were
+ * checked by `open`; a failure to start (the store failing to read its state) is what sync calls answer.
+ */
+function startSync(settings) {
+  if (!settings) return;
+  const engine = new SyncEngine({ store: () => store, settings, announce });
+  try {
+    engine.start();
+    sync = engine;
+  } catch (err) {
+    engine.stop();
+    syncFailure = err;
+  }
 }
 
 function tryRun(f) {
@@ -133,16 +175,17 @@ async function serve(msg, reply) {
 }
 
 /** Opens the store under the lock and starts serving every tab. */
-async function own(options) {
+async function own(options, syncOptions) {
   if (closed) throw failure("Closed", "store is closed");
   store = await SessionStore.open(options);
   channel.addEventListener("message", (event) => {
     const msg = event.data;
     if (!msg || msg.v !== 1 || msg.t !== "req" || typeof msg.id !== "number") return;
-    queue = queue.then(() => serve(msg, (out) => channel.postMessage({ ...out, t: "res" })));
+    enqueue(msg, () => serve(msg, (out) => channel.postMessage({ ...out, t: "res" })));
   });
   self.postMessage({ v: 1, t: "role", role: "owner", info: store.info });
   channel.postMessage({ v: 1, t: "owner", owner: me });
+  startSync(syncOptions);
 }
 
 /**
@@ -156,14 +199,17 @@ const held = new Promise((resolve) => {
 const waiting = new AbortController();
 
 /** Handles `open`: memory storage (or no Web Locks) opens here; OPFS elects an owner. */
-async function open(options) {
+async function open(options, syncInput) {
   await ready;
+  // Checked before anything opens: cookie mode keeps hashes only, bearer mode keeps tokens.
+  const syncOptions = syncInput ? syncSettings(syncInput, options?.tokenStorage ?? "hash") : null;
   if (store || closed || channel) throw failure("InvalidInput", "this worker's store was already opened");
   const dbName = typeof options?.dbName === "string" ? options.dbName : "sessions.db";
   const shared = options?.storage !== "memory" && typeof navigator.locks?.request === "function"
     && typeof BroadcastChannel === "function";
   if (!shared) {
     store = await SessionStore.open(options);
+    startSync(syncOptions);
     return { role: "owner", info: store.info };
   }
   const name = `pylon-sessions:${dbName}`;
@@ -173,7 +219,7 @@ async function open(options) {
     navigator.locks.request(name, { ifAvailable: true }, async (lock) => {
       if (!lock) return resolve(false);
       try {
-        await own(options);
+        await own(options, syncOptions);
       } catch (err) {
         store = null;
         return reject(err); // returning releases the lock: the next tab may try
@@ -186,7 +232,7 @@ async function open(options) {
   // Wait in the lock's queue; when granted (the owner's tab went), take over with this tab's options.
   navigator.locks.request(name, { signal: waiting.signal }, async () => {
     try {
-      await own(options);
+      await own(options, syncOptions);
     } catch (err) {
       store = null;
       self.postMessage({ v: 1, t: "role", role: "follower", error: describe(err) });
@@ -200,6 +246,7 @@ async function open(options) {
 async function close() {
   closed = true;
   waiting.abort();
+  sync?.stop();
   const s = store;
   store = null;
   if (s) {
@@ -220,7 +267,7 @@ async function handle(msg) {
   if (msg.method === "open" || msg.method === "close") {
     const { client, id } = msg;
     try {
-      const value = msg.method === "open" ? await open(msg.args?.[0]) : await close();
+      const value = msg.method === "open" ? await open(msg.args?.[0], msg.args?.[1]) : await close();
       reply({ v: 1, client, id, ok: true, value });
     } catch (err) {
       reply({ v: 1, client, id, ok: false, error: describe(err) });
@@ -231,5 +278,5 @@ async function handle(msg) {
 }
 
 self.addEventListener("message", (event) => {
-  queue = queue.then(() => handle(event.data));
+  enqueue(event.data, () => handle(event.data));
 });
