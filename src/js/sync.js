@@ -257,8 +257,16 @@ export class SyncEngine {
     const db = this.#db();
     const obj = (v) => v && typeof v === "object" && !Array.isArray(v);
     this.#current = parseState(db.clientState(STATE.current), (v) => obj(v) && HEX64.test(v.id), null);
-    this.#outbox = parseState(db.clientState(STATE.outbox), Array.isArray, [])
-      .filter((e) => obj(e) && ACTION_ID.test(e.id) && ["signOut", "revoke", "revokeOthers"].includes(e.action) && isTime(e.at));
+    // Only actions the server accepts: one it would refuse would make it refuse the whole request.
+    const ids = new Set();
+    this.#outbox = parseState(db.clientState(STATE.outbox), Array.isArray, []).filter((e) => {
+      const ok = obj(e) && typeof e.id === "string" && ACTION_ID.test(e.id) && !ids.has(e.id) && isTime(e.at)
+        && (e.action === "revokeOthers"
+          || ((e.action === "signOut" || e.action === "revoke") && typeof e.sessionId === "string" && HEX64.test(e.sessionId)))
+        && (e.token === undefined || typeof e.token === "string");
+      if (ok) ids.add(e.id);
+      return ok;
+    });
     this.#devices = parseState(db.clientState(STATE.devices), (v) => obj(v) && Array.isArray(v.list), null);
     this.#signedOut = parseState(db.clientState(STATE.signedOut), obj, null);
   }
