@@ -324,13 +324,19 @@ export class SyncEngine {
   /**
    * Asks for a round soon: `online` (the network is back: the backoff starts over), `visible` (a page
    * became visible), `action` (something was queued) or anything else. Coalesced with a round in flight,
-   * and at most one round per second from triggers.
+   * and, but for `online`, at most one round per second from triggers.
    */
   trigger(reason = "trigger") {
     if (!this.#running) return;
-    if (reason === "online") this.#failures = 0;
     if (this.#inFlight) {
       this.#again = true;
+      if (reason === "online") this.#failures = 0;
+      return;
+    }
+    // The network is back: the backoff starts over, and the round starts now (the event is rare).
+    if (reason === "online") {
+      this.#failures = 0;
+      this.#schedule(0);
       return;
     }
     this.#schedule(Math.max(0, this.#lastAttempt + MIN_GAP - this.#now()));

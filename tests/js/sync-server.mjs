@@ -17,12 +17,12 @@ export const REPO = fileURLToPath(new URL("../..", import.meta.url));
 export const SERVER_BIN = join(REPO, "target/debug/pylon-sessions-server");
 
 /**
- * Starts the demo server on a free port: SQLite in a fresh temp file, or Postgres when `databaseUrl` is
- * given; `bearer` turns cookies off. Resolves to `{ url, close, output }`.
+ * Starts the demo server on a free port (or `port`): SQLite in a fresh temp file (or the file `db`), or
+ * Postgres when `databaseUrl` is given; `bearer` turns cookies off. Resolves to `{ url, port, close, output }`.
  */
-export function startSyncServer({ bearer = false, databaseUrl = null, db = null } = {}) {
+export function startSyncServer({ bearer = false, databaseUrl = null, db = null, port = 0 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "pylon-sync-server-"));
-  const args = ["--listen", "127.0.0.1:0", "--db", db ?? join(dir, "sessions.db"), "--root", REPO];
+  const args = ["--listen", `127.0.0.1:${port}`, "--db", db ?? join(dir, "sessions.db"), "--root", REPO];
   if (bearer) args.push("--bearer");
   const env = { ...process.env };
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
@@ -38,6 +38,7 @@ export function startSyncServer({ bearer = false, databaseUrl = null, db = null 
         const exited = new Promise((r) => child.once("exit", r));
         resolve({
           url: `http://127.0.0.1:${m[1]}`,
+          port: Number(m[1]),
           child,
           get output() {
             return output;
