@@ -79,6 +79,7 @@ function renderStatus(info) {
   $("storage-why").textContent = info.reason ? `Fell back to memory: ${info.reason}` : "";
   renderPersistence(info);
   $("mode").textContent = MODE === "cookie" ? "HttpOnly cookie (the store keeps the session id only)" : "bearer (kept in the store)";
+  $("insecure").hidden = window.isSecureContext || MODE !== "cookie";
   $("grace").textContent = duration(GRACE);
   $("interval").textContent = duration(INTERVAL / 1000);
 }
