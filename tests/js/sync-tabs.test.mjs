@@ -77,6 +77,21 @@ for (const name of BROWSERS) describe(`sync through the page client in ${name}`,
     console.log(`# ${name}: ${times.length} syncs in 3 s with two tabs open, interval 300 ms; gaps ${gaps.join(" ")} ms`);
     assert.ok(times.length >= 6 && times.length <= 13, `${times.length} syncs`);
     assert.ok(median(gaps) >= 250, `median gap ${median(gaps)} ms`);
+    if (name === "chromium") {
+      // The owner tab frozen (as Chrome's Memory Saver freezes background tabs; DevTools
+      // Page.setWebLifecycleState): the other tab's sync calls still settle within their bound.
+      const cdp = await browser.context.newCDPSession(a.page);
+      await cdp.send("Page.setWebLifecycleState", { state: "frozen" });
+      const settled = await b.evaluate(async () => {
+        const t0 = performance.now();
+        const out = await Promise.all([window.store.syncStatus(), window.store.syncNow()].map((p) =>
+          p.then((v) => (v && "session" in v ? "status" : "synced"), (e) => e.code)));
+        return { out, ms: performance.now() - t0 };
+      });
+      console.log(`# chromium: owner tab frozen: the other tab's syncStatus and syncNow gave ${settled.out.join(", ")} in ${settled.ms.toFixed(0)} ms`);
+      assert.ok(settled.ms < 10_000 + 2 * 9000, "bounded");
+      await cdp.send("Page.setWebLifecycleState", { state: "active" });
+    }
     // The owner tab goes: the other tab's worker takes the store, and the loop with it.
     const keep = await browser.newTab(page); // Firefox: never close the last window
     await a.close();
@@ -109,6 +124,11 @@ for (const name of BROWSERS) describe(`sync through the page client in ${name}`,
     assert.deepEqual((await tab.evaluate(() => window.store.loadAll())).map((s) => s.id), [id]);
     assert.equal(await tab.evaluate(() => window.syncEvents.filter((e) => e.type === "signedout").length), 0);
     assert.equal((await tab.evaluate(() => window.store.syncNow())).verdict, "live");
+    // A page becoming visible asks the owner for a round (the interval here is a minute).
+    const seen = proxy.syncs.length;
+    await tab.evaluate(() => document.dispatchEvent(new Event("visibilitychange")));
+    for (const end = Date.now() + 2000; proxy.syncs.length === seen && Date.now() < end;) await sleep(20);
+    assert.ok(proxy.syncs.length > seen, "visibilitychange to visible starts a round");
     if (browser.supports.offline) {
       // The network cut (Chromium): Network errors, then "online" starts a round at once.
       await browser.setOffline(true);
