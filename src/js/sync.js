@@ -256,7 +256,8 @@ export class SyncEngine {
   #load() {
     const db = this.#db();
     const obj = (v) => v && typeof v === "object" && !Array.isArray(v);
-    this.#current = parseState(db.clientState(STATE.current), (v) => obj(v) && HEX64.test(v.id), null);
+    this.#current = parseState(db.clientState(STATE.current), (v) => obj(v) && typeof v.id === "string" && HEX64.test(v.id)
+      && typeof v.userId === "string" && isTime(v.confirmedAt) && isTime(v.expiresAt) && Number.isSafeInteger(v.skew ?? 0), null);
     // Only actions the server accepts: one it would refuse would make it refuse the whole request.
     const ids = new Set();
     this.#outbox = parseState(db.clientState(STATE.outbox), Array.isArray, []).filter((e) => {
@@ -288,9 +289,11 @@ export class SyncEngine {
     this.#running = true;
     // A sign-out recorded before the crash that interrupted it: finish it.
     if (this.#current && this.#signedOut?.sessionId === this.#current.id) this.#finishSignOut();
-    // Actions queued but perhaps not applied locally yet (a crash between the two writes).
+    // Sign-outs queued but perhaps not applied here yet (a crash between the outbox write and the rest).
     for (const e of this.#outbox) {
-      if (e.action === "signOut" && e.sessionId !== this.#current?.id) this.#tryRemoveLocal(e.sessionId);
+      if (e.action !== "signOut") continue;
+      if (e.sessionId === this.#current?.id) this.#signOutLocally("signedOut");
+      else this.#tryRemoveLocal(e.sessionId);
     }
     this.#checkLocal();
     this.#events?.addEventListener?.("online", this.#onOnline);
@@ -688,8 +691,13 @@ export class SyncEngine {
       throw syncError("InvalidInput", "already signed in on this device: sign out first", { field: "user" });
     }
     // Deliver what is queued first: in cookie mode a pending sign-out is proven by the cookie this
-    // sign-in is about to replace.
-    if (this.#outbox.length > 0) await this.syncNow();
+    // sign-in is about to replace. Unreachable: so is the sign-in. Any other failure (the server
+    // refusing the round) must not lock the person out: sign in, and the actions wait.
+    if (this.#outbox.length > 0) {
+      await this.syncNow().catch((err) => {
+        if (err?.code === "Network" || err?.code === "Timeout" || err?.code === "Closed") throw err;
+      });
+    }
     const sentAt = this.#nowSec();
     const answer = await this.#http("signin", body, null);
     if (!answer || typeof answer !== "object") throw bad("sign-in answer is not an object");

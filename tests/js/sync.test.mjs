@@ -286,21 +286,29 @@ describe("sync engine in Node, cookie mode, against the real server", () => {
   });
 
   test("a crash between queuing and applying: the next start finishes the sign-out", async () => {
-    const a = await dev();
-    const { id } = await a.engine.signIn({ user: "ivy" });
-    a.engine.stop();
-    // As if the worker died right after the outbox write: the action is queued, the session still here.
-    a.store.setClientState(STATE.outbox, JSON.stringify([{ id: "crash-1", action: "signOut", sessionId: id, at: 1 }]));
-    a.store.setClientState(STATE.signedOut, JSON.stringify({ sessionId: id, userId: "ivy", tenantId: null, reason: "signedOut", at: 1 }));
-    const again = new SyncEngine({
-      store: () => a.store, settings: a.engine.settings, fetch: a.jar ? cookieFetchFrom(a) : undefined,
-      announce: (d) => (d.op === "sync" ? a.events.push({ type: d.type, ...d.detail }) : a.changes.push(d)),
-    });
-    again.start();
-    assert.deepEqual(a.store.loadAll(), [], "removed locally on start");
-    assert.equal(again.status().session, null);
-    await waitFor(() => again.status().outbox.length === 0, { what: "delivered" });
-    again.stop();
+    // Two crash points of signOut: after the outbox write (nothing else done), and after the sign-out
+    // record (the session still stored and current).
+    for (const withRecord of [false, true]) {
+      const a = await dev();
+      const { id } = await a.engine.signIn({ user: `ivy${withRecord}` });
+      a.engine.stop();
+      a.store.setClientState(STATE.outbox, JSON.stringify([{ id: "crash-1", action: "signOut", sessionId: id, at: 1 }]));
+      if (withRecord) {
+        a.store.setClientState(STATE.signedOut, JSON.stringify({ sessionId: id, userId: "ivy", tenantId: null, reason: "signedOut", at: 1 }));
+      }
+      const events = [];
+      const again = new SyncEngine({
+        store: () => a.store, settings: a.engine.settings, fetch: cookieFetchFrom(a), events: null,
+        announce: (d) => d.op === "sync" && events.push({ type: d.type, ...d.detail }),
+      });
+      again.start();
+      assert.deepEqual(a.store.loadAll(), [], "removed locally on start");
+      assert.equal(again.status().session, null);
+      assert.equal(again.status().signedOut.reason, "signedOut");
+      assert.deepEqual(events.filter((e) => e.type === "signedout").map((e) => e.reason), ["signedOut"]);
+      await waitFor(() => again.status().outbox.length === 0, { what: "delivered" });
+      again.stop();
+    }
   });
 
   test("bad settings are refused, naming the field", () => {
@@ -411,7 +419,11 @@ describe("sync engine in Node, bearer mode, against the real server (--bearer)",
 describe("sync engine and the contract's JSON fixtures (tests/fixtures/sync)", () => {
   const A = "a".repeat(64);
 
-  /** A device whose fetch answers every sync with `body`, holding session aaaa… with request.json's outbox. */
+  /**
+   * A device whose fetch answers every sync with `body`, holding session aaaa… with request.json's first
+   * two actions queued (its third, aaaa…'s own sign-out, is what `signOut()` adds: a held session and a
+   * pending sign-out of it is the state a crash leaves, which the engine finishes on start).
+   */
   async function seeded(body) {
     const sent = [];
     const fetchFake = async (url, init) => {
@@ -422,7 +434,7 @@ describe("sync engine and the contract's JSON fixtures (tests/fixtures/sync)", (
     const now = Math.floor(Date.now() / 1000);
     store.adopt({ id: A, userId: "alice", createdAt: now - 100, lastSeenAt: now - 100, expiresAt: 0 });
     store.setClientState(STATE.current, JSON.stringify({ id: A, userId: "alice", tenantId: null, device: null, createdAt: now - 100, lastSeenAt: now - 100, expiresAt: 0, deadline: 0, confirmedAt: now - 100, skew: 0 }));
-    store.setClientState(STATE.outbox, JSON.stringify(fixture("request.json").outbox));
+    store.setClientState(STATE.outbox, JSON.stringify(fixture("request.json").outbox.slice(0, 2)));
     const events = [];
     const engine = new SyncEngine({
       store: () => store, settings: syncSettings({ url: "http://server.test/api/" }, "hash"), fetch: fetchFake,
@@ -432,10 +444,20 @@ describe("sync engine and the contract's JSON fixtures (tests/fixtures/sync)", (
     return { store, engine, sent, events };
   }
 
-  test("the request the engine sends is request.json", async () => {
+  test("the requests the engine sends are request.json's", async () => {
+    const want = fixture("request.json");
     const d = await seeded(fixture("response-live.json"));
     await d.engine.syncNow();
-    assert.deepEqual(d.sent[0], fixture("request.json"));
+    assert.deepEqual(d.sent[0], { ...want, outbox: want.outbox.slice(0, 2) });
+    // Then this device signs out: its own sign-out is the third action, and (cookie mode) the cookie,
+    // not the body, proves the session.
+    await d.engine.signOut();
+    await d.engine.syncNow();
+    const last = d.sent.at(-1);
+    assert.deepEqual(last.sessions, []);
+    assert.deepEqual(last.outbox.slice(0, 2), want.outbox.slice(0, 2));
+    assert.deepEqual(Object.keys(last.outbox[2]).sort(), Object.keys(want.outbox[2]).sort());
+    assert.deepEqual({ ...last.outbox[2], id: "act-3", at: 0 }, { ...want.outbox[2], at: 0 });
     d.engine.stop();
   });
 
@@ -445,7 +467,7 @@ describe("sync engine and the contract's JSON fixtures (tests/fixtures/sync)", (
     assert.equal(r.verdict, "live");
     const st = d.engine.status();
     assert.equal(st.session.confirmedAt, 1700000100);
-    assert.equal(st.outbox.length, 3, "no `applied` entry: kept for the next round");
+    assert.equal(st.outbox.length, 2, "no `applied` entry: kept for the next round");
     // act-1 revokes bbbb… (not listed) and act-2 revokes every other session taken before 1700000009:
     // the cached list shows what the server will do, at once.
     assert.deepEqual(st.devices.list.map((x) => x.id), [A]);
@@ -457,7 +479,7 @@ describe("sync engine and the contract's JSON fixtures (tests/fixtures/sync)", (
     const d = await seeded(fixture("response-revoked.json"));
     const r = await d.engine.syncNow();
     assert.equal(r.verdict, "revoked");
-    assert.equal(r.delivered, 3);
+    assert.equal(r.delivered, 2, "act-3 is not this device's: ignored");
     assert.deepEqual(r.refused.map((x) => [x.id, x.code]), [["act-1", "Unauthorized"], ["act-2", "Unauthorized"]]);
     assert.deepEqual(d.store.loadAll(), []);
     assert.deepEqual(d.engine.status().outbox, []);
