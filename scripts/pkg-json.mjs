@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 
 const path = new URL("../pkg/package.json", import.meta.url);
 const pkg = JSON.parse(readFileSync(path, "utf8"));
-const extra = ["client.js", "worker.js", "tab-channel.js", "client.d.ts"];
+const extra = ["client.js", "worker.js", "tab-channel.js", "sync.js", "client.d.ts"];
 pkg.files = [...new Set([...(pkg.files ?? []), ...extra])];
 pkg.exports = {
   ".": { types: "./pylon_sessions.d.ts", default: "./pylon_sessions.js" },

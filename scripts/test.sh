@@ -25,6 +25,9 @@ scripts/test-web.sh
 step "demo: www/ end to end in Chromium and Firefox (screenshots in artifacts/demo/)"
 scripts/test-demo.sh
 
+step "offline: the sync loop (Node, Chromium, Firefox) and two devices end to end on SQLite and Postgres (screenshots in artifacts/offline/)"
+scripts/test-offline.sh
+
 step "edge: workerd and Deno hosts, export/import"
 scripts/test-edge.sh
 

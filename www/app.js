@@ -1,18 +1,27 @@
-// The pylon-sessions demo: an offline-first page whose sessions live in the browser (OPFS), through the
-// package's page client (the store itself runs in a dedicated worker).
+// The pylon-sessions demo: a client of the demo server (src/bin/pylon-sessions-server.rs). It signs in
+// on the server, keeps the session on OPFS through the page client (the store runs in a dedicated
+// worker, and the owner tab's worker syncs with the server), stays signed in offline with "last
+// confirmed … ago", lists the user's devices from the server (cached for offline), and queues sign-outs
+// and revocations made offline until the server answers again.
+//
+// URL parameters: ?mode=bearer (token kept in the store and sent as Authorization: Bearer; start the
+// server with --bearer), ?grace=SECONDS (offline grace period, default 120), ?interval=MS (sync
+// interval, default 10000), ?storage=memory (force the in-memory fallback).
 import { SessionStoreClient } from "/pkg/client.js";
 
-const POLICY = { idleTimeout: 15 * 60, absoluteTimeout: 8 * 3600 };
-const CURRENT_KEY = "pylon-demo:current-session"; // the *id* (a hash) of this tab's session, not the token
+const params = new URLSearchParams(location.search);
+const MODE = params.get("mode") === "bearer" ? "bearer" : "cookie";
+const GRACE = Number(params.get("grace") ?? 120);
+const INTERVAL = Number(params.get("interval") ?? 10_000);
 const $ = (id) => document.getElementById(id);
 
 let store = null;
-let current = null; // the signed-in Session (with its token: a client-side store keeps it)
+let status = null; // the last syncStatus()
 
 // ---- errors: always on the page, never only in the console ------------------------------------------
 function showError(e) {
   console.error(e);
-  $("error-code").textContent = e?.code ?? e?.name ?? "Error";
+  $("error-code").textContent = e?.code ? `${e.code}${e.status ? ` (HTTP ${e.status})` : ""}` : e?.name ?? "Error";
   $("error-message").textContent = e?.message ?? String(e);
   $("error").hidden = false;
 }
@@ -42,16 +51,24 @@ function deviceLabel() {
   const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Mac OS X/.test(ua) ? "macOS" : /Windows/.test(ua) ? "Windows" : /Linux/.test(ua) ? "Linux" : "unknown OS";
   return `${browser} on ${os}`;
 }
-const now = () => Math.floor(Date.now() / 1000);
+const nowSec = () => Math.floor(Date.now() / 1000);
 function duration(seconds) {
-  if (seconds <= 0) return "expired";
+  seconds = Math.max(0, Math.round(seconds));
+  if (seconds < 60) return `${seconds} s`;
   if (seconds % 60 === 0 && seconds < 3600) return `${seconds / 60} min`;
   if (seconds % 3600 === 0) return `${seconds / 3600} h`;
   const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
   return h ? `${h} h ${String(m).padStart(2, "0")} min` : `${m} min ${String(s).padStart(2, "0")} s`;
 }
+const ago = (seconds) => (seconds < 2 ? "just now" : `${duration(seconds)} ago`);
 const when = (t) => new Date(t * 1000).toLocaleString();
-const idleDeadline = (s) => (POLICY.idleTimeout ? s.lastSeenAt + POLICY.idleTimeout : 0);
+const REASONS = {
+  revoked: "This session was revoked from another device (or signed out there).",
+  expired: "The session expired (idle or absolute timeout).",
+  unknown: "The server does not know this session any more (or this browser lost its cookie).",
+  signedOut: "You signed out on this device.",
+};
+const ACTIONS = { signOut: "Sign out", revoke: "Revoke a device", revokeOthers: "Sign out all other devices" };
 
 // ---- rendering ---------------------------------------------------------------------------------------------
 function renderStatus(info) {
@@ -61,8 +78,10 @@ function renderStatus(info) {
   $("storage-why").hidden = !info.reason;
   $("storage-why").textContent = info.reason ? `Fell back to memory: ${info.reason}` : "";
   renderPersistence(info);
-  $("policy-idle").textContent = duration(POLICY.idleTimeout);
-  $("policy-abs").textContent = duration(POLICY.absoluteTimeout);
+  $("mode").textContent = MODE === "cookie" ? "HttpOnly cookie (the store keeps the session id only)" : "bearer (kept in the store)";
+  $("insecure").hidden = window.isSecureContext || MODE !== "cookie";
+  $("grace").textContent = duration(GRACE);
+  $("interval").textContent = duration(INTERVAL / 1000);
 }
 
 // Persistent storage: asked right after opening where the browser decides by itself (Chromium); where
@@ -85,78 +104,123 @@ function renderPersistence(info) {
   $("persist-hint").hidden = info.persistence !== "asking";
 }
 
+function renderNetwork() {
+  const online = navigator.onLine;
+  $("network").textContent = online ? "online" : "offline";
+  $("network").className = online ? "ok" : "warn";
+  const s = status;
+  let text = "…";
+  let cls = "";
+  if (s?.syncing) text = "syncing…";
+  else if (s?.lastSync?.ok === false) {
+    const retry = s.nextSyncAt ? `, retrying in ${duration((s.nextSyncAt - Date.now()) / 1000)}` : "";
+    text = `unreachable (${s.lastSync.error.code}${s.lastSync.error.status ? ` ${s.lastSync.error.status}` : ""})${retry}`;
+    cls = "warn";
+  } else if (s?.lastSync?.ok && !s.lastSync.idle) {
+    text = `synced ${ago((Date.now() - s.lastSync.at) / 1000)}`;
+    cls = "ok";
+  } else if (s) text = s.session ? "not synced yet" : "nothing to sync";
+  $("sync-state").textContent = text;
+  $("sync-state").className = cls;
+}
+
+/** The parts that move with the clock. */
 function renderTick() {
-  if (!current) return;
-  const t = now();
-  $("cur-expires").textContent = current.expiresAt ? duration(current.expiresAt - t) : "never";
-  const idle = idleDeadline(current);
-  $("cur-idle").textContent = idle ? duration(idle - t) : "never";
+  renderNetwork();
+  const s = status?.session;
+  if (!s) return;
+  // The status was read at some point; age it by the time since.
+  const since = s.sinceConfirmed + (Date.now() - statusReadAt) / 1000;
+  const unconfirmed = since > status.grace;
+  $("confirmed-ago").textContent = ago(since);
+  $("confirmed-badge").textContent = unconfirmed ? "unconfirmed" : "confirmed";
+  $("confirmed-badge").className = `pill ${unconfirmed ? "warn-pill" : "ok-pill"}`;
+  $("unconfirmed-note").hidden = !unconfirmed;
+  $("current").dataset.confirmation = unconfirmed ? "unconfirmed" : "confirmed";
+  $("cur-expires").textContent = s.expiresAt ? duration(s.expiresAt - nowSec()) : "never";
+  $("cur-idle").textContent = s.deadline ? `in ${duration(s.deadline - nowSec())} unless used` : "—";
 }
+let statusReadAt = Date.now();
 
-async function render() {
-  const signedIn = Boolean(current);
-  $("signin").hidden = signedIn;
-  $("current").hidden = !signedIn;
-  $("devices").hidden = !signedIn;
-  if (!signedIn) return;
-  $("who").textContent = current.userId;
-  $("cur-device").textContent = current.device ?? "—";
-  $("cur-tenant").textContent = current.tenantId ?? "—";
-  $("cur-created").textContent = when(current.createdAt);
-  $("cur-id").textContent = current.id;
+function render() {
+  const s = status;
+  const session = s?.session ?? null;
+  $("signin").hidden = Boolean(session);
+  $("current").hidden = !session;
+  $("devices").hidden = !session;
+  const out = !session && s?.signedOut;
+  $("signedout").hidden = !out;
+  if (out) {
+    $("signedout").dataset.reason = out.reason;
+    $("signedout-reason").textContent = REASONS[out.reason] ?? out.reason;
+    $("signedout-when").textContent = `(${out.userId}, ${when(out.at)})`;
+  }
+  renderOutbox();
+  if (session) {
+    $("who").textContent = session.userId;
+    $("cur-device").textContent = session.device ?? "—";
+    $("cur-tenant").textContent = session.tenantId ?? "—";
+    $("cur-created").textContent = when(session.createdAt);
+    $("cur-id").textContent = session.id;
+    renderDevices();
+  }
   renderTick();
-  const sessions = await store.listByUser(current.userId, current.tenantId);
-  $("count").textContent = `${sessions.length} active`;
-  const list = $("list");
-  list.replaceChildren(
-    ...sessions.map((s) => {
-      const li = document.createElement("li");
-      const mine = s.id === current.id;
-      li.className = mine ? "this" : "";
-      li.dataset.id = s.id;
-      const meta = document.createElement("div");
-      meta.className = "meta";
-      const name = document.createElement("strong");
-      name.textContent = s.device ?? "unknown device";
-      if (mine) {
-        const badge = document.createElement("span");
-        badge.className = "badge";
-        badge.textContent = "this device";
-        name.append(badge);
-      }
-      const detail = document.createElement("small");
-      detail.textContent = `signed in ${when(s.createdAt)} · last seen ${when(s.lastSeenAt)} · id ${s.id.slice(0, 12)}…`;
-      meta.append(name, detail);
-      li.append(meta);
-      if (!mine) {
-        const revoke = document.createElement("button");
-        revoke.type = "button";
-        revoke.className = "danger";
-        revoke.textContent = "Revoke";
-        action(revoke, async () => {
-          await store.removeById(s.id);
-          await render();
-        });
-        li.append(revoke);
-      }
-      return li;
-    }),
-  );
 }
 
-// ---- session state -----------------------------------------------------------------------------------
-async function restore() {
-  const id = localStorage.getItem(CURRENT_KEY);
-  current = id ? await store.getById(id) : null;
-  if (id && !current) localStorage.removeItem(CURRENT_KEY); // expired, revoked or signed out elsewhere
-  if (current) current = (await store.touch(current.token)) ?? null;
+function renderDevices() {
+  const d = status?.devices;
+  const session = status.session;
+  $("devices-when").textContent = !d ? "not fetched yet" : status.lastSync?.ok && !status.lastSync.idle
+    ? `from the server, ${when(d.fetchedAt)}` : `cached, from ${when(d.fetchedAt)} (server unreachable)`;
+  $("list").replaceChildren(...(d?.list ?? []).map((dev) => {
+    const li = document.createElement("li");
+    const mine = dev.id === session.id;
+    li.className = mine ? "this" : "";
+    li.dataset.id = dev.id;
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    const name = document.createElement("strong");
+    name.textContent = dev.device ?? "unknown device";
+    if (mine) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = "this device";
+      name.append(badge);
+    }
+    const detail = document.createElement("small");
+    detail.textContent = `signed in ${when(dev.createdAt)} · last used ${when(dev.lastSeenAt)} · id ${dev.id.slice(0, 12)}…`;
+    meta.append(name, detail);
+    li.append(meta);
+    if (!mine) {
+      const revoke = document.createElement("button");
+      revoke.type = "button";
+      revoke.className = "danger";
+      revoke.textContent = "Revoke";
+      action(revoke, () => store.revokeDevice(dev.id));
+      li.append(revoke);
+    }
+    return li;
+  }));
+  $("revoke-others").disabled = (d?.list ?? []).length < 2;
 }
 
-function remember(session) {
-  current = session;
-  if (session) localStorage.setItem(CURRENT_KEY, session.id);
-  else localStorage.removeItem(CURRENT_KEY);
+function renderOutbox() {
+  const list = status?.outbox ?? [];
+  $("outbox").hidden = list.length === 0;
+  $("outbox-list").replaceChildren(...list.map((e) => {
+    const li = document.createElement("li");
+    li.dataset.action = e.action;
+    li.textContent = `${ACTIONS[e.action] ?? e.action}${e.sessionId ? ` (session ${e.sessionId.slice(0, 12)}…)` : ""}, ${when(e.at)}`;
+    return li;
+  }));
 }
+
+async function refresh() {
+  status = await store.syncStatus();
+  statusReadAt = Date.now();
+  render();
+}
+const refreshSoon = () => refresh().catch(showError);
 
 // ---- actions -----------------------------------------------------------------------------------------------
 $("device-label").textContent = deviceLabel();
@@ -166,9 +230,9 @@ $("signin-form").addEventListener("submit", async (event) => {
   button.disabled = true;
   try {
     const tenant = $("tenant").value.trim();
-    const { session } = await store.create({ userId: $("user").value.trim(), tenantId: tenant || null, device: deviceLabel() });
-    remember(session);
-    await render();
+    await store.signIn({ user: $("user").value.trim(), tenant: tenant || undefined, device: deviceLabel() });
+    $("error").hidden = true;
+    await refresh();
   } catch (e) {
     showError(e);
   } finally {
@@ -176,73 +240,60 @@ $("signin-form").addEventListener("submit", async (event) => {
   }
 });
 action($("signout"), async () => {
-  await store.remove(current.token);
-  remember(null);
-  await render();
-});
-action($("touch"), async () => {
-  current = (await store.touch(current.token)) ?? null;
-  if (!current) remember(null);
-  await render();
-});
-action($("rotate"), async () => {
-  const { session } = await store.rotate(current.token);
-  remember(session);
-  await render();
-});
-action($("other-device"), async () => {
-  const devices = ["Safari on iOS", "Firefox on Windows", "Chromium on Android", "Edge on Windows"];
-  const device = `${devices[Math.floor(Math.random() * devices.length)]} (simulated)`;
-  await store.create({ userId: current.userId, tenantId: current.tenantId, device });
-  await render();
+  await store.signOut();
+  await refresh();
 });
 action($("revoke-others"), async () => {
-  const n = await store.removeOthers(current.token);
-  $("purge-result").textContent = `Revoked ${n} other session${n === 1 ? "" : "s"}.`;
-  await render();
+  await store.revokeOtherDevices();
+  await refresh();
 });
-action($("stale"), async () => {
-  // A session some server issued long ago, already past its absolute expiry: purge will remove it.
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  const token = "pyl_" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  const t = now();
-  await store.insert({ token, userId: current.userId, tenantId: current.tenantId, device: "Old laptop (expired)", createdAt: t - 86400, expiresAt: t - 60 });
-  $("purge-result").textContent = "Added an expired session (hidden from the list, still on disk).";
+action($("sync-now"), async () => {
+  try {
+    await store.syncNow();
+  } finally {
+    await refresh();
+  }
 });
-action($("purge"), async () => {
-  const n = await store.purgeExpired();
-  $("purge-result").textContent = `Purged ${n} expired session${n === 1 ? "" : "s"}.`;
-  await render();
+// Using the session on the server is what keeps it from idling out (sync only confirms).
+action($("touch"), async () => {
+  const headers = {};
+  if (MODE === "bearer") headers.authorization = `Bearer ${(await store.getById(status.session.id))?.token}`;
+  let res;
+  try {
+    res = await fetch("/api/session", { headers, credentials: MODE === "cookie" ? "same-origin" : "omit", cache: "no-store" });
+  } catch (e) {
+    throw Object.assign(new Error(`the server could not be reached (offline?): ${e.message}`), { code: "Network" });
+  }
+  if (!res.ok) {
+    const body = await res.json().catch(() => null);
+    throw Object.assign(new Error(body?.error?.message ?? `HTTP ${res.status}`), { code: body?.error?.code ?? "HttpError", status: res.status });
+  }
+  await store.syncNow().catch(() => {});
+  await refresh();
 });
 
 // ---- start -------------------------------------------------------------------------------------------------
 async function main() {
-  const forced = new URLSearchParams(location.search).get("storage"); // ?storage=memory forces the fallback path
-  store = await SessionStoreClient.open({ dbName: "demo.db", storage: forced ?? "auto", tokenStorage: "keep", ...POLICY });
+  const forced = params.get("storage"); // ?storage=memory forces the fallback path
+  store = await SessionStoreClient.open(
+    { dbName: MODE === "bearer" ? "demo-bearer.db" : "demo.db", storage: forced ?? "auto" },
+    { sync: { url: "/api/", mode: MODE, grace: GRACE, interval: INTERVAL } },
+  );
   renderStatus(store.info);
   const showRole = () =>
-    ($("tabs").textContent = store.role === "owner" ? "this tab holds the store" : "served by another tab");
+    ($("tabs").textContent = store.role === "owner" ? "this tab holds the store (and syncs)" : "served by another tab");
   showRole();
   store.addEventListener("rolechange", showRole);
   store.addEventListener("persistence", () => renderPersistence(store.info));
-  // A click is the user gesture a browser that asks the person (Firefox) wants. The answer comes with
-  // the "persistence" event whenever the person gives it: nothing waits for it.
+  // A click is the user gesture a browser that asks the person (Firefox) wants.
   $("persist").addEventListener("click", () => store.requestPersistence().catch(showError));
-  // A change in any tab (this one included): re-read, so every tab shows the same state.
-  store.addEventListener("change", async () => {
-    try {
-      if (current) {
-        const still = await store.getById(current.id);
-        if (!still) remember(null);
-        else current = still;
-      }
-      await render();
-    } catch (e) {
-      showError(e);
-    }
-  });
-  await restore();
-  await render();
+  // Sync events reach every tab; each re-reads the status so every tab shows the same.
+  for (const type of ["signedout", "confirmed", "unconfirmed", "devices", "syncstatus", "change"]) {
+    store.addEventListener(type, refreshSoon);
+  }
+  window.addEventListener("online", renderNetwork);
+  window.addEventListener("offline", renderNetwork);
+  await refresh();
   setInterval(renderTick, 1000);
   document.body.dataset.ready = "true";
 }

@@ -1,6 +1,7 @@
 // Offline support for the demo: every file the page needs is cached on first load; later loads are
 // served from the network when it answers (so updates show) and from the cache when it does not.
-const CACHE = "pylon-sessions-demo-v1";
+// The session API (/api/) is never cached: an answer about a session is only true when it is fresh.
+const CACHE = "pylon-sessions-demo-v2";
 const PRECACHE = [
   "/",
   "/index.html",
@@ -8,6 +9,7 @@ const PRECACHE = [
   "/app.js",
   "/pkg/client.js",
   "/pkg/worker.js",
+  "/pkg/sync.js",
   "/pkg/pylon_sessions.js",
   "/pkg/pylon_sessions_bg.wasm",
 ];
@@ -29,7 +31,7 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
-  if (event.request.method !== "GET" || url.origin !== location.origin) return;
+  if (event.request.method !== "GET" || url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
   event.respondWith(
     fetch(event.request)
       .then((response) => {

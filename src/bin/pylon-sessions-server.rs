@@ -2,8 +2,10 @@
 //! beside it, on 127.0.0.1.
 //!
 //! ```text
-//! pylon-sessions-server [--listen 127.0.0.1:8080] [--db pylon-sessions.db] [--root DIR]
+//! pylon-sessions-server [--listen 127.0.0.1:8080] [--db pylon-sessions.db] [--root DIR] [--bearer]
 //! ```
+//! `--bearer` turns cookies off: the sign-in answer carries the token, and requests present it as
+//! `Authorization: Bearer` (the page client's bearer mode).
 //! Storage: the SQLite file `--db` (default `pylon-sessions.db` in the current directory), or
 //! PostgreSQL when `DATABASE_URL` is set. `PORT` sets the port. Cookies are `__Host-` cookies
 //! (`Secure`, which browsers accept from `http://localhost` and `http://127.0.0.1`).
@@ -19,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::routing::post;
 use axum::Router;
-use pylon_sessions::axum::{session_routes, ApiError, JsonBody, Sessions, SignedIn};
+use pylon_sessions::axum::{session_routes, ApiError, JsonBody, SessionConfig, Sessions, SignedIn};
 use pylon_sessions::{
     AsyncSessionStore, Blocking, NewSession, Policy, PostgresPoolBackend, PostgresPoolConfig,
     SqliteBackend,
@@ -105,6 +107,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut listen: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let mut db = PathBuf::from("pylon-sessions.db");
     let mut root = repo.clone();
+    let mut bearer = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -113,6 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--port" => listen.set_port(value()?.parse()?),
             "--db" => db = value()?.into(),
             "--root" => root = value()?.into(),
+            "--bearer" => bearer = true,
             other => {
                 return Err(format!(
                     "unknown argument {other}; see the top of src/bin/pylon-sessions-server.rs"
@@ -122,15 +126,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let database_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
-    let sessions = sessions(database_url.as_deref(), &db).await?;
+    let mut sessions = sessions(database_url.as_deref(), &db).await?;
+    if bearer {
+        sessions = sessions.with_config(SessionConfig {
+            cookie: false,
+            ..SessionConfig::default()
+        });
+    }
     let storage = match &database_url {
         Some(_) => "PostgreSQL (DATABASE_URL)".to_owned(),
         None => format!("SQLite file {}", db.display()),
     };
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!(
-        "pylon-sessions demo on http://{} (sessions in {storage}; demo sign-in: no password is checked)",
-        listener.local_addr()?
+        "pylon-sessions demo on http://{} (sessions in {storage}; tokens as {}; demo sign-in: no password is checked)",
+        listener.local_addr()?,
+        if bearer { "bearer tokens" } else { "cookies" }
     );
     let app = app(sessions, root.join("www"), root.join("pkg"));
     axum::serve(listener, app)

@@ -16,9 +16,30 @@ export type {
  *   differs), e.g. another app of the origin: open every tab with the same options, and give each app
  *   its own `dbName`;
  * - `"ReplayMismatch"`: a request reused the id of an earlier one with another method or other
- *   arguments (never from this client's own calls); it was not run.
+ *   arguments (never from this client's own calls); it was not run;
+ * - the sync calls' codes.
  */
-export type ClientErrorCode = ErrorCode | "Timeout" | "OptionsMismatch" | "ReplayMismatch";
+export type ClientErrorCode =
+  | ErrorCode | "Timeout" | "OptionsMismatch" | "ReplayMismatch" | SyncErrorCode | ServerErrorCode;
+
+/**
+ * Why a request to the server failed (sync calls only):
+ * - `"Network"`: it did not reach the server (offline, connection refused or dropped);
+ * - `"Timeout"`: no answer within `SyncSettings.timeout`;
+ * - `"HttpError"`: an HTTP error status without the server's JSON error (`status` says which);
+ * - `"BadResponse"`: a success status whose body is not the contract's JSON (a captive portal's page,
+ *   a truncated answer).
+ * None of them removes anything stored: offline is never a sign-out.
+ */
+export type SyncErrorCode = "Network" | "Timeout" | "HttpError" | "BadResponse";
+
+/**
+ * Codes of the server's own errors (`{"error": {"code", "message"}}`, with `status`): the store's
+ * codes (`InvalidInput`, `StorageUnavailable`, …) and the HTTP layer's.
+ */
+export type ServerErrorCode =
+  | ErrorCode | "Unauthorized" | "CrossOriginRequest" | "BadRequest" | "PayloadTooLarge" | "UnsupportedMediaType"
+  | "Internal";
 
 /** What every method rejects with: an `Error` with a stable `code`. */
 export declare class SessionStoreError extends Error {
@@ -27,6 +48,8 @@ export declare class SessionStoreError extends Error {
   code: ClientErrorCode;
   /** The offending field, for `InvalidInput`, or the option that differs, for `OptionsMismatch`. */
   field?: string;
+  /** The HTTP status, when the error is the server's answer (sync calls). */
+  status?: number;
 }
 
 /** How the client starts its worker. */
@@ -42,9 +65,202 @@ export interface ClientSettings {
   persist?: boolean;
   /**
    * How long a call waits for an answer, through any hand-off between tabs, before rejecting with
-   * `Timeout`, in ms (default 10 000). `open` itself waits for the OPFS pool without this limit.
+   * `Timeout`, in ms (default 10 000). `open` itself waits for the OPFS pool without this limit. Sync
+   * calls that reach the server wait this plus `sync.timeout` per request.
    */
   timeout?: number;
+  /**
+   * Keep the sessions in step with the server that issued them (docs/sync.md): the owner tab's worker
+   * syncs on open, on `online`, when a page becomes visible and every `interval`. Without it, nothing
+   * is synced and the sync methods reject with `InvalidInput`.
+   */
+  sync?: SyncSettings;
+}
+
+/**
+ * How the client syncs with the server. Unless `open`'s options say otherwise, a synced store keeps
+ * hashes only in cookie mode and tokens in bearer mode (`tokenStorage`), and has no idle or absolute
+ * timeout of its own (`idleTimeout: 0`, `absoluteTimeout: 0`): the server decides idleness, and each
+ * session keeps the absolute expiry the server gave it.
+ */
+export interface SyncSettings {
+  /**
+   * The session API's base URL (`signin` and `sync` are under it), resolved against the page:
+   * `"/api/"` for the demo server.
+   */
+  url: string | URL;
+  /**
+   * `"cookie"` (default): the token is the server's HttpOnly cookie, the store keeps sessions by id
+   * (`tokenStorage: "hash"`). `"bearer"`: the token comes in the sign-in answer, is kept in the store
+   * (`tokenStorage: "keep"`) and sent as `Authorization: Bearer` and in the sync body; no cookie is sent.
+   */
+  mode?: "cookie" | "bearer";
+  /** Milliseconds between rounds while the server answers (default 60 000; at least 100). */
+  interval?: number;
+  /**
+   * Seconds since the server last confirmed the session after which it is reported unconfirmed
+   * (default 86 400). Nothing is removed: the app decides what to lock.
+   */
+  grace?: number;
+  /** Milliseconds a request to the server may take before it fails with `Timeout` (default 8000). */
+  timeout?: number;
+  /**
+   * Retry delays after failures, in ms: exponential from `min` (default 1000) up to `max` (default
+   * 300 000), each a random point in the upper half of its step.
+   */
+  backoff?: { min?: number; max?: number };
+}
+
+/** Why this device's session ended. */
+export type SignOutReason =
+  /** Revoked on the server: signed out or revoked from another device. */
+  | "revoked"
+  /** Past its idle or absolute timeout (the server said so, or its absolute expiry passed here). */
+  | "expired"
+  /** The server does not know it any more, or this browser lost its cookie. */
+  | "unknown"
+  /** Signed out on this device (`signOut`, or removed from the store by the app). */
+  | "signedOut";
+
+/** A `"signedout"` event's `detail`, and `SyncStatus.signedOut`. */
+export interface SignedOutDetail {
+  sessionId: string;
+  userId: string;
+  tenantId: string | null;
+  reason: SignOutReason;
+  /** When this device learned it, unix seconds. */
+  at: number;
+}
+
+/** A `"confirmed"` event's `detail`: the server confirmed the session (on sign-in and every round). */
+export interface ConfirmedDetail {
+  sessionId: string;
+  /** The server's clock at the confirmation, unix seconds. */
+  confirmedAt: number;
+  /** When the server expires it if left unused, unix seconds (0: not known yet, or never). */
+  deadline: number;
+  expiresAt: number;
+  /** Whether it was unconfirmed (past the grace period) until now. */
+  wasUnconfirmed: boolean;
+}
+
+/** An `"unconfirmed"` event's `detail`: the grace period passed without a confirmation. */
+export interface UnconfirmedDetail {
+  sessionId: string;
+  confirmedAt: number;
+  /** The grace period, seconds. */
+  grace: number;
+}
+
+/** A session as the server's device list shows it (no token). */
+export interface Device {
+  id: string;
+  userId: string;
+  tenantId: string | null;
+  device: string | null;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  /** Whether this is this device's own session. */
+  current: boolean;
+}
+
+/**
+ * The server's device list for this device's user, as last fetched (cached for offline), minus what
+ * actions still in the outbox revoke. `fetchedAt` is the server's clock, unix seconds.
+ */
+export interface DeviceList {
+  list: Device[];
+  fetchedAt: number;
+}
+
+/** A `"devices"` event's `detail`: the list changed; `null`s when there is none (signed out). */
+export type DevicesDetail = DeviceList | { list: null; fetchedAt: null };
+
+/** An action taken on this device, waiting to reach the server (`at`: unix seconds). */
+export type OutboxAction =
+  | { id: string; action: "signOut" | "revoke"; sessionId: string; at: number }
+  | { id: string; action: "revokeOthers"; at: number };
+
+/** The session this device is signed in with, and when the server last confirmed it. */
+export interface SyncedSession {
+  id: string;
+  userId: string;
+  tenantId: string | null;
+  device: string | null;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  /** The server's clock at its last `live` verdict (or the sign-in), unix seconds. */
+  confirmedAt: number;
+  /** Seconds since then, on the server's clock as best known. */
+  sinceConfirmed: number;
+  /** Past the grace period without a confirmation. */
+  unconfirmed: boolean;
+  /** When the server expires it if left unused (0: not known yet, or never). */
+  deadline: number;
+}
+
+/** The last round: `at` is `Date.now()` when it ended. */
+export type LastSync =
+  /** Nothing to say to the server (signed out, empty outbox): no request was made. */
+  | { at: number; ok: true; idle: true }
+  | { at: number; ok: true; idle?: undefined; serverTime: number; roundTripMs: number; applyMs: number }
+  | { at: number; ok: false; error: { code: ClientErrorCode; message: string; status?: number } };
+
+/** Where sync stands (`syncStatus()`, and every `"syncstatus"` event). Never carries a token. */
+export interface SyncStatus {
+  mode: "cookie" | "bearer";
+  /** The resolved API URL. */
+  url: string;
+  grace: number;
+  interval: number;
+  /** This device's session, or `null` when signed out. */
+  session: SyncedSession | null;
+  /** How the last session ended, until the next sign-in. */
+  signedOut: SignedOutDetail | null;
+  devices: DeviceList | null;
+  /** Actions waiting to reach the server, oldest first. */
+  outbox: OutboxAction[];
+  /** Actions the server refused in the last round that had any (final: they were dropped). */
+  refused: (OutboxAction & { code: string })[];
+  lastSync: LastSync | null;
+  /** Failed rounds in a row. */
+  failures: number;
+  syncing: boolean;
+  /** When the next round is due (`Date.now()` scale), or `null`. */
+  nextSyncAt: number | null;
+  /** The owner worker's `navigator.onLine`. */
+  online: boolean | null;
+}
+
+/** What `syncNow` did. */
+export type SyncResult =
+  /** Nothing to say to the server (signed out, empty outbox). */
+  | { sent: false }
+  | {
+    sent: true;
+    /** Outbox actions the server answered for (applied or refused). */
+    delivered: number;
+    refused: (OutboxAction & { code: string })[];
+    /** The server's verdict on this device's session, or `null` when signed out. */
+    verdict: "live" | "revoked" | "expired" | "unknown" | null;
+    serverTime: number;
+    roundTripMs: number;
+    /** Time the worker took to check and apply the answer, in ms. */
+    applyMs: number;
+  };
+
+/** What the sign-in credentials are for the demo server (`POST <url>signin`; no password there). */
+export interface SignIn {
+  user: string;
+  tenant?: string | null;
+  device?: string | null;
+}
+
+/** What a queued action returns: its outbox id (`null` when there was nothing to do). */
+export interface Queued {
+  actionId: string | null;
 }
 
 /**
@@ -117,6 +333,16 @@ export interface SessionStoreClientEventMap {
    * Failures before `open` resolved fire right after it.
    */
   error: CustomEvent<SessionStoreError>;
+  /** Sync: this device's session ended (revoked elsewhere, expired, unknown, signed out here). */
+  signedout: CustomEvent<SignedOutDetail>;
+  /** Sync: the server confirmed this device's session (every round, and on sign-in). */
+  confirmed: CustomEvent<ConfirmedDetail>;
+  /** Sync: the grace period passed without a confirmation (once per crossing). */
+  unconfirmed: CustomEvent<UnconfirmedDetail>;
+  /** Sync: the device list changed (from the server, or an action taken here). */
+  devices: CustomEvent<DevicesDetail>;
+  /** Sync: a round ended (or failed); the same as `syncStatus()` then. */
+  syncstatus: CustomEvent<SyncStatus>;
 }
 
 /**
@@ -185,6 +411,25 @@ export declare class SessionStoreClient extends EventTarget {
    * and fires `"persistence"`.
    */
   requestPersistence(): Promise<boolean | null>;
+  /**
+   * Sync: signs in on the server (`POST <url>signin`) and keeps the session on this device (by id in
+   * cookie mode, with its token in bearer mode). Delivers queued actions first. Rejects with
+   * `InvalidInput` when already signed in, or with the server's or the network's error.
+   */
+  signIn(credentials: SignIn): Promise<Session>;
+  /**
+   * Sync: signs this device's session out: removed here at once (a `"signedout"` event, reason
+   * `"signedOut"`), queued for the server and delivered when it answers.
+   */
+  signOut(): Promise<Queued>;
+  /** Sync: revokes another session of the user (an id from the device list); queued, shown at once. */
+  revokeDevice(id: string): Promise<Queued>;
+  /** Sync: revokes every other session of the user (taken up to now); queued, shown at once. */
+  revokeOtherDevices(): Promise<Queued>;
+  /** Sync: a round now (after any in flight); rejects with its error (`Network`, `Timeout`, …). */
+  syncNow(): Promise<SyncResult>;
+  /** Sync: where it stands. */
+  syncStatus(): Promise<SyncStatus>;
   /** Closes this tab's use of the store and stops its worker; an owner hands the store to another tab. */
   close(): Promise<void>;
   /** Stops the worker without closing, as a crashed tab would. */

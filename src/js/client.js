@@ -21,6 +21,11 @@
 // (Chromium, Safari) are asked right after `open`; Firefox asks the person with a prompt, so there the
 // app calls `store.requestPersistence()` from a user gesture (a click) when it chooses.
 
+//
+// Sync with the server that issued the sessions (docs/sync.md): `open(options, { sync: { url } })` runs
+// the loop of sync.js in the owner tab's worker; `signIn`, `signOut`, `revokeDevice`,
+// `revokeOtherDevices`, `syncNow` and `syncStatus` below; events "signedout", "confirmed",
+// "unconfirmed", "devices" and "syncstatus" in every tab.
 import { bytes, decode, encode, linkData, linkKey, newKeyPair, randomId, seal, unseal } from "./tab-channel.js";
 
 /** The error every method rejects with: an `Error` with a stable `code` (see `ClientErrorCode`). */
@@ -54,6 +59,34 @@ function newToken() {
  */
 function persistPrompts() {
   return /\bFirefox\//.test(globalThis.navigator?.userAgent ?? "");
+}
+
+/** The events the sync engine sends through the change announcements (`{ op: "sync", type, detail }`). */
+const SYNC_EVENTS = new Set(["signedout", "confirmed", "unconfirmed", "devices", "syncstatus"]);
+
+/**
+ * The sync settings for the worker: the URL resolved against this page (a worker would resolve it
+ * against its own script), and the store's defaults for a synced store: cookie mode keeps hashes only,
+ * bearer mode keeps tokens, and the server alone decides idleness (no local idle timeout; each session
+ * keeps the absolute expiry the server gave it). Settings are checked in the worker.
+ */
+function syncOptions(options, sync) {
+  if (sync === undefined || sync === null) return null;
+  if (typeof sync !== "object") throw new SessionStoreError("InvalidInput", "sync: expected an object", "sync");
+  let url = sync.url;
+  try {
+    url = new URL(String(sync.url ?? ""), globalThis.location?.href).href;
+  } catch {
+    /* the worker names the field */
+  }
+  const mode = sync.mode ?? "cookie";
+  const storeDefaults = {};
+  if (options?.tokenStorage === undefined) storeDefaults.tokenStorage = mode === "bearer" ? "keep" : "hash";
+  if (options?.idleTimeout === undefined) storeDefaults.idleTimeout = 0;
+  if (options?.absoluteTimeout === undefined) storeDefaults.absoluteTimeout = 0;
+  const settings = { ...sync, url, mode };
+  if (sync.backoff) settings.backoff = { ...sync.backoff };
+  return { settings, storeDefaults, timeout: sync.timeout ?? 8000 };
 }
 
 /**
@@ -91,6 +124,8 @@ export class SessionStoreClient extends EventTarget {
   #greeting = null;
   /** "error" events that came before `open` resolved (no listener could be attached yet). */
   #early = [];
+  #sync = null; // { timeout } of the sync settings, when syncing
+  #unwatch = null;
   #outbox = Promise.resolve();
   #inbox = Promise.resolve();
 
@@ -116,17 +151,19 @@ export class SessionStoreClient extends EventTarget {
    * for the person: asking for persistent storage happens after `open` has resolved (see
    * `requestPersistence` and the `"persistence"` event).
    * @param {import("./pylon_sessions.js").OpenOptions} [options]
-   * @param {{ workerUrl?: string | URL, persist?: boolean, timeout?: number }} [settings]
+   * @param {{ workerUrl?: string | URL, persist?: boolean, timeout?: number, sync?: object }} [settings]
    */
   static async open(options = {}, settings = {}) {
     const url = settings.workerUrl ?? new URL("./worker.js", import.meta.url);
     const shared = options?.storage !== "memory";
     const name = `pylon-sessions:${typeof options?.dbName === "string" ? options.dbName : "sessions.db"}`;
+    const sync = syncOptions(options, settings.sync);
+    if (sync) options = { ...options, ...sync.storeDefaults };
     const client = new SessionStoreClient(
       new Worker(url, { type: "module" }), shared ? name : null, settings.timeout ?? DEFAULT_TIMEOUT_MS,
     );
     try {
-      const opened = await client.#call("open", [options], true);
+      const opened = await client.#call("open", sync ? [options, sync.settings] : [options], true);
       client.#setRole(opened.role, false);
       const info = opened.info ?? (await client.#call("info", []));
       if (opened.expect) checkShared(opened.expect, info);
@@ -142,6 +179,7 @@ export class SessionStoreClient extends EventTarget {
     // Ask in the background where the browser decides by itself; never awaited here.
     if (client.#info.persistence === "asking") client.#ask();
     else if (client.#info.persistence !== "granted") client.#recheck();
+    if (sync) client.#watchForSync(sync);
     return client;
   }
 
@@ -273,7 +311,7 @@ export class SessionStoreClient extends EventTarget {
       return;
     }
     if (msg.t === "change") {
-      this.dispatchEvent(new CustomEvent("change", { detail: msg.detail }));
+      this.#changed(msg.detail);
       return;
     }
     if (msg.t === "error") {
@@ -291,7 +329,7 @@ export class SessionStoreClient extends EventTarget {
     if (!msg || msg.v !== 2) return;
     const mine = msg.client === this.#client;
     if (msg.t === "res" && mine) this.#receive(msg);
-    else if (msg.t === "change") this.dispatchEvent(new CustomEvent("change", { detail: msg.detail }));
+    else if (msg.t === "change") this.#changed(msg.detail);
     else if (msg.t === "welcome" && mine) this.#linkTo(msg);
     else if (msg.t === "rekey" && mine && this.#role === "follower" && !this.#greeting
       && (!this.#link || msg.tag === this.#link.tag)) {
@@ -368,6 +406,15 @@ export class SessionStoreClient extends EventTarget {
     });
   }
 
+  /** A change announced by the owner: a store write ("change"), or a sync event under its own name. */
+  #changed(detail) {
+    if (detail?.op === "sync") {
+      if (SYNC_EVENTS.has(detail.type)) this.dispatchEvent(new CustomEvent(detail.type, { detail: detail.detail }));
+      return;
+    }
+    this.dispatchEvent(new CustomEvent("change", { detail }));
+  }
+
   #settle(msg) {
     if (msg.client !== this.#client) return;
     const call = this.#pending.get(msg.id);
@@ -375,7 +422,11 @@ export class SessionStoreClient extends EventTarget {
     this.#pending.delete(msg.id);
     clearTimeout(call.timer);
     if (msg.ok) call.resolve(msg.value);
-    else call.reject(new SessionStoreError(msg.error.code, msg.error.message, msg.error.field));
+    else {
+      const err = new SessionStoreError(msg.error.code, msg.error.message, msg.error.field);
+      if (typeof msg.error.status === "number") err.status = msg.error.status;
+      call.reject(err);
+    }
   }
 
   #resend() {
@@ -437,13 +488,14 @@ export class SessionStoreClient extends EventTarget {
   }
 
   #stop() {
+    this.#unwatch?.abort();
     this.#worker.terminate();
     this.#channel?.close();
     this.#link = null;
     this.#greeting = null;
   }
 
-  #call(method, args, direct = false) {
+  #call(method, args, direct = false, timeout = this.#timeout) {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new SessionStoreError("Closed", "store is closed"));
     const id = this.#nextId++;
@@ -461,8 +513,8 @@ export class SessionStoreClient extends EventTarget {
       if (method !== "open") {
         call.timer = setTimeout(() => {
           this.#pending.delete(id);
-          reject(new SessionStoreError("Timeout", `no answer to ${method} within ${this.#timeout} ms (no tab could serve the store); it may still run`));
-        }, this.#timeout);
+          reject(new SessionStoreError("Timeout", `no answer to ${method} within ${timeout} ms (no tab could serve the store); it may still run`));
+        }, timeout);
       }
       this.#pending.set(id, call);
     });
@@ -501,6 +553,41 @@ export class SessionStoreClient extends EventTarget {
       this.#rejectAll(new SessionStoreError("Closed", "store is closed"));
       this.#stop();
     }
+  }
+
+  // ---- sync (sync.js runs in the owner tab's worker; these ask it) ----
+
+  /** A sync call: its network waits are bounded by `sync.timeout`, so the call's bound covers them. */
+  #syncCall(op, arg, requests = 0) {
+    if (!this.#sync) return Promise.reject(new SessionStoreError("InvalidInput", "sync is not configured: open the store with settings.sync"));
+    return this.#call("sync", arg === undefined ? [op] : [op, arg], false, this.#timeout + requests * (this.#sync.timeout + 1000));
+  }
+
+  /** Signs in on the server (`POST <url>signin`) and keeps the session on this device. */
+  signIn(credentials) { return this.#syncCall("signIn", credentials, 2); }
+  /** Signs this device's session out: here at once, on the server when it is reached. */
+  signOut() { return this.#syncCall("signOut"); }
+  /** Revokes another session of the user (an id from the device list): queued, delivered when online. */
+  revokeDevice(id) { return this.#syncCall("revokeDevice", id); }
+  /** Revokes every other session of the user: queued, delivered when online. */
+  revokeOtherDevices() { return this.#syncCall("revokeOtherDevices"); }
+  /** Runs a sync round now; rejects with its typed error (`Network`, `Timeout`, `HttpError`, …). */
+  syncNow() { return this.#syncCall("syncNow", undefined, 2); }
+  /** Where sync stands: the session and when the server last confirmed it, devices, outbox, last round. */
+  syncStatus() { return this.#syncCall("status"); }
+
+  /** Sync on `online` and when the page becomes visible: tell the owner (in whichever tab it runs). */
+  #watchForSync(sync) {
+    this.#sync = { timeout: sync.timeout };
+    const trigger = (reason) => {
+      if (!this.#closed) this.#call("sync", ["trigger", reason]).catch(() => {});
+    };
+    this.#unwatch = new AbortController();
+    const { signal } = this.#unwatch;
+    globalThis.addEventListener?.("online", () => trigger("online"), { signal });
+    globalThis.document?.addEventListener("visibilitychange", () => {
+      if (globalThis.document.visibilityState === "visible") trigger("visible");
+    }, { signal });
   }
 
   /** Stops the worker at once without closing (as a crashed tab would); pending calls reject. */

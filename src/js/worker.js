@@ -20,6 +20,9 @@
 //                          { v: 2, t: "rekey", client, owner, tag } (no link `tag` here: greet again)
 //     owner -> clients     { v: 2, t: "owner", owner }             (serving from now: greet, resend pending)
 //                          { v: 2, t: "change", detail: { op, ids?, userId?, tenantId? } }   (never tokens)
+//                          { v: 2, t: "change", detail: { op: "sync", type, detail } }       (sync events)
+// `open` takes [options, syncSettings?]; method "sync" takes [call, arg] and is served by the owner's
+// sync engine (sync.js) outside the request queue, since it may wait on the network (bounded).
 // `id` is unique per client; the owner keeps its recent replies to writes by link (or page) and id, with
 // a digest of the method and arguments: a write sent twice to one owner runs once, and an id reused
 // for another request is refused with `ReplayMismatch`. A request repeated to a new owner after a
@@ -27,6 +30,7 @@
 // `rotate`, see client.js).
 import init, { SessionStore } from "./pylon_sessions.js";
 import { bytes, decode, encode, linkData, linkKey, newKeyPair, randomId, seal, sha256, unseal } from "./tab-channel.js";
+import { SyncEngine, syncSettings } from "./sync.js";
 
 const METHODS = new Set([
   "create", "get", "getById", "insert", "touch", "rotate", "remove", "removeById",
@@ -56,6 +60,8 @@ let queue = Promise.resolve();
 const replies = new Map();
 /** `tag` -> `{ key, client }`: the encrypted link to each follower tab. */
 const links = new Map();
+let sync = null; // the sync engine (sync.js), in the owner only, when the page asked for one
+let syncFailure = null;
 
 function failure(code, message) {
   const err = new Error(message);
@@ -68,6 +74,7 @@ function describe(err) {
   if (err && typeof err === "object" && typeof err.code === "string") {
     const out = { name: err.name, code: err.code, message: String(err.message) };
     if (typeof err.field === "string") out.field = err.field;
+    if (typeof err.status === "number") out.status = err.status; // an HTTP answer (sync)
     return out;
   }
   // Not the store's own error (a trap, a bug): report it, never hide it.
@@ -101,6 +108,12 @@ async function run(method, args) {
     if (!store) throw failure("Closed", "store is closed");
     return store.info;
   }
+  if (method === "sync") {
+    if (!store) throw failure("Closed", "store is closed");
+    if (syncFailure) throw syncFailure;
+    if (!sync) throw failure("InvalidInput", "sync is not configured: open the store with settings.sync");
+    return sync.call(args[0], args[1]);
+  }
   if (!METHODS.has(method)) throw failure("InvalidInput", `unknown method ${String(method)}`);
   if (!store) throw failure("Closed", "store is closed");
   // Who a removal concerns, read before it goes (a cheap point read; errors are the removal's to report).
@@ -110,12 +123,44 @@ async function run(method, args) {
   const value = store[method](...args);
   if (WRITES.has(method)) {
     // The write is committed: describing it must not turn it into an error.
-    const detail = await changeOf(method, args, value, before).catch(() => ({ op: method }));
-    // Shared: every tab's client (this worker's page too) listens on the channel. Alone: tell the page.
-    if (channel) channel.postMessage({ v: 2, t: "change", detail });
-    else self.postMessage({ v: 1, t: "change", detail });
+    announce(await changeOf(method, args, value, before).catch(() => ({ op: method })));
   }
   return value;
+}
+
+/** Tells every tab (this one included) of a change; sync events travel as `{ op: "sync", type, detail }`. */
+function announce(detail) {
+  // Shared: every tab's client (this worker's page too) listens on the channel. Alone: tell the page.
+  if (channel) channel.postMessage({ v: 2, t: "change", detail });
+  else self.postMessage({ v: 1, t: "change", detail });
+}
+
+/**
+ * Starts the sync loop on the store this worker just opened (the owner's), when asked for. Settings were
+ * checked by `open`; a failure to start (the store failing to read its state) is what sync calls answer.
+ */
+function startSync(settings) {
+  if (!settings) return;
+  const engine = new SyncEngine({ store: () => store, settings, announce });
+  try {
+    engine.start();
+    sync = engine;
+  } catch (err) {
+    engine.stop();
+    syncFailure = err;
+  }
+}
+
+/**
+ * Serves a request in the queue's turn, but a sync call (which may wait on the network, bounded) is
+ * not awaited: the store keeps answering the other tabs meanwhile. The engine's own store calls are
+ * synchronous, so none interleaves with a queued call.
+ */
+function detachSync(method, work) {
+  const done = work();
+  if (method !== "sync") return done;
+  done.catch((err) => report(err, "a sync call could not be answered"));
+  return undefined;
 }
 
 function tryRun(f) {
@@ -225,7 +270,7 @@ async function serveLink(msg) {
   }
   if (!Array.isArray(request) || typeof request[0] !== "number") return;
   const [id, method, args] = request;
-  await serve(`${msg.tag}:${id}`, method, Array.isArray(args) ? args : [], () => text, async (out) => {
+  await detachSync(method, () => serve(`${msg.tag}:${id}`, method, Array.isArray(args) ? args : [], () => text, async (out) => {
     let body;
     try {
       body = encode([id, out.ok, out.ok ? out.value : out.error]);
@@ -234,11 +279,11 @@ async function serveLink(msg) {
     }
     const sealed = await seal(link.key, linkData("res", msg.client, msg.tag), body);
     channel.postMessage({ v: 2, t: "res", client: msg.client, owner: me, tag: msg.tag, ...sealed });
-  });
+  }));
 }
 
 /** Opens the store under the lock and starts serving every tab. */
-async function own(options) {
+async function own(options, syncOptions) {
   if (closed) throw failure("Closed", "store is closed");
   store = await SessionStore.open(options);
   channel.addEventListener("message", (event) => {
@@ -258,6 +303,7 @@ async function own(options) {
   });
   self.postMessage({ v: 1, t: "role", role: "owner", info: store.info });
   channel.postMessage({ v: 2, t: "owner", owner: me });
+  startSync(syncOptions);
 }
 
 /** Tells this worker's page about a failure outside any call (it fires an `error` event there). */
@@ -299,14 +345,17 @@ const held = new Promise((resolve) => {
 const waiting = new AbortController();
 
 /** Handles `open`: memory storage (or no Web Locks) opens here; OPFS elects an owner. */
-async function open(options) {
+async function open(options, syncInput) {
   await ready;
+  // Checked before anything opens: cookie mode keeps hashes only, bearer mode keeps tokens.
+  const syncOptions = syncInput ? syncSettings(syncInput, options?.tokenStorage ?? "hash") : null;
   if (store || closed || channel) throw failure("InvalidInput", "this worker's store was already opened");
   const dbName = typeof options?.dbName === "string" ? options.dbName : "sessions.db";
   const shared = options?.storage !== "memory" && typeof navigator.locks?.request === "function"
     && typeof BroadcastChannel === "function" && Boolean(globalThis.crypto?.subtle);
   if (!shared) {
     store = await SessionStore.open(options);
+    startSync(syncOptions);
     return { role: "owner", info: store.info };
   }
   const name = `pylon-sessions:${dbName}`;
@@ -316,7 +365,7 @@ async function open(options) {
     navigator.locks.request(name, { ifAvailable: true }, async (lock) => {
       if (!lock) return resolve(false);
       try {
-        await own(options);
+        await own(options, syncOptions);
       } catch (err) {
         store = null;
         return reject(err); // returning releases the lock: the next tab may try
@@ -331,7 +380,7 @@ async function open(options) {
   // Wait in the lock's queue; when granted (the owner's tab went), take over with this tab's options.
   navigator.locks.request(name, { signal: waiting.signal }, async () => {
     try {
-      await own(options);
+      await own(options, syncOptions);
     } catch (err) {
       store = null;
       // The lock goes back to the queue (another tab may manage); this tab stays a follower.
@@ -348,6 +397,7 @@ async function open(options) {
 
 async function close() {
   closed = true;
+  sync?.stop();
   waiting.abort();
   const s = store;
   store = null;
@@ -368,7 +418,7 @@ async function handle(msg) {
   const reply = (out) => self.postMessage({ v: 1, client: msg.client, id: msg.id, ...out });
   if (msg.method === "open" || msg.method === "close") {
     try {
-      const value = msg.method === "open" ? await open(msg.args?.[0]) : await close();
+      const value = msg.method === "open" ? await open(msg.args?.[0], msg.args?.[1]) : await close();
       reply({ ok: true, value });
     } catch (err) {
       reply({ ok: false, error: describe(err) });
@@ -376,7 +426,7 @@ async function handle(msg) {
     return;
   }
   const args = Array.isArray(msg.args) ? msg.args : [];
-  await serve(`page:${msg.client}:${msg.id}`, msg.method, args, () => encode([msg.id, msg.method, args]), reply);
+  await detachSync(msg.method, () => serve(`page:${msg.client}:${msg.id}`, msg.method, args, () => encode([msg.id, msg.method, args]), reply));
 }
 
 self.addEventListener("message", (event) => {

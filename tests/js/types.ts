@@ -3,7 +3,8 @@
 import init, { SessionStore, type Session, type StoreInfo, type SessionStoreError } from "../../pkg/pylon_sessions.js";
 import {
   SessionStoreClient, SessionStoreError as ClientError, type ChangeDetail, type ClientErrorCode, type ClientInfo,
-  type PersistenceDetail, type PersistenceState, type Role,
+  type PersistenceDetail, type PersistenceState, type Role, type SignOutReason, type SyncStatus, type SyncResult,
+  type Device, type OutboxAction, type SyncSettings,
 } from "../../pkg/client.js";
 
 export async function inWorker(): Promise<void> {
@@ -126,4 +127,58 @@ export async function acrossTabs(): Promise<void> {
   // @ts-expect-error no such setting
   await SessionStoreClient.open({}, { retries: 3 });
   void role;
+}
+
+export async function synced(): Promise<void> {
+  const sync: SyncSettings = { url: "/api/", mode: "cookie", interval: 30_000, grace: 3600, timeout: 5000, backoff: { max: 60_000 } };
+  const store = await SessionStoreClient.open({ dbName: "app.db" }, { sync });
+  const session: Session = await store.signIn({ user: "alice", tenant: "acme", device: "Firefox on Linux" });
+  store.addEventListener("signedout", (e) => {
+    const why: SignOutReason = e.detail.reason;
+    const user: string = e.detail.userId;
+    // @ts-expect-error no such reason
+    const wrong: SignOutReason = "offline";
+    void [why, user, wrong];
+  });
+  store.addEventListener("confirmed", (e) => void (e.detail.confirmedAt satisfies number));
+  store.addEventListener("unconfirmed", (e) => void (e.detail.grace satisfies number));
+  store.addEventListener("devices", (e) => {
+    const list: Device[] | null = e.detail.list;
+    void list;
+  });
+  store.addEventListener("syncstatus", (e) => {
+    const st: SyncStatus = e.detail;
+    if (st.lastSync && !st.lastSync.ok) {
+      const code: ClientErrorCode = st.lastSync.error.code;
+      void code;
+    }
+  });
+  const st = await store.syncStatus();
+  if (st.session) {
+    const since: number = st.session.sinceConfirmed;
+    const locked: boolean = st.session.unconfirmed;
+    void [since, locked];
+  }
+  const pending: OutboxAction[] = st.outbox;
+  for (const a of pending) if (a.action !== "revokeOthers") void (a.sessionId satisfies string);
+  const first = st.devices?.list.find((d) => !d.current);
+  if (first) await store.revokeDevice(first.id);
+  const { actionId } = await store.revokeOtherDevices();
+  const maybe: string | null = actionId;
+  try {
+    const r: SyncResult = await store.syncNow();
+    if (r.sent) void (r.applyMs satisfies number);
+  } catch (e) {
+    if (e instanceof ClientError && (e.code === "Network" || e.code === "Timeout" || e.code === "BadResponse")) {
+      void e.status;
+    }
+  }
+  await store.signOut();
+  // @ts-expect-error signIn needs a user
+  await store.signIn({ tenant: "acme" });
+  // @ts-expect-error no such mode
+  await SessionStoreClient.open({}, { sync: { url: "/api/", mode: "jwt" } });
+  // @ts-expect-error the URL is required
+  await SessionStoreClient.open({}, { sync: { interval: 1000 } });
+  void [session, maybe];
 }
