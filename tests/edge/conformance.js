@@ -91,7 +91,8 @@ export function conformance(label, makeClient) {
     // By public id (with its user: a sharded service finds the user's object by the user id).
     assert.equal(await c.removeById(s[1].session.id, "u"), true);
     assert.equal(await c.removeById(s[1].session.id, "u"), false);
-    s.push(await c.create({ userId: "u" }));
+    // "Others" stay in the kept session's tenant.
+    s.push(await c.create({ userId: "u", tenantId: "t1" }));
     assert.equal(await c.removeOthers(s[4].token), 1, "removes s[2], keeps s[4]");
     assert.notEqual(await c.get(s[4].token), null);
     assert.equal(await c.removeByUser("u"), 1);
