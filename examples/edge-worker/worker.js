@@ -574,9 +574,13 @@ const OPS = {
   },
   listByUser: (s, [userId, tenantId]) => s.listByUser(userId, tenantId),
   removeByUser: (s, [userId, tenantId]) => s.removeByUser(userId, tenantId),
-  /** A sync (docs/sync.md); with who signed it (the credential's live session before the outbox). */
+  /**
+   * A sync (docs/sync.md). With a `revokeOthers` in the outbox, also who signed it (the credential's
+   * live session before the outbox), for the Worker to reach the user's other objects.
+   */
   sync: (s, [request, credential]) => {
-    const signer = credential === null ? null : s.get(credential);
+    const reaching = credential !== null && (request.outbox ?? []).some((a) => a.action === "revokeOthers");
+    const signer = reaching ? s.get(credential) : null;
     const user = signer === null ? null : { userId: signer.userId, tenantId: signer.tenantId ?? null };
     return { response: s.sync(request, credential), user };
   },
