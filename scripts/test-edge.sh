@@ -2,7 +2,7 @@
 # The edge tests, from a clean clone: installs npm workerd and deno (package-lock.json), builds pkg-edge/,
 # then runs (a) real workerd with the example service's Durable Objects on local disk, over HTTP
 # (sessions spread over 64 objects, routing, tampering, alarms, an upgrade, SIGKILL, the security
-# findings) and a smoke run of the throughput script; (b) Deno with node:sqlite as the host; (c) token
+# findings, POST /sync) and a smoke run of the throughput script; (b) Deno with node:sqlite as the host; (c) token
 # format unit tests and export/import round trips (native: memory, SQLite file, Postgres; wasm:
 # SQLite-in-WASM documents and raw images). Idempotent.
 # PYLON_BENCH=3000 runs the throughput script in full (requests per second per object, 1/8/64 objects)
@@ -28,8 +28,8 @@ scripts/build-edge.sh
 node_modules/.bin/tsc --noEmit --strict --lib esnext,dom pkg-edge/pylon_sessions.d.ts
 echo "pkg-edge/pylon_sessions.d.ts type-checks"
 
-step "(a) workerd: the example service over HTTP (conformance on 64 objects, routing, alarms, upgrade, SIGKILL, security)"
-node --test --test-concurrency=1 tests/edge/workerd.test.mjs tests/edge/security.test.mjs
+step "(a) workerd: the example service over HTTP (conformance on 64 objects, routing, alarms, upgrade, SIGKILL, security, sync)"
+node --test --test-concurrency=1 tests/edge/workerd.test.mjs tests/edge/security.test.mjs tests/edge/sync.test.mjs
 if [ -n "${PYLON_BENCH:-}" ]; then
   node tests/edge/throughput.mjs
 else

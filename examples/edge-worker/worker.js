@@ -15,6 +15,7 @@
 //   POST   /session/rotate                  bearer                                -> 200 {token, session}
 //   DELETE /session                         bearer                                -> 200 {removed}
 //   DELETE /session/others                  bearer                                -> 200 {removed: n}
+//   POST   /sync                            bearer, optional  docs/sync.md         -> 200 SyncResponse
 //   GET    /users/:userId/sessions[?tenantId=]       admin                        -> 200 {sessions}
 //   DELETE /users/:userId/sessions[?tenantId=]       admin                        -> 200 {removed: n}
 //   DELETE /users/:userId/sessions/:id               admin  revoke by public id   -> 200 {removed}
@@ -43,7 +44,7 @@
 
 import { DurableObject } from "cloudflare:workers";
 import wasmModule from "../../pkg-edge/pylon_sessions_bg.wasm";
-import { initSync, EdgeSessionStore, TokenRouter } from "../../pkg-edge/pylon_sessions.js";
+import { initSync, checkSyncRequest, EdgeSessionStore, TokenRouter } from "../../pkg-edge/pylon_sessions.js";
 import { durableObjectHost } from "../../pkg-edge/durable-object.js";
 import { limitChecked } from "../../pkg-edge/limits.js";
 
@@ -137,6 +138,9 @@ function bearer(request) {
   if (!m) throw new HttpError("Unauthorized", "send the token as `Authorization: Bearer <token>`");
   return m[1];
 }
+
+/** The bearer token when the request has an Authorization header (then it must be one), else null. */
+const optionalBearer = (request) => (request.headers.has("authorization") ? bearer(request) : null);
 
 const sha256 = async (text) => crypto.subtle.digest("SHA-256", utf8.encode(text));
 
@@ -269,7 +273,7 @@ class Calls {
   /** The object holding a presented token's session: its bucket, or for a v1 token its shard. */
   forToken(token) {
     const route = this.router.route(token); // throws InvalidInput (token) for a changed route
-    if (route.version === 2) return { stub: this.bucket(route.bucket), version: 2 };
+    if (route.version === 2) return { stub: this.bucket(route.bucket), version: 2, bucket: route.bucket };
     const shard = this.url.searchParams.get("shard") ?? "default";
     if (!SHARD.test(shard)) throw new HttpError("InvalidInput", "bad shard name", "shard");
     return { stub: this.legacy(shard), version: 1, shard };
@@ -325,6 +329,10 @@ async function route(request, env) {
     return json({ removed: await c.call(c.forToken(t).stub, "remove", t) });
   }
   if (is("DELETE", "session", "others")) return json({ removed: await removeOthers(c, bearer(request)) });
+  if (is("POST", "sync")) {
+    const credential = optionalBearer(request);
+    return json(await sync(c, credential, await body(request)));
+  }
 
   // Administrative routes: the admin key first, before any body is read.
   const admin = async () => requireAdmin(request, env);
@@ -405,6 +413,101 @@ async function removeOthers(c, token) {
 }
 
 /**
+ * POST /sync: the sync contract of docs/sync.md, bearer mode. The whole request is checked here first
+ * (the crate's own check), so a bad one is refused (400) before any object applies anything, and every
+ * token is routed (a changed route refused) before any object is called.
+ *
+ * The credential's object (its bucket; for a v1 token, its shard) runs the sync: it applies the
+ * outbox, answers for the credential and lists the signed-in user's devices. A session the body proves
+ * with a token that routes to another object is answered by that object in the same request, and an
+ * outbox `signOut` of it is applied there (a device that signed out of one account offline and then
+ * signed in to another sends both). Those calls go out alongside the credential's, one hop. Without a
+ * credential, the first proven session's object takes the part of the credential's; with neither,
+ * no object is called (nothing can be proven or signed).
+ *
+ * `revokeOthers` reaches the user's other objects as DELETE /session/others does (the legacy shards;
+ * for a v1 credential, the user's bucket), with the same creation cut-off, after the credential's
+ * object has applied it and before any other object gives verdicts.
+ */
+async function sync(c, credential, request) {
+  if (!isObject(request)) throw new HttpError("InvalidInput", "the body must be a JSON object", "request");
+  checkSyncRequest(request); // InvalidInput naming the first bad field: nothing applied anywhere
+  const sessions = request.sessions ?? [];
+  const outbox = request.outbox ?? [];
+  const parts = new Map(); // object -> what it is asked
+  const partOf = (at) => {
+    const name = at.version === 2 ? `v2/${at.bucket}` : `v1/${at.shard}`;
+    if (!parts.has(name)) parts.set(name, { at, sessions: [], outbox: [], credential: null, answer: null });
+    return parts.get(name);
+  };
+  const home = credential === null ? null : partOf(c.forToken(credential));
+  if (home !== null) home.credential = credential;
+  const owner = new Map(); // proven session id -> its object's part
+  const held = sessions.map((s) => {
+    if (s.token === undefined || s.token === null) return null;
+    const p = partOf(c.forToken(s.token));
+    p.sessions.push(s);
+    owner.set(s.id, p);
+    return p;
+  });
+  const primary = home ?? parts.values().next().value ?? null;
+  if (primary !== null) for (const s of sessions) if (s.token === undefined || s.token === null) primary.sessions.push(s);
+  const assigned = outbox.map((a) => {
+    const p = a.action === "signOut" && owner.has(a.sessionId) ? owner.get(a.sessionId) : primary;
+    p?.outbox.push(a);
+    return p;
+  });
+
+  const ask = async (p) => {
+    p.answer = await c.call(p.at.stub, "sync", { sessions: p.sessions, outbox: p.outbox }, p.credential);
+  };
+  const others = [...parts.values()].filter((p) => p !== primary);
+  const reach = home !== null && outbox.some((a) => a.action === "revokeOthers") && (home.at.version === 1 || c.cfg.legacy.length > 0);
+  if (primary === null) {
+    // Nothing proven, nobody signed in: what SyncPlan answers then, without waking an object.
+    return {
+      serverTime: c.now,
+      current: null,
+      verdicts: [],
+      devices: null,
+      applied: outbox.map((a) => ({ id: a.id, ok: false, removed: 0, code: a.action === "signOut" ? "NotFound" : "Unauthorized" })),
+    };
+  }
+  if (reach) {
+    await ask(primary);
+    await revokeElsewhere(c, home, outbox);
+    await Promise.all(others.map(ask));
+  } else {
+    await Promise.all([primary, ...others].map(ask));
+  }
+
+  // The answers merged in the request's order: verdicts as the sessions were listed (the credential's
+  // last when it was not listed), outbox results action by action.
+  const queue = (p, key) => (p.queue ??= { verdicts: [...p.answer.response.verdicts], applied: [...p.answer.response.applied] })[key];
+  const verdicts = held.filter((p) => p !== null).map((p) => queue(p, "verdicts").shift());
+  verdicts.push(...queue(primary, "verdicts").splice(0));
+  const applied = assigned.map((p) => queue(p, "applied").shift());
+  const { response } = primary.answer;
+  return { serverTime: response.serverTime, current: response.current, verdicts, devices: response.devices, applied };
+}
+
+/** The `revokeOthers` the credential's object applied, in the user's other objects (see `sync`). */
+async function revokeElsewhere(c, home, outbox) {
+  const { response, user } = home.answer;
+  if (user === null) return;
+  const shards = c.cfg.legacy.filter((name) => home.at.version === 2 || name !== home.at.shard).map((name) => c.legacy(name));
+  const rest = home.at.version === 2 ? shards : [c.forUser(user.userId), ...shards];
+  for (const a of outbox) {
+    if (a.action !== "revokeOthers") continue;
+    const done = response.applied.find((x) => x.id === a.id);
+    if (!done?.ok) continue;
+    const before = Math.min(a.at, c.now) + 1; // sync::revoke_others_cutoff
+    const counts = await c.each(rest, "revokeUserBefore", user.userId, user.tenantId, before);
+    done.removed += counts.reduce((x, y) => x + y, 0);
+  }
+}
+
+/**
  * An export document into the service: each user's sessions into the user's bucket (one import per
  * object, each checked whole there before it writes; re-running is safe, sessions are replaced by id),
  * or with `?legacy=name` all into that pre-routing object (restoring its own backup).
@@ -471,6 +574,24 @@ const OPS = {
   },
   listByUser: (s, [userId, tenantId]) => s.listByUser(userId, tenantId),
   removeByUser: (s, [userId, tenantId]) => s.removeByUser(userId, tenantId),
+  /**
+   * A sync (docs/sync.md). With a `revokeOthers` in the outbox, also who signed it (the credential's
+   * live session before the outbox), for the Worker to reach the user's other objects.
+   */
+  sync: (s, [request, credential]) => {
+    const reaching = credential !== null && (request.outbox ?? []).some((a) => a.action === "revokeOthers");
+    const signer = reaching ? s.get(credential) : null;
+    const user = signer === null ? null : { userId: signer.userId, tenantId: signer.tenantId ?? null };
+    return { response: s.sync(request, credential), user };
+  },
+  /** A `revokeOthers` reaching this object: the user's sessions in exactly that tenant created before `before`. */
+  revokeUserBefore: (s, [userId, tenantId, before]) => {
+    let removed = 0;
+    for (const x of s.listByUser(userId, tenantId ?? undefined)) {
+      if ((x.tenantId ?? null) === tenantId && x.createdAt < before && s.removeById(x.id)) removed++;
+    }
+    return removed;
+  },
   purge: (s) => s.purgeExpired(),
   export: (s) => s.exportSessions(),
   import: (s, [doc]) => s.importSessions(doc),

@@ -201,19 +201,54 @@ impl JsEdgeStore {
         #[wasm_bindgen(unchecked_param_type = "string | null | undefined")] credential: JsValue,
     ) -> std::result::Result<JsValue, JsValue> {
         to_js((|| {
-            let req: crate::sync::SyncRequest = serde_wasm_bindgen::from_value(request)
-                .map_err(|e| Error::invalid("request", e.to_string()))?;
-            let checked = req.check()?;
+            let checked = checked_sync_request(request)?;
             let credential = if credential.is_undefined() || credential.is_null() {
                 None
             } else {
                 Some(convert::token(&credential)?)
             };
             let response = self.store()?.sync(credential.as_ref(), checked)?;
-            serde_wasm_bindgen::to_value(&response)
-                .map_err(|e| Error::Database(e.to_string().into()))
+            // As JSON has it: `null` for an absent value (`current`, `devices`, `tenantId`), not
+            // `undefined`, which would drop the key from the answer.
+            serde::Serialize::serialize(
+                &response,
+                &serde_wasm_bindgen::Serializer::json_compatible(),
+            )
+            .map_err(|e| Error::Database(e.to_string().into()))
         })())
     }
+}
+
+fn checked_sync_request(request: JsValue) -> Result<crate::sync::CheckedRequest> {
+    // serde_wasm_bindgen reads only a struct's own keys from an object, so `deny_unknown_fields`
+    // never sees the others: refuse them here, as the server's JSON parser does.
+    convert::object("request", &request, &["sessions", "outbox"])?;
+    let items: [(&'static str, &[&str]); 2] = [
+        ("sessions", &["id", "token"]),
+        ("outbox", &["id", "action", "sessionId", "at"]),
+    ];
+    for (field, allowed) in items {
+        let list = js_sys::Reflect::get(&request, &JsValue::from_str(field))
+            .map_err(|_| Error::invalid(field, "could not be read"))?;
+        if let Some(list) = list.dyn_ref::<js_sys::Array>() {
+            for item in list.iter() {
+                convert::object(field, &item, allowed)?;
+            }
+        }
+    }
+    let req: crate::sync::SyncRequest = serde_wasm_bindgen::from_value(request)
+        .map_err(|e| Error::invalid("request", e.to_string()))?;
+    req.check()
+}
+
+/// Checks a sync request exactly as `EdgeSessionStore.sync` does, without a store: throws
+/// `InvalidInput` naming the first bad field. For a Worker that splits one request over several
+/// objects and must refuse a bad one before any object applies its part.
+#[wasm_bindgen(js_name = checkSyncRequest)]
+pub fn check_sync_request(
+    #[wasm_bindgen(unchecked_param_type = "SyncRequest")] request: JsValue,
+) -> std::result::Result<(), JsValue> {
+    to_js(checked_sync_request(request).map(|_| ()))
 }
 
 #[wasm_bindgen(typescript_custom_section)]

@@ -7,7 +7,7 @@ import { readFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { initSync, EdgeSessionStore } from "../../pkg-edge/pylon_sessions.js";
+import { initSync, checkSyncRequest, EdgeSessionStore } from "../../pkg-edge/pylon_sessions.js";
 import { nodeSqliteHost } from "../../pkg-edge/node-sqlite.js";
 import { limitChecked } from "../../pkg-edge/limits.js";
 import { conformance } from "./conformance.js";
@@ -148,6 +148,30 @@ test("node:sqlite host: the callback's error is not replaced by a failing ROLLBA
   );
   // And the store sees its own error, whatever the host's rollback did.
   host.transaction(() => true);
+});
+
+test("EdgeSessionStore.sync answers the JSON of docs/sync.md; checkSyncRequest refuses what it refuses", () => {
+  const c = directClient();
+  const { token, session } = c.store.create({ userId: "alice", device: "laptop" });
+  const fixture = (name) => JSON.parse(readFileSync(new URL(`../fixtures/sync/${name}`, import.meta.url), "utf8"));
+  // Absent values are null, as in JSON, not missing keys.
+  const gone = c.store.sync({ sessions: [{ id: "a".repeat(64), token: null }] }, null);
+  assert.deepEqual(gone, { serverTime: c.now, current: null, verdicts: [], devices: null, applied: [] });
+  const live = c.store.sync({ sessions: [{ id: session.id, token }] }, token);
+  assert.deepEqual(Object.keys(live).sort(), Object.keys(fixture("response-live.json")).sort());
+  assert.equal(live.devices[0].tenantId, null);
+  assert.deepEqual(Object.keys(live.devices[0]).sort(), Object.keys(fixture("response-live.json").devices[0]).sort());
+  // Every field of a request is known; unknown ones (at any level) are refused, as the server's JSON
+  // parser refuses them.
+  checkSyncRequest(fixture("request.json"));
+  for (const bad of fixture("request-bad.json")) {
+    assert.throws(() => checkSyncRequest(bad), (e) => e.code === "InvalidInput", JSON.stringify(bad));
+    assert.throws(() => c.store.sync(bad, token), (e) => e.code === "InvalidInput", JSON.stringify(bad));
+  }
+  for (const bad of [{ sessions: [{ id: session.id, tok: token }] }, { outbox: [{ id: "a", action: "revokeOthers", at: 1, when: 2 }] }]) {
+    assert.throws(() => checkSyncRequest(bad), (e) => e.code === "InvalidInput", JSON.stringify(bad));
+  }
+  assert.notEqual(c.store.get(token), null);
 });
 
 test("limits: no new rows once an object holds its maximum; reads, revokes and purges go on", () => {
