@@ -56,7 +56,7 @@ test("deno node:sqlite: sessions survive closing and reopening the file; schema 
   assert.equal(b.store.info.migration, "upToDate");
   assert.equal(b.store.get(token).userId, "alice");
   const version = db.prepare("SELECT value FROM _pylon_sessions_meta WHERE name = 'schema_version'").get();
-  assert.equal(Number(version.value), 1);
+  assert.equal(Number(version.value), 2, "schema version 2: sessions and revocation records");
   db.close();
 });
 
