@@ -48,4 +48,4 @@ step "(c) token formats (strict parser, routed tokens); export/import: memory <-
 cargo test --quiet --all-features --lib token::
 cargo test --quiet --all-features --test transfer
 echo "-- the same on wasm (SQLite-in-WASM in Node): documents and raw images"
-cargo test --target wasm32-unknown-unknown --all-features --test transfer_wasm
+cargo test --target wasm32-unknown-unknown --features sqlite --test transfer_wasm
