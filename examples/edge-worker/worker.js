@@ -401,14 +401,15 @@ async function rotate(c, token) {
   }
 }
 
-/** Signs the token's user out of every other session, in the bucket and the legacy shards. */
+/** Signs the token's user out of every other session in its tenant, in the bucket and the legacy shards. */
 async function removeOthers(c, token) {
   const at = c.forToken(token);
-  const { removed, userId } = await c.call(at.stub, "removeOthers", token);
+  const { removed, userId, tenantId } = await c.call(at.stub, "removeOthers", token);
   // The user's other objects: the legacy shards, and for a v1 token the bucket instead of its shard.
   const shards = c.cfg.legacy.filter((name) => at.version === 2 || name !== at.shard).map((name) => c.legacy(name));
   const rest = at.version === 2 ? shards : [c.forUser(userId), ...shards];
-  const counts = await c.each(rest, "removeByUser", userId);
+  // The same scope as in the token's own object: the kept session's tenant only.
+  const counts = await c.each(rest, "revokeUserBefore", userId, tenantId, Number.MAX_SAFE_INTEGER);
   return counts.reduce((a, b) => a + b, removed);
 }
 
@@ -558,7 +559,7 @@ const OPS = {
   removeOthers: (s, [token]) => {
     const me = s.get(token);
     if (me === null) throw new HttpError("NotFound", "no live session for this token");
-    return { removed: s.removeOthers(token), userId: me.userId };
+    return { removed: s.removeOthers(token), userId: me.userId, tenantId: me.tenantId ?? null };
   },
   /** Removes a live session and returns it (a v1 rotation moving it to its user's bucket). */
   take: (s, [token]) => {
