@@ -8,5 +8,4 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh --build
 scripts/build-pkg.sh
-cargo build --quiet --all-features --bin pylon-sessions-server
-exec target/debug/pylon-sessions-server "$@"
+exec cargo run --quiet --all-features --bin pylon-sessions-server -- "$@"
