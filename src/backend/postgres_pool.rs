@@ -28,8 +28,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::backend::sql::migration::{self, LegacyRow, Plan};
 use crate::backend::sql::statements::*;
 use crate::backend::sql::{
-    postgres_placeholders, session_from_row, session_params, Dialect, Migration, Param, Row,
-    META_DDL, READ_VERSION, SCHEMA_VERSION, TABLE, WRITE_VERSION,
+    postgres_placeholders, session_from_row, session_params, Dialect, Migration, Param,
+    RevocationSql, Row, META_DDL, READ_VERSION, SCHEMA_VERSION, TABLE, WRITE_VERSION,
 };
 use crate::backend::{AsyncSessionBackend, Revocation};
 use crate::error::{Error, Result};
@@ -887,42 +887,12 @@ impl AsyncSessionBackend for PostgresPoolBackend {
     }
 
     async fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
-        let (now, until) = (Param::Int(now), Param::Int(keep_until));
-        match what {
-            Revocation::One(id) => {
-                let record = [text(id.as_str()), now, until];
-                self.execute_all(&[(RECORD_REVOKED_ONE, &record), (REMOVE, &record[..1])])
-                    .await
-            }
-            Revocation::User { user_id, tenant_id } => {
-                let record = [text(user_id), Param::Text(tenant_id), now, until];
-                self.execute_all(&[
-                    (RECORD_REVOKED_USER, &record),
-                    (REMOVE_BY_USER, &record[..2]),
-                ])
-                .await
-            }
-            Revocation::Others {
-                user_id,
-                tenant_id,
-                keep,
-                created_before,
-            } => {
-                let record = [
-                    text(user_id),
-                    Param::Text(tenant_id),
-                    text(keep.as_str()),
-                    Param::Int(created_before),
-                    now,
-                    until,
-                ];
-                self.execute_all(&[
-                    (RECORD_REVOKED_OTHERS, &record),
-                    (REMOVE_OTHERS, &record[..4]),
-                ])
-                .await
-            }
-        }
+        let plan = RevocationSql::of(what, now, keep_until);
+        self.execute_all(&[
+            (plan.record, &plan.params),
+            (plan.remove, plan.remove_params()),
+        ])
+        .await
     }
 
     async fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {

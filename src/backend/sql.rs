@@ -558,6 +558,57 @@ fn text(s: &str) -> Param<'_> {
     Param::Text(Some(s))
 }
 
+/// A revocation as SQL, written once for every driver: the statement recording it (with all the
+/// parameters) and the statement removing the sessions (with a prefix of them), run in one
+/// transaction, recording first.
+pub(crate) struct RevocationSql<'a> {
+    pub(crate) record: &'static str,
+    pub(crate) remove: &'static str,
+    pub(crate) params: Vec<Param<'a>>,
+    remove_len: usize,
+}
+
+impl<'a> RevocationSql<'a> {
+    pub(crate) fn of(what: Revocation<'a>, now: i64, keep_until: i64) -> Self {
+        let (record, remove, mut params) = match what {
+            Revocation::One(id) => (RECORD_REVOKED_ONE, REMOVE, vec![text(id.as_str())]),
+            Revocation::User { user_id, tenant_id } => (
+                RECORD_REVOKED_USER,
+                REMOVE_BY_USER,
+                vec![text(user_id), Param::Text(tenant_id)],
+            ),
+            Revocation::Others {
+                user_id,
+                tenant_id,
+                keep,
+                created_before,
+            } => (
+                RECORD_REVOKED_OTHERS,
+                REMOVE_OTHERS,
+                vec![
+                    text(user_id),
+                    Param::Text(tenant_id),
+                    text(keep.as_str()),
+                    Param::Int(created_before),
+                ],
+            ),
+        };
+        let remove_len = params.len();
+        params.extend([Param::Int(now), Param::Int(keep_until)]);
+        RevocationSql {
+            record,
+            remove,
+            params,
+            remove_len,
+        }
+    }
+
+    /// The removal's parameters: a prefix of the record's.
+    pub(crate) fn remove_params(&self) -> &[Param<'a>] {
+        &self.params[..self.remove_len]
+    }
+}
+
 /// A session as the parameters of [`statements::UPSERT`] and [`statements::INSERT_NEW`].
 pub(crate) fn session_params(s: &Session) -> [Param<'_>; 8] {
     [
@@ -643,34 +694,11 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
     }
 
     fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
-        let (now, until) = (Param::Int(now), Param::Int(keep_until));
+        let plan = RevocationSql::of(what, now, keep_until);
         self.write(|d| {
-            d.transaction(|d| match what {
-                Revocation::One(id) => {
-                    d.execute(RECORD_REVOKED_ONE, &[text(id.as_str()), now, until])?;
-                    d.execute(REMOVE, &[text(id.as_str())])
-                }
-                Revocation::User { user_id, tenant_id } => {
-                    let who = [text(user_id), Param::Text(tenant_id)];
-                    d.execute(RECORD_REVOKED_USER, &[who[0], who[1], now, until])?;
-                    d.execute(REMOVE_BY_USER, &who)
-                }
-                Revocation::Others {
-                    user_id,
-                    tenant_id,
-                    keep,
-                    created_before,
-                } => {
-                    let which = [
-                        text(user_id),
-                        Param::Text(tenant_id),
-                        text(keep.as_str()),
-                        Param::Int(created_before),
-                    ];
-                    let record = [which[0], which[1], which[2], which[3], now, until];
-                    d.execute(RECORD_REVOKED_OTHERS, &record)?;
-                    d.execute(REMOVE_OTHERS, &which)
-                }
+            d.transaction(|d| {
+                d.execute(plan.record, &plan.params)?;
+                d.execute(plan.remove, plan.remove_params())
             })
         })
     }
