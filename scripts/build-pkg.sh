@@ -21,10 +21,11 @@ export SQLITE_WASM_RS_FLAGS="${SQLITE_WASM_RS_FLAGS:--USQLITE_ENABLE_FTS5 -USQLI
 
 command -v wasm-opt >/dev/null || { echo "wasm-opt missing: run scripts/setup.sh (npm binaryen)" >&2; exit 1; }
 rm -rf pkg
-wasm-pack build --target web --release --out-dir pkg --out-name pylon_sessions
+# wasm/ is the cdylib that links the library with its `js` feature (the wasm-bindgen exports).
+wasm-pack build wasm --target web --release --out-dir ../pkg --out-name pylon_sessions
 
 # The page client runs the store in a dedicated worker (OPFS exists only there).
-cp src/js/client.js src/js/worker.js src/js/tab-channel.js src/js/sync.js src/js/client.d.ts pkg/
+cp src/js/client.js src/js/worker.js src/js/tab-channel.js src/js/sync.js src/js/client.d.ts src/js/time.js src/js/time.d.ts pkg/
 node scripts/pkg-json.mjs
 
 wasm=pkg/pylon_sessions_bg.wasm

@@ -3,7 +3,8 @@
 # (safe to run again): clang (SQLite's C for wasm32), Chromium + chromedriver and Firefox ESR (Debian
 # packages; no browser is downloaded), PostgreSQL's server binaries and openssl (throwaway clusters), Node/npm if absent, the wasm32 Rust target, wasm-bindgen-cli at the
 # exact version in Cargo.lock, wasm-pack and geckodriver (from crates.io), and the npm dev tools pinned
-# in package-lock.json (playwright-core, binaryen's wasm-opt, typescript).
+# in package-lock.json (playwright-core, binaryen's wasm-opt, typescript, workerd, deno; vite, esbuild and
+# sql.js for the package tests).
 # `scripts/setup.sh --build` installs only what building pkg/ needs (no browsers, drivers or test tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,9 @@ build_only=false
 # --- Debian packages -------------------------------------------------------------------------------
 apt_missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-# postgresql: the server binaries for the tests' throwaway clusters (restarts, TLS); openssl: their certificates.
-test_pkgs=(chromium chromium-driver firefox-esr postgresql openssl)
+# postgresql: the server binaries for the tests' throwaway clusters (restarts, TLS); openssl: their certificates;
+# libsqlite3-dev: the system SQLite a Rust app links when it turns `bundled` off (scripts/test-package.sh).
+test_pkgs=(chromium chromium-driver firefox-esr postgresql openssl libsqlite3-dev)
 $build_only && test_pkgs=()
 for pkg in clang "${test_pkgs[@]}"; do
   have_pkg "$pkg" || apt_missing+=("$pkg")

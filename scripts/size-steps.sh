@@ -13,7 +13,7 @@ need cargo wasm-bindgen wasm-opt gzip
 out="${1:-$(mktemp -d)}"
 mkdir -p "$out"
 target="${CARGO_TARGET_DIR:-target}"
-lib="$target/wasm32-unknown-unknown/release/pylon_sessions.wasm"
+lib="$target/wasm32-unknown-unknown/release/pylon_sessions_wasm.wasm"
 
 # The SQLite extensions scripts/build-pkg.sh compiles out (the session store uses none of them).
 EXT_OFF="-USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_SESSION -USQLITE_ENABLE_PREUPDATE_HOOK \
@@ -57,7 +57,7 @@ build() { # name flags [cargo args...]
   local name=$1 flags=$2
   shift 2
   echo "size step: building '$name'" >&2
-  SQLITE_WASM_RS_FLAGS="$flags" cargo build --quiet --lib --release --target wasm32-unknown-unknown "$@"
+  SQLITE_WASM_RS_FLAGS="$flags" cargo build --quiet -p pylon-sessions-wasm --lib --release --target wasm32-unknown-unknown "$@"
   rm -rf "$out/$name"
   wasm-bindgen --target web --out-dir "$out/$name" --out-name pylon_sessions "$lib"
   # An SQLite function compiled out but still called would become an import from "env": unloadable.

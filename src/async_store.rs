@@ -198,6 +198,8 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
     ///
     /// # Errors
     /// As [`crate::SessionStore::rotate`].
+    #[doc(alias = "cycle_id")]
+    #[doc(alias = "regenerate")]
     pub async fn rotate(&self, token: &Token) -> Result<(Token, Session)> {
         self.rotate_to(token, Token::generate()?).await
     }
@@ -235,6 +237,8 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
     /// # Errors
     /// Backend errors.
     #[doc(alias = "invalidate")]
+    #[doc(alias = "logout")]
+    #[doc(alias = "delete")]
     pub async fn remove(&self, token: &Token) -> Result<bool> {
         self.remove_by_id(&token.id()).await
     }
@@ -321,15 +325,19 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
     /// # Errors
     /// Backend errors.
     #[doc(alias = "delete_expired")]
+    #[doc(alias = "cleanup")]
     pub async fn purge_expired(&self) -> Result<u64> {
         let now = self.rules.now()?;
-        self.backend
+        let purged = self
+            .backend
             .purge_expired(
                 now,
                 self.rules.policy.idle_cutoff(now),
                 self.rules.policy.created_cutoff(now),
             )
-            .await
+            .await;
+        crate::trace::purged(&purged);
+        purged
     }
 
     /// Answers a checked sync request (see [`crate::sync`]): applies the outbox for the caller, then

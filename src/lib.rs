@@ -28,6 +28,8 @@
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// docs.rs (nightly, `--cfg docsrs`): label every item with the feature or target it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
@@ -48,10 +50,11 @@ mod token;
 #[cfg_attr(not(web), path = "platform/native.rs")]
 mod platform;
 
-/// The wasm-bindgen facades: `SessionStore` (browser, OPFS; feature `sqlite`: pkg/) and `EdgeSessionStore`
-/// (edge runtimes, on the host's SQLite; built without `sqlite`: pkg-edge/), sharing the JS conversions
-/// in `convert`. The browser module leaves the edge facade out (55 KB of the .wasm, see BENCHMARKS.md).
-#[cfg(web)]
+/// The wasm-bindgen facades (feature `js`, turned on only by `wasm/`, the crate that builds the JS
+/// packages): `SessionStore` (browser, OPFS; with `sqlite`: pkg/) and `EdgeSessionStore` (edge runtimes,
+/// on the host's SQLite; without `sqlite`: pkg-edge/), sharing the JS conversions in `convert`. The
+/// browser module leaves the edge facade out (55 KB of the .wasm, see BENCHMARKS.md).
+#[cfg(all(web, feature = "js"))]
 mod js {
     #[cfg(feature = "sqlite")]
     mod browser;
@@ -61,6 +64,21 @@ mod js {
     mod methods;
 }
 mod transfer;
+
+/// `tracing` events (feature `tracing`), or nothing: the rest of the crate calls the same functions.
+#[cfg_attr(feature = "tracing", path = "trace/on.rs")]
+#[cfg_attr(not(feature = "tracing"), path = "trace/off.rs")]
+mod trace;
+
+// The drivers whose types appear in this crate's API, re-exported so an app names the same versions.
+#[cfg(all(feature = "postgres", not(target_family = "wasm")))]
+pub use postgres;
+#[cfg(feature = "sqlite")]
+pub use rusqlite;
+#[cfg(web)]
+pub use wasm_bindgen;
+#[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
+pub use {deadpool_postgres, tokio_postgres};
 
 pub use async_store::AsyncSessionStore;
 pub use backend::sql::{Migration, SCHEMA_VERSION};

@@ -1,5 +1,7 @@
 //! The session model, the timeout policy and input validation.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -8,13 +10,23 @@ use crate::token::{SessionId, Token};
 
 /// One signed-in device of one user.
 ///
-/// Times are unix seconds. `expires_at == 0` means no absolute expiry.
+/// Times are unix seconds (`created_at`, …); [`Session::created`], [`Session::last_seen`] and
+/// [`Session::expires`] give them as [`SystemTime`]s. `expires_at == 0` means no absolute expiry.
+///
+/// With the `serde` feature it serialises with camelCase field names and times in unix seconds, and
+/// never with its token (deserialising gives `token: None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(Serialize, Deserialize),
+    serde(rename_all = "camelCase")
+)]
 pub struct Session {
     /// SHA-256 of the token: the key, and a safe public id.
     pub id: SessionId,
     /// The token itself, only in stores that keep tokens (client-side stores, see
     /// [`TokenStorage::Keep`]); `None` in server-side stores.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub token: Option<Token>,
     /// Who is signed in.
     pub user_id: String,
@@ -32,6 +44,11 @@ pub struct Session {
 
 /// What a store knows of a session id: the answer to "why does this token not sign anyone in?".
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(Serialize, Deserialize),
+    serde(rename_all = "camelCase", tag = "status", content = "session")
+)]
 pub enum SessionStatus {
     /// Signed in.
     Live(Session),
@@ -120,6 +137,47 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// A policy from [`Duration`]s, in whole seconds (fractions are dropped; longer than
+    /// [`limits::MAX_TIMESTAMP`] seconds is cut to it); [`Duration::ZERO`] turns a timeout off.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use pylon_sessions::Policy;
+    /// let day = Duration::from_secs(24 * 3600);
+    /// let policy = Policy::new(7 * day, 30 * day);
+    /// assert_eq!(policy, Policy::default());
+    /// assert_eq!(policy.idle(), Some(7 * day));
+    /// ```
+    pub fn new(idle: Duration, absolute: Duration) -> Policy {
+        Policy {
+            idle_timeout: seconds(idle),
+            absolute_timeout: seconds(absolute),
+        }
+    }
+
+    /// This policy with the idle timeout set (see [`Policy::new`]).
+    pub fn with_idle(mut self, idle: Duration) -> Policy {
+        self.idle_timeout = seconds(idle);
+        self
+    }
+
+    /// This policy with the absolute timeout set (see [`Policy::new`]).
+    pub fn with_absolute(mut self, absolute: Duration) -> Policy {
+        self.absolute_timeout = seconds(absolute);
+        self
+    }
+
+    /// The idle timeout, `None` when off.
+    pub fn idle(&self) -> Option<Duration> {
+        duration(self.idle_timeout)
+    }
+
+    /// The absolute timeout, `None` when off.
+    pub fn absolute(&self) -> Option<Duration> {
+        duration(self.absolute_timeout)
+    }
+
     /// No timeouts at all.
     pub const NEVER: Policy = Policy {
         idle_timeout: 0,
@@ -172,7 +230,58 @@ impl Policy {
     }
 }
 
+/// Whole seconds of `d`, at most [`limits::MAX_TIMESTAMP`].
+fn seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs())
+        .unwrap_or(i64::MAX)
+        .min(limits::MAX_TIMESTAMP)
+}
+
+/// A positive count of seconds as a [`Duration`]; `None` for 0 (off) or less.
+fn duration(secs: i64) -> Option<Duration> {
+    u64::try_from(secs)
+        .ok()
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs)
+}
+
+/// Unix seconds as a [`SystemTime`] (before 1970 counts back from the epoch).
+pub(crate) fn system_time(unix_seconds: i64) -> SystemTime {
+    let magnitude = Duration::from_secs(unix_seconds.unsigned_abs());
+    if unix_seconds >= 0 {
+        UNIX_EPOCH + magnitude
+    } else {
+        UNIX_EPOCH - magnitude
+    }
+}
+
 impl Session {
+    /// When the session was created, as a [`SystemTime`] (`created_at` is unix seconds).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use pylon_sessions::{MemoryBackend, NewSession, SessionStore};
+    /// let store = SessionStore::new(MemoryBackend::new()).with_clock(|| 1_700_000_000);
+    /// let (_token, session) = store.create(NewSession::new("alice"))?;
+    /// assert_eq!(session.created(), UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    /// assert_eq!(session.expires(), Some(session.created() + Duration::from_secs(30 * 24 * 3600)));
+    /// # Ok::<(), pylon_sessions::Error>(())
+    /// ```
+    pub fn created(&self) -> SystemTime {
+        system_time(self.created_at)
+    }
+
+    /// When the session was last used, as a [`SystemTime`] (`last_seen_at` is unix seconds).
+    pub fn last_seen(&self) -> SystemTime {
+        system_time(self.last_seen_at)
+    }
+
+    /// The absolute expiry as a [`SystemTime`]; `None` when the session has none (`expires_at == 0`).
+    pub fn expires(&self) -> Option<SystemTime> {
+        (self.expires_at != 0).then(|| system_time(self.expires_at))
+    }
+
     /// True when neither timeout has passed at `now`.
     ///
     /// The absolute timeout counts from `created_at` for every session, also for sessions stored

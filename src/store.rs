@@ -432,6 +432,8 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// [`Error::NotFound`] when there is no live session for `token`; backend errors.
+    #[doc(alias = "cycle_id")]
+    #[doc(alias = "regenerate")]
     pub fn rotate(&self, token: &Token) -> Result<(Token, Session)> {
         self.rotate_to(token, Token::generate()?)
     }
@@ -473,6 +475,8 @@ impl<B: SessionBackend> SessionStore<B> {
     /// # Errors
     /// Backend errors.
     #[doc(alias = "invalidate")]
+    #[doc(alias = "logout")]
+    #[doc(alias = "delete")]
     pub fn remove(&self, token: &Token) -> Result<bool> {
         self.remove_by_id(&token.id())
     }
@@ -551,13 +555,17 @@ impl<B: SessionBackend> SessionStore<B> {
     ///
     /// # Errors
     /// Backend errors.
+    #[doc(alias = "delete_expired")]
+    #[doc(alias = "cleanup")]
     pub fn purge_expired(&self) -> Result<u64> {
         let now = self.rules.now()?;
-        self.backend.purge_expired(
+        let purged = self.backend.purge_expired(
             now,
             self.rules.policy.idle_cutoff(now),
             self.rules.policy.created_cutoff(now),
-        )
+        );
+        crate::trace::purged(&purged);
+        purged
     }
 
     /// Answers a checked sync request (see [`crate::sync`]; the async twin is

@@ -132,7 +132,26 @@ impl fmt::Debug for Token {
 /// Stores key sessions by it, so a leaked database or replica holds no usable token; it is also safe to
 /// show in "your devices" lists and to pass to [`crate::SessionStore::remove_by_id`].
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "String", into = "String")
+)]
 pub struct SessionId(String);
+
+impl TryFrom<String> for SessionId {
+    type Error = Error;
+    /// As [`SessionId::parse`].
+    fn try_from(s: String) -> Result<Self> {
+        SessionId::parse(&s)
+    }
+}
+
+impl From<SessionId> for String {
+    fn from(id: SessionId) -> String {
+        id.0
+    }
+}
 
 impl SessionId {
     fn of(bytes: &[u8]) -> Self {

@@ -166,7 +166,10 @@ fn classify(e: &JsValue) -> Error {
     let text = describe_js_error(e);
     let source: crate::BoxError = Box::new(HostError(text.clone()));
     let has = |s: &str| text.contains(s);
-    if has("SQLITE_FULL") || has("database or disk is full") || has("exceeded") && has("storage") {
+    let error = if has("SQLITE_FULL")
+        || has("database or disk is full")
+        || has("exceeded") && has("storage")
+    {
         Error::QuotaExceeded(source)
     } else if has("SQLITE_BUSY") || has("SQLITE_LOCKED") || has("database is locked") {
         Error::Locked(source)
@@ -174,7 +177,9 @@ fn classify(e: &JsValue) -> Error {
         Error::Corrupt(source)
     } else {
         Error::Database(source)
-    }
+    };
+    crate::trace::storage_error("host", &error);
+    error
 }
 
 fn bad_result(what: &str) -> Error {

@@ -107,6 +107,12 @@ impl SqlBackend<PostgresDriver> {
 }
 
 fn classify(e: postgres::Error) -> Error {
+    let error = classify_kind(e);
+    crate::trace::storage_error("postgres", &error);
+    error
+}
+
+fn classify_kind(e: postgres::Error) -> Error {
     let state = e.code().cloned();
     match state {
         Some(s) if s == SqlState::DISK_FULL || s == SqlState::PROGRAM_LIMIT_EXCEEDED => {

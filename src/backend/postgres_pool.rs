@@ -657,6 +657,7 @@ impl PostgresPoolBackend {
         .await
         .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
+        crate::trace::migrated("postgres", &migration);
         Ok(migration)
     }
 
@@ -769,6 +770,12 @@ fn io_and_tls(e: &(dyn std::error::Error + 'static)) -> (bool, bool) {
 /// Maps a tokio-postgres error to the portable [`Error`]: an unreachable or restarting server, a
 /// broken connection or a failed TLS handshake is [`Error::StorageUnavailable`].
 fn classify(e: tokio_postgres::Error) -> Error {
+    let error = classify_kind(e);
+    crate::trace::storage_error("postgres", &error);
+    error
+}
+
+fn classify_kind(e: tokio_postgres::Error) -> Error {
     let unavailable = |reason: &str, e: tokio_postgres::Error| Error::StorageUnavailable {
         reason: reason.into(),
         source: Some(e.into()),

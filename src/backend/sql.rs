@@ -39,6 +39,16 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The engine's name, for diagnostics: `"sqlite"` or `"postgres"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
 /// A bound parameter.
 #[derive(Clone, Copy, Debug)]
 pub enum Param<'a> {
@@ -460,6 +470,7 @@ impl<D: Driver> SqlBackend<D> {
             if let Migration::Legacy(_) = migration {
                 driver.after_scrub()?;
             }
+            crate::trace::migrated(D::DIALECT.name(), &migration);
             Ok(migration)
         })
     }

@@ -284,12 +284,14 @@ impl SqlBackend<SqliteDriver> {
 
 /// Maps a rusqlite error to the portable [`Error`], keeping it as the source.
 pub(crate) fn classify(e: rusqlite::Error) -> Error {
-    match e.sqlite_error_code() {
+    let error = match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::Corrupt(e.into()),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Locked(e.into()),
         Some(ErrorCode::DiskFull) => Error::QuotaExceeded(e.into()),
         _ => Error::Database(e.into()),
-    }
+    };
+    crate::trace::storage_error("sqlite", &error);
+    error
 }
 
 struct SqliteRow<'a, 'b>(&'a rusqlite::Row<'b>);

@@ -54,9 +54,9 @@ export interface HeldSession {
   userId: string;
   tenantId?: string | null;
   device?: string | null;
-  createdAt: number;
-  lastSeenAt?: number;
-  expiresAt: number;
+  createdAt: UnixSeconds;
+  lastSeenAt?: UnixSeconds;
+  expiresAt: UnixSeconds;
 }
 
 /** The shared methods with optional parameters, merged into the class. */

@@ -1,12 +1,16 @@
 // Types of the page client (client.js). The data types come from the wasm module's declarations.
 import type {
-  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Session, SessionExport, StoreInfo,
+  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Session, SessionExport, StoreInfo, UnixSeconds,
 } from "./pylon_sessions.js";
 
 export type {
   ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Session, SessionExport, StoreInfo,
-  StorageKind,
+  StorageKind, UnixSeconds,
 } from "./pylon_sessions.js";
+export { toDate, toSeconds } from "./time.js";
+
+/** Milliseconds since the epoch (`Date.now()`'s scale): `new Date(ms)` reads it. */
+export type EpochMillis = number;
 
 /**
  * The client's error codes: the store's, plus
@@ -129,17 +133,17 @@ export interface SignedOutDetail {
   tenantId: string | null;
   reason: SignOutReason;
   /** When this device learned it, unix seconds. */
-  at: number;
+  at: UnixSeconds;
 }
 
 /** A `"confirmed"` event's `detail`: the server confirmed the session (on sign-in and every round). */
 export interface ConfirmedDetail {
   sessionId: string;
   /** The server's clock at the confirmation, unix seconds. */
-  confirmedAt: number;
+  confirmedAt: UnixSeconds;
   /** When the server expires it if left unused, unix seconds (0: not known yet, or never). */
-  deadline: number;
-  expiresAt: number;
+  deadline: UnixSeconds;
+  expiresAt: UnixSeconds;
   /** Whether it was unconfirmed (past the grace period) until now. */
   wasUnconfirmed: boolean;
 }
@@ -147,7 +151,7 @@ export interface ConfirmedDetail {
 /** An `"unconfirmed"` event's `detail`: the grace period passed without a confirmation. */
 export interface UnconfirmedDetail {
   sessionId: string;
-  confirmedAt: number;
+  confirmedAt: UnixSeconds;
   /** The grace period, seconds. */
   grace: number;
 }
@@ -158,9 +162,9 @@ export interface Device {
   userId: string;
   tenantId: string | null;
   device: string | null;
-  createdAt: number;
-  lastSeenAt: number;
-  expiresAt: number;
+  createdAt: UnixSeconds;
+  lastSeenAt: UnixSeconds;
+  expiresAt: UnixSeconds;
   /** Whether this is this device's own session. */
   current: boolean;
 }
@@ -171,7 +175,7 @@ export interface Device {
  */
 export interface DeviceList {
   list: Device[];
-  fetchedAt: number;
+  fetchedAt: UnixSeconds;
 }
 
 /** A `"devices"` event's `detail`: the list changed; `null`s when there is none (signed out). */
@@ -179,8 +183,8 @@ export type DevicesDetail = DeviceList | { list: null; fetchedAt: null };
 
 /** An action taken on this device, waiting to reach the server (`at`: unix seconds). */
 export type OutboxAction =
-  | { id: string; action: "signOut" | "revoke"; sessionId: string; at: number }
-  | { id: string; action: "revokeOthers"; at: number };
+  | { id: string; action: "signOut" | "revoke"; sessionId: string; at: UnixSeconds }
+  | { id: string; action: "revokeOthers"; at: UnixSeconds };
 
 /** The session this device is signed in with, and when the server last confirmed it. */
 export interface SyncedSession {
@@ -188,25 +192,25 @@ export interface SyncedSession {
   userId: string;
   tenantId: string | null;
   device: string | null;
-  createdAt: number;
-  lastSeenAt: number;
-  expiresAt: number;
+  createdAt: UnixSeconds;
+  lastSeenAt: UnixSeconds;
+  expiresAt: UnixSeconds;
   /** The server's clock at its last `live` verdict (or the sign-in), unix seconds. */
-  confirmedAt: number;
+  confirmedAt: UnixSeconds;
   /** Seconds since then, on the server's clock as best known. */
   sinceConfirmed: number;
   /** Past the grace period without a confirmation. */
   unconfirmed: boolean;
   /** When the server expires it if left unused (0: not known yet, or never). */
-  deadline: number;
+  deadline: UnixSeconds;
 }
 
 /** The last round: `at` is `Date.now()` when it ended. */
 export type LastSync =
   /** Nothing to say to the server (signed out, empty outbox): no request was made. */
-  | { at: number; ok: true; idle: true }
-  | { at: number; ok: true; idle?: undefined; serverTime: number; roundTripMs: number; applyMs: number }
-  | { at: number; ok: false; error: { code: ClientErrorCode; message: string; status?: number } };
+  | { at: EpochMillis; ok: true; idle: true }
+  | { at: EpochMillis; ok: true; idle?: undefined; serverTime: UnixSeconds; roundTripMs: number; applyMs: number }
+  | { at: EpochMillis; ok: false; error: { code: ClientErrorCode; message: string; status?: number } };
 
 /** Where sync stands (`syncStatus()`, and every `"syncstatus"` event). Never carries a token. */
 export interface SyncStatus {
@@ -229,7 +233,7 @@ export interface SyncStatus {
   failures: number;
   syncing: boolean;
   /** When the next round is due (`Date.now()` scale), or `null`. */
-  nextSyncAt: number | null;
+  nextSyncAt: EpochMillis | null;
   /** The owner worker's `navigator.onLine`. */
   online: boolean | null;
 }

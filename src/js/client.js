@@ -27,6 +27,7 @@
 // `revokeOtherDevices`, `syncNow` and `syncStatus` below; events "signedout", "confirmed",
 // "unconfirmed", "devices" and "syncstatus" in every tab.
 import { bytes, decode, encode, linkData, linkKey, newKeyPair, randomId, seal, unseal } from "./tab-channel.js";
+export { toDate, toSeconds } from "./time.js";
 
 /** The error every method rejects with: an `Error` with a stable `code` (see `ClientErrorCode`). */
 export class SessionStoreError extends Error {
@@ -89,6 +90,18 @@ function syncOptions(options, sync) {
   return { settings, storeDefaults, timeout: sync.timeout ?? 8000 };
 }
 
+
+/**
+ * Starts the store's worker. The `new Worker(new URL(…, import.meta.url))` expression is written out in
+ * full so that bundlers (Vite, webpack) find worker.js, bundle it and ship it with the app; esbuild, which
+ * leaves it as is, needs worker.js built as a second entry point next to the bundle (README, "Bundlers").
+ * `workerUrl` replaces it for apps that host the worker themselves.
+ * @param {string | URL | undefined} workerUrl
+ */
+function startWorker(workerUrl) {
+  if (workerUrl !== undefined && workerUrl !== null) return new Worker(workerUrl, { type: "module" });
+  return new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+}
 /**
  * Refuses to follow an owner whose store was opened with other options than this tab's (`expect`, as
  * this tab's worker read them): a follower would otherwise get the owner's token storage and timeouts
@@ -154,13 +167,12 @@ export class SessionStoreClient extends EventTarget {
    * @param {{ workerUrl?: string | URL, persist?: boolean, timeout?: number, sync?: object }} [settings]
    */
   static async open(options = {}, settings = {}) {
-    const url = settings.workerUrl ?? new URL("./worker.js", import.meta.url);
     const shared = options?.storage !== "memory";
     const name = `pylon-sessions:${typeof options?.dbName === "string" ? options.dbName : "sessions.db"}`;
     const sync = syncOptions(options, settings.sync);
     if (sync) options = { ...options, ...sync.storeDefaults };
     const client = new SessionStoreClient(
-      new Worker(url, { type: "module" }), shared ? name : null, settings.timeout ?? DEFAULT_TIMEOUT_MS,
+      startWorker(settings.workerUrl), shared ? name : null, settings.timeout ?? DEFAULT_TIMEOUT_MS,
     );
     try {
       const opened = await client.#call("open", sync ? [options, sync.settings] : [options], true);

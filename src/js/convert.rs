@@ -30,6 +30,12 @@ export interface SessionStoreError extends Error {
   field?: string;
 }
 
+/**
+ * Whole seconds since 1970-01-01T00:00:00Z: every session time. Not milliseconds: read one with
+ * `toDate(seconds)` (from the package's `./time` or `./client`), never `new Date(seconds)`.
+ */
+export type UnixSeconds = number;
+
 /** A stored session. Times are unix seconds; `expiresAt` 0 means no absolute expiry. */
 export interface Session {
   /** SHA-256 of the token, in hex: safe to show and to pass to `removeById`. */
@@ -39,9 +45,12 @@ export interface Session {
   userId: string;
   tenantId: string | null;
   device: string | null;
-  createdAt: number;
-  lastSeenAt: number;
-  expiresAt: number;
+  /** Unix seconds: `toDate(session.createdAt)`. */
+  createdAt: UnixSeconds;
+  /** Unix seconds: `toDate(session.lastSeenAt)`. */
+  lastSeenAt: UnixSeconds;
+  /** Unix seconds, 0 = no absolute expiry: `toDate(session.expiresAt)` gives `null` then. */
+  expiresAt: UnixSeconds;
 }
 
 /** What `create` needs. */
@@ -59,9 +68,9 @@ export interface IssuedSession {
   userId: string;
   tenantId?: string | null;
   device?: string | null;
-  createdAt: number;
-  lastSeenAt?: number;
-  expiresAt: number;
+  createdAt: UnixSeconds;
+  lastSeenAt?: UnixSeconds;
+  expiresAt: UnixSeconds;
 }
 
 /** A new token with its session (from `create` and `rotate`). */

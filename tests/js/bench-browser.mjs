@@ -17,7 +17,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { launch } from "./browser.mjs";
-import { startServer } from "./server.mjs";
+import { startServer } from "../../scripts/serve.mjs";
 import { launchFirefox } from "./webdriver.mjs";
 
 const args = process.argv.slice(2);

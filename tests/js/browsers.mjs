@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { ARGS as CHROMIUM_ARGS, CHROMIUM } from "./browser.mjs";
-import { startServer } from "./server.mjs";
+import { startServer } from "../../scripts/serve.mjs";
 import { FirefoxWindow, startFirefox } from "./webdriver.mjs";
 
 export const BROWSERS = (process.env.PYLON_TEST_BROWSERS ?? "chromium,firefox")
@@ -342,7 +342,7 @@ export async function launchBrowser(name, { url, chromiumArgs = [], firefoxPrefs
 }
 
 /**
- * The JS tests' browser: the static server (tests/js/server.mjs) and `name` on a fresh profile, its
+ * The JS tests' browser: the static server (scripts/serve.mjs) and `name` on a fresh profile, its
  * first tab on the test page. `close()` stops both.
  */
 export async function launch(name, { isolated = false, ...options } = {}) {
