@@ -14,15 +14,32 @@ fn serde_round_trips_a_session_without_its_token() {
     let store = SessionStore::new(MemoryBackend::new())
         .with_token_storage(pylon_sessions::TokenStorage::Keep)
         .with_clock(|| 1_700_000_000);
-    let (token, session) = store.create(NewSession::new("alice").with_device("phone")).unwrap();
+    let (token, session) = store
+        .create(NewSession::new("alice").with_device("phone"))
+        .unwrap();
     assert!(session.token.is_some(), "a Keep store hands the token back");
     let json = serde_json::to_string(&session).unwrap();
-    assert!(!json.contains(token.expose()), "the token must never be serialised: {json}");
-    assert!(json.contains("\"userId\":\"alice\"") && json.contains("\"createdAt\":1700000000"), "{json}");
+    assert!(
+        !json.contains(token.expose()),
+        "the token must never be serialised: {json}"
+    );
+    assert!(
+        json.contains("\"userId\":\"alice\"") && json.contains("\"createdAt\":1700000000"),
+        "{json}"
+    );
     let back: Session = serde_json::from_str(&json).unwrap();
     assert_eq!(back.token, None);
-    assert_eq!(Session { token: None, ..session.clone() }, back);
-    assert_eq!(back.created(), UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    assert_eq!(
+        Session {
+            token: None,
+            ..session.clone()
+        },
+        back
+    );
+    assert_eq!(
+        back.created(),
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    );
 
     // A SessionId deserialises only from a well-formed id.
     assert!(serde_json::from_str::<SessionId>("\"not-an-id\"").is_err());
@@ -36,7 +53,10 @@ fn duration_policies_match_the_seconds_fields() {
     let policy = Policy::new(hour, Duration::ZERO);
     assert_eq!((policy.idle_timeout, policy.absolute_timeout), (3600, 0));
     assert_eq!((policy.idle(), policy.absolute()), (Some(hour), None));
-    assert_eq!(Policy::default().with_absolute(2 * hour).absolute_timeout, 7200);
+    assert_eq!(
+        Policy::default().with_absolute(2 * hour).absolute_timeout,
+        7200
+    );
     // Beyond what a store accepts is cut to the largest timestamp, which `validate` accepts.
     assert!(Policy::new(Duration::MAX, Duration::MAX).validate().is_ok());
 }
@@ -63,7 +83,11 @@ impl tracing::Subscriber for Recorder {
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
     fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = Fields(format!("{} {}", event.metadata().level(), event.metadata().target()));
+        let mut fields = Fields(format!(
+            "{} {}",
+            event.metadata().level(),
+            event.metadata().target()
+        ));
         event.record(&mut fields);
         self.0.lock().unwrap().push(fields.0);
     }
@@ -90,8 +114,20 @@ fn tracing_reports_migrations_purges_and_storage_errors_without_tokens() {
     let events = recorder.0.lock().unwrap().clone();
     let has = |needle: &str| events.iter().any(|e| e.contains(needle));
     assert!(has("created the session tables"), "{events:#?}");
-    assert!(has("purged expired sessions") && has("removed=0"), "{events:#?}");
-    assert!(has("storage error") && has("kind=\"Corrupt\""), "{events:#?}");
-    assert!(events.iter().all(|e| e.contains("pylon_sessions")), "{events:#?}");
-    assert!(!events.iter().any(|e| e.contains(token.expose())), "a token reached an event");
+    assert!(
+        has("purged expired sessions") && has("removed=0"),
+        "{events:#?}"
+    );
+    assert!(
+        has("storage error") && has("kind=\"Corrupt\""),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().all(|e| e.contains("pylon_sessions")),
+        "{events:#?}"
+    );
+    assert!(
+        !events.iter().any(|e| e.contains(token.expose())),
+        "a token reached an event"
+    );
 }

@@ -90,8 +90,9 @@ struct Options {
 fn options(value: &JsValue) -> Result<Options> {
     use convert::{get, object};
     if value.is_undefined() || value.is_null() {
+        // No options: the defaults, read from an empty object (reading a field of `undefined` throws).
         return Ok(Options {
-            settings: convert::settings(&JsValue::UNDEFINED)?,
+            settings: convert::settings(&js_sys::Object::new().into())?,
             clock: None,
         });
     }
