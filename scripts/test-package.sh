@@ -6,7 +6,8 @@
 #     --dry-run` (the packaged crate builds on its own); rustdoc with warnings denied for every feature
 #     set that matters, native and wasm32; the MSRV check;
 #  3. the npm tarballs (`npm pack` of pkg/ and pkg-edge/) installed into scratch apps: the edge package in
-#     Node (in-memory SQLite through sql.js) and in Deno (node:sqlite), the browser package bundled by
+#     Node (in-memory SQLite through sql.js), in Deno (node:sqlite) and in workerd (a Worker with a
+#     Durable Object, tests/package/workerd.mjs), the browser package bundled by
 #     Vite and by esbuild and opened in headless Chromium and Firefox (tests/package/web.test.mjs).
 # Needs what scripts/setup.sh installs; builds pkg/ and pkg-edge/ when missing.
 # Usage: scripts/test-package.sh
@@ -125,6 +126,9 @@ step "edge package in Node (in-memory host: sql.js)"
 
 step "edge package in Deno (node:sqlite)"
 (cd "$app" && "$repo/node_modules/@deno/linux-x64-glibc/deno" run --quiet --allow-read --allow-env deno-edge.mjs)
+
+step "edge package in workerd: a Worker with a SQLite Durable Object (the package's workerd entry)"
+PYLON_SCRATCH_APP="$app" node tests/package/workerd.mjs
 
 step "browser package bundled by Vite (production build) and by esbuild"
 (cd "$app" && vite build --config vite.config.js)
