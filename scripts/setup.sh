@@ -3,8 +3,8 @@
 # (safe to run again): clang (SQLite's C for wasm32), Chromium + chromedriver and Firefox ESR (Debian
 # packages; no browser is downloaded), PostgreSQL's server binaries and openssl (throwaway clusters), Node/npm if absent, the wasm32 Rust target, wasm-bindgen-cli at the
 # exact version in Cargo.lock, wasm-pack and geckodriver (from crates.io), and the npm dev tools pinned
-# in package-lock.json (playwright-core, binaryen's wasm-opt, typescript, workerd, deno; vite, esbuild and
-# sql.js for the package tests).
+# in package-lock.json (playwright-core, binaryen's wasm-opt, typescript, workerd, deno; vite, webpack, esbuild
+# and sql.js for the package tests).
 # `scripts/setup.sh --build` installs only what building pkg/ needs (no browsers, drivers or test tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."

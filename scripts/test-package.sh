@@ -8,7 +8,7 @@
 #  3. the npm tarballs (`npm pack` of pkg/ and pkg-edge/) installed into scratch apps: the edge package in
 #     Node (in-memory SQLite through sql.js), in Deno (node:sqlite) and in workerd (a Worker with a
 #     Durable Object, tests/package/workerd.mjs), the browser package bundled by
-#     Vite and by esbuild and opened in headless Chromium and Firefox (tests/package/web.test.mjs).
+#     Vite, webpack and esbuild and opened in headless Chromium and Firefox (tests/package/web.test.mjs).
 # Needs what scripts/setup.sh installs; builds pkg/ and pkg-edge/ when missing.
 # Usage: scripts/test-package.sh
 set -euo pipefail
@@ -117,7 +117,7 @@ cat > "$app/package.json" <<JSON
 { "name": "scratch-app", "private": true, "type": "module" }
 JSON
 # The tarballs, as an app installs them (no registry needed: they have no dependencies); the tools
-# (vite, esbuild, sql.js) come from the repository's node_modules (package-lock.json).
+# (vite, webpack, esbuild, sql.js) come from the repository's node_modules (package-lock.json).
 (cd "$app" && npm install --no-audit --no-fund --no-save "$work/$browser_tgz" "$work/$edge_tgz" \
   "$repo/node_modules/sql.js" >/dev/null)
 
@@ -130,9 +130,11 @@ step "edge package in Deno (node:sqlite)"
 step "edge package in workerd: a Worker with a SQLite Durable Object (the package's workerd entry)"
 PYLON_SCRATCH_APP="$app" node tests/package/workerd.mjs
 
-step "browser package bundled by Vite (production build) and by esbuild"
+step "browser package bundled by Vite and webpack (production builds) and by esbuild"
 (cd "$app" && vite build --config vite.config.js)
 ls "$app/dist-vite/assets" | sed 's/^/  vite: /'
+(cd "$app" && webpack --config webpack.config.js --stats errors-warnings && cp index.html dist-webpack/)
+ls "$app/dist-webpack" | sed 's/^/  webpack: /'
 # esbuild leaves `new Worker(new URL("./worker.js", import.meta.url))` as it is: the worker is a second
 # entry point named worker.js next to the app's bundle, and the .wasm is copied beside it.
 (cd "$app" && esbuild main=./main.js worker=./node_modules/@pylon-sessions/browser/worker.js \

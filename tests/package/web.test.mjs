@@ -1,4 +1,4 @@
-// The scratch app (tests/package/web/main.js), built by Vite and by esbuild from the installed
+// The scratch app (tests/package/web/main.js), built by Vite, webpack and esbuild from the installed
 // @pylon-sessions/browser tarball (scripts/test-package.sh builds both into APP/dist-*), served by the
 // repository's static server and opened in headless Chromium and Firefox: the page client's worker and
 // the .wasm must be found in each bundle, and a session must round-trip through OPFS.
@@ -13,7 +13,7 @@ import { BROWSERS, launchBrowser } from "../js/browsers.mjs";
 const APP = process.env.PYLON_SCRATCH_APP;
 if (!APP) throw new Error("PYLON_SCRATCH_APP is not set: run scripts/test-package.sh");
 
-for (const bundler of ["vite", "esbuild"]) {
+for (const bundler of ["vite", "webpack", "esbuild"]) {
   const dist = join(APP, `dist-${bundler}`);
   describe(`the scratch app bundled by ${bundler}`, () => {
     for (const name of BROWSERS) {
