@@ -79,7 +79,8 @@ export RUSTDOCFLAGS=-Dwarnings
 cargo doc --quiet --no-deps -p pylon-sessions --all-features
 cargo doc --quiet --no-deps -p pylon-sessions --no-default-features
 # A library build on wasm32 needs getrandom's backend chosen by someone: here, the command line.
-cargo doc --quiet --no-deps -p pylon-sessions --target wasm32-unknown-unknown --features serde,tracing,getrandom/wasm_js
+# (docs.rs's own set, [package.metadata.docs.rs] features, on its wasm32 target:)
+cargo doc --quiet --no-deps -p pylon-sessions --target wasm32-unknown-unknown --features full,serde,tracing,getrandom/wasm_js
 cargo doc --quiet --no-deps -p pylon-sessions --target wasm32-unknown-unknown --no-default-features --features getrandom/wasm_js
 unset RUSTDOCFLAGS
 echo "docs build with no warnings"
