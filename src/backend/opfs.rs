@@ -183,8 +183,12 @@ impl OpfsPool {
             directory: directory.to_owned(),
             waited_ms,
         };
-        pool.keep_free(HEADROOM).await?;
-        Ok(pool)
+        match pool.keep_free(HEADROOM).await {
+            // A full quota must not keep an existing database from opening (reads still work): only
+            // a new one needs free slots, and `open` says so.
+            Ok(()) | Err(Error::QuotaExceeded(_)) => Ok(pool),
+            Err(e) => Err(e),
+        }
     }
 
     /// Makes the pool hold exactly `free` unused slots beyond its files: adds what is missing and
@@ -220,11 +224,29 @@ impl OpfsPool {
     /// # Errors
     /// As [`SqliteBackend::open_with_vfs`]; [`Error::StorageUnavailable`] when the pool was released.
     pub fn open(&self, name: &str) -> Result<(SqliteBackend, Migration)> {
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
         if self.util.is_paused() || self.util.is_uninstalled() {
             return Err(Error::StorageUnavailable {
                 reason: "the OPFS pool was released; install it again".into(),
                 source: None,
             });
+        }
+        let missing = [name.to_owned(), format!("{name}-wal")]
+            .iter()
+            .filter(|n| !self.util.contains(n).unwrap_or(false))
+            .count();
+        let free = self
+            .util
+            .capacity()
+            .saturating_sub(self.util.len().map_err(classify)?);
+        if free < missing {
+            return Err(Error::QuotaExceeded(
+                format!(
+                    "no room in the OPFS pool for {name} and its WAL ({free} free files of {missing} \
+                     needed): the origin's storage quota is full"
+                )
+                .into(),
+            ));
         }
         SqliteBackend::open_with_vfs(name, &self.vfs_name())
     }
@@ -410,7 +432,10 @@ fn classify(e: OpfsSAHError) -> Error {
         (_, Some("NoModificationAllowedError")) | (OpfsSAHError::DirectoryInUse(_), _) => {
             Error::Locked(format!("another worker or tab holds the OPFS pool: {message}").into())
         }
-        (_, Some("QuotaExceededError")) => Error::QuotaExceeded(message.into()),
+        // Chromium's name, and Firefox's (for `truncate`; its `write` writes 0 bytes instead).
+        (_, Some("QuotaExceededError" | "NS_ERROR_FILE_NO_DEVICE_SPACE")) => {
+            Error::QuotaExceeded(message.into())
+        }
         (_, Some("SecurityError" | "NotAllowedError" | "NotSupportedError")) => {
             Error::StorageUnavailable {
                 reason: format!("the browser refused OPFS: {message}"),

@@ -43,6 +43,8 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     }
     const r = await worker.evaluate(async () => {
       const { SessionStore } = await self.ready;
+      // Made first: a store that can still be opened at a full quota, to remove the full one after.
+      (await SessionStore.open({ dbName: "quota-cleanup.db", storage: "opfs" })).close();
       const store = await SessionStore.open({ dbName: "quota.db", storage: "opfs" });
       const now = Math.floor(Date.now() / 1000);
       const shortUntil = now + 6;
@@ -121,6 +123,8 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
       out.closed = await self.codeOf(() => store.close());
       // Give the room back for the other tests: remove the full database from another store.
       const other = await SessionStore.open({ dbName: "quota-cleanup.db", storage: "opfs" });
+      // A database that is not there yet needs room in the pool: typed, at once (or it opens).
+      out.newAtFull = await self.codeOf(async () => (await SessionStore.open({ dbName: "quota-new.db", storage: "opfs" })).close());
       out.cleaned = await self.codeOf(() => other.removeKeptFile("quota.db"));
       other.removeKeptFile("quota.db-wal");
       other.close();
@@ -130,6 +134,7 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
       const cdp = await browser.context.newCDPSession(browser.page.page);
       await cdp.send("Storage.overrideQuotaForOrigin", { origin: browser.server.url });
     }
+    assert.ok(["ok", "QuotaExceeded"].includes(r.newAtFull), r.newAtFull);
     const perThousand = (r.stats.databaseBytes / r.stored) * 1000;
     console.log(`# quota ${name}: ${r.stored} sessions before QuotaExceeded (${name === "firefox" ? `temporary storage limit ${FIREFOX_LIMIT / 1048576} MiB` : `origin quota ${QUOTA / 1048576} MiB`}; database ${(r.stats.databaseBytes / 1048576).toFixed(2)} MiB, origin usage ${(r.usage / 1048576).toFixed(2)} MiB, fill ${(r.fillMs / 1000).toFixed(1)} s); ${(perThousand / 1024).toFixed(0)} KiB of database per 1,000 sessions; purged ${JSON.stringify(r.purged)}, then ${r.resumed} writes resumed`);
     if (name === "firefox" && r.full === null) {
