@@ -43,8 +43,8 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     }
     const r = await worker.evaluate(async () => {
       const { SessionStore } = await self.ready;
-      // Made first: a store that can still be opened at a full quota, to remove the full one after.
-      (await SessionStore.open({ dbName: "quota-cleanup.db", storage: "opfs" })).close();
+      // Opened first and kept open: a store to remove the full database with afterwards.
+      const other = await SessionStore.open({ dbName: "quota-cleanup.db", storage: "opfs" });
       const store = await SessionStore.open({ dbName: "quota.db", storage: "opfs" });
       const now = Math.floor(Date.now() / 1000);
       const shortUntil = now + 6;
@@ -122,7 +122,6 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
       out.keeperAfter = store.get(token)?.userId ?? null;
       out.closed = await self.codeOf(() => store.close());
       // Give the room back for the other tests: remove the full database from another store.
-      const other = await SessionStore.open({ dbName: "quota-cleanup.db", storage: "opfs" });
       // A database that is not there yet needs room in the pool: typed, at once (or it opens).
       out.newAtFull = await self.codeOf(async () => (await SessionStore.open({ dbName: "quota-new.db", storage: "opfs" })).close());
       out.cleaned = await self.codeOf(() => other.removeKeptFile("quota.db"));
