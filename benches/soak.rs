@@ -171,7 +171,11 @@ mod native {
         }
         println!(
             "\n### Soak: native SQLite file, {ops} mixed operations{}\n",
-            if smoke { " (smoke: the figures mean nothing)" } else { "" }
+            if smoke {
+                " (smoke: the figures mean nothing)"
+            } else {
+                ""
+            }
         );
         println!("| point | RSS MiB | database MiB | WAL MiB | sessions stored | p50/p99 µs per operation in that tenth |");
         println!("|---|---|---|---|---|---|");

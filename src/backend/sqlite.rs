@@ -257,8 +257,8 @@ impl SqlBackend<SqliteDriver> {
     pub fn open_with_vfs(name: &str, vfs: &str) -> Result<(Self, Migration)> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let conn = Connection::open_with_flags_and_vfs(name, flags, vfs).map_err(classify)?;
-        let (mut backend, migration) = Self::with_pragmas(conn, EXCLUSIVE_PRAGMAS)
-            .map_err(|e| quota_on_short_io(true, e))?;
+        let (mut backend, migration) =
+            Self::with_pragmas(conn, EXCLUSIVE_PRAGMAS).map_err(|e| quota_on_short_io(true, e))?;
         backend.driver_mut().short_io_is_full = true;
         Ok((backend, migration))
     }

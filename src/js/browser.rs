@@ -215,18 +215,17 @@ fn options(value: &JsValue) -> Result<Options> {
     .map_or(Ok(crate::backend::DEFAULT_LOCK_WAIT_MS), |ms| {
         u32::try_from(ms).map_err(|_| Error::invalid("lockTimeout", "at most 4294967295 ms"))
     })?;
-    let recover = match opt_string("onCorrupt", &get(value, "onCorrupt", "onCorrupt")?, 16)?
-        .as_deref()
-    {
-        None | Some("error") => false,
-        Some("recover") => true,
-        Some(_) => {
-            return Err(Error::invalid(
-                "onCorrupt",
-                "expected \"error\" or \"recover\"",
-            ))
-        }
-    };
+    let recover =
+        match opt_string("onCorrupt", &get(value, "onCorrupt", "onCorrupt")?, 16)?.as_deref() {
+            None | Some("error") => false,
+            Some("recover") => true,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "onCorrupt",
+                    "expected \"error\" or \"recover\"",
+                ))
+            }
+        };
     let on_lock_wait = get(value, "onLockWait", "onLockWait")?;
     let on_lock_wait = if on_lock_wait.is_undefined() || on_lock_wait.is_null() {
         None
@@ -258,7 +257,11 @@ async fn open_opfs(opts: &Options) -> Result<OpenedOpfs> {
     let mut on_wait = |wait: &LockWait| {
         if let Some(f) = &callback {
             let detail: JsValue = js_sys::Object::new().into();
-            convert::set(&detail, "waitedMs", &JsValue::from_f64(wait.waited_ms.round()));
+            convert::set(
+                &detail,
+                "waitedMs",
+                &JsValue::from_f64(wait.waited_ms.round()),
+            );
             convert::set(&detail, "lockTimeout", &JsValue::from(lock_timeout));
             convert::set(&detail, "reason", &JsValue::from_str(&wait.reason));
             // The app's callback: what it throws is its own business, never `open`'s failure.
