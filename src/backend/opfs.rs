@@ -143,12 +143,16 @@ impl OpfsPool {
     /// # Errors
     /// As [`OpfsPool::install`]; [`Error::Locked`] says how long it waited.
     pub async fn install_waiting(directory: &str, max_wait_ms: u32) -> Result<Self> {
-        Self::install_waiting_with(directory, max_wait_ms, &mut |_| {}).await
+        let pool = Self::install_waiting_with(directory, max_wait_ms, &mut |_| {}).await?;
+        pool.tolerate_full(pool.keep_free(HEADROOM).await)?;
+        Ok(pool)
     }
 
     /// [`OpfsPool::install_waiting`], calling `on_wait` when it finds the pool held by another worker
     /// and then about every 250 ms while it waits, so an app can say why it is not ready yet.
-    /// [`OpfsPool::lock_wait_ms`] says afterwards how long it waited.
+    /// [`OpfsPool::lock_wait_ms`] says afterwards how long it waited. Unlike `install_waiting` it
+    /// keeps no free files for new databases (each costs quota, and every file's handle is taken at
+    /// install: 30-60 ms each in Firefox): call [`OpfsPool::prepare`] before opening a database.
     ///
     /// # Errors
     /// As [`OpfsPool::install_waiting`].
@@ -183,10 +187,35 @@ impl OpfsPool {
             directory: directory.to_owned(),
             waited_ms,
         };
-        match pool.keep_free(HEADROOM).await {
-            // A full quota must not keep an existing database from opening (reads still work): only
-            // a new one needs free slots, and `open` says so.
-            Ok(()) | Err(Error::QuotaExceeded(_)) => Ok(pool),
+        pool.tolerate_full(pool.keep_free(0).await)?;
+        Ok(pool)
+    }
+
+    /// Makes room in the pool to open `name`: a file for the database and one for its WAL when they
+    /// are not there yet (and no other free files, which cost quota).
+    ///
+    /// # Errors
+    /// What the VFS reports; a full quota is not an error here ([`OpfsPool::open`] says it when the
+    /// database cannot be created).
+    pub async fn prepare(&self, name: &str) -> Result<()> {
+        let missing = self.missing_files(name);
+        self.tolerate_full(self.keep_free(missing).await)
+    }
+
+    /// The files `name` needs and the pool does not hold yet: the database, its WAL.
+    fn missing_files(&self, name: &str) -> usize {
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
+        [name.to_owned(), format!("{name}-wal")]
+            .iter()
+            .filter(|n| !self.util.contains(n).unwrap_or(false))
+            .count()
+    }
+
+    /// A full quota must not keep an existing database from opening (reads still work): only a new
+    /// one needs free files, and `open` says so.
+    fn tolerate_full(&self, r: Result<()>) -> Result<()> {
+        match r {
+            Ok(()) | Err(Error::QuotaExceeded(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -222,7 +251,8 @@ impl OpfsPool {
     /// Opens (or creates) the database `name` in this pool and migrates it.
     ///
     /// # Errors
-    /// As [`SqliteBackend::open_with_vfs`]; [`Error::StorageUnavailable`] when the pool was released.
+    /// As [`SqliteBackend::open_with_vfs`]; [`Error::StorageUnavailable`] when the pool was released;
+    /// [`Error::QuotaExceeded`] when a new database has no free files (see [`OpfsPool::prepare`]).
     pub fn open(&self, name: &str) -> Result<(SqliteBackend, Migration)> {
         use sqlite_wasm_rs::vfs::VfsFilesManager;
         if self.util.is_paused() || self.util.is_uninstalled() {
@@ -231,10 +261,7 @@ impl OpfsPool {
                 source: None,
             });
         }
-        let missing = [name.to_owned(), format!("{name}-wal")]
-            .iter()
-            .filter(|n| !self.util.contains(n).unwrap_or(false))
-            .count();
+        let missing = self.missing_files(name);
         let free = self
             .util
             .capacity()
@@ -284,7 +311,7 @@ impl OpfsPool {
         let wal = format!("{name}-wal");
         // Room for the copies, then copy before removing anything: a crash in between leaves the
         // damaged database where it was, and the next open recovers again.
-        self.keep_free(HEADROOM + 2).await?;
+        self.keep_free(2).await?;
         let wal_bytes = if self.util.contains(&wal).map_err(classify)? {
             Some(self.util.export_db(&wal).map_err(classify)?)
         } else {
@@ -301,7 +328,7 @@ impl OpfsPool {
             .import_db_unchecked(&kept, &db_bytes)
             .map_err(classify)?;
         self.util.remove(name).map_err(classify)?;
-        self.keep_free(HEADROOM).await?;
+        self.prepare(name).await?;
         let (backend, migration) = self.open(name)?;
         let recovery = Recovery {
             moved_to: kept.into(),

@@ -271,6 +271,11 @@ async fn open_opfs(opts: &Options) -> Result<OpenedOpfs> {
     let pool =
         OpfsPool::install_waiting_with(OpfsPool::DEFAULT_DIRECTORY, lock_timeout, &mut on_wait)
             .await?;
+    // Files for this database only: every file of the pool costs quota and a handle at each install.
+    if let Err(e) = pool.prepare(&opts.db_name).await {
+        let _ = pool.release();
+        return Err(e);
+    }
     let opened = if opts.recover {
         pool.open_recovering(&opts.db_name).await
     } else {
