@@ -125,8 +125,9 @@ impl OpfsPool {
     pub const DEFAULT_DIRECTORY: &'static str = ".pylon-sessions";
 
     /// Installs the pool kept in `directory` (relative to the OPFS root), or takes back one this worker
-    /// installed and released, retrying for about a second while another worker still holds it. The
-    /// pool grows so that at least two more databases (with their WALs) can be opened in it.
+    /// installed and released, retrying for up to [`DEFAULT_LOCK_WAIT_MS`] while another worker still
+    /// holds it. The pool keeps two free files beyond its databases, so that one more database (with
+    /// its WAL) can be opened in it.
     ///
     /// # Errors
     /// [`Error::StorageUnavailable`] outside a dedicated worker in a secure context or when the browser
