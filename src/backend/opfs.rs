@@ -85,9 +85,10 @@ pub const DEFAULT_LOCK_WAIT_MS: u32 = 10_000;
 /// not fit a 2 MB quota.
 const CAPACITY: usize = 2;
 
-/// Free slots [`OpfsPool::install`] makes sure of beyond the files already there: room for one more
-/// database with its WAL. Free slots beyond this are removed.
-const HEADROOM: usize = 2;
+/// Free slots [`OpfsPool::install`] makes sure of beyond the files already there: room for two more
+/// databases with their WALs. Free slots beyond this are removed. (The JS facade installs with
+/// [`OpfsPool::install_waiting_with`] and [`OpfsPool::prepare`] instead, which keep none.)
+const HEADROOM: usize = 4;
 
 /// A wait for a pool another worker holds, as reported to the `on_wait` callback of
 /// [`OpfsPool::install_waiting_with`].
@@ -126,8 +127,8 @@ impl OpfsPool {
 
     /// Installs the pool kept in `directory` (relative to the OPFS root), or takes back one this worker
     /// installed and released, retrying for up to [`DEFAULT_LOCK_WAIT_MS`] while another worker still
-    /// holds it. The pool keeps two free files beyond its databases, so that one more database (with
-    /// its WAL) can be opened in it.
+    /// holds it. The pool keeps four free files beyond its databases, so that two more databases (with
+    /// their WALs) can be opened in it.
     ///
     /// # Errors
     /// [`Error::StorageUnavailable`] outside a dedicated worker in a secure context or when the browser
@@ -270,8 +271,8 @@ impl OpfsPool {
         if free < missing {
             return Err(Error::QuotaExceeded(
                 format!(
-                    "no room in the OPFS pool for {name} and its WAL ({free} free files of {missing} \
-                     needed): the origin's storage quota is full"
+                    "no free file in the OPFS pool for {name} and its WAL ({free} of {missing} \
+                     needed): the origin's storage quota is full, or `prepare` was not called"
                 )
                 .into(),
             ));
