@@ -2,7 +2,9 @@
 # Every benchmark in one run, one table: native (SQLite file and Postgres: the crate next to the raw-driver
 # floor and Pylon's way, plus the scale run; benches/native.rs) and browser (headless Chromium: the
 # exported SessionStore next to wa-sqlite on OPFS and in memory, cold start, page client;
-# tests/js/bench-browser.mjs), with the shipped .wasm's size. Installs what is missing first
+# tests/js/bench-browser.mjs), with the shipped .wasm's size; then crash recovery on OPFS next to the
+# browser's own release time (tests/js/bench-recovery.mjs) and the 200,000-operation soak on OPFS and on
+# a native file (tests/js/bench-soak.mjs, benches/soak.rs). Installs what is missing first
 # (scripts/setup.sh), finds or starts Postgres (scripts/postgres-env.sh) and builds pkg/ when its
 # sources changed. The Markdown report goes to stdout, progress to stderr. See BENCHMARKS.md.
 #
@@ -50,4 +52,10 @@ cargo bench --quiet --features postgres --bench native -- "${smoke[@]}" \
 echo
 echo "==> sync benchmark (cargo bench --bench sync)" >&2
 cargo bench --quiet --features axum,postgres-pool --bench sync -- "${smoke[@]}"
+echo
+echo "==> crash recovery on OPFS (tests/js/bench-recovery.mjs)" >&2
+node tests/js/bench-recovery.mjs "${smoke[@]}"
+echo "==> soak on OPFS (tests/js/bench-soak.mjs) and on a native file (cargo bench --bench soak)" >&2
+node tests/js/bench-soak.mjs "${smoke[@]}"
+cargo bench --quiet --bench soak -- "${smoke[@]}"
 echo "- load average (1, 5, 15 min) at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

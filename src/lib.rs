@@ -87,7 +87,7 @@ pub use backend::sql::{Migration, SCHEMA_VERSION};
 #[cfg(all(feature = "tokio", not(target_family = "wasm")))]
 pub use backend::Blocking;
 #[cfg(all(web, feature = "sqlite"))]
-pub use backend::{persistence, OpfsPool};
+pub use backend::{persistence, LockWait, OpfsPool};
 pub use backend::{AsyncSessionBackend, MemoryBackend, Revocation, SessionBackend};
 #[cfg(web)]
 pub use backend::{HostBackend, HostDriver};

@@ -19,7 +19,7 @@ pub use sqlite::{Recovery, SqliteBackend, SqliteDriver, DEFAULT_READERS};
 #[cfg(all(feature = "sqlite", web))]
 mod opfs;
 #[cfg(all(feature = "sqlite", web))]
-pub use opfs::{persistence, OpfsPool, DEFAULT_LOCK_WAIT_MS};
+pub use opfs::{persistence, LockWait, OpfsPool, DEFAULT_LOCK_WAIT_MS};
 
 #[cfg(web)]
 mod host;

@@ -55,29 +55,50 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::sql::Migration;
-use crate::backend::SqliteBackend;
+use crate::backend::{Recovery, SqliteBackend};
 use crate::error::{Error, Result};
 use crate::platform::describe_js_error;
 
-/// Waits before the first retries of a pool held by another worker, in ms; later retries come every
-/// [`RETRY_EVERY_MS`] until the caller's bound.
+/// Retry interval while another worker holds the pool, for the first [`FAST_PHASE_MS`], in ms.
 ///
-/// A worker that dies releases its Web Lock before its OPFS handles: the next owner sees
-/// `NoModificationAllowedError` for 50-90 ms after a closed tab, and for up to about 2 s after a
-/// terminated worker that was writing (Chromium 156). Retrying often takes the pool over soon after
-/// the browser frees it.
-const RETRY_DELAYS_MS: [i32; 4] = [10, 20, 40, 80];
-/// Retry interval once the first delays are spent.
-const RETRY_EVERY_MS: i32 = 100;
+/// A worker that dies releases its Web Lock before its OPFS handles, and the browser frees the handles
+/// some time later (tens of ms after a closed tab, up to about 2 s after a terminated worker that was
+/// writing). Retrying every few ms takes the pool over within a few ms of the browser freeing it
+/// (`tests/js/bench-recovery.mjs` measures the gap to a bare `createSyncAccessHandle` loop); a failed
+/// attempt costs about a millisecond of the waiting worker's time. Browsers clamp chained timers to
+/// 4 ms, so this is the rate in practice.
+const RETRY_FAST_MS: i32 = 2;
+/// How long [`OpfsPool::install_waiting`] retries at [`RETRY_FAST_MS`] before backing off.
+const FAST_PHASE_MS: f64 = 3_000.0;
+/// The longest interval between retries once backing off (each interval is half again the last).
+const RETRY_SLOW_MS: i32 = 100;
+/// How often the wait is reported to the `on_wait` callback of [`OpfsPool::install_waiting_with`].
+const REPORT_EVERY_MS: f64 = 250.0;
 /// How long [`OpfsPool::install`] waits for a pool held by another worker, by default.
 pub const DEFAULT_LOCK_WAIT_MS: u32 = 10_000;
 
-/// Slots kept in the pool at least: a database and its WAL take two each.
-const CAPACITY: usize = 6;
+/// Slots kept in the pool at least: a database and its WAL.
+///
+/// Every slot is an OPFS file with an open sync access handle, and Chromium charges each handle that
+/// has been written at least 1 MiB of the origin's quota while it is open (capacity is granted in
+/// chunks: 1 MiB, then powers of two), so unused slots cost quota: main kept 6 to 10, which alone did
+/// not fit a 2 MB quota.
+const CAPACITY: usize = 2;
 
-/// Free slots [`OpfsPool::install`] makes sure of beyond the files already there: room to open two
-/// more databases with their WALs.
+/// Free slots [`OpfsPool::install`] makes sure of beyond the files already there: room for two more
+/// databases with their WALs. Free slots beyond this are removed. (The JS facade installs with
+/// [`OpfsPool::install_waiting_with`] and [`OpfsPool::prepare`] instead, which keep none.)
 const HEADROOM: usize = 4;
+
+/// A wait for a pool another worker holds, as reported to the `on_wait` callback of
+/// [`OpfsPool::install_waiting_with`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LockWait {
+    /// Milliseconds waited so far.
+    pub waited_ms: f64,
+    /// Why: the browser's error for the held pool.
+    pub reason: String,
+}
 
 /// An installed OPFS pool in this worker, in which SQLite databases are opened by name.
 ///
@@ -87,6 +108,7 @@ const HEADROOM: usize = 4;
 pub struct OpfsPool {
     util: OpfsSAHPoolUtil,
     directory: String,
+    waited_ms: f64,
 }
 
 impl fmt::Debug for OpfsPool {
@@ -94,6 +116,7 @@ impl fmt::Debug for OpfsPool {
         f.debug_struct("OpfsPool")
             .field("directory", &self.directory)
             .field("paused", &self.util.is_paused())
+            .field("waited_ms", &self.waited_ms)
             .finish()
     }
 }
@@ -103,8 +126,9 @@ impl OpfsPool {
     pub const DEFAULT_DIRECTORY: &'static str = ".pylon-sessions";
 
     /// Installs the pool kept in `directory` (relative to the OPFS root), or takes back one this worker
-    /// installed and released, retrying for about a second while another worker still holds it. The
-    /// pool grows so that at least two more databases (with their WALs) can be opened in it.
+    /// installed and released, retrying for up to [`DEFAULT_LOCK_WAIT_MS`] while another worker still
+    /// holds it. The pool keeps four free files beyond its databases, so that two more databases (with
+    /// their WALs) can be opened in it.
     ///
     /// # Errors
     /// [`Error::StorageUnavailable`] outside a dedicated worker in a secure context or when the browser
@@ -121,6 +145,24 @@ impl OpfsPool {
     /// # Errors
     /// As [`OpfsPool::install`]; [`Error::Locked`] says how long it waited.
     pub async fn install_waiting(directory: &str, max_wait_ms: u32) -> Result<Self> {
+        let pool = Self::install_waiting_with(directory, max_wait_ms, &mut |_| {}).await?;
+        pool.tolerate_full(pool.keep_free(HEADROOM).await)?;
+        Ok(pool)
+    }
+
+    /// [`OpfsPool::install_waiting`], calling `on_wait` when it finds the pool held by another worker
+    /// and then about every 250 ms while it waits, so an app can say why it is not ready yet.
+    /// [`OpfsPool::lock_wait_ms`] says afterwards how long it waited. Unlike `install_waiting` it
+    /// keeps no free files for new databases (each costs quota, and every file's handle is taken at
+    /// install: 30-60 ms each in Firefox): call [`OpfsPool::prepare`] before opening a database.
+    ///
+    /// # Errors
+    /// As [`OpfsPool::install_waiting`].
+    pub async fn install_waiting_with(
+        directory: &str,
+        max_wait_ms: u32,
+        on_wait: &mut dyn FnMut(&LockWait),
+    ) -> Result<Self> {
         // One VFS name per directory, so two pools can live in one worker.
         let vfs_name = format!("pylon-opfs:{directory}");
         let cfg = OpfsSAHPoolCfgBuilder::new()
@@ -128,24 +170,79 @@ impl OpfsPool {
             .directory(directory)
             .initial_capacity(CAPACITY)
             .build();
-        let util = retry(max_wait_ms, || {
+        let started = js_sys::Date::now();
+        let mut waiter = Waiter::new(max_wait_ms, on_wait);
+        let util = retry(&mut waiter, || {
             install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false)
         })
         .await?;
         if util.is_paused() {
-            retry(max_wait_ms, || util.resume()).await?;
+            retry(&mut waiter, || util.resume()).await?;
         }
-        let files = {
-            use sqlite_wasm_rs::vfs::VfsFilesManager;
-            util.len().map_err(classify)?
+        let waited_ms = if waiter.reported.is_some() {
+            js_sys::Date::now() - started
+        } else {
+            0.0
         };
-        util.ensure_capacity((files + HEADROOM).max(CAPACITY))
-            .await
-            .map_err(classify)?;
-        Ok(OpfsPool {
+        let pool = OpfsPool {
             util,
             directory: directory.to_owned(),
-        })
+            waited_ms,
+        };
+        pool.tolerate_full(pool.keep_free(0).await)?;
+        Ok(pool)
+    }
+
+    /// Makes room in the pool to open `name`: a file for the database and one for its WAL when they
+    /// are not there yet (and no other free files, which cost quota).
+    ///
+    /// # Errors
+    /// What the VFS reports; a full quota is not an error here ([`OpfsPool::open`] says it when the
+    /// database cannot be created).
+    pub async fn prepare(&self, name: &str) -> Result<()> {
+        let missing = self.missing_files(name);
+        self.tolerate_full(self.keep_free(missing).await)
+    }
+
+    /// The files `name` needs and the pool does not hold yet: the database, its WAL.
+    fn missing_files(&self, name: &str) -> usize {
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
+        [name.to_owned(), format!("{name}-wal")]
+            .iter()
+            .filter(|n| !self.util.contains(n).unwrap_or(false))
+            .count()
+    }
+
+    /// A full quota must not keep an existing database from opening (reads still work): only a new
+    /// one needs free files, and `open` says so.
+    fn tolerate_full(&self, r: Result<()>) -> Result<()> {
+        match r {
+            Ok(()) | Err(Error::QuotaExceeded(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes the pool hold exactly `free` unused slots beyond its files: adds what is missing and
+    /// removes the rest (each slot's open handle costs quota, see [`CAPACITY`]).
+    async fn keep_free(&self, free: usize) -> Result<()> {
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
+        let want = (self.util.len().map_err(classify)? + free).max(CAPACITY);
+        let capacity = self.util.capacity();
+        if capacity < want {
+            self.util.ensure_capacity(want).await.map_err(classify)?;
+        } else if capacity > want {
+            self.util
+                .reduce_capacity(capacity - want)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    /// How long [`OpfsPool::install_waiting_with`] waited for another worker to let the pool go, in ms
+    /// (0 when the pool was free).
+    pub fn lock_wait_ms(&self) -> f64 {
+        self.waited_ms
     }
 
     /// The SQLite VFS name of this pool, for opening connections with other settings.
@@ -156,15 +253,126 @@ impl OpfsPool {
     /// Opens (or creates) the database `name` in this pool and migrates it.
     ///
     /// # Errors
-    /// As [`SqliteBackend::open_with_vfs`]; [`Error::StorageUnavailable`] when the pool was released.
+    /// As [`SqliteBackend::open_with_vfs`]; [`Error::StorageUnavailable`] when the pool was released;
+    /// [`Error::QuotaExceeded`] when a new database has no free files (see [`OpfsPool::prepare`]).
     pub fn open(&self, name: &str) -> Result<(SqliteBackend, Migration)> {
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
         if self.util.is_paused() || self.util.is_uninstalled() {
             return Err(Error::StorageUnavailable {
                 reason: "the OPFS pool was released; install it again".into(),
                 source: None,
             });
         }
+        let missing = self.missing_files(name);
+        let free = self
+            .util
+            .capacity()
+            .saturating_sub(self.util.len().map_err(classify)?);
+        if free < missing {
+            return Err(Error::QuotaExceeded(
+                format!(
+                    "no free file in the OPFS pool for {name} and its WAL ({free} of {missing} \
+                     needed): the origin's storage quota is full, or `prepare` was not called"
+                )
+                .into(),
+            ));
+        }
         SqliteBackend::open_with_vfs(name, &self.vfs_name())
+    }
+
+    /// Opens `name` for an app that must keep working when the database is damaged, as
+    /// [`SqliteBackend::open_recovering`] does for files: the database is checked (`PRAGMA
+    /// quick_check`), and when it is corrupt or not a database its bytes are kept aside in the pool
+    /// as `<name>.corrupt-<unix time>` (and its WAL, if any, as `<name>.corrupt-<unix time>.wal`; read
+    /// them with [`OpfsPool::read_file`]) and an empty database is created in its place. The third
+    /// value says where the bytes went and why; `None` when the database was sound.
+    ///
+    /// # Errors
+    /// As [`OpfsPool::open`] for everything but corruption; [`Error::QuotaExceeded`] when there is no
+    /// room for the copy (the damaged database is then left as it was).
+    pub async fn open_recovering(
+        &self,
+        name: &str,
+    ) -> Result<(SqliteBackend, Migration, Option<Recovery>)> {
+        use sqlite_wasm_rs::vfs::transfer::DbTransfer;
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
+        let reason = match self.open(name) {
+            Ok((backend, migration)) => match backend.quick_check() {
+                Ok(()) => return Ok((backend, migration, None)),
+                Err(e @ Error::Corrupt(_)) => {
+                    // Closing may fail on a damaged database; the bytes are what matters now.
+                    let _ = backend.close();
+                    e
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e @ Error::Corrupt(_)) => e,
+            Err(e) => return Err(e),
+        };
+        let kept = format!("{name}.corrupt-{}", crate::platform::now());
+        let wal = format!("{name}-wal");
+        // Room for the copies, then copy before removing anything: a crash in between leaves the
+        // damaged database where it was, and the next open recovers again.
+        self.keep_free(2).await?;
+        let wal_bytes = if self.util.contains(&wal).map_err(classify)? {
+            Some(self.util.export_db(&wal).map_err(classify)?)
+        } else {
+            None
+        };
+        if let Some(bytes) = &wal_bytes {
+            self.util
+                .import_db_unchecked(&format!("{kept}.wal"), bytes)
+                .map_err(classify)?;
+            self.util.remove(&wal).map_err(classify)?;
+        }
+        let db_bytes = self.util.export_db(name).map_err(classify)?;
+        self.util
+            .import_db_unchecked(&kept, &db_bytes)
+            .map_err(classify)?;
+        self.util.remove(name).map_err(classify)?;
+        self.prepare(name).await?;
+        let (backend, migration) = self.open(name)?;
+        let recovery = Recovery {
+            moved_to: kept.into(),
+            reason: std::error::Error::source(&reason)
+                .map_or_else(|| reason.to_string(), |s| format!("{reason}: {s}")),
+        };
+        Ok((backend, migration, Some(recovery)))
+    }
+
+    /// The bytes of a file in the pool that no connection has open (a database kept aside by
+    /// [`OpfsPool::open_recovering`], for export or inspection).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such file; [`Error::Locked`] while it is open.
+    pub fn read_file(&self, name: &str) -> Result<Vec<u8>> {
+        use sqlite_wasm_rs::vfs::transfer::DbTransfer;
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
+        if !self.util.contains(name).map_err(classify)? {
+            return Err(Error::NotFound);
+        }
+        self.util.export_db(name).map_err(classify)
+    }
+
+    /// Removes a file no connection has open from the pool (e.g. a kept-aside damaged database once
+    /// exported); `false` when there was none.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] while it is open; what the VFS reports.
+    pub fn remove_file(&self, name: &str) -> Result<bool> {
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
+        self.util.remove(name).map_err(classify)
+    }
+
+    /// The names of the files in the pool (databases, their WALs, kept-aside copies).
+    ///
+    /// # Errors
+    /// [`Error::StorageUnavailable`] when the pool was released.
+    pub fn file_names(&self) -> Result<Vec<String>> {
+        use sqlite_wasm_rs::vfs::VfsFilesManager;
+        let mut names = self.util.names().map_err(classify)?;
+        names.sort();
+        Ok(names)
     }
 
     /// Lets another worker take the pool once no database in it is open in this worker; a no-op while
@@ -253,13 +461,20 @@ fn classify(e: OpfsSAHError) -> Error {
         (_, Some("NoModificationAllowedError")) | (OpfsSAHError::DirectoryInUse(_), _) => {
             Error::Locked(format!("another worker or tab holds the OPFS pool: {message}").into())
         }
-        (_, Some("QuotaExceededError")) => Error::QuotaExceeded(message.into()),
+        // Chromium's name, and Firefox's (for `truncate`; its `write` writes 0 bytes instead).
+        (_, Some("QuotaExceededError" | "NS_ERROR_FILE_NO_DEVICE_SPACE")) => {
+            Error::QuotaExceeded(message.into())
+        }
         (_, Some("SecurityError" | "NotAllowedError" | "NotSupportedError")) => {
             Error::StorageUnavailable {
                 reason: format!("the browser refused OPFS: {message}"),
                 source: None,
             }
         }
+        (OpfsSAHError::FileInUse(_) | OpfsSAHError::FilesInUse | OpfsSAHError::Busy, _) => {
+            Error::Locked(message.into())
+        }
+        (OpfsSAHError::NoCapacity, _) => Error::QuotaExceeded(message.into()),
         (OpfsSAHError::Paused | OpfsSAHError::Uninstalled, _) => Error::StorageUnavailable {
             reason: message,
             source: None,
@@ -268,34 +483,71 @@ fn classify(e: OpfsSAHError) -> Error {
     }
 }
 
-/// Runs `op`, retrying while another worker still holds the pool's handles, for at most
-/// `max_wait_ms`.
-async fn retry<T, F, Fut>(max_wait_ms: u32, mut op: F) -> Result<T>
+/// The waiting side of [`retry`]: the bound, the callback and when it last reported.
+struct Waiter<'a> {
+    max_wait_ms: u32,
+    started: f64,
+    delay: i32,
+    reported: Option<f64>,
+    on_wait: &'a mut dyn FnMut(&LockWait),
+}
+
+impl<'a> Waiter<'a> {
+    fn new(max_wait_ms: u32, on_wait: &'a mut dyn FnMut(&LockWait)) -> Self {
+        Waiter {
+            max_wait_ms,
+            started: js_sys::Date::now(),
+            delay: RETRY_FAST_MS,
+            reported: None,
+            on_wait,
+        }
+    }
+
+    /// After a failed attempt on a held pool: reports the wait when due, fails past the bound, else
+    /// waits before the next attempt (every few ms at first, then backing off to
+    /// [`RETRY_SLOW_MS`]).
+    async fn wait(&mut self, why: &OpfsSAHError) -> Result<()> {
+        let now = js_sys::Date::now();
+        let waited = now - self.started;
+        if self.reported.is_none_or(|at| now - at >= REPORT_EVERY_MS) {
+            self.reported = Some(now);
+            (self.on_wait)(&LockWait {
+                waited_ms: waited,
+                reason: format!("another worker or tab holds the OPFS pool: {why}"),
+            });
+        }
+        if waited >= f64::from(self.max_wait_ms) {
+            return Err(Error::Locked(
+                format!(
+                    "another worker kept the OPFS pool for {waited:.0} ms (the bound is {} ms, \
+                     `lockTimeout`): a tab or worker that still holds it is alive; close it or \
+                     open this store from it",
+                    self.max_wait_ms
+                )
+                .into(),
+            ));
+        }
+        if waited >= FAST_PHASE_MS {
+            self.delay = (self.delay * 3 / 2).clamp(10, RETRY_SLOW_MS);
+        }
+        sleep(self.delay).await
+    }
+}
+
+/// Runs `op`, retrying while another worker still holds the pool's handles, as `waiter` says.
+async fn retry<T, F, Fut>(waiter: &mut Waiter<'_>, mut op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, OpfsSAHError>>,
 {
-    let started = js_sys::Date::now();
-    let mut delays = RETRY_DELAYS_MS.iter();
     loop {
         match op().await {
             Ok(v) => return Ok(v),
             Err(e) => {
-                let held = dom_name(&e).as_deref() == Some("NoModificationAllowedError");
-                let waited = js_sys::Date::now() - started;
-                if !held {
+                if dom_name(&e).as_deref() != Some("NoModificationAllowedError") {
                     return Err(classify(e));
                 }
-                if waited >= f64::from(max_wait_ms) {
-                    return Err(Error::Locked(
-                        format!(
-                            "another worker kept the OPFS pool for {waited:.0} ms (the bound is \
-                             {max_wait_ms} ms): a tab that still holds it is alive"
-                        )
-                        .into(),
-                    ));
-                }
-                sleep(*delays.next().unwrap_or(&RETRY_EVERY_MS)).await?;
+                waiter.wait(&e).await?;
             }
         }
     }

@@ -35,6 +35,10 @@ pub type SqliteBackend = SqlBackend<SqliteDriver>;
 /// The rusqlite [`Driver`]: a connection with a statement cache.
 pub struct SqliteDriver {
     conn: Connection,
+    /// A short write or a failed truncate means a full quota (OPFS: Firefox's sync access handles
+    /// write 0 bytes past the quota and fail `truncate` with `NS_ERROR_FILE_NO_DEVICE_SPACE`, where
+    /// Chromium throws `QuotaExceededError`). Native files report a full disk as `SQLITE_FULL`.
+    short_io_is_full: bool,
 }
 
 impl std::fmt::Debug for SqliteDriver {
@@ -60,9 +64,13 @@ pub const DEFAULT_READERS: usize = 2;
 const FILE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA wal_autocheckpoint = 64; PRAGMA journal_size_limit = 262144;";
 const COMMON_PRAGMAS: &str = "PRAGMA secure_delete = ON; PRAGMA busy_timeout = 5000;";
-/// For VFSes with no shared memory (OPFS): WAL needs exclusive locking there.
-const EXCLUSIVE_PRAGMAS: &str =
-    "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;";
+/// For VFSes with no shared memory (OPFS): WAL needs exclusive locking there. The WAL is
+/// checkpointed every 200 pages and cut back to just under 1 MiB (with the pool's 4 KiB slot header):
+/// Chromium grants OPFS files quota in chunks of 1 MiB and then powers of two, so a WAL that stays under
+/// 1 MiB costs one chunk. Temporary files stay in memory: each would take a pool slot.
+const EXCLUSIVE_PRAGMAS: &str = "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 200; \
+     PRAGMA journal_size_limit = 1040384; PRAGMA temp_store = MEMORY;";
 
 impl SqlBackend<SqliteDriver> {
     /// Opens (or creates) a database file and migrates it.
@@ -101,7 +109,10 @@ impl SqlBackend<SqliteDriver> {
             reader
                 .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
                 .map_err(classify)?;
-            backend.add_reader(SqliteDriver { conn: reader });
+            backend.add_reader(SqliteDriver {
+                conn: reader,
+                short_io_is_full: false,
+            });
         }
         Ok((backend, migration))
     }
@@ -185,6 +196,50 @@ impl SqlBackend<SqliteDriver> {
         }
     }
 
+    /// Checks the whole database (`PRAGMA integrity_check`: every page, index and constraint).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the problems SQLite found (the first ten); driver errors.
+    pub fn integrity_check(&self) -> Result<()> {
+        let problems: Vec<String> = self.write(|d| {
+            let mut stmt = d
+                .conn
+                .prepare("PRAGMA integrity_check(10)")
+                .map_err(classify)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(classify)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(classify)
+        })?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Corrupt(
+                format!("integrity_check: {}", problems.join("; ")).into(),
+            ))
+        }
+    }
+
+    /// What the database takes: `(page_size, page_count, freelist_count)` (the main file's size is
+    /// their product once the WAL is checkpointed).
+    ///
+    /// # Errors
+    /// Driver errors.
+    pub fn page_stats(&self) -> Result<(u64, u64, u64)> {
+        self.write(|d| {
+            let get = |pragma: &str| -> Result<u64> {
+                d.conn
+                    .query_row(pragma, [], |r| r.get::<_, i64>(0))
+                    .map(|v| v.unsigned_abs())
+                    .map_err(classify)
+            };
+            Ok((
+                get("PRAGMA page_size")?,
+                get("PRAGMA page_count")?,
+                get("PRAGMA freelist_count")?,
+            ))
+        })
+    }
+
     /// A private in-memory database.
     ///
     /// # Errors
@@ -202,7 +257,10 @@ impl SqlBackend<SqliteDriver> {
     pub fn open_with_vfs(name: &str, vfs: &str) -> Result<(Self, Migration)> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let conn = Connection::open_with_flags_and_vfs(name, flags, vfs).map_err(classify)?;
-        Self::with_pragmas(conn, EXCLUSIVE_PRAGMAS)
+        let (mut backend, migration) =
+            Self::with_pragmas(conn, EXCLUSIVE_PRAGMAS).map_err(|e| quota_on_short_io(true, e))?;
+        backend.driver_mut().short_io_is_full = true;
+        Ok((backend, migration))
     }
 
     /// Uses a connection the application already has (its pragmas are left as they are, but for
@@ -215,7 +273,13 @@ impl SqlBackend<SqliteDriver> {
         // the connection was opened.
         conn.execute_batch("PRAGMA secure_delete = ON;")
             .map_err(classify)?;
-        SqlBackend::new(SqliteDriver { conn }, platform::now())
+        SqlBackend::new(
+            SqliteDriver {
+                conn,
+                short_io_is_full: false,
+            },
+            platform::now(),
+        )
     }
 
     fn with_pragmas(conn: Connection, pragmas: &str) -> Result<(Self, Migration)> {
@@ -294,6 +358,26 @@ pub(crate) fn classify(e: rusqlite::Error) -> Error {
     error
 }
 
+/// With `short_io_is_full`, a write that wrote less than asked or a failed truncate
+/// (`SQLITE_IOERR_WRITE`, `SQLITE_IOERR_TRUNCATE`) is [`Error::QuotaExceeded`]; other errors unchanged.
+fn quota_on_short_io(short_io_is_full: bool, e: Error) -> Error {
+    const IOERR_WRITE: i32 = 778;
+    const IOERR_TRUNCATE: i32 = 1546;
+    let code = match &e {
+        Error::Database(source) => source
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error)
+            .map(|f| f.extended_code),
+        _ => None,
+    };
+    match (short_io_is_full, code, e) {
+        (true, Some(IOERR_WRITE | IOERR_TRUNCATE), Error::Database(source)) => {
+            Error::QuotaExceeded(source)
+        }
+        (_, _, e) => e,
+    }
+}
+
 struct SqliteRow<'a, 'b>(&'a rusqlite::Row<'b>);
 
 impl Row for SqliteRow<'_, '_> {
@@ -322,7 +406,10 @@ impl Driver for SqliteDriver {
     fn execute(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
         bind(&mut stmt, params)?;
-        Ok(stmt.raw_execute().map_err(classify)? as u64)
+        let full = self.short_io_is_full;
+        Ok(stmt
+            .raw_execute()
+            .map_err(|e| quota_on_short_io(full, classify(e)))? as u64)
     }
 
     fn query(
@@ -333,8 +420,12 @@ impl Driver for SqliteDriver {
     ) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
         bind(&mut stmt, params)?;
+        let full = self.short_io_is_full;
         let mut rows = stmt.raw_query();
-        while let Some(row) = rows.next().map_err(classify)? {
+        while let Some(row) = rows
+            .next()
+            .map_err(|e| quota_on_short_io(full, classify(e)))?
+        {
             each(&SqliteRow(row))?;
         }
         Ok(())
@@ -370,7 +461,10 @@ impl Driver for SqliteDriver {
         match f(self) {
             Ok(v) => match self.conn.execute_batch("COMMIT") {
                 Ok(()) => Ok(v),
-                Err(e) => Err(rollback(&self.conn, classify(e))),
+                Err(e) => Err(rollback(
+                    &self.conn,
+                    quota_on_short_io(self.short_io_is_full, classify(e)),
+                )),
             },
             Err(e) => Err(rollback(&self.conn, e)),
         }

@@ -9,7 +9,7 @@ use super::methods::to_js;
 
 use wasm_bindgen::prelude::*;
 
-use crate::backend::{persistence, OpfsPool, SqliteBackend};
+use crate::backend::{persistence, LockWait, OpfsPool, Recovery, SqliteBackend};
 use crate::error::{Error, Result};
 use crate::store::SessionStore;
 use crate::Migration;
@@ -46,6 +46,48 @@ export interface OpenOptions {
    * closed tab's handles are freed by the browser within about 2 s; past the bound, `Locked`.
    */
   lockTimeout?: number;
+  /**
+   * Called when `open` finds the OPFS pool held by another worker (a tab still open, or a crashed or
+   * terminated one whose handles the browser has not freed yet), then about every 250 ms while it
+   * waits: the app can show why it is not ready. A callback that throws is ignored.
+   */
+  onLockWait?: (wait: LockWait) => void;
+  /**
+   * What `open` does with a damaged database: `"error"` (default) throws `Corrupt` with the reason;
+   * `"recover"` checks the database (`PRAGMA quick_check`), and when it is damaged keeps its bytes
+   * aside in the pool (`info.recovered.keptAs`, readable with `readKeptFile`), starts an empty
+   * database and says so in `info.recovered`.
+   */
+  onCorrupt?: "error" | "recover";
+}
+
+/** A wait for an OPFS pool another worker holds (`onLockWait`). */
+export interface LockWait {
+  /** Milliseconds waited so far. */
+  waitedMs: number;
+  /** The bound (`lockTimeout`); past it `open` throws `Locked`. */
+  lockTimeout: number;
+  /** The browser's reason. */
+  reason: string;
+}
+
+/** What `open` with `onCorrupt: "recover"` did with a damaged database. */
+export interface Recovered {
+  /** The name the damaged bytes are kept under in the pool (its WAL, if any, as `<keptAs>.wal`). */
+  keptAs: string;
+  /** What was wrong (SQLite's words). */
+  reason: string;
+}
+
+/** Pages of the open database (`storageStats`). */
+export interface StorageStats {
+  pageSize: number;
+  pageCount: number;
+  freePages: number;
+  /** `pageSize * pageCount`: the database file once its WAL is checkpointed. */
+  databaseBytes: number;
+  /** Files in the OPFS pool (databases, WALs, kept-aside copies); empty for memory storage. */
+  files: string[];
 }
 
 /** A session a server issued, kept by its id alone (`adopt`): the token stays in an HttpOnly cookie. */
@@ -81,6 +123,10 @@ export interface StoreInfo {
   idleTimeout: number;
   absoluteTimeout: number;
   touchInterval: number;
+  /** How long `open` waited for another worker to let the OPFS pool go, in ms (0: it was free). */
+  lockWaitMs: number;
+  /** Set when `onCorrupt: "recover"` replaced a damaged database; `null` otherwise. */
+  recovered: Recovered | null;
 }
 "#;
 
@@ -105,6 +151,8 @@ struct Info {
     db_name: String,
     migration: Migration,
     settings: convert::Settings,
+    lock_wait_ms: f64,
+    recovered: Option<Recovery>,
 }
 
 struct Options {
@@ -112,6 +160,8 @@ struct Options {
     storage: &'static str,
     settings: convert::Settings,
     lock_timeout: u32,
+    recover: bool,
+    on_lock_wait: Option<js_sys::Function>,
 }
 
 fn options(value: &JsValue) -> Result<Options> {
@@ -130,6 +180,8 @@ fn options(value: &JsValue) -> Result<Options> {
             "absoluteTimeout",
             "touchInterval",
             "lockTimeout",
+            "onLockWait",
+            "onCorrupt",
         ],
     )?;
     let db_name = opt_string("dbName", &get(value, "dbName", "dbName")?, 64)?
@@ -163,22 +215,74 @@ fn options(value: &JsValue) -> Result<Options> {
     .map_or(Ok(crate::backend::DEFAULT_LOCK_WAIT_MS), |ms| {
         u32::try_from(ms).map_err(|_| Error::invalid("lockTimeout", "at most 4294967295 ms"))
     })?;
+    let recover =
+        match opt_string("onCorrupt", &get(value, "onCorrupt", "onCorrupt")?, 16)?.as_deref() {
+            None | Some("error") => false,
+            Some("recover") => true,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "onCorrupt",
+                    "expected \"error\" or \"recover\"",
+                ))
+            }
+        };
+    let on_lock_wait = get(value, "onLockWait", "onLockWait")?;
+    let on_lock_wait = if on_lock_wait.is_undefined() || on_lock_wait.is_null() {
+        None
+    } else {
+        Some(
+            on_lock_wait
+                .dyn_into::<js_sys::Function>()
+                .map_err(|_| Error::invalid("onLockWait", "must be a function"))?,
+        )
+    };
     Ok(Options {
         db_name,
         storage,
         settings: convert::settings(value)?,
         lock_timeout,
+        recover,
+        on_lock_wait,
     })
 }
 
-/// Opens OPFS storage: the pool, then the database in it (releasing the pool if that fails).
-async fn open_opfs(
-    db_name: &str,
-    lock_timeout: u32,
-) -> Result<(SqliteBackend, Migration, OpfsPool)> {
-    let pool = OpfsPool::install_waiting(OpfsPool::DEFAULT_DIRECTORY, lock_timeout).await?;
-    match pool.open(db_name) {
-        Ok((backend, migration)) => Ok((backend, migration, pool)),
+/// What OPFS storage opened: the database, its migration, the pool, and any recovery.
+type OpenedOpfs = (SqliteBackend, Migration, OpfsPool, Option<Recovery>);
+
+/// Opens OPFS storage: the pool (telling `onLockWait` while another worker holds it), then the
+/// database in it (releasing the pool if that fails).
+async fn open_opfs(opts: &Options) -> Result<OpenedOpfs> {
+    let lock_timeout = opts.lock_timeout;
+    let callback = opts.on_lock_wait.clone();
+    let mut on_wait = |wait: &LockWait| {
+        if let Some(f) = &callback {
+            let detail: JsValue = js_sys::Object::new().into();
+            convert::set(
+                &detail,
+                "waitedMs",
+                &JsValue::from_f64(wait.waited_ms.round()),
+            );
+            convert::set(&detail, "lockTimeout", &JsValue::from(lock_timeout));
+            convert::set(&detail, "reason", &JsValue::from_str(&wait.reason));
+            // The app's callback: what it throws is its own business, never `open`'s failure.
+            let _ = f.call1(&JsValue::NULL, &detail);
+        }
+    };
+    let pool =
+        OpfsPool::install_waiting_with(OpfsPool::DEFAULT_DIRECTORY, lock_timeout, &mut on_wait)
+            .await?;
+    // Files for this database only: every file of the pool costs quota and a handle at each install.
+    if let Err(e) = pool.prepare(&opts.db_name).await {
+        let _ = pool.release();
+        return Err(e);
+    }
+    let opened = if opts.recover {
+        pool.open_recovering(&opts.db_name).await
+    } else {
+        pool.open(&opts.db_name).map(|(b, m)| (b, m, None))
+    };
+    match opened {
+        Ok((backend, migration, recovered)) => Ok((backend, migration, pool, recovered)),
         Err(e) => {
             if let Err(release) = pool.release() {
                 return Err(Error::Database(
@@ -193,22 +297,24 @@ async fn open_opfs(
 impl JsSessionStore {
     async fn open_inner(options: &JsValue) -> Result<JsSessionStore> {
         let opts = self::options(options)?;
-        let (backend, migration, pool, reason) = match opts.storage {
+        let (backend, migration, pool, recovered, reason) = match opts.storage {
             "memory" => (
                 SqliteBackend::open_in_memory()?,
                 Migration::Created,
                 None,
                 None,
+                None,
             ),
             "opfs" => {
-                let (b, m, p) = open_opfs(&opts.db_name, opts.lock_timeout).await?;
-                (b, m, Some(p), None)
+                let (b, m, p, r) = open_opfs(&opts).await?;
+                (b, m, Some(p), r, None)
             }
-            _ => match open_opfs(&opts.db_name, opts.lock_timeout).await {
-                Ok((b, m, p)) => (b, m, Some(p), None),
+            _ => match open_opfs(&opts).await {
+                Ok((b, m, p, r)) => (b, m, Some(p), r, None),
                 Err(e @ Error::StorageUnavailable { .. }) => (
                     SqliteBackend::open_in_memory()?,
                     Migration::Created,
+                    None,
                     None,
                     Some(e.to_string()),
                 ),
@@ -232,6 +338,8 @@ impl JsSessionStore {
             db_name: opts.db_name,
             migration,
             settings: opts.settings,
+            lock_wait_ms: pool.as_ref().map_or(0.0, OpfsPool::lock_wait_ms),
+            recovered,
         };
         backend.prepare_client_state()?;
         if opts.settings.tokens == crate::TokenStorage::HashOnly {
@@ -242,6 +350,20 @@ impl JsSessionStore {
         Ok(JsSessionStore {
             inner: Some(Open { store, pool }),
             info,
+        })
+    }
+
+    fn pool(&self) -> Result<Option<&OpfsPool>> {
+        self.inner
+            .as_ref()
+            .map(|o| o.pool.as_ref())
+            .ok_or(Error::Closed)
+    }
+
+    fn opfs_pool(&self) -> Result<&OpfsPool> {
+        self.pool()?.ok_or_else(|| Error::StorageUnavailable {
+            reason: "this store keeps its sessions in memory: there is no OPFS pool".into(),
+            source: None,
         })
     }
 
@@ -298,7 +420,86 @@ impl JsSessionStore {
             .into(),
         );
         i.settings.set_info(&obj);
+        set("lockWaitMs", JsValue::from_f64(i.lock_wait_ms.round()));
+        set(
+            "recovered",
+            i.recovered.as_ref().map_or(JsValue::NULL, |r| {
+                let out: JsValue = js_sys::Object::new().into();
+                convert::set(
+                    &out,
+                    "keptAs",
+                    &JsValue::from_str(&r.moved_to.to_string_lossy()),
+                );
+                convert::set(&out, "reason", &JsValue::from_str(&r.reason));
+                out
+            }),
+        );
         obj
+    }
+
+    /// Checks the whole database (`PRAGMA integrity_check`); returns `"ok"`, or throws `Corrupt`
+    /// naming what is wrong.
+    #[wasm_bindgen(js_name = integrityCheck)]
+    pub fn integrity_check(&mut self) -> std::result::Result<String, JsValue> {
+        to_js((|| {
+            self.store()?.backend().integrity_check()?;
+            Ok("ok".to_owned())
+        })())
+    }
+
+    /// Pages of the database and the files of its OPFS pool.
+    #[wasm_bindgen(js_name = storageStats, unchecked_return_type = "StorageStats")]
+    pub fn storage_stats(&mut self) -> std::result::Result<JsValue, JsValue> {
+        to_js((|| {
+            let (size, pages, free) = self.store()?.backend().page_stats()?;
+            let files = match self.pool()? {
+                Some(pool) => pool.file_names()?,
+                None => Vec::new(),
+            };
+            let obj: JsValue = js_sys::Object::new().into();
+            let num = |v: u64| JsValue::from_f64(v as f64);
+            convert::set(&obj, "pageSize", &num(size));
+            convert::set(&obj, "pageCount", &num(pages));
+            convert::set(&obj, "freePages", &num(free));
+            convert::set(&obj, "databaseBytes", &num(size * pages));
+            let list = js_sys::Array::new();
+            for f in files {
+                list.push(&JsValue::from_str(&f));
+            }
+            convert::set(&obj, "files", &list);
+            Ok(obj)
+        })())
+    }
+
+    /// The bytes of a file in this store's OPFS pool that is not open, such as a damaged database
+    /// `onCorrupt: "recover"` kept aside (`info.recovered.keptAs`); throws `NotFound` when there is
+    /// none, `Locked` for an open one, `StorageUnavailable` for memory storage.
+    #[wasm_bindgen(js_name = readKeptFile)]
+    pub fn read_kept_file(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+    ) -> std::result::Result<js_sys::Uint8Array, JsValue> {
+        to_js((|| {
+            let name = convert::string("name", &name, 128)?;
+            let bytes = self.opfs_pool()?.read_file(&name)?;
+            Ok(js_sys::Uint8Array::from(bytes.as_slice()))
+        })())
+    }
+
+    /// Removes a file that is not open from this store's OPFS pool (a kept-aside damaged database,
+    /// once exported); `false` when there was none.
+    #[wasm_bindgen(js_name = removeKeptFile)]
+    pub fn remove_kept_file(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+    ) -> std::result::Result<bool, JsValue> {
+        to_js((|| {
+            let name = convert::string("name", &name, 128)?;
+            if name == self.info.db_name || name == format!("{}-wal", self.info.db_name) {
+                return Err(Error::invalid("name", "this store's own database is open"));
+            }
+            self.opfs_pool()?.remove_file(&name)
+        })())
     }
 
     /// Closes the database and lets another worker take the OPFS pool. Later calls throw `Closed`;

@@ -1,16 +1,34 @@
 // Types of the page client (client.js). The data types come from the wasm module's declarations.
 import type {
-  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Session, SessionExport, StoreInfo, UnixSeconds,
+  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Recovered, Session, SessionExport, StoreInfo,
+  UnixSeconds,
 } from "./pylon_sessions.js";
 
 export type {
-  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Session, SessionExport, StoreInfo,
+  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Recovered, Session, SessionExport, StoreInfo,
   StorageKind, UnixSeconds,
 } from "./pylon_sessions.js";
 export { toDate, toSeconds } from "./time.js";
 
 /** Milliseconds since the epoch (`Date.now()`'s scale): `new Date(ms)` reads it. */
 export type EpochMillis = number;
+
+/**
+ * `open`'s options in the page client: the store's, but for `onLockWait` (a function cannot reach the
+ * worker): `ClientSettings.onStatus` and the `"status"` event report waits instead.
+ */
+export type ClientOpenOptions = Omit<OpenOptions, "onLockWait">;
+
+/**
+ * A `"status"` event's `detail` (and `ClientSettings.onStatus`'s argument): this tab's worker waits
+ * for the OPFS pool another worker still holds, a tab that is closing or one that crashed or was
+ * killed and whose handles the browser has not freed yet (`"locked-waiting"`, about every 250 ms,
+ * with how long so far and the bound, `lockTimeout`), or got it after waiting (`"ready"`). Past the
+ * bound, `open` rejects with `Locked` (a live holder) and a take-over fires `"error"`.
+ */
+export type StatusDetail =
+  | { status: "locked-waiting"; waitedMs: number; lockTimeout: number; reason: string }
+  | { status: "ready"; waitedMs: number };
 
 /**
  * The client's error codes: the store's, plus
@@ -79,6 +97,12 @@ export interface ClientSettings {
    * is synced and the sync methods reject with `InvalidInput`.
    */
   sync?: SyncSettings;
+  /**
+   * Called while `open` waits for the OPFS pool (and after it got it): the app can show "waiting for
+   * another tab" before `open` resolves. Later waits (taking the store over from a tab that went) fire
+   * `"status"` events. A callback that throws is ignored.
+   */
+  onStatus?: (status: StatusDetail) => void;
 }
 
 /**
@@ -337,6 +361,13 @@ export interface SessionStoreClientEventMap {
    * Failures before `open` resolved fire right after it.
    */
   error: CustomEvent<SessionStoreError>;
+  /** This tab's worker waits for the OPFS pool a dead or closing worker holds, or got it (see `StatusDetail`). */
+  status: CustomEvent<StatusDetail>;
+  /**
+   * `onCorrupt: "recover"` found the database damaged: its bytes are kept aside under `keptAs` and the
+   * store started empty (also in `info.recovered`). Fires once, right after `open` (or a take-over).
+   */
+  recovered: CustomEvent<Recovered>;
   /** Sync: this device's session ended (revoked elsewhere, expired, unknown, signed out here). */
   signedout: CustomEvent<SignedOutDetail>;
   /** Sync: the server confirmed this device's session (every round, and on sign-in). */
@@ -362,7 +393,7 @@ export declare class SessionStoreClient extends EventTarget {
    * `OptionsMismatch` when that tab opened it with other options). Never waits for the person (e.g. a
    * permission prompt).
    */
-  static open(options?: OpenOptions, settings?: ClientSettings): Promise<SessionStoreClient>;
+  static open(options?: ClientOpenOptions, settings?: ClientSettings): Promise<SessionStoreClient>;
   /** What `open` got (from the owner tab's store, for a follower), with this page's persistence state. */
   readonly info: ClientInfo;
   /** Whether this tab's worker holds the database; memory storage is always `"owner"`. */

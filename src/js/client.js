@@ -138,6 +138,7 @@ export class SessionStoreClient extends EventTarget {
   /** "error" events that came before `open` resolved (no listener could be attached yet). */
   #early = [];
   #sync = null; // { timeout } of the sync settings, when syncing
+  #onStatus = null; // settings.onStatus: waits for the OPFS pool, also while `open` runs
   #unwatch = null;
   #outbox = Promise.resolve();
   #inbox = Promise.resolve();
@@ -164,7 +165,7 @@ export class SessionStoreClient extends EventTarget {
    * for the person: asking for persistent storage happens after `open` has resolved (see
    * `requestPersistence` and the `"persistence"` event).
    * @param {import("./pylon_sessions.js").OpenOptions} [options]
-   * @param {{ workerUrl?: string | URL, persist?: boolean, timeout?: number, sync?: object }} [settings]
+   * @param {{ workerUrl?: string | URL, persist?: boolean, timeout?: number, sync?: object, onStatus?: Function }} [settings]
    */
   static async open(options = {}, settings = {}) {
     const shared = options?.storage !== "memory";
@@ -174,6 +175,7 @@ export class SessionStoreClient extends EventTarget {
     const client = new SessionStoreClient(
       startWorker(settings.workerUrl), shared ? name : null, settings.timeout ?? DEFAULT_TIMEOUT_MS,
     );
+    if (typeof settings.onStatus === "function") client.#onStatus = settings.onStatus;
     try {
       const opened = await client.#call("open", sync ? [options, sync.settings] : [options], true);
       client.#setRole(opened.role, false);
@@ -187,6 +189,9 @@ export class SessionStoreClient extends EventTarget {
     // Errors from before this point fire once the caller could listen (after its `await open`).
     const early = client.#early;
     client.#early = null;
+    if (client.#info.recovered) {
+      early.push(new CustomEvent("recovered", { detail: { ...client.#info.recovered } }));
+    }
     if (early.length) setTimeout(() => { for (const event of early) client.dispatchEvent(event); }, 0);
     // Ask in the background where the browser decides by itself; never awaited here.
     if (client.#info.persistence === "asking") client.#ask();
@@ -312,6 +317,7 @@ export class SessionStoreClient extends EventTarget {
         if (persisted === true && this.#info.persistence !== "granted") {
           this.#setPersistence({ persisted: true, persistence: "granted" });
         }
+        if (rest.recovered && !this.#early) this.dispatchEvent(new CustomEvent("recovered", { detail: { ...rest.recovered } }));
       }
       this.#setRole(msg.role);
       if (msg.role === "owner") {
@@ -324,6 +330,18 @@ export class SessionStoreClient extends EventTarget {
     }
     if (msg.t === "change") {
       this.#changed(msg.detail);
+      return;
+    }
+    if (msg.t === "status") {
+      // This tab's worker waits for (or got) the OPFS pool a dead or closing worker held.
+      const { status, waitedMs, lockTimeout, reason } = msg;
+      const detail = status === "ready" ? { status, waitedMs } : { status, waitedMs, lockTimeout, reason };
+      try {
+        this.#onStatus?.(detail);
+      } catch {
+        /* the app's callback */
+      }
+      if (!this.#early) this.dispatchEvent(new CustomEvent("status", { detail }));
       return;
     }
     if (msg.t === "error") {

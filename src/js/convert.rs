@@ -84,7 +84,19 @@ export interface Issued {
 /// An [`Error`] as a JS `Error` named `SessionStoreError`, with the stable `code` of its
 /// [`crate::ErrorKind`] (and `field` for [`Error::InvalidInput`]).
 pub fn error_to_js(e: &Error) -> JsValue {
-    let err = js_sys::Error::new(&e.to_string());
+    // The reason travels with the kind: "database is locked by another connection: another worker
+    // kept the OPFS pool for 600 ms …". Driver messages never carry bound values, so no token.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    let err = js_sys::Error::new(&message);
     err.set_name("SessionStoreError");
     set(&err, "code", &JsValue::from_str(e.kind().code()));
     if let Error::InvalidInput { field, .. } = e {

@@ -11,6 +11,8 @@
 //                          { v: 1, t: "role", role: "owner" | "follower", info }   (info: owner only)
 //                          { v: 1, t: "change", detail }              (memory storage: no channel)
 //                          { v: 1, t: "error", error }                (a failure outside any call)
+//                          { v: 1, t: "status", status: "locked-waiting", waitedMs, lockTimeout, reason }
+//                          { v: 1, t: "status", status: "ready", waitedMs }  (after a wait for the pool)
 // BroadcastChannel "pylon-sessions:<dbName>", version 2: every tab's client and the owner worker.
 // Requests and replies travel only inside an encrypted link per follower (tab-channel.js):
 //     client -> all        { v: 2, t: "hello", client, nonce, pub }
@@ -282,10 +284,25 @@ async function serveLink(msg) {
   }));
 }
 
+/**
+ * `options` with an `onLockWait` that tells this worker's page while `open` waits for an OPFS pool a
+ * crashed, terminated or closing worker still holds (the page fires a "status" event).
+ */
+function reportingWaits(options) {
+  if (!options || typeof options !== "object" || Array.isArray(options)) return options;
+  return {
+    ...options,
+    onLockWait: ({ waitedMs, lockTimeout, reason }) => {
+      self.postMessage({ v: 1, t: "status", status: "locked-waiting", waitedMs, lockTimeout, reason });
+    },
+  };
+}
+
 /** Opens the store under the lock and starts serving every tab. */
 async function own(options, syncOptions) {
   if (closed) throw failure("Closed", "store is closed");
-  store = await SessionStore.open(options);
+  store = await SessionStore.open(reportingWaits(options));
+  if (store.info.lockWaitMs > 0) self.postMessage({ v: 1, t: "status", status: "ready", waitedMs: store.info.lockWaitMs });
   channel.addEventListener("message", (event) => {
     const msg = event.data;
     if (!msg) return;

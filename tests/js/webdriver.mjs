@@ -258,7 +258,8 @@ export class FirefoxWindow {
       this.session.command("POST", "/execute/async", { script: asyncScript(fn), args: [arg ?? null] }));
     if (!r.ok) {
       const err = new Error(r.message);
-      err.stack = r.e;
+      // Firefox's stack leaves the message out: keep both, so a failing test says what went wrong.
+      err.stack = r.e.includes(r.message) ? r.e : `${r.message}\n${r.e}`;
       throw err;
     }
     return r.v;
