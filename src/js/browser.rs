@@ -46,6 +46,15 @@ export interface OpenOptions {
    * closed tab's handles are freed by the browser within about 2 s; past the bound, `Locked`.
    */
   lockTimeout?: number;
+  /**
+   * What an acknowledged write survives, on OPFS (memory storage survives nothing). `"full"` (default):
+   * every commit is flushed before it returns, so it survives a killed worker, a closed or crashed tab
+   * and a crash or power loss of the machine. `"normal"`: commits are written to the OPFS file at once
+   * but flushed only at checkpoints; they survive a killed worker or a closed or crashed tab, and the
+   * last ones can be lost if the machine or the browser's storage process goes down first (the
+   * database stays consistent). BENCHMARKS.md has the measured costs.
+   */
+  durability?: "full" | "normal";
 }
 
 /** A session a server issued, kept by its id alone (`adopt`): the token stays in an HttpOnly cookie. */
@@ -81,6 +90,8 @@ export interface StoreInfo {
   idleTimeout: number;
   absoluteTimeout: number;
   touchInterval: number;
+  /** The durability in force (`"full"` for memory storage, where it means nothing). */
+  durability: "full" | "normal";
 }
 "#;
 
@@ -105,6 +116,7 @@ struct Info {
     db_name: String,
     migration: Migration,
     settings: convert::Settings,
+    durability: &'static str,
 }
 
 struct Options {
@@ -112,6 +124,7 @@ struct Options {
     storage: &'static str,
     settings: convert::Settings,
     lock_timeout: u32,
+    durability: &'static str,
 }
 
 fn options(value: &JsValue) -> Result<Options> {
@@ -130,6 +143,7 @@ fn options(value: &JsValue) -> Result<Options> {
             "absoluteTimeout",
             "touchInterval",
             "lockTimeout",
+            "durability",
         ],
     )?;
     let db_name = opt_string("dbName", &get(value, "dbName", "dbName")?, 64)?
@@ -163,11 +177,23 @@ fn options(value: &JsValue) -> Result<Options> {
     .map_or(Ok(crate::backend::DEFAULT_LOCK_WAIT_MS), |ms| {
         u32::try_from(ms).map_err(|_| Error::invalid("lockTimeout", "at most 4294967295 ms"))
     })?;
+    let durability =
+        match opt_string("durability", &get(value, "durability", "durability")?, 16)?.as_deref() {
+            None | Some("full") => "full",
+            Some("normal") => "normal",
+            Some(_) => {
+                return Err(Error::invalid(
+                    "durability",
+                    "expected \"full\" or \"normal\"",
+                ))
+            }
+        };
     Ok(Options {
         db_name,
         storage,
         settings: convert::settings(value)?,
         lock_timeout,
+        durability,
     })
 }
 
@@ -223,7 +249,20 @@ impl JsSessionStore {
                 Err(e) => (None, Some(e.to_string())),
             },
         };
+        let mut backend = backend;
+        if opts.durability == "normal" && pool.is_some() {
+            // WAL flushed at checkpoints only (see `OpenOptions.durability`).
+            backend
+                .connection()
+                .execute_batch("PRAGMA synchronous = NORMAL")
+                .map_err(|e| Error::Database(e.into()))?;
+        }
         let info = Info {
+            durability: if pool.is_some() {
+                opts.durability
+            } else {
+                "full"
+            },
             storage: if pool.is_some() { "opfs" } else { "memory" },
             requested: opts.storage,
             reason,
@@ -298,6 +337,7 @@ impl JsSessionStore {
             .into(),
         );
         i.settings.set_info(&obj);
+        set("durability", i.durability.into());
         obj
     }
 
@@ -327,7 +367,9 @@ impl JsSessionStore {
     ) -> std::result::Result<JsValue, JsValue> {
         to_js((|| {
             let session = held_session(&session)?;
-            Ok(convert::session_to_js(&self.store()?.adopt(session)?))
+            Ok(<Self as convert::ToJs>::session(
+                &self.store()?.adopt(session)?,
+            ))
         })())
     }
 
@@ -404,5 +446,49 @@ fn held_session(value: &JsValue) -> Result<crate::Session> {
 const CLIENT_NAME_MAX: usize = 64;
 /// Largest client-state value, in bytes (1 MiB: an outbox or a device list, never bulk data).
 const CLIENT_VALUE_MAX: usize = 1 << 20;
+
+// Each session object is built by one call into this small JS function, with its eight values as
+// arguments, instead of some 25 calls from Rust (an empty object, each key and value, each property
+// set): a `listByUser` of 10 sessions spent most of its time in those calls. `tenantId` and `device`
+// are `null` when absent, `token` is there only when the store keeps tokens.
+#[wasm_bindgen(
+    inline_js = "export function session(id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt) {
+  tenantId = tenantId ?? null;
+  device = device ?? null;
+  return token === undefined
+    ? { id, userId, tenantId, device, createdAt, lastSeenAt, expiresAt }
+    : { id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt };
+}"
+)]
+extern "C" {
+    #[wasm_bindgen(js_name = session)]
+    #[allow(clippy::too_many_arguments)]
+    fn session_object(
+        id: &str,
+        token: Option<&str>,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        device: Option<&str>,
+        created_at: f64,
+        last_seen_at: f64,
+        expires_at: f64,
+    ) -> JsValue;
+}
+
+impl convert::ToJs for JsSessionStore {
+    fn fields(s: &convert::Fields<'_>) -> JsValue {
+        // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
+        session_object(
+            s.id,
+            s.token,
+            s.user_id,
+            s.tenant_id,
+            s.device,
+            s.created_at as f64,
+            s.last_seen_at as f64,
+            s.expires_at as f64,
+        )
+    }
+}
 
 super::methods::store_methods!(JsSessionStore, SessionStore);

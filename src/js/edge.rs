@@ -270,6 +270,9 @@ export interface SyncResponse {
 }
 "#;
 
+/// Sessions are built property by property (no JS helper module: edge hosts list every module).
+impl super::convert::ToJs for JsEdgeStore {}
+
 super::methods::store_methods!(JsEdgeStore, EdgeSessionStore);
 
 /// Routed tokens for a sharded service, exported to JavaScript as `TokenRouter`.
