@@ -117,8 +117,9 @@ export class SessionStoreClient extends EventTarget {
   #info = null;
   #asking = 0; // persist() calls waiting for an answer
   #client = `${Date.now().toString(36)}-${++clients}-${Math.random().toString(36).slice(2, 10)}`;
-  // A follower's encrypted link to the owner: `{ owner, tag, key, req, res }` once linked; `#greeting`
-  // while a hello waits for its welcome. Sealing and opening are asynchronous: these chains keep
+  // A follower's encrypted link to the owner: `{ owner, tag, key, req, res, replies }` once linked
+  // (`replies`: the link's own channel, which only this tab and the owner listen to: requests and
+  // replies wake no other tab); `#greeting` while a hello waits for its welcome. Sealing and opening are asynchronous: these chains keep
   // requests and replies in order.
   #link = null;
   #greeting = null;
@@ -304,7 +305,7 @@ export class SessionStoreClient extends EventTarget {
       this.#setRole(msg.role);
       if (msg.role === "owner") {
         // This tab's worker serves the store now: no link; what is pending goes to it directly.
-        this.#link = null;
+        this.#dropLink();
         this.#greeting = null;
         this.#resend();
       }
@@ -335,19 +336,25 @@ export class SessionStoreClient extends EventTarget {
       && (!this.#link || msg.tag === this.#link.tag)) {
       // The owner has no link for what this tab sent on its current link (it is new, or dropped the
       // link): link again. A rekey about an older link (requests sent before this one) is stale.
-      this.#link = null;
+      this.#dropLink();
       this.#greet();
     } else if (msg.t === "owner" && this.#role !== null) {
       // A new owner: requests sent to the old one may be lost (link to the new one and resend them;
       // every method is safe to repeat), and it may have committed writes whose events never went out
       // (re-read state).
       if (this.#role !== "owner") {
-        this.#link = null;
+        this.#dropLink();
         this.#greeting = null;
         this.#greet();
       }
       this.dispatchEvent(new CustomEvent("change", { detail: { op: "handoff" } }));
     }
+  }
+
+  /** Forgets the link to the owner, closing its reply channel. */
+  #dropLink() {
+    this.#link?.replies?.close();
+    this.#link = null;
   }
 
   /** Sends a hello (a fresh key pair) unless one is waiting for its welcome. */
@@ -376,8 +383,15 @@ export class SessionStoreClient extends EventTarget {
       (key) => {
         if (this.#greeting !== greeting || this.#closed) return;
         this.#greeting = null;
+        this.#dropLink();
+        // Requests go out on the link's own channel, and the owner answers there.
+        const replies = new BroadcastChannel(`${this.#channel.name}#${msg.tag}`);
+        replies.addEventListener("message", (event) => {
+          const res = event.data;
+          if (res?.v === 2 && res.t === "res" && res.client === this.#client) this.#receive(res);
+        });
         this.#link = {
-          owner: msg.owner, tag: msg.tag, key,
+          owner: msg.owner, tag: msg.tag, key, replies,
           req: linkData("req", this.#client, msg.tag), res: linkData("res", this.#client, msg.tag),
         };
         this.#resend();
@@ -467,7 +481,7 @@ export class SessionStoreClient extends EventTarget {
       if (this.#link !== link || this.#pending.get(call.msg.id) !== call) return; // a new link resends
       const sealed = await seal(link.key, link.req, call.text);
       if (this.#link !== link || this.#closed) return;
-      this.#channel.postMessage({ v: 2, t: "req", client: this.#client, owner: link.owner, tag: link.tag, ...sealed });
+      link.replies.postMessage({ v: 2, t: "req", client: this.#client, owner: link.owner, tag: link.tag, ...sealed });
     }).catch((err) => this.#drop(call, err));
   }
 
@@ -491,7 +505,7 @@ export class SessionStoreClient extends EventTarget {
     this.#unwatch?.abort();
     this.#worker.terminate();
     this.#channel?.close();
-    this.#link = null;
+    this.#dropLink();
     this.#greeting = null;
   }
 

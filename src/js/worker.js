@@ -17,6 +17,9 @@
 //     owner -> all         { v: 2, t: "welcome", client, nonce, owner, tag, pub }
 //     client -> owner      { v: 2, t: "req", client, owner, tag, iv, data }
 //     owner -> client      { v: 2, t: "res", client, owner, tag, iv, data }
+//   requests and replies of a link travel on the link's own channel, "pylon-sessions:<dbName>#<tag>",
+//   which only that follower's page and the owner listen to: a call wakes no other tab (a request on
+//   the store's channel is served too).
 //                          { v: 2, t: "rekey", client, owner, tag } (no link `tag` here: greet again)
 //     owner -> clients     { v: 2, t: "owner", owner }             (serving from now: greet, resend pending)
 //                          { v: 2, t: "change", detail: { op, ids?, userId?, tenantId? } }   (never tokens)
@@ -58,7 +61,11 @@ let releaseLock;
 let queue = Promise.resolve();
 /** `key` -> `{ digest, out }`: replies to writes, by sender and id (see `serve`). */
 const replies = new Map();
-/** `tag` -> `{ key, client }`: the encrypted link to each follower tab. */
+/**
+ * `tag` -> `{ key, client, out }`: the encrypted link to each follower tab, with the link's own
+ * channel (named after the link: only that follower's page and this owner listen to it, so its
+ * requests and replies wake no other tab).
+ */
 const links = new Map();
 let sync = null; // the sync engine (sync.js), in the owner only, when the page asked for one
 let syncFailure = null;
@@ -244,9 +251,29 @@ async function welcome(msg) {
   } catch {
     return; // not a point on the curve
   }
-  links.set(tag, { key, client: msg.client });
-  if (links.size > LINKS) links.delete(links.keys().next().value);
+  // Listening on the link's channel before the welcome goes out (messages of one context keep their order).
+  const out = new BroadcastChannel(`${channel.name}#${tag}`);
+  out.addEventListener("message", (event) => onLinkMessage(event.data));
+  links.set(tag, { key, client: msg.client, out });
+  if (links.size > LINKS) {
+    // The oldest link goes: its follower greets again when told (and resends what it waits for).
+    const [oldest, { client }] = links.entries().next().value;
+    dropLink(oldest);
+    channel.postMessage({ v: 2, t: "rekey", client, owner: me, tag: oldest });
+  }
   channel.postMessage({ v: 2, t: "welcome", client: msg.client, nonce: msg.nonce, owner: me, tag, pub: pair.pub });
+}
+
+/** A message on a link's channel: a request of that link's follower. */
+function onLinkMessage(msg) {
+  if (msg?.v !== 2 || msg.t !== "req") return;
+  queue = queue.then(() => serveLink(msg)).catch((err) => report(err, "a tab's request could not be answered"));
+}
+
+/** Forgets a link and closes its channel. */
+function dropLink(tag) {
+  links.get(tag)?.out.close();
+  links.delete(tag);
 }
 
 /** A follower's encrypted request: open it, serve it, seal the answer for that link alone. */
@@ -278,7 +305,8 @@ async function serveLink(msg) {
       body = encode([id, false, describe(err)]);
     }
     const sealed = await seal(link.key, linkData("res", msg.client, msg.tag), body);
-    channel.postMessage({ v: 2, t: "res", client: msg.client, owner: me, tag: msg.tag, ...sealed });
+    if (links.get(msg.tag) !== link) return; // dropped meanwhile: the follower greets again and resends
+    link.out.postMessage({ v: 2, t: "res", client: msg.client, owner: me, tag: msg.tag, ...sealed });
   }));
 }
 
@@ -410,6 +438,7 @@ async function close() {
   }
   // Reached only when close() succeeded: the pool's handles are released.
   releaseLock();
+  for (const tag of [...links.keys()]) dropLink(tag);
   channel?.close();
 }
 
