@@ -17,13 +17,13 @@
 //     owner -> all         { v: 2, t: "welcome", client, nonce, owner, tag, pub }
 //     client -> owner      { v: 2, t: "req", client, owner, tag, iv, data }
 //     owner -> client      { v: 2, t: "res", client, owner, tag, iv, data }
-//   requests and replies of a link travel on the link's own channel, "pylon-sessions:<dbName>#<tag>",
-//   which only that follower's page and the owner listen to: a call wakes no other tab (a request on
-//   the store's channel is served too).
 //                          { v: 2, t: "rekey", client, owner, tag } (no link `tag` here: greet again)
 //     owner -> clients     { v: 2, t: "owner", owner }             (serving from now: greet, resend pending)
 //                          { v: 2, t: "change", detail: { op, ids?, userId?, tenantId? } }   (never tokens)
 //                          { v: 2, t: "change", detail: { op: "sync", type, detail } }       (sync events)
+// A link's requests and replies travel on the link's own channel, "pylon-sessions:<dbName>#<tag>", which
+// only that follower's page and the owner listen to: a call wakes no other tab (a request on the store's
+// channel is served too). An owner that drops a link sends "rekey" for it on the store's channel.
 // `open` takes [options, syncSettings?]; method "sync" takes [call, arg] and is served by the owner's
 // sync engine (sync.js) outside the request queue, since it may wait on the network (bounded).
 // `id` is unique per client; the owner keeps its recent replies to writes by link (or page) and id, with
@@ -465,8 +465,8 @@ let queued = 0;
 
 /**
  * Answers a read from this worker's page at once when nothing is queued before it, with what `handle`
- * would answer but without its promise hops (a read's round trip is mostly those hops and the two
- * thread switches). Returns false when the message must take the queue.
+ * would answer but without the queue's promise hops (the store call is synchronous, so nothing can
+ * interleave with it). Returns false when the message must take the queue.
  */
 function fastRead(msg) {
   if (queued !== 0 || !store || !msg || msg.v !== 1 || typeof msg.id !== "number" || !READS.has(msg.method)
