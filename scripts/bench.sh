@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every benchmark in one run, one table: native (SQLite file and Postgres: the crate next to the raw-driver
 # floor and Pylon's way, plus the scale run; benches/native.rs) and browser (headless Chromium: the
-# exported SessionStore next to wa-sqlite on OPFS and in memory, cold start, page client;
-# tests/js/bench-browser.mjs), with the shipped .wasm's size; then crash recovery on OPFS next to the
-# browser's own release time (tests/js/bench-recovery.mjs) and the 200,000-operation soak on OPFS and on
-# a native file (tests/js/bench-soak.mjs, benches/soak.rs). Installs what is missing first
+# exported SessionStore next to wa-sqlite on OPFS and in memory, cold start, page client, each with its
+# floor; tests/js/bench-browser.mjs; several tabs, tests/js/bench-tabs.mjs), the edge (one Durable Object
+# in workerd next to its own SQL; tests/edge/throughput.mjs), with the shipped .wasm's size; then crash
+# recovery on OPFS next to the browser's own release time (tests/js/bench-recovery.mjs) and the
+# 200,000-operation soak on OPFS and on a native file (tests/js/bench-soak.mjs, benches/soak.rs).
+# Installs what is missing first
 # (scripts/setup.sh), finds or starts Postgres (scripts/postgres-env.sh) and builds pkg/ when its
 # sources changed. The Markdown report goes to stdout, progress to stderr. See BENCHMARKS.md.
 #
@@ -42,9 +44,25 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "==> browser benchmark (tests/js/bench-browser.mjs)" >&2
 node tests/js/bench-browser.mjs "${smoke[@]}" --emit "$tmp/browser.tsv" > "$tmp/browser.md"
 
+echo "==> several tabs (tests/js/bench-tabs.mjs)" >&2
+node tests/js/bench-tabs.mjs "${smoke[@]}" --emit "$tmp/browser.tsv" > "$tmp/tabs.md"
+
+# The edge build, when it is older than its sources, then one Durable Object in local workerd: the
+# store's create and get next to the same SQL called from JS (tests/edge/throughput.mjs, in-object part).
+edge_wasm=pkg-edge/pylon_sessions_bg.wasm
+if [ ! -f "$edge_wasm" ] || [ -n "$(find src Cargo.toml Cargo.lock edge scripts/build-edge.sh -newer "$edge_wasm" -print -quit)" ]; then
+  echo "building pkg-edge/ (scripts/build-edge.sh)" >&2
+  bash scripts/build-edge.sh >&2
+fi
+echo "==> edge (tests/edge/throughput.mjs --inside-only)" >&2
+edge_n=()
+[ ${#smoke[@]} -eq 0 ] && edge_n=(env PYLON_BENCH=3000)
+"${edge_n[@]}" node tests/edge/throughput.mjs "${smoke[@]}" --inside-only --emit "$tmp/browser.tsv" >&2
+
 echo "==> native benchmark (cargo bench --bench native), printing every row" >&2
 {
-  cat "$tmp/browser.md"
+  cat "$tmp/browser.md" "$tmp/tabs.md"
+  echo "- edge: pkg-edge/ in local workerd (npm), one Durable Object on local disk; per op the mean over n calls timed together (tests/edge/throughput.mjs), the crate's EdgeSessionStore (hashing the token in wasm, SQL through the host adapter edge/durable-object.js) next to the same SQL through ctx.storage.sql from JS"
   echo "- load average (1, 5, 15 min) before the run: $load_before; after the browser part: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$tmp/context.md"
 cargo bench --quiet --features postgres --bench native -- "${smoke[@]}" \

@@ -27,6 +27,8 @@ const browser = {
   files: [
     "pylon_sessions.js", "pylon_sessions.d.ts", "pylon_sessions_bg.wasm", "pylon_sessions_bg.wasm.d.ts",
     "client.js", "client.d.ts", "worker.js", "tab-channel.js", "sync.js", "time.js", "time.d.ts",
+    // wasm-bindgen's inline JS (the session-object builder) lives in snippets/.
+    "snippets/",
     "README.md", "LICENSE-MIT", "LICENSE-APACHE",
   ],
   main: "./client.js",
@@ -43,7 +45,7 @@ const browser = {
     "./package.json": "./package.json",
   },
   // Importing a module runs nothing but its definitions; worker.js is an entry of its own.
-  sideEffects: ["./worker.js"],
+  sideEffects: ["./worker.js", "./snippets/*"],
 };
 
 const edgePackage = {
@@ -55,7 +57,7 @@ const edgePackage = {
   files: [
     "pylon_sessions.js", "pylon_sessions.d.ts", "pylon_sessions_bg.wasm", "pylon_sessions_bg.wasm.d.ts",
     "index.js", "index.d.ts", "node.js", "workerd.js", "durable-object.js", "node-sqlite.js", "limits.js",
-    "time.js", "time.d.ts", "README.md", "LICENSE-MIT", "LICENSE-APACHE",
+    "session-object.js", "time.js", "time.d.ts", "README.md", "LICENSE-MIT", "LICENSE-APACHE",
   ],
   main: "./node.js",
   types: "./index.d.ts",

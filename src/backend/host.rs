@@ -112,9 +112,28 @@ impl HostDriver {
             };
             args.set(i as u32, v);
         }
-        f.call2(&self.host, &JsValue::from_str(sql), &args)
+        f.call2(&self.host, &js_sql(sql), &args)
             .map_err(|e| classify(&e))
     }
+}
+
+/// `sql` as a JS string, made once per statement: every statement is a `&'static str` of a few
+/// hundred bytes, which would otherwise be copied out of wasm memory and decoded on every call (the
+/// host then finds its prepared statement by the same text).
+fn js_sql(sql: &'static str) -> JsValue {
+    thread_local! {
+        static MADE: std::cell::RefCell<Vec<(usize, JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    MADE.with(|made| {
+        let key = sql.as_ptr() as usize;
+        let mut made = made.borrow_mut();
+        if let Some((_, js)) = made.iter().find(|(k, _)| *k == key) {
+            return js.clone();
+        }
+        let js = JsValue::from_str(sql);
+        made.push((key, js.clone()));
+        js
+    })
 }
 
 impl SqlBackend<HostDriver> {

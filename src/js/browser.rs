@@ -47,6 +47,15 @@ export interface OpenOptions {
    */
   lockTimeout?: number;
   /**
+   * What an acknowledged write survives, on OPFS (memory storage survives nothing). `"full"` (default):
+   * every commit is flushed before it returns, so it survives a killed worker, a closed or crashed tab
+   * and a crash or power loss of the machine. `"normal"`: commits are written to the OPFS file at once
+   * but flushed only at checkpoints; they survive a killed worker or a closed or crashed tab, and the
+   * last ones can be lost if the machine or the browser's storage process goes down first (the
+   * database stays consistent). BENCHMARKS.md has the measured costs.
+   */
+  durability?: "full" | "normal";
+  /**
    * Called when `open` finds the OPFS pool held by another worker (a tab still open, or a crashed or
    * terminated one whose handles the browser has not freed yet), then about every 250 ms while it
    * waits: the app can show why it is not ready. A callback that throws is ignored.
@@ -127,6 +136,8 @@ export interface StoreInfo {
   lockWaitMs: number;
   /** Set when `onCorrupt: "recover"` replaced a damaged database; `null` otherwise. */
   recovered: Recovered | null;
+  /** The durability in force (`"full"` for memory storage, where it means nothing). */
+  durability: "full" | "normal";
 }
 "#;
 
@@ -153,6 +164,7 @@ struct Info {
     settings: convert::Settings,
     lock_wait_ms: f64,
     recovered: Option<Recovery>,
+    durability: &'static str,
 }
 
 struct Options {
@@ -162,6 +174,7 @@ struct Options {
     lock_timeout: u32,
     recover: bool,
     on_lock_wait: Option<js_sys::Function>,
+    durability: &'static str,
 }
 
 fn options(value: &JsValue) -> Result<Options> {
@@ -182,6 +195,7 @@ fn options(value: &JsValue) -> Result<Options> {
             "lockTimeout",
             "onLockWait",
             "onCorrupt",
+            "durability",
         ],
     )?;
     let db_name = opt_string("dbName", &get(value, "dbName", "dbName")?, 64)?
@@ -236,6 +250,17 @@ fn options(value: &JsValue) -> Result<Options> {
                 .map_err(|_| Error::invalid("onLockWait", "must be a function"))?,
         )
     };
+    let durability =
+        match opt_string("durability", &get(value, "durability", "durability")?, 16)?.as_deref() {
+            None | Some("full") => "full",
+            Some("normal") => "normal",
+            Some(_) => {
+                return Err(Error::invalid(
+                    "durability",
+                    "expected \"full\" or \"normal\"",
+                ))
+            }
+        };
     Ok(Options {
         db_name,
         storage,
@@ -243,6 +268,7 @@ fn options(value: &JsValue) -> Result<Options> {
         lock_timeout,
         recover,
         on_lock_wait,
+        durability,
     })
 }
 
@@ -329,7 +355,20 @@ impl JsSessionStore {
                 Err(e) => (None, Some(e.to_string())),
             },
         };
+        let mut backend = backend;
+        if opts.durability == "normal" && pool.is_some() {
+            // WAL flushed at checkpoints only (see `OpenOptions.durability`).
+            backend
+                .connection()
+                .execute_batch("PRAGMA synchronous = NORMAL")
+                .map_err(|e| Error::Database(e.into()))?;
+        }
         let info = Info {
+            durability: if pool.is_some() {
+                opts.durability
+            } else {
+                "full"
+            },
             storage: if pool.is_some() { "opfs" } else { "memory" },
             requested: opts.storage,
             reason,
@@ -434,6 +473,7 @@ impl JsSessionStore {
                 out
             }),
         );
+        set("durability", i.durability.into());
         obj
     }
 
@@ -528,7 +568,9 @@ impl JsSessionStore {
     ) -> std::result::Result<JsValue, JsValue> {
         to_js((|| {
             let session = held_session(&session)?;
-            Ok(convert::session_to_js(&self.store()?.adopt(session)?))
+            Ok(<Self as convert::ToJs>::session(
+                &self.store()?.adopt(session)?,
+            ))
         })())
     }
 
@@ -605,5 +647,49 @@ fn held_session(value: &JsValue) -> Result<crate::Session> {
 const CLIENT_NAME_MAX: usize = 64;
 /// Largest client-state value, in bytes (1 MiB: an outbox or a device list, never bulk data).
 const CLIENT_VALUE_MAX: usize = 1 << 20;
+
+// Each session object is built by one call into this small JS function, with its eight values as
+// arguments, instead of some 25 calls from Rust (an empty object, each key and value, each property
+// set): a `listByUser` of 10 sessions spent most of its time in those calls. `tenantId` and `device`
+// are `null` when absent, `token` is there only when the store keeps tokens.
+#[wasm_bindgen(
+    inline_js = "export function session(id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt) {
+  tenantId = tenantId ?? null;
+  device = device ?? null;
+  return token === undefined
+    ? { id, userId, tenantId, device, createdAt, lastSeenAt, expiresAt }
+    : { id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt };
+}"
+)]
+extern "C" {
+    #[wasm_bindgen(js_name = session)]
+    #[allow(clippy::too_many_arguments)]
+    fn session_object(
+        id: &str,
+        token: Option<&str>,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        device: Option<&str>,
+        created_at: f64,
+        last_seen_at: f64,
+        expires_at: f64,
+    ) -> JsValue;
+}
+
+impl convert::ToJs for JsSessionStore {
+    fn fields(s: &convert::Fields<'_>) -> JsValue {
+        // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
+        session_object(
+            s.id,
+            s.token,
+            s.user_id,
+            s.tenant_id,
+            s.device,
+            s.created_at as f64,
+            s.last_seen_at as f64,
+            s.expires_at as f64,
+        )
+    }
+}
 
 super::methods::store_methods!(JsSessionStore, SessionStore);

@@ -124,14 +124,17 @@ export class SessionStoreClient extends EventTarget {
   #role = null;
   #timeout;
   #pending = new Map();
+  #clock = null; // the timer for the earliest deadline of a pending call (`#arm`), at `#clockAt`
+  #clockAt = Infinity;
   #nextId = 1;
   #closed = false;
   #failure = null;
   #info = null;
   #asking = 0; // persist() calls waiting for an answer
   #client = `${Date.now().toString(36)}-${++clients}-${Math.random().toString(36).slice(2, 10)}`;
-  // A follower's encrypted link to the owner: `{ owner, tag, key, req, res }` once linked; `#greeting`
-  // while a hello waits for its welcome. Sealing and opening are asynchronous: these chains keep
+  // A follower's encrypted link to the owner: `{ owner, tag, key, req, res, replies }` once linked
+  // (`replies`: the link's own channel, which only this tab and the owner listen to: requests and
+  // replies wake no other tab); `#greeting` while a hello waits for its welcome. Sealing and opening are asynchronous: these chains keep
   // requests and replies in order.
   #link = null;
   #greeting = null;
@@ -322,7 +325,7 @@ export class SessionStoreClient extends EventTarget {
       this.#setRole(msg.role);
       if (msg.role === "owner") {
         // This tab's worker serves the store now: no link; what is pending goes to it directly.
-        this.#link = null;
+        this.#dropLink();
         this.#greeting = null;
         this.#resend();
       }
@@ -365,19 +368,25 @@ export class SessionStoreClient extends EventTarget {
       && (!this.#link || msg.tag === this.#link.tag)) {
       // The owner has no link for what this tab sent on its current link (it is new, or dropped the
       // link): link again. A rekey about an older link (requests sent before this one) is stale.
-      this.#link = null;
+      this.#dropLink();
       this.#greet();
     } else if (msg.t === "owner" && this.#role !== null) {
       // A new owner: requests sent to the old one may be lost (link to the new one and resend them;
       // every method is safe to repeat), and it may have committed writes whose events never went out
       // (re-read state).
       if (this.#role !== "owner") {
-        this.#link = null;
+        this.#dropLink();
         this.#greeting = null;
         this.#greet();
       }
       this.dispatchEvent(new CustomEvent("change", { detail: { op: "handoff" } }));
     }
+  }
+
+  /** Forgets the link to the owner, closing its reply channel. */
+  #dropLink() {
+    this.#link?.replies?.close();
+    this.#link = null;
   }
 
   /** Sends a hello (a fresh key pair) unless one is waiting for its welcome. */
@@ -406,8 +415,15 @@ export class SessionStoreClient extends EventTarget {
       (key) => {
         if (this.#greeting !== greeting || this.#closed) return;
         this.#greeting = null;
+        this.#dropLink();
+        // Requests go out on the link's own channel, and the owner answers there.
+        const replies = new BroadcastChannel(`${this.#channel.name}#${msg.tag}`);
+        replies.addEventListener("message", (event) => {
+          const res = event.data;
+          if (res?.v === 2 && res.t === "res" && res.client === this.#client) this.#receive(res);
+        });
         this.#link = {
-          owner: msg.owner, tag: msg.tag, key,
+          owner: msg.owner, tag: msg.tag, key, replies,
           req: linkData("req", this.#client, msg.tag), res: linkData("res", this.#client, msg.tag),
         };
         this.#resend();
@@ -450,7 +466,6 @@ export class SessionStoreClient extends EventTarget {
     const call = this.#pending.get(msg.id);
     if (!call) return;
     this.#pending.delete(msg.id);
-    clearTimeout(call.timer);
     if (msg.ok) call.resolve(msg.value);
     else {
       const err = new SessionStoreError(msg.error.code, msg.error.message, msg.error.field);
@@ -473,7 +488,6 @@ export class SessionStoreClient extends EventTarget {
   /** Rejects a call whose arguments cannot be sent. */
   #drop(call, err) {
     this.#pending.delete(call.msg.id);
-    clearTimeout(call.timer);
     call.reject(new SessionStoreError("InvalidInput", `arguments cannot be sent to the store: ${err?.message ?? err}`));
   }
 
@@ -497,7 +511,7 @@ export class SessionStoreClient extends EventTarget {
       if (this.#link !== link || this.#pending.get(call.msg.id) !== call) return; // a new link resends
       const sealed = await seal(link.key, link.req, call.text);
       if (this.#link !== link || this.#closed) return;
-      this.#channel.postMessage({ v: 2, t: "req", client: this.#client, owner: link.owner, tag: link.tag, ...sealed });
+      link.replies.postMessage({ v: 2, t: "req", client: this.#client, owner: link.owner, tag: link.tag, ...sealed });
     }).catch((err) => this.#drop(call, err));
   }
 
@@ -510,10 +524,9 @@ export class SessionStoreClient extends EventTarget {
   }
 
   #rejectAll(error) {
-    for (const call of this.#pending.values()) {
-      clearTimeout(call.timer);
-      call.reject(error);
-    }
+    clearTimeout(this.#clock);
+    this.#clock = null;
+    for (const call of this.#pending.values()) call.reject(error);
     this.#pending.clear();
   }
 
@@ -521,7 +534,7 @@ export class SessionStoreClient extends EventTarget {
     this.#unwatch?.abort();
     this.#worker.terminate();
     this.#channel?.close();
-    this.#link = null;
+    this.#dropLink();
     this.#greeting = null;
   }
 
@@ -531,7 +544,9 @@ export class SessionStoreClient extends EventTarget {
     const id = this.#nextId++;
     const msg = { v: 1, client: this.#client, id, method, args };
     return new Promise((resolve, reject) => {
-      const call = { msg, direct, resolve, reject, timer: undefined, text: undefined };
+      // `open` may wait for the OPFS pool (about a second) but never for another tab: no deadline.
+      const deadline = method === "open" ? Infinity : performance.now() + timeout;
+      const call = { msg, direct, resolve, reject, deadline, timeout, text: undefined };
       try {
         this.#post(call);
       } catch (err) {
@@ -539,15 +554,31 @@ export class SessionStoreClient extends EventTarget {
         reject(new SessionStoreError("InvalidInput", `arguments cannot be sent to the store: ${err?.message ?? err}`));
         return;
       }
-      // `open` may wait for the OPFS pool (about a second) but never for another tab: no timeout.
-      if (method !== "open") {
-        call.timer = setTimeout(() => {
-          this.#pending.delete(id);
-          reject(new SessionStoreError("Timeout", `no answer to ${method} within ${timeout} ms (no tab could serve the store); it may still run`));
-        }, timeout);
-      }
       this.#pending.set(id, call);
+      if (deadline < this.#clockAt) this.#arm();
     });
+  }
+
+  /**
+   * (Re)sets the one timer of this client for the earliest deadline of a pending call: a call costs no
+   * timer of its own (one per call, set and cleared, was a measurable part of a fast read's round
+   * trip). When it fires, every call past its deadline rejects with `Timeout`.
+   */
+  #arm() {
+    clearTimeout(this.#clock);
+    this.#clock = null;
+    this.#clockAt = Infinity;
+    for (const call of this.#pending.values()) this.#clockAt = Math.min(this.#clockAt, call.deadline);
+    if (this.#clockAt === Infinity) return;
+    this.#clock = setTimeout(() => {
+      const now = performance.now();
+      for (const [id, call] of this.#pending) {
+        if (call.deadline > now) continue;
+        this.#pending.delete(id);
+        call.reject(new SessionStoreError("Timeout", `no answer to ${call.msg.method} within ${call.timeout} ms (no tab could serve the store); it may still run`));
+      }
+      this.#arm();
+    }, Math.max(0, this.#clockAt - performance.now()));
   }
 
   /** Issues a new token and stores its session. The token is generated here, so a resend is harmless. */

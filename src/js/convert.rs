@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::limits;
 use crate::session::{NewSession, Policy, Session, TokenStorage};
 use crate::token::{SessionId, Token};
+use crate::transfer::{ExportedSession, SessionExport};
 
 #[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
 const TS_SHARED_TYPES: &'static str = r#"
@@ -242,12 +243,20 @@ pub fn seconds(field: &'static str, value: &JsValue) -> Result<i64> {
         ));
     };
     if !n.is_finite() || n.fract() != 0.0 {
-        return Err(Error::invalid(field, format!("{n} is not a whole number")));
+        // The value is not printed: formatting a float would bring float printing into the module.
+        return Err(Error::invalid(
+            field,
+            "must be a whole number (got a fraction, NaN or an infinity)",
+        ));
     }
     if !(0.0..=limits::MAX_TIMESTAMP as f64).contains(&n) {
         return Err(Error::invalid(
             field,
-            format!("{n} is outside 0..={}", limits::MAX_TIMESTAMP),
+            if n < 0.0 {
+                "must not be negative".to_owned()
+            } else {
+                format!("must be at most {}", limits::MAX_TIMESTAMP)
+            },
         ));
     }
     // In range and whole: the conversion is exact.
@@ -344,8 +353,56 @@ pub fn issued_session(value: &JsValue) -> Result<(Token, Session)> {
     Ok((token, session))
 }
 
-/// A session as a plain object with camelCase fields.
-pub fn session_to_js(s: &Session) -> JsValue {
+/// The fields of a session object, borrowed (from a [`Session`] or an [`ExportedSession`]).
+pub struct Fields<'a> {
+    /// `id`.
+    pub id: &'a str,
+    /// `token`, only from stores that keep tokens (absent from the object otherwise).
+    pub token: Option<&'a str>,
+    /// `userId`.
+    pub user_id: &'a str,
+    /// `tenantId` (`null` when `None`).
+    pub tenant_id: Option<&'a str>,
+    /// `device` (`null` when `None`).
+    pub device: Option<&'a str>,
+    /// `createdAt`.
+    pub created_at: i64,
+    /// `lastSeenAt`.
+    pub last_seen_at: i64,
+    /// `expiresAt`.
+    pub expires_at: i64,
+}
+
+/// A session's fields, borrowed.
+pub fn fields_of(s: &Session) -> Fields<'_> {
+    Fields {
+        id: s.id.as_str(),
+        token: s.token.as_ref().map(Token::expose),
+        user_id: &s.user_id,
+        tenant_id: s.tenant_id.as_deref(),
+        device: s.device.as_deref(),
+        created_at: s.created_at,
+        last_seen_at: s.last_seen_at,
+        expires_at: s.expires_at,
+    }
+}
+
+/// An exported session's fields, borrowed.
+fn exported_fields(s: &ExportedSession) -> Fields<'_> {
+    Fields {
+        id: &s.id,
+        token: s.token.as_deref(),
+        user_id: &s.user_id,
+        tenant_id: s.tenant_id.as_deref(),
+        device: s.device.as_deref(),
+        created_at: s.created_at,
+        last_seen_at: s.last_seen_at,
+        expires_at: s.expires_at,
+    }
+}
+
+/// A session object built property by property from Rust (about 25 calls into JS per session).
+pub fn session_fields_to_js(s: &Fields<'_>) -> JsValue {
     // The property names are made into JS strings once per thread, not once per session: a list of
     // sessions otherwise spends most of its time decoding the same eight keys.
     thread_local! {
@@ -357,13 +414,13 @@ pub fn session_to_js(s: &Session) -> JsValue {
     let obj: JsValue = Object::new().into();
     KEYS.with(
         |[id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at]| {
-            put(&obj, id, &JsValue::from_str(s.id.as_str()));
-            if let Some(t) = &s.token {
-                put(&obj, token, &JsValue::from_str(t.expose()));
+            put(&obj, id, &JsValue::from_str(s.id));
+            if let Some(t) = s.token {
+                put(&obj, token, &JsValue::from_str(t));
             }
-            put(&obj, user_id, &JsValue::from_str(&s.user_id));
-            put(&obj, tenant_id, &opt_str(s.tenant_id.as_deref()));
-            put(&obj, device, &opt_str(s.device.as_deref()));
+            put(&obj, user_id, &JsValue::from_str(s.user_id));
+            put(&obj, tenant_id, &opt_str(s.tenant_id));
+            put(&obj, device, &opt_str(s.device));
             // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
             put(&obj, created_at, &JsValue::from_f64(s.created_at as f64));
             put(
@@ -377,22 +434,129 @@ pub fn session_to_js(s: &Session) -> JsValue {
     obj
 }
 
-/// `null` when the session is `None`.
-pub fn opt_session_to_js(s: Option<&Session>) -> JsValue {
-    s.map_or(JsValue::NULL, session_to_js)
+/// How a store class turns sessions into JS objects. The default builds each object property by
+/// property from Rust; a class with a JS helper of its own (the browser's, one call per session)
+/// overrides [`ToJs::fields`], and every other conversion follows.
+pub trait ToJs {
+    /// One session object from its fields.
+    fn fields(s: &Fields<'_>) -> JsValue {
+        session_fields_to_js(s)
+    }
+
+    /// A session as a plain object with camelCase fields.
+    fn session(s: &Session) -> JsValue {
+        Self::fields(&fields_of(s))
+    }
+
+    /// `null` when the session is `None`.
+    fn opt_session(s: Option<&Session>) -> JsValue {
+        s.map_or(JsValue::NULL, Self::session)
+    }
+
+    /// An array of session objects.
+    fn sessions(list: &[Session]) -> JsValue {
+        let out = Array::new_with_length(list.len() as u32);
+        for (i, s) in list.iter().enumerate() {
+            out.set(i as u32, Self::session(s));
+        }
+        out.into()
+    }
+
+    /// `{ token, session }` for a newly issued token.
+    fn issued(token: &Token, s: &Session) -> JsValue {
+        let obj: JsValue = Object::new().into();
+        set(&obj, "token", &JsValue::from_str(token.expose()));
+        set(&obj, "session", &Self::session(s));
+        obj
+    }
+
+    /// An export document: `{ format, version, exportedAt, sessions }`, each session an object as
+    /// [`ToJs::session`] makes it (`token` only when the store keeps tokens).
+    fn export(doc: &SessionExport) -> JsValue {
+        let obj: JsValue = Object::new().into();
+        set(&obj, "format", &JsValue::from_str(&doc.format));
+        set(&obj, "version", &JsValue::from_f64(f64::from(doc.version)));
+        set(
+            &obj,
+            "exportedAt",
+            &JsValue::from_f64(doc.exported_at as f64),
+        );
+        let list = Array::new_with_length(doc.sessions.len() as u32);
+        for (i, s) in doc.sessions.iter().enumerate() {
+            list.set(i as u32, Self::fields(&exported_fields(s)));
+        }
+        set(&obj, "sessions", &list);
+        obj
+    }
 }
 
-/// An array of session objects.
-pub fn sessions_to_js(list: &[Session]) -> JsValue {
-    list.iter().map(session_to_js).collect::<Array>().into()
+/// An export document from JS: `{ format, version, exportedAt, sessions }`, each session `{ id,
+/// token?, userId, tenantId?, device?, createdAt, lastSeenAt, expiresAt }`. Unknown fields are
+/// refused, as the serde form refuses them; the format, version and sessions are checked by
+/// [`SessionExport::sessions`] when the document is imported.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a missing, mistyped, unknown or out-of-limits field.
+pub fn export_doc(value: &JsValue) -> Result<SessionExport> {
+    object(
+        "document",
+        value,
+        &["format", "version", "exportedAt", "sessions"],
+    )?;
+    let format = string("format", &get(value, "format", "format")?, 64)?;
+    let version = u32::try_from(seconds("version", &get(value, "version", "version")?)?)
+        .map_err(|_| Error::invalid("version", "not a document version"))?;
+    let exported_at = seconds("exportedAt", &get(value, "exportedAt", "exportedAt")?)?;
+    let list = get(value, "sessions", "sessions")?;
+    if !Array::is_array(&list) {
+        return Err(Error::invalid("sessions", "must be an array"));
+    }
+    let len = get(&list, "sessions", "length")?
+        .as_f64()
+        .filter(|n| n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(n))
+        .ok_or_else(|| Error::invalid("sessions", "has no valid length"))? as u32;
+    let mut sessions = Vec::with_capacity(len.min(65_536) as usize);
+    for i in 0..len {
+        let item = Reflect::get_u32(&list, i)
+            .map_err(|_| Error::invalid("sessions", format!("reading session {i} threw")))?;
+        sessions.push(exported_session(&item)?);
+    }
+    Ok(SessionExport {
+        format,
+        version,
+        exported_at,
+        sessions,
+    })
 }
 
-/// `{ token, session }` for a newly issued token.
-pub fn issued_to_js(token: &Token, s: &Session) -> JsValue {
-    let obj: JsValue = Object::new().into();
-    set(&obj, "token", &JsValue::from_str(token.expose()));
-    set(&obj, "session", &session_to_js(s));
-    obj
+/// One session of an export document (see [`export_doc`]).
+fn exported_session(value: &JsValue) -> Result<ExportedSession> {
+    const FIELDS: [&str; 8] = [
+        "id",
+        "token",
+        "userId",
+        "tenantId",
+        "device",
+        "createdAt",
+        "lastSeenAt",
+        "expiresAt",
+    ];
+    object("session", value, &FIELDS)?;
+    let (user_id, tenant_id, device) = identity(value)?;
+    Ok(ExportedSession {
+        id: string("id", &get(value, "id", "id")?, 64)?,
+        token: opt_string(
+            "token",
+            &get(value, "token", "token")?,
+            limits::TOKEN_MAX_LEN,
+        )?,
+        user_id,
+        tenant_id,
+        device,
+        created_at: seconds("createdAt", &get(value, "createdAt", "createdAt")?)?,
+        last_seen_at: seconds("lastSeenAt", &get(value, "lastSeenAt", "lastSeenAt")?)?,
+        expires_at: seconds("expiresAt", &get(value, "expiresAt", "expiresAt")?)?,
+    })
 }
 
 /// A count as a JS number (counts never come near 2^53).

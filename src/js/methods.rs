@@ -1,6 +1,7 @@
 //! The methods both JS store classes (`SessionStore` in the browser, `EdgeSessionStore` at the edge)
 //! share, written once: `store_methods!(RustType, JsName)` adds them to a class whose inherent
-//! `fn store(&mut self) -> Result<&mut SessionStore<_>>` hands out the open store.
+//! `fn store(&mut self) -> Result<&mut SessionStore<_>>` hands out the open store, and which implements
+//! [`convert::ToJs`] (how its sessions become JS objects).
 
 use wasm_bindgen::prelude::*;
 
@@ -88,7 +89,7 @@ macro_rules! store_methods {
                     Some(t) => self.store()?.create_with_token(t, new)?,
                     None => self.store()?.create(new)?,
                 };
-                Ok($crate::js::convert::issued_to_js(&token, &s))
+                Ok(<Self as $crate::js::convert::ToJs>::issued(&token, &s))
             })())
         }
 
@@ -101,7 +102,7 @@ macro_rules! store_methods {
             $crate::js::methods::to_js((|| {
                 let (token, s) = $crate::js::convert::issued_session(&session)?;
                 let saved = self.store()?.insert(&token, s)?;
-                Ok($crate::js::convert::session_to_js(&saved))
+                Ok(<Self as $crate::js::convert::ToJs>::session(&saved))
             })())
         }
 
@@ -113,7 +114,7 @@ macro_rules! store_methods {
         ) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
             $crate::js::methods::to_js((|| {
                 let token = $crate::js::convert::token(&token)?;
-                Ok($crate::js::convert::opt_session_to_js(
+                Ok(<Self as $crate::js::convert::ToJs>::opt_session(
                     self.store()?.get(&token)?.as_ref(),
                 ))
             })())
@@ -127,7 +128,7 @@ macro_rules! store_methods {
         ) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
             $crate::js::methods::to_js((|| {
                 let id = $crate::js::convert::session_id(&id)?;
-                Ok($crate::js::convert::opt_session_to_js(
+                Ok(<Self as $crate::js::convert::ToJs>::opt_session(
                     self.store()?.get_by_id(&id)?.as_ref(),
                 ))
             })())
@@ -141,7 +142,7 @@ macro_rules! store_methods {
         ) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
             $crate::js::methods::to_js((|| {
                 let token = $crate::js::convert::token(&token)?;
-                Ok($crate::js::convert::opt_session_to_js(
+                Ok(<Self as $crate::js::convert::ToJs>::opt_session(
                     self.store()?.touch(&token)?.as_ref(),
                 ))
             })())
@@ -164,7 +165,7 @@ macro_rules! store_methods {
                     Some(t) => self.store()?.rotate_to(&token, t)?,
                     None => self.store()?.rotate(&token)?,
                 };
-                Ok($crate::js::convert::issued_to_js(&new_token, &s))
+                Ok(<Self as $crate::js::convert::ToJs>::issued(&new_token, &s))
             })())
         }
 
@@ -202,7 +203,7 @@ macro_rules! store_methods {
             $crate::js::methods::to_js((|| {
                 let (user, tenant) = $crate::js::methods::user_and_tenant(&user_id, tenant_id.as_ref())?;
                 let list = self.store()?.list_by_user(&user, tenant.as_deref())?;
-                Ok($crate::js::convert::sessions_to_js(&list))
+                Ok(<Self as $crate::js::convert::ToJs>::sessions(&list))
             })())
         }
 
@@ -242,16 +243,14 @@ macro_rules! store_methods {
         /// Every stored session, expired ones included, oldest first.
         #[::wasm_bindgen::prelude::wasm_bindgen(js_name = loadAll, unchecked_return_type = "Session[]")]
         pub fn load_all(&mut self) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
-            $crate::js::methods::to_js((|| Ok($crate::js::convert::sessions_to_js(&self.store()?.load_all()?)))())
+            $crate::js::methods::to_js((|| Ok(<Self as $crate::js::convert::ToJs>::sessions(&self.store()?.load_all()?)))())
         }
 
         /// Every session (expired ones too) as an export document; tokens only if this store keeps them.
         #[::wasm_bindgen::prelude::wasm_bindgen(js_name = exportSessions, unchecked_return_type = "SessionExport")]
         pub fn export_sessions(&mut self) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
             $crate::js::methods::to_js((|| {
-                let doc = self.store()?.export()?;
-                ::serde_wasm_bindgen::to_value(&doc)
-                    .map_err(|e| $crate::Error::Database(format!("export: {e}").into()))
+                Ok(<Self as $crate::js::convert::ToJs>::export(&self.store()?.export()?))
             })())
         }
 
@@ -263,8 +262,7 @@ macro_rules! store_methods {
             #[::wasm_bindgen::prelude::wasm_bindgen(unchecked_param_type = "SessionExport")] doc: ::wasm_bindgen::JsValue,
         ) -> ::std::result::Result<f64, ::wasm_bindgen::JsValue> {
             $crate::js::methods::to_js((|| {
-                let doc: $crate::transfer::SessionExport = ::serde_wasm_bindgen::from_value(doc)
-                    .map_err(|e| $crate::Error::invalid("document", e.to_string()))?;
+                let doc = $crate::js::convert::export_doc(&doc)?;
                 Ok(self.store()?.import(&doc)? as f64)
             })())
         }

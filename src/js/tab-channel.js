@@ -15,6 +15,10 @@
 //   follower -> owner  { v: 2, t: "req", client, owner, tag, iv, data }  data = AES-GCM([id, method, args])
 //   owner -> follower  { v: 2, t: "res", client, owner, tag, iv, data }  data = AES-GCM([id, ok, value | error])
 //
+// Once linked, requests and replies travel on the link's own channel ("<channel name>#<tag>", named in
+// the welcome), which only the follower's page and the owner listen to; any script of the origin may
+// listen there too and sees the same ciphertext.
+//
 // Both sides derive one AES-256-GCM key per follower (ECDH, then HKDF-SHA-256 over both public keys,
 // the channel's name, the client, the owner and the tag); private and derived keys are
 // non-extractable. The additional data names the direction, the client and the tag, so a reply cannot

@@ -23,6 +23,9 @@
 //     owner -> clients     { v: 2, t: "owner", owner }             (serving from now: greet, resend pending)
 //                          { v: 2, t: "change", detail: { op, ids?, userId?, tenantId? } }   (never tokens)
 //                          { v: 2, t: "change", detail: { op: "sync", type, detail } }       (sync events)
+// A link's requests and replies travel on the link's own channel, "pylon-sessions:<dbName>#<tag>", which
+// only that follower's page and the owner listen to: a call wakes no other tab (a request on the store's
+// channel is served too). An owner that drops a link sends "rekey" for it on the store's channel.
 // `open` takes [options, syncSettings?]; method "sync" takes [call, arg] and is served by the owner's
 // sync engine (sync.js) outside the request queue, since it may wait on the network (bounded).
 // `id` is unique per client; the owner keeps its recent replies to writes by link (or page) and id, with
@@ -60,7 +63,11 @@ let releaseLock;
 let queue = Promise.resolve();
 /** `key` -> `{ digest, out }`: replies to writes, by sender and id (see `serve`). */
 const replies = new Map();
-/** `tag` -> `{ key, client }`: the encrypted link to each follower tab. */
+/**
+ * `tag` -> `{ key, client, out }`: the encrypted link to each follower tab, with the link's own
+ * channel (named after the link: only that follower's page and this owner listen to it, so its
+ * requests and replies wake no other tab).
+ */
 const links = new Map();
 let sync = null; // the sync engine (sync.js), in the owner only, when the page asked for one
 let syncFailure = null;
@@ -246,9 +253,29 @@ async function welcome(msg) {
   } catch {
     return; // not a point on the curve
   }
-  links.set(tag, { key, client: msg.client });
-  if (links.size > LINKS) links.delete(links.keys().next().value);
+  // Listening on the link's channel before the welcome goes out (messages of one context keep their order).
+  const out = new BroadcastChannel(`${channel.name}#${tag}`);
+  out.addEventListener("message", (event) => onLinkMessage(event.data));
+  links.set(tag, { key, client: msg.client, out });
+  if (links.size > LINKS) {
+    // The oldest link goes: its follower greets again when told (and resends what it waits for).
+    const [oldest, { client }] = links.entries().next().value;
+    dropLink(oldest);
+    channel.postMessage({ v: 2, t: "rekey", client, owner: me, tag: oldest });
+  }
   channel.postMessage({ v: 2, t: "welcome", client: msg.client, nonce: msg.nonce, owner: me, tag, pub: pair.pub });
+}
+
+/** A message on a link's channel: a request of that link's follower. */
+function onLinkMessage(msg) {
+  if (msg?.v !== 2 || msg.t !== "req") return;
+  queue = queue.then(() => serveLink(msg)).catch((err) => report(err, "a tab's request could not be answered"));
+}
+
+/** Forgets a link and closes its channel. */
+function dropLink(tag) {
+  links.get(tag)?.out.close();
+  links.delete(tag);
 }
 
 /** A follower's encrypted request: open it, serve it, seal the answer for that link alone. */
@@ -280,7 +307,8 @@ async function serveLink(msg) {
       body = encode([id, false, describe(err)]);
     }
     const sealed = await seal(link.key, linkData("res", msg.client, msg.tag), body);
-    channel.postMessage({ v: 2, t: "res", client: msg.client, owner: me, tag: msg.tag, ...sealed });
+    if (links.get(msg.tag) !== link) return; // dropped meanwhile: the follower greets again and resends
+    link.out.postMessage({ v: 2, t: "res", client: msg.client, owner: me, tag: msg.tag, ...sealed });
   }));
 }
 
@@ -427,6 +455,7 @@ async function close() {
   }
   // Reached only when close() succeeded: the pool's handles are released.
   releaseLock();
+  for (const tag of [...links.keys()]) dropLink(tag);
   channel?.close();
 }
 
@@ -446,6 +475,32 @@ async function handle(msg) {
   await detachSync(msg.method, () => serve(`page:${msg.client}:${msg.id}`, msg.method, args, () => encode([msg.id, msg.method, args]), reply));
 }
 
+/** Reads (and `touch`) from this worker's page, which `fastRead` may answer without queueing. */
+const READS = new Set(["get", "getById", "touch", "listByUser", "loadAll"]);
+/** Messages from this worker's page queued and not yet answered. */
+let queued = 0;
+
+/**
+ * Answers a read from this worker's page at once when nothing is queued before it, with what `handle`
+ * would answer but without the queue's promise hops (the store call is synchronous, so nothing can
+ * interleave with it). Returns false when the message must take the queue.
+ */
+function fastRead(msg) {
+  if (queued !== 0 || !store || !msg || msg.v !== 1 || typeof msg.id !== "number" || !READS.has(msg.method)
+    || !Array.isArray(msg.args) || replies.has(`page:${msg.client}:${msg.id}`)) return false;
+  let out;
+  try {
+    out = { ok: true, value: store[msg.method](...msg.args) };
+  } catch (err) {
+    out = { ok: false, error: describe(err) };
+  }
+  self.postMessage({ v: 1, client: msg.client, id: msg.id, ...out });
+  return true;
+}
+
 self.addEventListener("message", (event) => {
-  queue = queue.then(() => handle(event.data)).catch((err) => report(err, "a call could not be answered"));
+  if (fastRead(event.data)) return;
+  queued++;
+  queue = queue.then(() => handle(event.data)).catch((err) => report(err, "a call could not be answered"))
+    .finally(() => queued--);
 });

@@ -11,11 +11,16 @@
 //   node tests/edge/throughput.mjs --smoke    # tiny, so the script cannot rot (figures mean nothing)
 // scripts/test-edge.sh runs --smoke; PYLON_BENCH=3000 scripts/test-edge.sh runs it in full.
 import { Agent, request } from "node:http";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ADMIN_KEY, Workerd, freshNamespace, pool, router } from "./harness.mjs";
 
 const smoke = process.argv.includes("--smoke");
+// --emit FILE: also append the in-object figures as rows of the benchmark table (scripts/bench.sh);
+// --inside-only: stop after them (no HTTP part).
+const emitAt = process.argv.indexOf("--emit");
+const emit = emitAt >= 0 ? process.argv[emitAt + 1] : null;
+const insideOnly = process.argv.includes("--inside-only");
 const seconds = smoke ? 0.3 : Number(process.env.PYLON_BENCH_SECONDS ?? 3);
 const n = smoke ? 50 : Number(process.env.PYLON_BENCH) || 3000;
 const concurrency = smoke ? 4 : 32;
@@ -90,29 +95,41 @@ try {
   const us = Object.fromEntries(Object.entries(inside.us).map(([k, v]) => [k, +v.toFixed(1)]));
   console.log(`BENCH in one Durable Object (local disk), n=${n}: microseconds per op ${JSON.stringify(us)}, ` +
     `${Math.round(inside.bytesPerSession)} bytes stored per session`);
-
-  // (2) Over HTTP, 1, 8 and 64 objects.
-  const rows = [];
-  for (const k of [1, 8, 64]) {
-    const ns = freshNamespace();
-    const { buckets, users } = usersIn(k, smoke ? 2 : 8);
-    const tokens = [];
-    await busy(ns, buckets);
-    const create = await load(async (i) => {
-      const { token } = await send("POST", "sessions", { ns, admin: true, body: { userId: users[i % users.length], device: "bench" } });
-      if (tokens.length < 4096) tokens.push(token);
-    });
-    const createUs = perCall(await busy(ns, buckets));
-    const validate = await load((i) => send("POST", "session/touch", { ns, token: tokens[i % tokens.length] }));
-    const validateUs = perCall(await busy(ns, buckets));
-    rows.push({ k, validate, validateUs, create, createUs });
+  if (emit) {
+    // Each figure is a mean over n calls timed together (workerd's timer is coarse); p90 is not known.
+    const section = "edge · workerd Durable Object · one op inside the object";
+    const base = "host SQL from JS (floor)";
+    const row = (op, who, v) => [section, base, op, who, n, v.toFixed(3), v.toFixed(3)].join("\t");
+    appendFileSync(emit, [
+      row("create", base, inside.us.directUpsert), row("create", "crate (wasm -> host SQL)", inside.us.storeCreate),
+      row("get", base, inside.us.directGet), row("get", "crate (wasm -> host SQL)", inside.us.storeGet),
+    ].join("\n") + "\n");
   }
-  const f = (x) => (Number.isFinite(x) ? String(Math.round(x)) : "-");
-  console.log(`BENCH HTTP -> Worker -> object (local workerd, one process; ${concurrency} concurrent requests, ${seconds} s per cell)`);
-  console.log("| objects | validate req/s total | per object | object time per validate (us) | create req/s total | per object | object time per create (us) |");
-  console.log("|---|---|---|---|---|---|---|");
-  for (const r of rows) {
-    console.log(`| ${r.k} | ${f(r.validate)} | ${f(r.validate / r.k)} | ${r.validateUs.toFixed(1)} | ${f(r.create)} | ${f(r.create / r.k)} | ${r.createUs.toFixed(1)} |`);
+
+  if (!insideOnly) {
+    // (2) Over HTTP, 1, 8 and 64 objects.
+    const rows = [];
+    for (const k of [1, 8, 64]) {
+      const ns = freshNamespace();
+      const { buckets, users } = usersIn(k, smoke ? 2 : 8);
+      const tokens = [];
+      await busy(ns, buckets);
+      const create = await load(async (i) => {
+        const { token } = await send("POST", "sessions", { ns, admin: true, body: { userId: users[i % users.length], device: "bench" } });
+        if (tokens.length < 4096) tokens.push(token);
+      });
+      const createUs = perCall(await busy(ns, buckets));
+      const validate = await load((i) => send("POST", "session/touch", { ns, token: tokens[i % tokens.length] }));
+      const validateUs = perCall(await busy(ns, buckets));
+      rows.push({ k, validate, validateUs, create, createUs });
+    }
+    const f = (x) => (Number.isFinite(x) ? String(Math.round(x)) : "-");
+    console.log(`BENCH HTTP -> Worker -> object (local workerd, one process; ${concurrency} concurrent requests, ${seconds} s per cell)`);
+    console.log("| objects | validate req/s total | per object | object time per validate (us) | create req/s total | per object | object time per create (us) |");
+    console.log("|---|---|---|---|---|---|---|");
+    for (const r of rows) {
+      console.log(`| ${r.k} | ${f(r.validate)} | ${f(r.validate / r.k)} | ${r.validateUs.toFixed(1)} | ${f(r.create)} | ${f(r.create / r.k)} | ${r.createUs.toFixed(1)} |`);
+    }
   }
 } finally {
   agent.destroy();

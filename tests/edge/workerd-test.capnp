@@ -19,6 +19,7 @@ const sessionWorker :Workerd.Worker = (
     (name = "pkg-edge/pylon_sessions_bg.wasm", wasm = embed "../../pkg-edge/pylon_sessions_bg.wasm"),
     (name = "pkg-edge/durable-object.js", esModule = embed "../../pkg-edge/durable-object.js"),
     (name = "pkg-edge/limits.js", esModule = embed "../../pkg-edge/limits.js"),
+    (name = "pkg-edge/session-object.js", esModule = embed "../../pkg-edge/session-object.js"),
   ],
   compatibilityDate = "2025-09-01",
   compatibilityFlags = ["nodejs_compat"],

@@ -252,6 +252,38 @@ for (const name of BROWSERS) describe(`${name}`, () => {
       assert.equal(r.found, 10);
     });
 
+    test("durability: full by default, normal on request (flushed at checkpoints), bad values refused", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const opts = { dbName: "api-durability.db", storage: "opfs", tokenStorage: "keep" };
+        let store = await SessionStore.open(opts);
+        const full = store.info.durability;
+        store.close();
+        store = await SessionStore.open({ ...opts, durability: "normal" });
+        const normal = store.info.durability;
+        const { token } = store.create({ userId: "u" });
+        store.close();
+        store = await SessionStore.open(opts);
+        const kept = store.get(token) !== null;
+        store.close();
+        let bad = null;
+        try {
+          await SessionStore.open({ ...opts, durability: "off" });
+        } catch (e) {
+          bad = [e.code, e.field];
+        }
+        const memory = await SessionStore.open({ storage: "memory", durability: "normal" });
+        const mem = memory.info.durability;
+        memory.close();
+        return { full, normal, kept, bad, mem };
+      });
+      assert.equal(r.full, "full");
+      assert.equal(r.normal, "normal");
+      assert.ok(r.kept, "a normal-durability commit is in the file once closed");
+      assert.deepEqual(r.bad, ["InvalidInput", "durability"]);
+      assert.equal(r.mem, "full");
+    });
+
     test("a full disk (QuotaExceededError) is QuotaExceeded and the data stays intact", async () => {
       const r = await worker.evaluate(async () => {
         const { SessionStore } = await self.ready;

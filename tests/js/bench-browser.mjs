@@ -83,6 +83,17 @@ async function measureIn(b, name) {
     for (const r of got) push(section(storage === "opfs" ? "OPFS" : "in memory"), "wa-sqlite", r);
   }
 
+  log(`${name}: durable write floor (bare sync access handle: write + flush)`);
+  const floor = await rpc(b, "opfsFloor", PLAN);
+  const durable = section("durable commit on OPFS (floor: a bare sync access handle write + flush)");
+  const FLOOR = "1 frame + flush (floor)";
+  // The same floors next to each durable write of the OPFS section (one commit each).
+  for (const op of ["create", "remove"]) {
+    push(durable, FLOOR, { op, contender: FLOOR, ...floor.one, error: null });
+    push(durable, FLOOR, { op, contender: "5 frames + flush (a create's writes)", ...floor.five, error: null });
+    for (const r of sections.opfs.filter((r) => r.op === op)) push(durable, FLOOR, r);
+  }
+
   log(`${name}: cold start: seeding ${COLD.sessions} sessions for each contender`);
   await rpc(b, "seedCold", COLD.sessions);
   await b.evaluate(() => window.benchWorker.terminate());
@@ -142,13 +153,16 @@ async function measureIn(b, name) {
   log(`${name}: page client`);
   const viaClient = await b.evaluate(async (plan) => {
     const { SessionStoreClient } = await import("/pkg/client.js");
-    const { ClientStore } = await import("/tests/js/fixtures/bench-stores.js");
+    const { ClientStore, EchoStore } = await import("/tests/js/fixtures/bench-stores.js");
     const { measure } = await import("/tests/js/fixtures/bench-run.js");
     const store = new ClientStore(await SessionStoreClient.open({ storage: "opfs", dbName: "client.db" }, { persist: false }));
+    // The floor, in the same turns: the same messages to a bare worker that answers at once.
+    const echo = new EchoStore("/tests/js/fixtures/bench-echo-worker.js");
     try {
-      return await measure([{ name: "page client", store }], plan);
+      return await measure([{ name: "page client", store }, { name: "postMessage round trip (floor)", store: echo }], plan);
     } finally {
       await store.close();
+      echo.close();
     }
   }, PLAN);
   const clientSection = section("OPFS, called from the page");

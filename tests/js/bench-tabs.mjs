@@ -1,35 +1,84 @@
 // Measures the page client with several tabs on one OPFS store (headless Chromium, fresh persistent
-// profile): a durable create and a get from the owner tab and from a follower tab (round trip
-// included), three tabs creating at once, and the hand-off when the owner tab closes (the longest
-// gap between two answers in a follower that keeps reading). Prints medians and means in ms.
-// Run: node tests/js/bench-tabs.mjs [ops]
+// profile, cross-origin isolated page): a durable create and a get from the owner tab and from a
+// follower tab (round trip included), with the floor of a follower's call in the same run: a bare
+// BroadcastChannel round trip from the follower's page to a worker in the owner's tab, in the clear and
+// with the tab channel's AES-GCM seal and open each way (tab-channel.js); then three tabs creating at
+// once, and the hand-off when the owner tab closes (the longest gap between two answers in a follower
+// that keeps reading).
+//
+//   node tests/js/bench-tabs.mjs [--smoke] [--emit FILE] [ops]
+//
+// Prints Markdown context lines on stdout; `--emit` writes the rows as tab-separated lines for
+// `cargo bench --bench native -- --rows FILE` (scripts/bench.sh), as tests/js/bench-browser.mjs does.
+import { appendFileSync } from "node:fs";
 import { launch, openStore, openTab } from "./browser.mjs";
 
-const N = Number(process.argv[2] ?? 300);
-const browser = await launch();
+const args = process.argv.slice(2);
+const smoke = args.includes("--smoke") || process.env.PYLON_BENCH_SMOKE === "1";
+const emitAt = args.indexOf("--emit");
+const emit = emitAt >= 0 ? args[emitAt + 1] : null;
+const N = Number(args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== "--emit") ?? (smoke ? 20 : 400));
+const log = (m) => process.stderr.write(`[bench-tabs] ${m}\n`);
+const browser = await launch({ isolated: true });
 const options = { dbName: "bench-tabs.db", storage: "opfs" };
 
-/** Runs n creates, then n gets of them, in the page's store; returns medians and means in ms. */
+/** Runs n creates, then n gets of them, in the page's store; returns the times of each in µs. */
 function measure(page, n) {
   return page.evaluate(async (n) => {
-    const median = (v) => v.slice().sort((a, b) => a - b)[Math.floor(v.length / 2)];
-    const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
     const tokens = [];
     const create = [];
     const get = [];
     for (let i = 0; i < n; i++) {
       const t = performance.now();
       tokens.push((await window.store.create({ userId: `user${i % 50}` })).token);
-      create.push(performance.now() - t);
+      create.push((performance.now() - t) * 1000);
     }
     for (let i = 0; i < n; i++) {
       const t = performance.now();
       await window.store.get(tokens[(i * 7) % n]);
-      get.push(performance.now() - t);
+      get.push((performance.now() - t) * 1000);
     }
-    return { create: median(create), get: median(get), createMean: mean(create), getMean: mean(get) };
+    return { create, get };
   }, n);
 }
+
+/** In `page`: n round trips on a BroadcastChannel to bench-bc-echo-worker.js, plain and sealed (µs). */
+function floor(page, n) {
+  return page.evaluate(async (n) => {
+    const { decode, encode, seal, unseal } = await import("/pkg/tab-channel.js");
+    const channel = new BroadcastChannel("pylon-bench-echo");
+    let waiting = null;
+    channel.onmessage = (e) => waiting?.(e.data);
+    const ask = (msg) => new Promise((resolve) => {
+      waiting = resolve;
+      channel.postMessage(msg);
+    });
+    const raw = crypto.getRandomValues(new Uint8Array(32));
+    const key = await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]);
+    await ask({ t: "key", raw });
+    const ad = new TextEncoder().encode("bench");
+    const token = "pyl_" + "0".repeat(64);
+    const plain = [];
+    const sealed = [];
+    for (let i = 0; i < n; i++) {
+      let t = performance.now();
+      await ask({ t: "plain", i });
+      plain.push((performance.now() - t) * 1000);
+      t = performance.now();
+      const reply = await ask({ t: "sealed", ...(await seal(key, ad, encode([i, "get", [token]]))) });
+      decode(await unseal(key, ad, reply));
+      sealed.push((performance.now() - t) * 1000);
+    }
+    channel.close();
+    return { plain, sealed };
+  }, n);
+}
+
+const stats = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { samples: s.length, median_us: at(0.5), p90_us: at(0.9) };
+};
 
 try {
   const a = browser.page;
@@ -37,13 +86,26 @@ try {
   const c = await openTab(browser);
   const roles = [await openStore(a, options), await openStore(b, options), await openStore(c, options)];
   if (roles.join() !== "owner,follower,follower") throw new Error(`unexpected roles ${roles}`);
+  const version = browser.context.browser()?.version() ?? "?";
+  const name = `Chromium ${version.split(".")[0]}`;
+  log(`${name}: owner tab, then a follower tab, ${N} creates and ${N} gets each; warm-up first`);
+  await measure(a, Math.min(N, 50));
+  await measure(b, Math.min(N, 50));
   const owner = await measure(a, N);
   const follower = await measure(b, N);
+  log(`${name}: floor: BroadcastChannel round trips from the follower tab to a worker in the owner tab`);
+  await a.evaluate(() => new Promise((resolve) => {
+    window.echo = new Worker("/tests/js/fixtures/bench-bc-echo-worker.js", { type: "module" });
+    window.echo.onmessage = () => resolve();
+  }));
+  await floor(b, Math.min(N, 50));
+  const bc = await floor(b, N);
 
   // Three tabs creating at once.
   const t0 = Date.now();
-  await Promise.all([a, b, c].map((p) => measure(p, Math.floor(N / 3))));
-  const together = (3 * Math.floor(N / 3) * 2) / ((Date.now() - t0) / 1000);
+  const k = Math.max(1, Math.floor(N / 3));
+  await Promise.all([a, b, c].map((p) => measure(p, k)));
+  const together = (3 * k * 2) / ((Date.now() - t0) / 1000);
 
   // Hand-off: b and c keep reading while the owner tab closes.
   const reading = [b, c].map((p) => p.evaluate(async () => {
@@ -67,13 +129,19 @@ try {
   const [rb, rc] = await Promise.all(reading);
   const lockAfter = (rb.roleAt ?? rc.roleAt) - closedAt;
 
-  const version = browser.context.browser()?.version() ?? "chromium";
-  const f = (x) => x.toFixed(2);
-  console.log(`Chromium ${version}, OPFS, 3 tabs, median (mean) of ${N} ops, ms per op incl. round trip:`);
-  console.log(`  owner tab:    create ${f(owner.create)} (${f(owner.createMean)}), get ${f(owner.get)} (${f(owner.getMean)})`);
-  console.log(`  follower tab: create ${f(follower.create)} (${f(follower.createMean)}), get ${f(follower.get)} (${f(follower.getMean)})`);
-  console.log(`  3 tabs at once: ${together.toFixed(0)} ops/s in all (creates and gets)`);
-  console.log(`  owner tab closed: new owner after ${lockAfter.toFixed(0)} ms; longest wait for an answer in a follower ${f(Math.max(rb.gap, rc.gap))} ms`);
+  const section = `browser · ${name} · several tabs on OPFS, called from the page`;
+  const rows = [];
+  const row = (op, contender, v) => rows.push([section, "owner tab", op, contender, ...Object.values(stats(v))]);
+  for (const op of ["get", "create"]) {
+    row(op, "owner tab", owner[op]);
+    row(op, "follower tab", follower[op]);
+  }
+  row("get", "BroadcastChannel round trip (floor)", bc.plain);
+  row("get", "… + AES-GCM seal and open each way (floor)", bc.sealed);
+  const tsv = rows.map((r) => r.map((x) => (typeof x === "number" && !Number.isInteger(x) ? x.toFixed(3) : x)).join("\t")).join("\n") + "\n";
+  if (emit) appendFileSync(emit, tsv);
+  else process.stdout.write(tsv);
+  console.log(`- several tabs (tests/js/bench-tabs.mjs): ${name}, 3 tabs of one origin on one OPFS store (one owner, two followers), ${N} creates then ${N} gets from the owner tab, then from a follower tab; floor: ${N} BroadcastChannel round trips from the follower's page to a worker in the owner's tab, plain and with the tab channel's AES-GCM each way; 3 tabs at once: ${together.toFixed(0)} ops/s in all; owner tab closed: new owner after ${lockAfter.toFixed(0)} ms, longest wait for an answer in a follower ${Math.max(rb.gap, rc.gap).toFixed(1)} ms`);
 } finally {
   await browser.close();
 }

@@ -237,10 +237,17 @@ for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
     const [a, b, spy] = [browser.page, await browser.openTab(), await browser.openTab()];
     // Any script of the origin can listen on the store's channel: this tab does, from before the store
     // opens, and keeps every message (binary fields as hex and as latin1 text, for the search below).
+    // Replies travel on each link's own channel, named in the welcome: the spy listens there too.
     await spy.evaluate((name) => {
       window.heard = [];
       window.spyChannel = new BroadcastChannel(name);
-      window.spyChannel.onmessage = (e) => window.heard.push(e.data);
+      window.spyChannel.onmessage = (e) => {
+        window.heard.push(e.data);
+        if (e.data?.t === "welcome") {
+          const link = new BroadcastChannel(`${name}#${e.data.tag}`);
+          link.onmessage = (r) => window.heard.push(r.data);
+        }
+      };
       // (Not `instanceof Uint8Array`: Firefox delivers a channel message's typed arrays from another realm.)
       window.heardText = () => JSON.stringify(window.heard, (k, v) => (ArrayBuffer.isView(v)
         ? { hex: Array.from(v, (x) => x.toString(16).padStart(2, "0")).join(""), latin1: String.fromCharCode(...v) }
