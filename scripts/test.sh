@@ -31,7 +31,7 @@ scripts/test-offline.sh
 step "edge: workerd and Deno hosts, export/import"
 scripts/test-edge.sh
 
-step "packages: Rust scratch apps (native, system SQLite, wasm32), cargo publish --dry-run, docs, MSRV; npm tarballs in Node, Deno, Vite and esbuild builds in Chromium and Firefox"
+step "packages: Rust scratch apps (native, system SQLite, wasm32), cargo publish --dry-run, docs, MSRV; npm tarballs in Node, Deno, workerd, and Vite, webpack and esbuild builds in Chromium and Firefox"
 scripts/test-package.sh
 
 step "benchmarks: smoke run of every harness, tiny counts (native, browser, sync, HTTP server load; the numbers mean nothing)"
