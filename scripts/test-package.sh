@@ -76,12 +76,12 @@ cargo publish --dry-run --allow-dirty -p pylon-sessions 2>&1 | grep -v '^\s*\(Co
 
 step "rustdoc, warnings denied: native all features, native without default features, wasm32 browser and edge"
 export RUSTDOCFLAGS=-Dwarnings
-cargo doc --quiet --no-deps -p pylon-sessions --all-features
-cargo doc --quiet --no-deps -p pylon-sessions --no-default-features
+cargo doc --quiet --no-deps --lib -p pylon-sessions --all-features
+cargo doc --quiet --no-deps --lib -p pylon-sessions --no-default-features
 # A library build on wasm32 needs getrandom's backend chosen by someone: here, the command line.
 # (docs.rs's own set, [package.metadata.docs.rs] features, on its wasm32 target:)
-cargo doc --quiet --no-deps -p pylon-sessions --target wasm32-unknown-unknown --features full,serde,tracing,getrandom/wasm_js
-cargo doc --quiet --no-deps -p pylon-sessions --target wasm32-unknown-unknown --no-default-features --features getrandom/wasm_js
+cargo doc --quiet --no-deps --lib -p pylon-sessions --target wasm32-unknown-unknown --features full,serde,tracing,getrandom/wasm_js
+cargo doc --quiet --no-deps --lib -p pylon-sessions --target wasm32-unknown-unknown --no-default-features --features getrandom/wasm_js
 unset RUSTDOCFLAGS
 echo "docs build with no warnings"
 
