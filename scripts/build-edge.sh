@@ -19,9 +19,10 @@ if command -v wasm-opt >/dev/null; then
 else
   echo "note: wasm-opt not found (npm ci installs binaryen); pkg-edge/ is not size-optimised" >&2
 fi
-# The host adapters, the per-host entries (index.js, node.js, workerd.js) and the time helpers; then
+# The host adapters, the per-host entries (index.js, node.js, workerd.js), the time helpers and the
+# session-object builder the glue imports; then
 # package.json (`@pylon-sessions/edge`, exports with workerd/deno/node conditions), licenses, README.
-cp edge/*.js edge/package/*.js edge/package/index.d.ts src/js/time.js src/js/time.d.ts pkg-edge/
+cp edge/*.js edge/package/*.js edge/package/index.d.ts src/js/time.js src/js/time.d.ts src/js/session-object.js pkg-edge/
 node scripts/pkg-json.mjs edge
 
 wasm=pkg-edge/pylon_sessions_bg.wasm

@@ -33,7 +33,8 @@ rm -rf pkg
 wasm-pack build wasm --target web --release --out-dir ../pkg --out-name pylon_sessions
 
 # The page client runs the store in a dedicated worker (OPFS exists only there).
-cp src/js/client.js src/js/worker.js src/js/tab-channel.js src/js/sync.js src/js/client.d.ts src/js/time.js src/js/time.d.ts pkg/
+cp src/js/client.js src/js/worker.js src/js/tab-channel.js src/js/sync.js src/js/client.d.ts src/js/time.js src/js/time.d.ts \
+  src/js/session-object.js pkg/
 node scripts/pkg-json.mjs
 
 wasm=pkg/pylon_sessions_bg.wasm

@@ -27,8 +27,7 @@ const browser = {
   files: [
     "pylon_sessions.js", "pylon_sessions.d.ts", "pylon_sessions_bg.wasm", "pylon_sessions_bg.wasm.d.ts",
     "client.js", "client.d.ts", "worker.js", "tab-channel.js", "sync.js", "time.js", "time.d.ts",
-    // wasm-bindgen's inline JS (the session-object builder) lives in snippets/.
-    "snippets/",
+    "session-object.js",
     "README.md", "LICENSE-MIT", "LICENSE-APACHE",
   ],
   main: "./client.js",
@@ -45,7 +44,7 @@ const browser = {
     "./package.json": "./package.json",
   },
   // Importing a module runs nothing but its definitions; worker.js is an entry of its own.
-  sideEffects: ["./worker.js", "./snippets/*"],
+  sideEffects: ["./worker.js"],
 };
 
 const edgePackage = {

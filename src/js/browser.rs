@@ -568,9 +568,7 @@ impl JsSessionStore {
     ) -> std::result::Result<JsValue, JsValue> {
         to_js((|| {
             let session = held_session(&session)?;
-            Ok(<Self as convert::ToJs>::session(
-                &self.store()?.adopt(session)?,
-            ))
+            Ok(convert::session(&self.store()?.adopt(session)?))
         })())
     }
 
@@ -647,49 +645,5 @@ fn held_session(value: &JsValue) -> Result<crate::Session> {
 const CLIENT_NAME_MAX: usize = 64;
 /// Largest client-state value, in bytes (1 MiB: an outbox or a device list, never bulk data).
 const CLIENT_VALUE_MAX: usize = 1 << 20;
-
-// Each session object is built by one call into this small JS function, with its eight values as
-// arguments, instead of some 25 calls from Rust (an empty object, each key and value, each property
-// set): a `listByUser` of 10 sessions spent most of its time in those calls. `tenantId` and `device`
-// are `null` when absent, `token` is there only when the store keeps tokens.
-#[wasm_bindgen(
-    inline_js = "export function session(id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt) {
-  tenantId = tenantId ?? null;
-  device = device ?? null;
-  return token === undefined
-    ? { id, userId, tenantId, device, createdAt, lastSeenAt, expiresAt }
-    : { id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt };
-}"
-)]
-extern "C" {
-    #[wasm_bindgen(js_name = session)]
-    #[allow(clippy::too_many_arguments)]
-    fn session_object(
-        id: &str,
-        token: Option<&str>,
-        user_id: &str,
-        tenant_id: Option<&str>,
-        device: Option<&str>,
-        created_at: f64,
-        last_seen_at: f64,
-        expires_at: f64,
-    ) -> JsValue;
-}
-
-impl convert::ToJs for JsSessionStore {
-    fn fields(s: &convert::Fields<'_>) -> JsValue {
-        // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
-        session_object(
-            s.id,
-            s.token,
-            s.user_id,
-            s.tenant_id,
-            s.device,
-            s.created_at as f64,
-            s.last_seen_at as f64,
-            s.expires_at as f64,
-        )
-    }
-}
 
 super::methods::store_methods!(JsSessionStore, SessionStore);

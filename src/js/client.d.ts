@@ -181,14 +181,7 @@ export interface UnconfirmedDetail {
 }
 
 /** A session as the server's device list shows it (no token). */
-export interface Device {
-  id: string;
-  userId: string;
-  tenantId: string | null;
-  device: string | null;
-  createdAt: UnixSeconds;
-  lastSeenAt: UnixSeconds;
-  expiresAt: UnixSeconds;
+export interface Device extends Omit<Session, "token"> {
   /** Whether this is this device's own session. */
   current: boolean;
 }
@@ -210,15 +203,8 @@ export type OutboxAction =
   | { id: string; action: "signOut" | "revoke"; sessionId: string; at: UnixSeconds }
   | { id: string; action: "revokeOthers"; at: UnixSeconds };
 
-/** The session this device is signed in with, and when the server last confirmed it. */
-export interface SyncedSession {
-  id: string;
-  userId: string;
-  tenantId: string | null;
-  device: string | null;
-  createdAt: UnixSeconds;
-  lastSeenAt: UnixSeconds;
-  expiresAt: UnixSeconds;
+/** The session this device is signed in with (no token), and when the server last confirmed it. */
+export interface SyncedSession extends Omit<Session, "token"> {
   /** The server's clock at its last `live` verdict (or the sign-in), unix seconds. */
   confirmedAt: UnixSeconds;
   /** Seconds since then, on the server's clock as best known. */

@@ -8,6 +8,7 @@
 //! `null` for a missing tenant or device, `token` only in stores that keep tokens).
 
 use js_sys::{Array, JsString, Object, Reflect};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::{Error, Result};
@@ -127,12 +128,7 @@ fn camel_case(field: &str) -> String {
 /// Sets a property on an object this crate created (an ordinary, extensible object: this cannot
 /// fail, so a failure is not reported). Never use it on a caller's object.
 pub fn set(target: &JsValue, key: &str, value: &JsValue) {
-    put(target, &JsValue::from_str(key), value);
-}
-
-/// As [`set`], with a key that is already a JS value.
-fn put(target: &JsValue, key: &JsValue, value: &JsValue) {
-    let _ = Reflect::set(target, key, value);
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
 }
 
 /// Reads `key` from a caller's object; a throwing getter or proxy is the caller's [`Error::InvalidInput`].
@@ -313,6 +309,18 @@ pub fn identity(value: &JsValue) -> Result<(String, Option<String>, Option<Strin
     ))
 }
 
+/// The fields of a session object, as JS code gives one back (`insert`, `importSessions`).
+const SESSION_FIELDS: [&str; 8] = [
+    "id",
+    "token",
+    "userId",
+    "tenantId",
+    "device",
+    "createdAt",
+    "lastSeenAt",
+    "expiresAt",
+];
+
 /// A session issued elsewhere, with its token: `{ token, userId, tenantId?, device?, createdAt,
 /// lastSeenAt?, expiresAt, id? }`. `lastSeenAt` defaults to `createdAt`; `id`, when given, must be the
 /// token's hash.
@@ -320,17 +328,7 @@ pub fn identity(value: &JsValue) -> Result<(String, Option<String>, Option<Strin
 /// # Errors
 /// [`Error::InvalidInput`] for a missing, mistyped, unknown or out-of-limits field.
 pub fn issued_session(value: &JsValue) -> Result<(Token, Session)> {
-    const FIELDS: [&str; 8] = [
-        "id",
-        "token",
-        "userId",
-        "tenantId",
-        "device",
-        "createdAt",
-        "lastSeenAt",
-        "expiresAt",
-    ];
-    object("session", value, &FIELDS)?;
+    object("session", value, &SESSION_FIELDS)?;
     let token = token(&get(value, "token", "token")?)?;
     let id = get(value, "id", "id")?;
     if !(id.is_undefined() || id.is_null()) && session_id(&id)? != token.id() {
@@ -401,93 +399,84 @@ fn exported_fields(s: &ExportedSession) -> Fields<'_> {
     }
 }
 
-/// A session object built property by property from Rust (about 25 calls into JS per session).
-pub fn session_fields_to_js(s: &Fields<'_>) -> JsValue {
-    // The property names are made into JS strings once per thread, not once per session: a list of
-    // sessions otherwise spends most of its time decoding the same eight keys.
-    thread_local! {
-        static KEYS: [JsValue; 8] = [
-            "id", "token", "userId", "tenantId", "device", "createdAt", "lastSeenAt", "expiresAt",
-        ]
-        .map(JsValue::from_str);
+// Each session object is built by one call into src/js/session-object.js, which the build scripts copy
+// beside the glue of pkg/ and pkg-edge/ (the glue imports it by that name; a hand-written workerd config
+// lists it with the other modules).
+#[wasm_bindgen(raw_module = "./session-object.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = session)]
+    #[allow(clippy::too_many_arguments)]
+    fn session_object(
+        id: &str,
+        token: Option<&str>,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        device: Option<&str>,
+        created_at: f64,
+        last_seen_at: f64,
+        expires_at: f64,
+    ) -> JsValue;
+}
+
+/// One session object from its fields (`token` only when the store keeps tokens).
+fn fields_to_js(s: &Fields<'_>) -> JsValue {
+    // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
+    session_object(
+        s.id,
+        s.token,
+        s.user_id,
+        s.tenant_id,
+        s.device,
+        s.created_at as f64,
+        s.last_seen_at as f64,
+        s.expires_at as f64,
+    )
+}
+
+/// A session as a plain object with camelCase fields.
+pub fn session(s: &Session) -> JsValue {
+    fields_to_js(&fields_of(s))
+}
+
+/// `null` when the session is `None`.
+pub fn opt_session(s: Option<&Session>) -> JsValue {
+    s.map_or(JsValue::NULL, session)
+}
+
+/// An array of session objects.
+pub fn sessions(list: &[Session]) -> JsValue {
+    let out = Array::new_with_length(list.len() as u32);
+    for (i, s) in list.iter().enumerate() {
+        out.set(i as u32, session(s));
     }
+    out.into()
+}
+
+/// `{ token, session }` for a newly issued token.
+pub fn issued(token: &Token, s: &Session) -> JsValue {
     let obj: JsValue = Object::new().into();
-    KEYS.with(
-        |[id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at]| {
-            put(&obj, id, &JsValue::from_str(s.id));
-            if let Some(t) = s.token {
-                put(&obj, token, &JsValue::from_str(t));
-            }
-            put(&obj, user_id, &JsValue::from_str(s.user_id));
-            put(&obj, tenant_id, &opt_str(s.tenant_id));
-            put(&obj, device, &opt_str(s.device));
-            // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
-            put(&obj, created_at, &JsValue::from_f64(s.created_at as f64));
-            put(
-                &obj,
-                last_seen_at,
-                &JsValue::from_f64(s.last_seen_at as f64),
-            );
-            put(&obj, expires_at, &JsValue::from_f64(s.expires_at as f64));
-        },
-    );
+    set(&obj, "token", &JsValue::from_str(token.expose()));
+    set(&obj, "session", &session(s));
     obj
 }
 
-/// How a store class turns sessions into JS objects. The default builds each object property by
-/// property from Rust; a class with a JS helper of its own (the browser's, one call per session)
-/// overrides [`ToJs::fields`], and every other conversion follows.
-pub trait ToJs {
-    /// One session object from its fields.
-    fn fields(s: &Fields<'_>) -> JsValue {
-        session_fields_to_js(s)
+/// An export document: `{ format, version, exportedAt, sessions }`, each session an object as
+/// [`session`] makes it (`token` only when the store keeps tokens).
+pub fn export(doc: &SessionExport) -> JsValue {
+    let obj: JsValue = Object::new().into();
+    set(&obj, "format", &JsValue::from_str(&doc.format));
+    set(&obj, "version", &JsValue::from_f64(f64::from(doc.version)));
+    set(
+        &obj,
+        "exportedAt",
+        &JsValue::from_f64(doc.exported_at as f64),
+    );
+    let list = Array::new_with_length(doc.sessions.len() as u32);
+    for (i, s) in doc.sessions.iter().enumerate() {
+        list.set(i as u32, fields_to_js(&exported_fields(s)));
     }
-
-    /// A session as a plain object with camelCase fields.
-    fn session(s: &Session) -> JsValue {
-        Self::fields(&fields_of(s))
-    }
-
-    /// `null` when the session is `None`.
-    fn opt_session(s: Option<&Session>) -> JsValue {
-        s.map_or(JsValue::NULL, Self::session)
-    }
-
-    /// An array of session objects.
-    fn sessions(list: &[Session]) -> JsValue {
-        let out = Array::new_with_length(list.len() as u32);
-        for (i, s) in list.iter().enumerate() {
-            out.set(i as u32, Self::session(s));
-        }
-        out.into()
-    }
-
-    /// `{ token, session }` for a newly issued token.
-    fn issued(token: &Token, s: &Session) -> JsValue {
-        let obj: JsValue = Object::new().into();
-        set(&obj, "token", &JsValue::from_str(token.expose()));
-        set(&obj, "session", &Self::session(s));
-        obj
-    }
-
-    /// An export document: `{ format, version, exportedAt, sessions }`, each session an object as
-    /// [`ToJs::session`] makes it (`token` only when the store keeps tokens).
-    fn export(doc: &SessionExport) -> JsValue {
-        let obj: JsValue = Object::new().into();
-        set(&obj, "format", &JsValue::from_str(&doc.format));
-        set(&obj, "version", &JsValue::from_f64(f64::from(doc.version)));
-        set(
-            &obj,
-            "exportedAt",
-            &JsValue::from_f64(doc.exported_at as f64),
-        );
-        let list = Array::new_with_length(doc.sessions.len() as u32);
-        for (i, s) in doc.sessions.iter().enumerate() {
-            list.set(i as u32, Self::fields(&exported_fields(s)));
-        }
-        set(&obj, "sessions", &list);
-        obj
-    }
+    set(&obj, "sessions", &list);
+    obj
 }
 
 /// An export document from JS: `{ format, version, exportedAt, sessions }`, each session `{ id,
@@ -531,17 +520,7 @@ pub fn export_doc(value: &JsValue) -> Result<SessionExport> {
 
 /// One session of an export document (see [`export_doc`]).
 fn exported_session(value: &JsValue) -> Result<ExportedSession> {
-    const FIELDS: [&str; 8] = [
-        "id",
-        "token",
-        "userId",
-        "tenantId",
-        "device",
-        "createdAt",
-        "lastSeenAt",
-        "expiresAt",
-    ];
-    object("session", value, &FIELDS)?;
+    object("session", value, &SESSION_FIELDS)?;
     let (user_id, tenant_id, device) = identity(value)?;
     Ok(ExportedSession {
         id: string("id", &get(value, "id", "id")?, 64)?,
@@ -562,10 +541,6 @@ fn exported_session(value: &JsValue) -> Result<ExportedSession> {
 /// A count as a JS number (counts never come near 2^53).
 pub fn count_to_js(n: u64) -> JsValue {
     JsValue::from_f64(n as f64)
-}
-
-fn opt_str(s: Option<&str>) -> JsValue {
-    s.map_or(JsValue::NULL, JsValue::from_str)
 }
 
 /// A short description of a value's type for error messages (never its content, which may be secret).

@@ -271,40 +271,6 @@ export interface SyncResponse {
 }
 "#;
 
-// Each session object is built by one call into edge/session-object.js (copied into pkg-edge/ beside
-// the glue, which imports it by that name: a workerd config lists it with the other modules).
-#[wasm_bindgen(raw_module = "./session-object.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = session)]
-    #[allow(clippy::too_many_arguments)]
-    fn session_object(
-        id: &str,
-        token: Option<&str>,
-        user_id: &str,
-        tenant_id: Option<&str>,
-        device: Option<&str>,
-        created_at: f64,
-        last_seen_at: f64,
-        expires_at: f64,
-    ) -> JsValue;
-}
-
-impl super::convert::ToJs for JsEdgeStore {
-    fn fields(s: &super::convert::Fields<'_>) -> JsValue {
-        // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
-        session_object(
-            s.id,
-            s.token,
-            s.user_id,
-            s.tenant_id,
-            s.device,
-            s.created_at as f64,
-            s.last_seen_at as f64,
-            s.expires_at as f64,
-        )
-    }
-}
-
 super::methods::store_methods!(JsEdgeStore, EdgeSessionStore);
 
 /// Routed tokens for a sharded service, exported to JavaScript as `TokenRouter`.

@@ -1,7 +1,7 @@
 //! The methods both JS store classes (`SessionStore` in the browser, `EdgeSessionStore` at the edge)
 //! share, written once: `store_methods!(RustType, JsName)` adds them to a class whose inherent
-//! `fn store(&mut self) -> Result<&mut SessionStore<_>>` hands out the open store, and which implements
-//! [`convert::ToJs`] (how its sessions become JS objects).
+//! `fn store(&mut self) -> Result<&mut SessionStore<_>>` hands out the open store; sessions become JS
+//! objects through [`convert::session`] and its siblings.
 
 use wasm_bindgen::prelude::*;
 
@@ -89,7 +89,7 @@ macro_rules! store_methods {
                     Some(t) => self.store()?.create_with_token(t, new)?,
                     None => self.store()?.create(new)?,
                 };
-                Ok(<Self as $crate::js::convert::ToJs>::issued(&token, &s))
+                Ok($crate::js::convert::issued(&token, &s))
             })())
         }
 
@@ -102,7 +102,7 @@ macro_rules! store_methods {
             $crate::js::methods::to_js((|| {
                 let (token, s) = $crate::js::convert::issued_session(&session)?;
                 let saved = self.store()?.insert(&token, s)?;
-                Ok(<Self as $crate::js::convert::ToJs>::session(&saved))
+                Ok($crate::js::convert::session(&saved))
             })())
         }
 
@@ -114,7 +114,7 @@ macro_rules! store_methods {
         ) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
             $crate::js::methods::to_js((|| {
                 let token = $crate::js::convert::token(&token)?;
-                Ok(<Self as $crate::js::convert::ToJs>::opt_session(
+                Ok($crate::js::convert::opt_session(
                     self.store()?.get(&token)?.as_ref(),
                 ))
             })())
@@ -128,7 +128,7 @@ macro_rules! store_methods {
         ) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
             $crate::js::methods::to_js((|| {
                 let id = $crate::js::convert::session_id(&id)?;
-                Ok(<Self as $crate::js::convert::ToJs>::opt_session(
+                Ok($crate::js::convert::opt_session(
                     self.store()?.get_by_id(&id)?.as_ref(),
                 ))
             })())
@@ -142,7 +142,7 @@ macro_rules! store_methods {
         ) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
             $crate::js::methods::to_js((|| {
                 let token = $crate::js::convert::token(&token)?;
-                Ok(<Self as $crate::js::convert::ToJs>::opt_session(
+                Ok($crate::js::convert::opt_session(
                     self.store()?.touch(&token)?.as_ref(),
                 ))
             })())
@@ -165,7 +165,7 @@ macro_rules! store_methods {
                     Some(t) => self.store()?.rotate_to(&token, t)?,
                     None => self.store()?.rotate(&token)?,
                 };
-                Ok(<Self as $crate::js::convert::ToJs>::issued(&new_token, &s))
+                Ok($crate::js::convert::issued(&new_token, &s))
             })())
         }
 
@@ -203,7 +203,7 @@ macro_rules! store_methods {
             $crate::js::methods::to_js((|| {
                 let (user, tenant) = $crate::js::methods::user_and_tenant(&user_id, tenant_id.as_ref())?;
                 let list = self.store()?.list_by_user(&user, tenant.as_deref())?;
-                Ok(<Self as $crate::js::convert::ToJs>::sessions(&list))
+                Ok($crate::js::convert::sessions(&list))
             })())
         }
 
@@ -243,14 +243,14 @@ macro_rules! store_methods {
         /// Every stored session, expired ones included, oldest first.
         #[::wasm_bindgen::prelude::wasm_bindgen(js_name = loadAll, unchecked_return_type = "Session[]")]
         pub fn load_all(&mut self) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
-            $crate::js::methods::to_js((|| Ok(<Self as $crate::js::convert::ToJs>::sessions(&self.store()?.load_all()?)))())
+            $crate::js::methods::to_js((|| Ok($crate::js::convert::sessions(&self.store()?.load_all()?)))())
         }
 
         /// Every session (expired ones too) as an export document; tokens only if this store keeps them.
         #[::wasm_bindgen::prelude::wasm_bindgen(js_name = exportSessions, unchecked_return_type = "SessionExport")]
         pub fn export_sessions(&mut self) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
             $crate::js::methods::to_js((|| {
-                Ok(<Self as $crate::js::convert::ToJs>::export(&self.store()?.export()?))
+                Ok($crate::js::convert::export(&self.store()?.export()?))
             })())
         }
 

@@ -36,7 +36,7 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
   });
   after(() => browser?.close());
 
-  test("a real quota: QuotaExceeded on writes, reads work, purge and removals make room, writes resume", async (t) => {
+  test("a real quota: QuotaExceeded on writes, reads work, nothing lost, integrity ok; writes resume only where a purge can make room (the known limit)", async (t) => {
     if (name === "chromium") {
       const cdp = await browser.context.newCDPSession(browser.page.page);
       await cdp.send("Storage.overrideQuotaForOrigin", { origin: browser.server.url, quotaSize: QUOTA });
