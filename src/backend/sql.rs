@@ -118,6 +118,16 @@ pub trait Driver {
     fn after_scrub(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Called when a write failed for want of room, before it is tried again in smaller pieces
+    /// (SQLite: checkpoint the WAL so the next commit starts at its beginning, in space the file
+    /// already has).
+    ///
+    /// # Errors
+    /// The driver's error, classified.
+    fn make_room(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The statements every SQL store runs, in SQLite's `?N` spelling (see [`postgres_placeholders`]).
@@ -219,6 +229,18 @@ pub mod statements {
     pub const REVOKED_AT: &str = "SELECT revoked_at FROM _pylon_sessions_revoked WHERE id = ?1";
     /// Deletes revocation records kept until `?1` or earlier.
     pub const PURGE_REVOKED: &str = "DELETE FROM _pylon_sessions_revoked WHERE keep_until <= ?1";
+
+    /// [`PURGE`] at most `?4` rows at a time, for a store whose storage is full.
+    pub const PURGE_CHUNK: &str = "DELETE FROM _pylon_sessions WHERE id IN (SELECT id FROM \
+         _pylon_sessions WHERE (expires_at <> 0 AND expires_at <= ?1) OR last_seen_at <= ?2 \
+         OR created_at <= ?3 LIMIT ?4)";
+    /// [`PURGE_REVOKED`] at most `?2` rows at a time.
+    pub const PURGE_REVOKED_CHUNK: &str = "DELETE FROM _pylon_sessions_revoked WHERE id IN \
+         (SELECT id FROM _pylon_sessions_revoked WHERE keep_until <= ?1 LIMIT ?2)";
+    /// [`REMOVE_BY_USER`] at most `?3` rows at a time.
+    pub const REMOVE_BY_USER_CHUNK: &str = "DELETE FROM _pylon_sessions WHERE id IN (SELECT id \
+         FROM _pylon_sessions WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) \
+         LIMIT ?3)";
 }
 
 use statements::*;
@@ -294,6 +316,9 @@ const ALL_STATEMENTS: &[&str] = &[
     REMOVE_OTHERS,
     REVOKED_AT,
     PURGE_REVOKED,
+    PURGE_CHUNK,
+    PURGE_REVOKED_CHUNK,
+    REMOVE_BY_USER_CHUNK,
     REVOKED_DDL,
     REVOKED_INDEX,
     CLIENT_STATE_DDL,
@@ -536,6 +561,41 @@ impl<D: Driver> SqlBackend<D> {
     }
 }
 
+impl<D: Driver> SqlBackend<D> {
+    /// After `first` failed a large delete: when it was a full quota or disk, deletes in chunks
+    /// instead (`chunk(d, limit)` removes at most `limit` rows in one transaction and says how
+    /// many), so that each commit fits in the room the storage still has (a delete needs a WAL frame
+    /// for every page it touches, all at once; sessions are spread over the table by their random
+    /// ids) and the pages freed by one chunk make room for the next. Chunks start at 64 rows and
+    /// shrink to a quarter each time one does not fit (after [`Driver::make_room`]), down to a
+    /// single row. The delete is then no
+    /// longer atomic: a crash part-way leaves the rest for the next call (removals and purges are
+    /// safe to repeat). Any other error is returned as it was.
+    fn in_chunks(
+        &self,
+        first: Error,
+        chunk: &mut dyn FnMut(&mut D, Param<'_>) -> Result<u64>,
+    ) -> Result<u64> {
+        if !matches!(first, Error::QuotaExceeded(_)) {
+            return Err(first);
+        }
+        let (mut removed, mut rows) = (0, 64);
+        loop {
+            match self.write(|d| chunk(d, Param::Int(rows))) {
+                Ok(0) => return Ok(removed),
+                Ok(n) => removed += n,
+                Err(Error::QuotaExceeded(_)) if rows > 1 => {
+                    self.write(Driver::make_room)?;
+                    rows /= 4;
+                }
+                // Not even one row fits: the first error says why.
+                Err(Error::QuotaExceeded(_)) if removed == 0 => return Err(first),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 fn read_version<D: Driver>(d: &mut D) -> Result<Option<i64>> {
     let mut version = None;
     d.query(READ_VERSION, &[], &mut |row| {
@@ -663,7 +723,12 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
     }
 
     fn remove_by_user(&self, user_id: &str, tenant_id: Option<&str>) -> Result<u64> {
-        self.execute(REMOVE_BY_USER, &[text(user_id), Param::Text(tenant_id)])
+        let params = [text(user_id), Param::Text(tenant_id)];
+        self.execute(REMOVE_BY_USER, &params).or_else(|e| {
+            self.in_chunks(e, &mut |d, rows| {
+                d.execute(REMOVE_BY_USER_CHUNK, &[params[0], params[1], rows])
+            })
+        })
     }
 
     fn remove_user_except(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
@@ -700,6 +765,14 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
             d.transaction(|d| {
                 d.execute(PURGE_REVOKED, &cutoffs[..1])?;
                 d.execute(PURGE, &cutoffs)
+            })
+        })
+        .or_else(|e| {
+            self.in_chunks(e, &mut |d, rows| {
+                d.transaction(|d| {
+                    d.execute(PURGE_REVOKED_CHUNK, &[cutoffs[0], rows])?;
+                    d.execute(PURGE_CHUNK, &[cutoffs[0], cutoffs[1], cutoffs[2], rows])
+                })
             })
         })
     }

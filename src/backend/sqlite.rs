@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, FileControl, OpenFlags};
 
 use crate::backend::sql::{Dialect, Driver, Migration, Param, Row, SqlBackend};
 use crate::error::{Error, Result};
@@ -39,6 +39,28 @@ pub struct SqliteDriver {
     /// write 0 bytes past the quota and fail `truncate` with `NS_ERROR_FILE_NO_DEVICE_SPACE`, where
     /// Chromium throws `QuotaExceededError`). Native files report a full disk as `SQLITE_FULL`.
     short_io_is_full: bool,
+    /// Storage with a hard quota (the OPFS pool): see [`Bounded`]. `None` for files and memory.
+    bounded: Option<Bounded>,
+}
+
+/// Writes to storage with a hard quota (the browser's OPFS pool), arranged so that a full quota never
+/// leaves the store unable to delete.
+///
+/// In WAL mode a commit only appends to the `-wal` file; the main file grows later, when a checkpoint
+/// copies the new pages into it. At a full quota that checkpoint fails, the WAL can neither be
+/// emptied nor grow, and even a `DELETE` (which needs a few WAL frames) fails: the store would stay
+/// full until the origin had room again. So every write runs in a transaction whose new pages are
+/// reserved in the main file before `COMMIT` (`SQLITE_FCNTL_SIZE_HINT`, which the pool's VFS turns
+/// into a `truncate` that extends the file): when the quota cannot hold them, the transaction is
+/// rolled back with `QuotaExceeded` and nothing needing room is left behind. Checkpoints then always
+/// fit in the file, the WAL restarts from its beginning after each one, and a removal or purge reuses
+/// its space; the pages they free are reused by the next creates, so writes resume without a reopen.
+/// A write that fails `QuotaExceeded` because the WAL itself was full is retried once after a
+/// checkpoint.
+#[derive(Clone, Copy, Debug, Default)]
+struct Bounded {
+    /// Pages the main file is known to hold (0: ask the VFS at the next write).
+    reserved_pages: i64,
 }
 
 impl std::fmt::Debug for SqliteDriver {
@@ -109,10 +131,7 @@ impl SqlBackend<SqliteDriver> {
             reader
                 .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
                 .map_err(classify)?;
-            backend.add_reader(SqliteDriver {
-                conn: reader,
-                short_io_is_full: false,
-            });
+            backend.add_reader(SqliteDriver::new(reader, false));
         }
         Ok((backend, migration))
     }
@@ -257,10 +276,7 @@ impl SqlBackend<SqliteDriver> {
     pub fn open_with_vfs(name: &str, vfs: &str) -> Result<(Self, Migration)> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let conn = Connection::open_with_flags_and_vfs(name, flags, vfs).map_err(classify)?;
-        let (mut backend, migration) =
-            Self::with_pragmas(conn, EXCLUSIVE_PRAGMAS).map_err(|e| quota_on_short_io(true, e))?;
-        backend.driver_mut().short_io_is_full = true;
-        Ok((backend, migration))
+        Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true).map_err(|e| quota_on_short_io(true, e))
     }
 
     /// Uses a connection the application already has (its pragmas are left as they are, but for
@@ -269,27 +285,34 @@ impl SqlBackend<SqliteDriver> {
     /// # Errors
     /// As [`SqliteBackend::open`].
     pub fn from_connection(conn: Connection) -> Result<(Self, Migration)> {
+        Self::from_driver(conn, false)
+    }
+
+    /// `bounded`: the connection's storage has a hard quota (see [`Bounded`]).
+    fn from_driver(conn: Connection, bounded: bool) -> Result<(Self, Migration)> {
         // Removed sessions (and migrated plaintext tokens) must leave no bytes in free pages, however
         // the connection was opened.
         conn.execute_batch("PRAGMA secure_delete = ON;")
             .map_err(classify)?;
-        SqlBackend::new(
-            SqliteDriver {
-                conn,
-                short_io_is_full: false,
-            },
-            platform::now(),
-        )
+        SqlBackend::new(SqliteDriver::new(conn, bounded), platform::now())
     }
 
     fn with_pragmas(conn: Connection, pragmas: &str) -> Result<(Self, Migration)> {
+        Self::with_pragmas_on(conn, pragmas, false)
+    }
+
+    fn with_pragmas_on(
+        conn: Connection,
+        pragmas: &str,
+        bounded: bool,
+    ) -> Result<(Self, Migration)> {
         conn.execute_batch(&format!("{pragmas}{COMMON_PRAGMAS}"))
             .map_err(classify)?;
         // Query planner stability: a cached statement keeps its plan when new values are bound.
         // Without it SQLite re-plans `list_by_user` (a bound `?2 IS NULL`) on every call.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(classify)?;
-        Self::from_connection(conn)
+        Self::from_driver(conn, bounded)
     }
 
     /// A raw image of the whole database (`sqlite3_serialize`), committed data only: a byte-for-byte
@@ -400,27 +423,38 @@ fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Param<'_>]) -> Resul
     Ok(())
 }
 
-impl Driver for SqliteDriver {
-    const DIALECT: Dialect = Dialect::Sqlite;
-
-    fn execute(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
-        bind(&mut stmt, params)?;
-        let full = self.short_io_is_full;
-        Ok(stmt
-            .raw_execute()
-            .map_err(|e| quota_on_short_io(full, classify(e)))? as u64)
+impl SqliteDriver {
+    /// `bounded`: storage with a hard quota (the OPFS pool), where a short write or failed truncate
+    /// means a full quota and writes reserve their pages first ([`Bounded`]).
+    fn new(conn: Connection, bounded: bool) -> Self {
+        SqliteDriver {
+            conn,
+            short_io_is_full: bounded,
+            bounded: bounded.then(Bounded::default),
+        }
     }
 
-    fn query(
+    fn classify(&self, e: rusqlite::Error) -> Error {
+        quota_on_short_io(self.short_io_is_full, classify(e))
+    }
+
+    fn run(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
+        bind(&mut stmt, params)?;
+        let n = stmt.raw_execute();
+        drop(stmt);
+        n.map(|n| n as u64).map_err(|e| self.classify(e))
+    }
+
+    fn run_query(
         &mut self,
         sql: &'static str,
         params: &[Param<'_>],
         each: &mut dyn FnMut(&dyn Row) -> Result<()>,
     ) -> Result<()> {
+        let full = self.short_io_is_full;
         let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
         bind(&mut stmt, params)?;
-        let full = self.short_io_is_full;
         let mut rows = stmt.raw_query();
         while let Some(row) = rows
             .next()
@@ -429,6 +463,83 @@ impl Driver for SqliteDriver {
             each(&SqliteRow(row))?;
         }
         Ok(())
+    }
+
+    /// Whether `sql` must run as a bounded write: on quota-bounded storage, outside a transaction,
+    /// a statement that writes.
+    fn needs_reserve(&mut self, sql: &'static str) -> Result<bool> {
+        if self.bounded.is_none() || !self.conn.is_autocommit() {
+            return Ok(false);
+        }
+        Ok(!self.conn.prepare_cached(sql).map_err(classify)?.readonly())
+    }
+
+    /// Runs the write `f` in a transaction with its pages reserved ([`Bounded`]); when it fails
+    /// `QuotaExceeded`, checkpoints the WAL (so the next write starts at its beginning, in space the
+    /// file already has) and tries once more.
+    fn bounded_write<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T>) -> Result<T> {
+        match self.transaction(&mut f) {
+            Err(Error::QuotaExceeded(first)) => {
+                match self.make_room() {
+                    Ok(()) => self.transaction(f),
+                    // The checkpoint failed: the first error says why the write failed.
+                    Err(_) => Err(Error::QuotaExceeded(first)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Before `COMMIT` on bounded storage: makes the main file hold every page the transaction
+    /// added, so its WAL frames can always be checkpointed ([`Bounded`]).
+    fn reserve_pages(&mut self) -> Result<()> {
+        let Some(bounded) = self.bounded else {
+            return Ok(());
+        };
+        let pages: i64 = self
+            .conn
+            .prepare_cached("PRAGMA page_count")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(classify)?;
+        if pages <= bounded.reserved_pages {
+            return Ok(());
+        }
+        let page_size: i64 = self
+            .conn
+            .prepare_cached("PRAGMA page_size")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(classify)?;
+        let mut bytes = pages * page_size;
+        self.conn
+            .file_control(Some(rusqlite::MAIN_DB), FileControl::SizeHint(&mut bytes))
+            .map_err(|e| self.classify(e))?;
+        self.bounded = Some(Bounded {
+            reserved_pages: pages,
+        });
+        Ok(())
+    }
+}
+
+impl Driver for SqliteDriver {
+    const DIALECT: Dialect = Dialect::Sqlite;
+
+    fn execute(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
+        if self.needs_reserve(sql)? {
+            return self.bounded_write(|d| d.run(sql, params));
+        }
+        self.run(sql, params)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+        each: &mut dyn FnMut(&dyn Row) -> Result<()>,
+    ) -> Result<()> {
+        if self.needs_reserve(sql)? {
+            return self.bounded_write(|d| d.run_query(sql, params, &mut *each));
+        }
+        self.run_query(sql, params, each)
     }
 
     fn table_columns(&mut self, table: &str) -> Result<Vec<String>> {
@@ -445,7 +556,8 @@ impl Driver for SqliteDriver {
 
     fn transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.conn
-            .execute_batch("BEGIN IMMEDIATE")
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.raw_execute())
             .map_err(classify)?;
         // SQLite rolls a transaction back by itself after some errors (a full disk or quota, I/O
         // errors); a ROLLBACK then has nothing to do, and the first error is the one to report.
@@ -458,16 +570,28 @@ impl Driver for SqliteDriver {
                 Err(rb) => Error::Database(format!("{err}; rollback failed too: {rb}").into()),
             }
         };
-        match f(self) {
-            Ok(v) => match self.conn.execute_batch("COMMIT") {
-                Ok(()) => Ok(v),
-                Err(e) => Err(rollback(
-                    &self.conn,
-                    quota_on_short_io(self.short_io_is_full, classify(e)),
-                )),
-            },
-            Err(e) => Err(rollback(&self.conn, e)),
-        }
+        let done = f(self).and_then(|v| {
+            self.reserve_pages()?;
+            self.conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.raw_execute())
+                .map_err(|e| self.classify(e))?;
+            Ok(v)
+        });
+        done.map_err(|e| {
+            if let Some(bounded) = &mut self.bounded {
+                // A failed commit may leave the file shorter than reserved (a checkpoint cuts it
+                // back to the committed pages): ask the VFS again next time.
+                bounded.reserved_pages = 0;
+            }
+            rollback(&self.conn, e)
+        })
+    }
+
+    fn make_room(&mut self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+            .map_err(|e| self.classify(e))
     }
 
     fn after_scrub(&mut self) -> Result<()> {

@@ -36,7 +36,7 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
   });
   after(() => browser?.close());
 
-  test("a real quota: QuotaExceeded on writes, reads work, nothing lost, integrity ok; writes resume only where a purge can make room (the known limit)", async (t) => {
+  test("a real quota: QuotaExceeded on writes, reads work, purges and removals make room and writes resume without a reopen (twice), integrity ok", async (t) => {
     if (name === "chromium") {
       const cdp = await browser.context.newCDPSession(browser.page.page);
       await cdp.send("Storage.overrideQuotaForOrigin", { origin: browser.server.url, quotaSize: QUOTA });
@@ -102,9 +102,10 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
         out.purged = { code: e.code, message: e.message };
       }
       out.resumed = 0;
+      let carolToken = null;
       for (let i = 0; i < 500; i++) {
         try {
-          store.create({ userId: "carol" });
+          carolToken = store.create({ userId: "carol" }).token;
           out.resumed++;
         } catch (e) {
           out.resumeError = { code: e.code, message: e.message };
@@ -116,6 +117,35 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
         out.afterRemove = store.create({ userId: "dave" }).session.userId;
       } catch (e) {
         out.removed = { code: e.code, message: e.message };
+      }
+      // Second round: fill the room the purge made until the quota says no again (sessions that
+      // expire in a few seconds), then a purge and a removal make room once more and writes resume.
+      out.refilled = 0;
+      // (Only where the first purge made room: see the Firefox note below.)
+      const secondUntil = Math.floor(Date.now() / 1000) + 6;
+      for (let k = 1000; typeof out.purged === "number" && out.refilled < 60_000; k++) {
+        try {
+          out.refilled += store.importSessions(doc(250, k, secondUntil));
+        } catch (e) {
+          if (e.code !== "QuotaExceeded") throw e;
+          break;
+        }
+      }
+      out.fullAgain = out.refilled === 0 ? null : await self.codeOf(() => { for (let i = 0; i < 20_000; i++) store.create({ userId: "erin" }); });
+      out.readAtFullAgain = store.get(token)?.userId ?? null;
+      if (out.refilled > 0) {
+        await new Promise((r) => setTimeout(r, Math.max(0, (secondUntil + 1) * 1000 - Date.now())));
+        try {
+          out.removedAgain = store.remove(carolToken) ? 1 : 0;
+          out.purgedAgain = store.purgeExpired();
+          out.resumedAgain = 0;
+          for (let i = 0; i < 50; i++) {
+            store.create({ userId: "frank" });
+            out.resumedAgain++;
+          }
+        } catch (e) {
+          out.removedAgainError = { code: e.code, message: e.message };
+        }
       }
       out.integrity = await self.codeOf(() => store.integrityCheck());
       out.left = store.loadAll().length;
@@ -135,37 +165,52 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     }
     assert.ok(["ok", "QuotaExceeded"].includes(r.newAtFull), r.newAtFull);
     const perThousand = (r.stats.databaseBytes / r.stored) * 1000;
-    console.log(`# quota ${name}: ${r.stored} sessions before QuotaExceeded (${name === "firefox" ? `temporary storage limit ${FIREFOX_LIMIT / 1048576} MiB` : `origin quota ${QUOTA / 1048576} MiB`}; database ${(r.stats.databaseBytes / 1048576).toFixed(2)} MiB, origin usage ${(r.usage / 1048576).toFixed(2)} MiB, fill ${(r.fillMs / 1000).toFixed(1)} s); ${(perThousand / 1024).toFixed(0)} KiB of database per 1,000 sessions; purged ${JSON.stringify(r.purged)}, then ${r.resumed} writes resumed`);
+    console.log(`# quota ${name}: ${r.stored} sessions before QuotaExceeded (${name === "firefox" ? `temporary storage limit ${FIREFOX_LIMIT / 1048576} MiB` : `origin quota ${QUOTA / 1048576} MiB`}; database ${(r.stats.databaseBytes / 1048576).toFixed(2)} MiB, origin usage ${(r.usage / 1048576).toFixed(2)} MiB, fill ${(r.fillMs / 1000).toFixed(1)} s); ${(perThousand / 1024).toFixed(0)} KiB of database per 1,000 sessions; purged ${JSON.stringify(r.purged)}, then ${r.resumed} writes resumed; refilled ${r.refilled}, removed ${JSON.stringify(r.removedAgain ?? r.removedAgainError)} and purged ${r.purgedAgain}, then ${r.resumedAgain} writes resumed`);
     if (name === "firefox" && r.full === null) {
       t.skip("Firefox: the fixed limit did not reach OPFS writes");
       return;
     }
     assert.equal(r.full?.code, "QuotaExceeded", JSON.stringify(r.full));
     assert.equal(r.full.name, "SessionStoreError");
-    assert.equal(r.again, "QuotaExceeded");
+    // The next write fails too, or fits in WAL room the failed one's checkpoint made.
+    assert.ok(["QuotaExceeded", "ok"].includes(r.again), r.again);
     assert.equal(r.reads.keeper, "keeper", "reads work at a full quota");
     assert.ok(r.reads.list > 0);
     assert.ok(r.reads.all >= r.long, `loadAll: ${r.reads.all}`);
-    // Making room: where the database could still be checkpointed, purging and removing free pages and
-    // writes resume without a reopen. Where the quota stopped the database file from growing while its
-    // WAL held new pages (Chromium grants OPFS files room in powers of two), the WAL cannot be
-    // checkpointed nor grow, so every write, a purge included, keeps failing with QuotaExceeded
-    // (README, "A full quota"): typed, with the data intact.
-    if (typeof r.purged === "number") {
-      assert.ok(r.purged >= r.stored - r.long - 2 * 250, `purged ${r.purged}`);
-      assert.ok(r.resumed >= 100, `writes resumed without a reopen: ${r.resumed} (${JSON.stringify(r.resumeError)})`);
-      assert.equal(typeof r.removed, "number", JSON.stringify(r.removed));
-      assert.equal(r.afterRemove, "dave");
-    } else {
-      assert.equal(r.purged.code, "QuotaExceeded", JSON.stringify(r.purged));
-      assert.equal(r.resumeError?.code, "QuotaExceeded", JSON.stringify(r.resumeError));
-      assert.ok(typeof r.removed === "number" || r.removed.code === "QuotaExceeded", JSON.stringify(r.removed));
-      assert.equal(r.left, r.reads.all, "nothing lost");
-    }
     assert.equal(r.integrity, "ok");
     assert.equal(r.keeperAfter, "keeper");
     const limit = name === "firefox" ? FIREFOX_LIMIT : QUOTA;
     assert.ok(r.stored >= limit / 2048, `only ${r.stored} sessions fit in ${limit} bytes`);
+    if (name === "firefox" && typeof r.purged !== "number") {
+      // Firefox under `fixedLimit` refuses the purge's WAL writes part-way (a 0-byte write, even for
+      // a chunk of one row after a checkpoint; the chunks before it stay purged) while creates go
+      // on: typed, and nothing but expired sessions gone. Measured and reported (README, "A full
+      // quota"); Chromium does not do this.
+      assert.equal(r.purged.code, "QuotaExceeded", JSON.stringify(r.purged));
+      const removed = typeof r.removed === "number" ? r.removed : 0;
+      if (typeof r.removed !== "number") assert.equal(r.removed.code, "QuotaExceeded", JSON.stringify(r.removed));
+      const dave = r.afterRemove === "dave" ? 1 : 0;
+      assert.ok(r.left <= r.reads.all + r.resumed - removed + dave, `${r.left} sessions: nothing extra`);
+      assert.ok(r.left >= r.long + 1 + r.resumed + dave, `${r.left} sessions: nothing lost but expired ones`);
+      return;
+    }
+    // Making room: a purge and a removal at a full quota free pages, and writes resume without a
+    // reopen (every write reserves its pages in the database file before it commits, so the WAL can
+    // always be checkpointed: src/backend/sqlite.rs, `Bounded`; a large delete that does not fit
+    // runs in chunks).
+    assert.equal(typeof r.purged, "number", JSON.stringify(r.purged));
+    assert.ok(r.purged >= r.stored - r.long - 2 * 250, `purged ${r.purged}`);
+    assert.ok(r.resumed >= 100, `writes resumed without a reopen: ${r.resumed} (${JSON.stringify(r.resumeError)})`);
+    assert.equal(typeof r.removed, "number", JSON.stringify(r.removed));
+    assert.equal(r.afterRemove, "dave");
+    // And again once that room is used up.
+    assert.ok(r.refilled > 0, `refilled ${r.refilled}`);
+    assert.equal(r.fullAgain, "QuotaExceeded");
+    assert.equal(r.readAtFullAgain, "keeper");
+    assert.equal(r.removedAgainError, undefined, JSON.stringify(r.removedAgainError));
+    assert.equal(r.removedAgain, 1);
+    assert.ok(r.purgedAgain >= r.refilled, `purged ${r.purgedAgain} of ${r.refilled}`);
+    assert.equal(r.resumedAgain, 50);
   });
 
   test(`a writer terminated mid-commit ${ROUNDS} times loses no acknowledged session`, async () => {
