@@ -180,3 +180,72 @@ fn a_full_disk_is_quota_exceeded_reads_go_on_and_writes_resume_once_space_is_fre
     assert!(resumed > 0, "writes resume once space is freed");
     store.backend().quick_check().unwrap();
 }
+
+/// A WAL left beside a database file by another database (SQLite's WAL does not name its database):
+/// `Corrupt` saying so, whether that WAL would replace the whole database (a small database, never
+/// checkpointed) or mix its pages into this one; never a silently different set of sessions.
+#[test]
+fn a_wal_from_another_database_is_corrupt_never_a_different_database() {
+    for other_sessions in [1, 30, 300] {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours.db");
+        let tokens = seeded(&ours, 300);
+        // Another database with a WAL of uncheckpointed frames, copied while it is open.
+        let other_path = dir.path().join("other.db");
+        let other = SessionStore::new(SqliteBackend::open(&other_path).unwrap());
+        for i in 0..other_sessions {
+            other
+                .create(NewSession::new(format!("other{i}")).with_device("y".repeat(200)))
+                .unwrap();
+        }
+        let wal = std::fs::read(dir.path().join("other.db-wal")).unwrap();
+        assert!(wal.len() > 32, "the other database has WAL frames");
+        std::fs::write(dir.path().join("ours.db-wal"), &wal).unwrap();
+        let before = std::fs::read(&ours).unwrap();
+        let err = SqliteBackend::open(&ours).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        let reason = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            reason.as_deref().is_some_and(|r| r.contains("belongs to another database")),
+            "{other_sessions} sessions in the other database: {err}: {reason:?}"
+        );
+        assert!(std::fs::read(&ours).unwrap() == before, "nothing written");
+        // The recovery path keeps both files aside and starts empty.
+        let (backend, _, recovery) = SqliteBackend::open_recovering(&ours).unwrap();
+        let recovery = recovery.expect("recovered");
+        assert!(recovery.reason.contains("another database"), "{}", recovery.reason);
+        assert!(std::fs::read(&recovery.moved_to).unwrap() == before, "kept as it was");
+        assert!(SessionStore::new(backend).load_all().unwrap().is_empty());
+        // The right WAL (none here: the file was checkpointed at close) reads every session.
+        std::fs::rename(&recovery.moved_to, &ours).unwrap();
+        let mut moved_wal = recovery.moved_to.into_os_string();
+        moved_wal.push("-wal");
+        std::fs::remove_file(moved_wal).unwrap();
+        for name in ["ours.db-wal", "ours.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(name));
+        }
+        let store = SessionStore::new(SqliteBackend::open(&ours).unwrap());
+        for (i, t) in tokens.iter().enumerate() {
+            assert_eq!(store.get(t).unwrap().unwrap().user_id, format!("user{i}"));
+        }
+        drop(other);
+    }
+}
+
+/// A database's own WAL after a crash is applied as always (the id check passes).
+#[test]
+fn a_database_reopens_with_its_own_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("own.db");
+    let tokens = seeded(&path, 50);
+    let store = SessionStore::new(SqliteBackend::open(&path).unwrap());
+    let (late, _) = store.create(NewSession::new("late")).unwrap();
+    // Copy the files while it is open (a crash leaves them so), then read the copy.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    std::fs::copy(dir.path().join("own.db-wal"), dir.path().join("copy.db-wal")).unwrap();
+    assert!(std::fs::metadata(dir.path().join("copy.db-wal")).unwrap().len() > 32);
+    let reopened = SessionStore::new(SqliteBackend::open(&copy).unwrap());
+    assert_eq!(reopened.get(&late).unwrap().unwrap().user_id, "late");
+    assert_eq!(reopened.load_all().unwrap().len(), tokens.len() + 1);
+}

@@ -120,8 +120,15 @@ impl SqlBackend<SqliteDriver> {
     /// As [`SqliteBackend::open`].
     pub fn open_with_readers(path: impl AsRef<Path>, readers: usize) -> Result<(Self, Migration)> {
         let path = path.as_ref();
+        let first_page = first_page_beside_wal(path)?;
         let conn = Connection::open(path).map_err(classify)?;
+        if let Err(e) = check_wal_is_ours(&conn, first_page.as_deref()) {
+            // Closing would checkpoint the foreign WAL into the file: leave both as they are.
+            let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+            return Err(e);
+        }
         let (mut backend, migration) = Self::with_pragmas(conn, FILE_PRAGMAS)?;
+        backend.write(|d| d.keep_id())?;
         for _ in 0..readers {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let reader = Connection::open_with_flags(path, flags).map_err(classify)?;
@@ -369,6 +376,95 @@ impl SqlBackend<SqliteDriver> {
     }
 }
 
+/// The view that holds a database file's own random id, written into its schema (and so into its
+/// first page) when the crate first opens it, to tell its WAL from another database's.
+const ID_VIEW_SQL: &str = "CREATE VIEW IF NOT EXISTS _pylon_sessions_id AS SELECT '";
+/// How the id appears in the schema SQLite stores on the first page (`IF NOT EXISTS` dropped).
+const ID_MARK: &[u8] = b"_pylon_sessions_id AS SELECT '";
+
+/// When a file database has a WAL beside it (it was not closed cleanly), its main file's first page
+/// as it is on disk, before SQLite applies the WAL to it; `None` without a WAL.
+///
+/// # Errors
+/// [`Error::StorageUnavailable`] when the file cannot be read.
+fn first_page_beside_wal(path: &Path) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    // A WAL shorter than its 32-byte header holds no frames.
+    if std::fs::metadata(&wal).map_or(true, |m| m.len() <= 32) {
+        return Ok(None);
+    }
+    let unreadable = |e: std::io::Error| Error::StorageUnavailable {
+        reason: format!("cannot read the database file: {e}"),
+        source: Some(e.into()),
+    };
+    let mut page = Vec::new();
+    match std::fs::File::open(path) {
+        // The page size is at offset 16 (1 stands for 65,536); the schema starts on page 1.
+        Ok(file) => file
+            .take(65_536)
+            .read_to_end(&mut page)
+            .map_err(unreadable)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(unreadable(e)),
+    };
+    let size = match page.get(16..18).map(|b| u16::from_be_bytes([b[0], b[1]])) {
+        Some(1) => 65_536,
+        Some(n) => usize::from(n),
+        None => return Ok(None),
+    };
+    page.truncate(size);
+    Ok(Some(page))
+}
+
+/// The database id written on a first page, if the schema there holds it.
+fn id_on_page(page: &[u8]) -> Option<&str> {
+    let at = page.windows(ID_MARK.len()).position(|w| w == ID_MARK)? + ID_MARK.len();
+    let id = page.get(at..at + 32)?;
+    if id.iter().all(u8::is_ascii_hexdigit) {
+        std::str::from_utf8(id).ok()
+    } else {
+        None
+    }
+}
+
+/// Refuses a WAL that belongs to another database. SQLite's WAL format does not name its database:
+/// a WAL left beside a file by another database (a file restored or copied without its own WAL,
+/// files mixed up by a tool) is applied as if it were the file's own, which silently replaces or
+/// mixes pages. The id in the schema tells them apart when the WAL rewrote the first page (it does
+/// whenever the database grew or freed pages): the file on disk says one id, the database SQLite
+/// sees through the WAL another (or none). `first_page` is the file's first page as on disk, read
+/// before opening ([`first_page_beside_wal`]); `None` (no WAL, or a file from before ids) checks
+/// nothing.
+///
+/// # Errors
+/// [`Error::Corrupt`] saying so; the driver's error when the schema cannot be read.
+fn check_wal_is_ours(conn: &Connection, first_page: Option<&[u8]>) -> Result<()> {
+    let Some(file_id) = first_page.and_then(id_on_page) else {
+        return Ok(());
+    };
+    let seen: Option<String> =
+        match conn.query_row("SELECT id FROM _pylon_sessions_id", [], |r| r.get(0)) {
+            Ok(id) => Some(id),
+            // No such view: the WAL made a database without one.
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::Unknown) => None,
+            Err(e) => return Err(classify(e)),
+        };
+    if seen.as_deref() == Some(file_id) {
+        return Ok(());
+    }
+    Err(Error::Corrupt(
+        format!(
+            "the WAL beside this database file belongs to another database (the file is database \
+             {file_id}; with the WAL applied it reads as {}): move the WAL aside or restore the \
+             two files together",
+            seen.map_or_else(|| "one without an id".to_owned(), |id| format!("database {id}"))
+        )
+        .into(),
+    ))
+}
+
 /// Maps a rusqlite error to the portable [`Error`], keeping it as the source.
 pub(crate) fn classify(e: rusqlite::Error) -> Error {
     let error = match e.sqlite_error_code() {
@@ -488,6 +584,24 @@ impl SqliteDriver {
             }
             other => other,
         }
+    }
+
+    /// Gives the database its id view ([`check_wal_is_ours`]) if it has none yet.
+    fn keep_id(&mut self) -> Result<()> {
+        let exists: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'view' AND name = '_pylon_sessions_id'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(classify)?;
+        if exists > 0 {
+            return Ok(());
+        }
+        let id = crate::Token::generate()?.id();
+        let sql = format!("{ID_VIEW_SQL}{}' AS id", &id.as_str()[..32]);
+        self.transaction(|d| d.conn.execute_batch(&sql).map_err(|e| d.classify(e)))
     }
 
     /// Before `COMMIT` on bounded storage: makes the main file hold every page the transaction

@@ -1,12 +1,12 @@
 // Types of the page client (client.js). The data types come from the wasm module's declarations.
 import type {
-  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Recovered, Session, SessionExport, StoreInfo,
-  UnixSeconds,
+  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Recovered, Session, SessionExport, StorageStats,
+  StoreInfo, UnixSeconds,
 } from "./pylon_sessions.js";
 
 export type {
-  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Recovered, Session, SessionExport, StoreInfo,
-  StorageKind, UnixSeconds,
+  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Recovered, Session, SessionExport, StorageStats,
+  StoreInfo, StorageKind, UnixSeconds,
 } from "./pylon_sessions.js";
 export { toDate, toSeconds } from "./time.js";
 
@@ -425,6 +425,13 @@ export declare class SessionStoreClient extends EventTarget {
   exportSessions(): Promise<SessionExport>;
   /** Writes an export document's sessions into the store (checked whole first); returns how many. */
   importSessions(doc: SessionExport): Promise<number>;
+  /**
+   * Checks the whole database (`PRAGMA integrity_check`); resolves `"ok"`, rejects with `Corrupt`
+   * naming what SQLite found. Reads every page: for a health check, not for every page load.
+   */
+  integrityCheck(): Promise<"ok">;
+  /** The database's pages and the files of its OPFS pool. */
+  storageStats(): Promise<StorageStats>;
   /**
    * Asks for persistent storage (`navigator.storage.persist()`); call it from a user gesture (Firefox
    * shows the person a prompt). Resolves with the answer (`null`: nothing to ask) when it comes, which

@@ -600,6 +600,10 @@ export class SessionStoreClient extends EventTarget {
   exportSessions() { return this.#call("exportSessions", []); }
   /** Writes an export document's sessions into the store (checked whole first); returns how many. */
   importSessions(doc) { return this.#call("importSessions", [doc]); }
+  /** Checks the whole database (`PRAGMA integrity_check`): "ok", or rejects with `Corrupt`. */
+  integrityCheck() { return this.#call("integrityCheck", []); }
+  /** The database's pages and the files of its OPFS pool. */
+  storageStats() { return this.#call("storageStats", []); }
 
   /**
    * Closes this tab's use of the store and stops its worker; later calls reject with `Closed`. When

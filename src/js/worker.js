@@ -40,7 +40,7 @@ import { SyncEngine, syncSettings } from "./sync.js";
 const METHODS = new Set([
   "create", "get", "getById", "insert", "touch", "rotate", "remove", "removeById",
   "listByUser", "removeByUser", "removeOthers", "purgeExpired", "loadAll", "exportSessions",
-  "importSessions",
+  "importSessions", "integrityCheck", "storageStats",
 ]);
 /** Methods that change the store, and so announce a "change" event. `touch` only moves a timestamp. */
 const WRITES = new Set([

@@ -166,10 +166,15 @@ for (const name of BROWSERS) describe(`SessionStoreClient in ${name}`, () => {
       const removedById = await store.removeById(inserted.id);
       const removed = await store.remove(a.token);
       const byUser = await store.removeByUser("alice");
+      const integrity = await store.integrityCheck();
+      const stats = await store.storageStats();
       const info = store.info;
       await store.close();
-      return { a, calls, rotated, inserted, others, purged, all, removedById, removed, byUser, info, closed: store.closed };
+      return { a, calls, rotated, inserted, others, purged, all, removedById, removed, byUser, integrity, stats, info, closed: store.closed };
     });
+    assert.equal(r.integrity, "ok");
+    assert.ok(r.stats.pageCount > 0 && r.stats.databaseBytes === r.stats.pageCount * r.stats.pageSize, JSON.stringify(r.stats));
+    assert.ok(r.stats.files.includes("client.db"), JSON.stringify(r.stats.files));
     assert.equal(r.info.storage, "opfs");
     assert.equal(typeof r.info.persisted, "boolean");
     assert.deepEqual(r.calls[0], r.a.session);
