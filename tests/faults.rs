@@ -206,15 +206,24 @@ fn a_wal_from_another_database_is_corrupt_never_a_different_database() {
         assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
         let reason = std::error::Error::source(&err).map(ToString::to_string);
         assert!(
-            reason.as_deref().is_some_and(|r| r.contains("belongs to another database")),
+            reason
+                .as_deref()
+                .is_some_and(|r| r.contains("belongs to another database")),
             "{other_sessions} sessions in the other database: {err}: {reason:?}"
         );
         assert!(std::fs::read(&ours).unwrap() == before, "nothing written");
         // The recovery path keeps both files aside and starts empty.
         let (backend, _, recovery) = SqliteBackend::open_recovering(&ours).unwrap();
         let recovery = recovery.expect("recovered");
-        assert!(recovery.reason.contains("another database"), "{}", recovery.reason);
-        assert!(std::fs::read(&recovery.moved_to).unwrap() == before, "kept as it was");
+        assert!(
+            recovery.reason.contains("another database"),
+            "{}",
+            recovery.reason
+        );
+        assert!(
+            std::fs::read(&recovery.moved_to).unwrap() == before,
+            "kept as it was"
+        );
         assert!(SessionStore::new(backend).load_all().unwrap().is_empty());
         // The right WAL (none here: the file was checkpointed at close) reads every session.
         std::fs::rename(&recovery.moved_to, &ours).unwrap();
@@ -243,8 +252,17 @@ fn a_database_reopens_with_its_own_wal() {
     // Copy the files while it is open (a crash leaves them so), then read the copy.
     let copy = dir.path().join("copy.db");
     std::fs::copy(&path, &copy).unwrap();
-    std::fs::copy(dir.path().join("own.db-wal"), dir.path().join("copy.db-wal")).unwrap();
-    assert!(std::fs::metadata(dir.path().join("copy.db-wal")).unwrap().len() > 32);
+    std::fs::copy(
+        dir.path().join("own.db-wal"),
+        dir.path().join("copy.db-wal"),
+    )
+    .unwrap();
+    assert!(
+        std::fs::metadata(dir.path().join("copy.db-wal"))
+            .unwrap()
+            .len()
+            > 32
+    );
     let reopened = SessionStore::new(SqliteBackend::open(&copy).unwrap());
     assert_eq!(reopened.get(&late).unwrap().unwrap().user_id, "late");
     assert_eq!(reopened.load_all().unwrap().len(), tokens.len() + 1);

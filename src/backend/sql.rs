@@ -566,9 +566,9 @@ impl<D: Driver> SqlBackend<D> {
     /// instead (`chunk(d, limit)` removes at most `limit` rows in one transaction and says how
     /// many), so that each commit fits in the room the storage still has (a delete needs a WAL frame
     /// for every page it touches, all at once; sessions are spread over the table by their random
-    /// ids) and the pages freed by one chunk make room for the next. Chunks start at 64 rows and
-    /// shrink to a quarter each time one does not fit (after [`Driver::make_room`]), down to a
-    /// single row. The delete is then no
+    /// ids) and the pages freed by one chunk make room for the next. Room is made
+    /// ([`Driver::make_room`]) before the first chunk and whenever one does not fit; chunks start at
+    /// 64 rows and shrink to a quarter when one does not fit even right after, down to a single row. The delete is then no
     /// longer atomic: a crash part-way leaves the rest for the next call (removals and purges are
     /// safe to repeat). Any other error is returned as it was.
     fn in_chunks(
@@ -579,17 +579,34 @@ impl<D: Driver> SqlBackend<D> {
         if !matches!(first, Error::QuotaExceeded(_)) {
             return Err(first);
         }
-        let (mut removed, mut rows) = (0, 64);
+        // Rows removed since room was last made; chunks shrink only when one fails right after.
+        let (mut removed, mut rows, mut since_room) = (0, 64, 0);
+        self.write(Driver::make_room)?;
         loop {
             match self.write(|d| chunk(d, Param::Int(rows))) {
                 Ok(0) => return Ok(removed),
-                Ok(n) => removed += n,
-                Err(Error::QuotaExceeded(_)) if rows > 1 => {
-                    self.write(Driver::make_room)?;
-                    rows /= 4;
+                Ok(n) => {
+                    removed += n;
+                    since_room += n;
                 }
-                // Not even one row fits: the first error says why.
-                Err(Error::QuotaExceeded(_)) if removed == 0 => return Err(first),
+                Err(Error::QuotaExceeded(e)) => {
+                    if since_room == 0 {
+                        if rows == 1 {
+                            // Not even one row fits: when nothing went, the first error says why.
+                            return Err(Error::QuotaExceeded(if removed == 0 {
+                                match first {
+                                    Error::QuotaExceeded(f) => f,
+                                    _ => e,
+                                }
+                            } else {
+                                e
+                            }));
+                        }
+                        rows /= 4;
+                    }
+                    self.write(Driver::make_room)?;
+                    since_room = 0;
+                }
                 Err(e) => return Err(e),
             }
         }

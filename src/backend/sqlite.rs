@@ -87,11 +87,14 @@ const FILE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL
      PRAGMA wal_autocheckpoint = 64; PRAGMA journal_size_limit = 262144;";
 const COMMON_PRAGMAS: &str = "PRAGMA secure_delete = ON; PRAGMA busy_timeout = 5000;";
 /// For VFSes with no shared memory (OPFS): WAL needs exclusive locking there. The WAL is
-/// checkpointed every 200 pages and cut back to just under 1 MiB (with the pool's 4 KiB slot header):
-/// Chromium grants OPFS files quota in chunks of 1 MiB and then powers of two, so a WAL that stays under
-/// 1 MiB costs one chunk. Temporary files stay in memory: each would take a pool slot.
+/// checkpointed every 100 pages (the wasm build's pages are 8 KiB: a WAL frame is 8,216 bytes, 100
+/// are 821,600) and cut back to just under 1 MiB (with the pool's 4 KiB slot header): Chromium grants
+/// OPFS files quota in chunks of 1 MiB and then powers of two, so a WAL that stays under 1 MiB costs
+/// one chunk, and at a full quota the WAL starts again inside the file it has before it must grow
+/// (room for a transaction of some 26 pages after the 100th frame). Temporary files stay in memory:
+/// each would take a pool slot.
 const EXCLUSIVE_PRAGMAS: &str = "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 200; \
+     PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 100; \
      PRAGMA journal_size_limit = 1040384; PRAGMA temp_store = MEMORY;";
 
 impl SqlBackend<SqliteDriver> {
@@ -459,7 +462,10 @@ fn check_wal_is_ours(conn: &Connection, first_page: Option<&[u8]>) -> Result<()>
             "the WAL beside this database file belongs to another database (the file is database \
              {file_id}; with the WAL applied it reads as {}): move the WAL aside or restore the \
              two files together",
-            seen.map_or_else(|| "one without an id".to_owned(), |id| format!("database {id}"))
+            seen.map_or_else(
+                || "one without an id".to_owned(),
+                |id| format!("database {id}")
+            )
         )
         .into(),
     ))
