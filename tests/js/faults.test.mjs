@@ -14,8 +14,8 @@ import assert from "node:assert/strict";
 import { BROWSERS, harnessWorker, launch } from "./browsers.mjs";
 
 const ROUNDS = Number(process.env.PYLON_KILL_ROUNDS ?? 20);
-/** The quota given to the test origin in Chromium, in bytes. */
-const QUOTA = 12 * 1024 * 1024;
+/** The quota given to the test origin in Chromium, in bytes (`PYLON_QUOTA_MIB` to try others). */
+const QUOTA = Number(process.env.PYLON_QUOTA_MIB ?? 12) * 1024 * 1024;
 /**
  * Firefox's limit for all temporary storage of the profile, in bytes (each origin gets at most that;
  * Firefox writes OPFS pages several times slower, so a smaller limit keeps the test short).
