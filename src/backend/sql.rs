@@ -237,6 +237,15 @@ pub mod statements {
     /// [`PURGE_REVOKED`] at most `?2` rows at a time.
     pub const PURGE_REVOKED_CHUNK: &str = "DELETE FROM _pylon_sessions_revoked WHERE id IN \
          (SELECT id FROM _pylon_sessions_revoked WHERE keep_until <= ?1 LIMIT ?2)";
+    /// The ids of up to `?3` sessions [`REMOVE_BY_USER`] deletes (a revocation in chunks).
+    pub const USER_IDS_CHUNK: &str = "SELECT id FROM _pylon_sessions WHERE user_id = ?1 \
+         AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) LIMIT ?3";
+    /// The ids of up to `?5` sessions [`REMOVE_OTHERS`] deletes (a revocation in chunks).
+    pub const OTHERS_IDS_CHUNK: &str = concat!(
+        "SELECT id FROM _pylon_sessions WHERE ",
+        others!(),
+        " LIMIT ?5"
+    );
     /// [`REMOVE_BY_USER`] at most `?3` rows at a time.
     pub const REMOVE_BY_USER_CHUNK: &str = "DELETE FROM _pylon_sessions WHERE id IN (SELECT id \
          FROM _pylon_sessions WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) \
@@ -319,6 +328,8 @@ const ALL_STATEMENTS: &[&str] = &[
     PURGE_CHUNK,
     PURGE_REVOKED_CHUNK,
     REMOVE_BY_USER_CHUNK,
+    USER_IDS_CHUNK,
+    OTHERS_IDS_CHUNK,
     REVOKED_DDL,
     REVOKED_INDEX,
     CLIENT_STATE_DDL,
@@ -568,9 +579,10 @@ impl<D: Driver> SqlBackend<D> {
     /// for every page it touches, all at once; sessions are spread over the table by their random
     /// ids) and the pages freed by one chunk make room for the next. Room is made
     /// ([`Driver::make_room`]) before the first chunk and whenever one does not fit; chunks start at
-    /// 64 rows and shrink to a quarter when one does not fit even right after, down to a single row. The delete is then no
-    /// longer atomic: a crash part-way leaves the rest for the next call (removals and purges are
-    /// safe to repeat). Any other error is returned as it was.
+    /// 64 rows and shrink to a quarter when one does not fit even right after, down to a single
+    /// row. The delete is then no longer atomic: a crash, or a single row that does not fit (the
+    /// error then says how many went), leaves the rest for the next call (removals, revocations and
+    /// purges are safe to repeat). Any other error is returned as it was.
     fn in_chunks(
         &self,
         first: Error,
@@ -593,14 +605,17 @@ impl<D: Driver> SqlBackend<D> {
                     if since_room == 0 {
                         if rows == 1 {
                             // Not even one row fits: when nothing went, the first error says why.
-                            return Err(Error::QuotaExceeded(if removed == 0 {
-                                match first {
-                                    Error::QuotaExceeded(f) => f,
-                                    _ => e,
-                                }
+                            return Err(if removed == 0 {
+                                first
                             } else {
-                                e
-                            }));
+                                Error::QuotaExceeded(
+                                    format!(
+                                        "{removed} rows went before the storage ran out of room; \
+                                         the rest remain (call again once there is room): {e}"
+                                    )
+                                    .into(),
+                                )
+                            });
                         }
                         rows /= 4;
                     }
@@ -652,17 +667,21 @@ fn text(s: &str) -> Param<'_> {
 pub(crate) struct RevocationSql<'a> {
     pub(crate) record: &'static str,
     pub(crate) remove: &'static str,
+    /// The ids of the sessions `remove` deletes, a chunk at a time (its last parameter is the chunk
+    /// size); `None` for a single session.
+    pub(crate) chunk_ids: Option<&'static str>,
     pub(crate) params: Vec<Param<'a>>,
     remove_len: usize,
 }
 
 impl<'a> RevocationSql<'a> {
     pub(crate) fn of(what: Revocation<'a>, now: i64, keep_until: i64) -> Self {
-        let (record, remove, mut params) = match what {
-            Revocation::One(id) => (RECORD_REVOKED_ONE, REMOVE, vec![text(id.as_str())]),
+        let (record, remove, chunk_ids, mut params) = match what {
+            Revocation::One(id) => (RECORD_REVOKED_ONE, REMOVE, None, vec![text(id.as_str())]),
             Revocation::User { user_id, tenant_id } => (
                 RECORD_REVOKED_USER,
                 REMOVE_BY_USER,
+                Some(USER_IDS_CHUNK),
                 vec![text(user_id), Param::Text(tenant_id)],
             ),
             Revocation::Others {
@@ -673,6 +692,7 @@ impl<'a> RevocationSql<'a> {
             } => (
                 RECORD_REVOKED_OTHERS,
                 REMOVE_OTHERS,
+                Some(OTHERS_IDS_CHUNK),
                 vec![
                     text(user_id),
                     Param::Text(tenant_id),
@@ -686,6 +706,7 @@ impl<'a> RevocationSql<'a> {
         RevocationSql {
             record,
             remove,
+            chunk_ids,
             params,
             remove_len,
         }
@@ -796,10 +817,36 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
 
     fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
         let plan = RevocationSql::of(what, now, keep_until);
-        self.write(|d| {
+        let whole = self.write(|d| {
             d.transaction(|d| {
                 d.execute(plan.record, &plan.params)?;
                 d.execute(plan.remove, plan.remove_params())
+            })
+        });
+        let Some(chunk_ids) = plan.chunk_ids else {
+            return whole;
+        };
+        // Each chunk records and removes its sessions one by one, in one transaction.
+        whole.or_else(|e| {
+            self.in_chunks(e, &mut |d, rows| {
+                d.transaction(|d| {
+                    let mut params = plan.remove_params().to_vec();
+                    params.push(rows);
+                    let mut ids = Vec::new();
+                    d.query(chunk_ids, &params, &mut |row| {
+                        ids.extend(row.text(0)?);
+                        Ok(())
+                    })?;
+                    for id in &ids {
+                        let id = Param::Text(Some(id));
+                        d.execute(
+                            RECORD_REVOKED_ONE,
+                            &[id, Param::Int(now), Param::Int(keep_until)],
+                        )?;
+                        d.execute(REMOVE, &[id])?;
+                    }
+                    Ok(ids.len() as u64)
+                })
             })
         })
     }

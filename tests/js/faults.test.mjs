@@ -5,7 +5,7 @@
 //   is free, and fails with `Locked` only past `lockTimeout`, saying why;
 // - a real quota: Chromium's origin quota shrunk through the DevTools protocol, Firefox's through
 //   `dom.quotaManager.temporaryStorage.fixedLimit`; writes fail with `QuotaExceeded`, reads work,
-//   purging and removing free room and writes resume without a reopen, integrity stays ok;
+//   purging and removing free room and writes resume without a reopen (two rounds), integrity ok;
 // - damaged databases (garbage pages, a truncated file): `Corrupt` with the reason, never a panic or
 //   a wrong answer; `onCorrupt: "recover"` keeps the damaged bytes aside and starts empty.
 // Figures (kill loop counts, sessions per quota, bytes per 1,000 sessions) are printed as `#` lines.
@@ -136,7 +136,20 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
         await new Promise((r) => setTimeout(r, Math.max(0, (secondUntil + 1) * 1000 - Date.now())));
         try {
           out.removedAgain = store.remove(carolToken) ? 1 : 0;
+          // Revoking all of one user's sessions at a full quota: their revocation records need new
+          // pages, which a full quota may refuse (typed, nothing changed); after a purge they fit.
+          out.carolBefore = store.listByUser("carol").length;
+          try {
+            store.removeByUser("carol");
+            out.revokeAtFull = "ok";
+          } catch (e) {
+            out.revokeAtFull = e.code;
+            out.revokeAtFullMessage = e.message;
+          }
+          out.carolAfterFailure = store.listByUser("carol").length;
           out.purgedAgain = store.purgeExpired();
+          out.revokedAgain = out.revokeAtFull === "ok" ? 0 : store.removeByUser("carol");
+          out.carolLeft = store.listByUser("carol").length;
           out.resumedAgain = 0;
           for (let i = 0; i < 50; i++) {
             store.create({ userId: "frank" });
@@ -164,7 +177,7 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     }
     assert.ok(["ok", "QuotaExceeded"].includes(r.newAtFull), r.newAtFull);
     const perThousand = (r.stats.databaseBytes / r.stored) * 1000;
-    console.log(`# quota ${name}: ${r.stored} sessions before QuotaExceeded (${name === "firefox" ? `temporary storage limit ${FIREFOX_LIMIT / 1048576} MiB` : `origin quota ${QUOTA / 1048576} MiB`}; database ${(r.stats.databaseBytes / 1048576).toFixed(2)} MiB, origin usage ${(r.usage / 1048576).toFixed(2)} MiB, fill ${(r.fillMs / 1000).toFixed(1)} s); ${(perThousand / 1024).toFixed(0)} KiB of database per 1,000 sessions; purged ${JSON.stringify(r.purged)}, then ${r.resumed} writes resumed; refilled ${r.refilled}, removed ${JSON.stringify(r.removedAgain ?? r.removedAgainError)} and purged ${r.purgedAgain}, then ${r.resumedAgain} writes resumed`);
+    console.log(`# quota ${name}: ${r.stored} sessions before QuotaExceeded (${name === "firefox" ? `temporary storage limit ${FIREFOX_LIMIT / 1048576} MiB` : `origin quota ${QUOTA / 1048576} MiB`}; database ${(r.stats.databaseBytes / 1048576).toFixed(2)} MiB, origin usage ${(r.usage / 1048576).toFixed(2)} MiB, fill ${(r.fillMs / 1000).toFixed(1)} s); ${(perThousand / 1024).toFixed(0)} KiB of database per 1,000 sessions; purged ${JSON.stringify(r.purged)}, then ${r.resumed} writes resumed; refilled ${r.refilled}, removed ${JSON.stringify(r.removedAgain ?? r.removedAgainError)}, revoking one user's ${r.carolBefore} sessions: ${r.revokeAtFull} at the full quota (${r.carolAfterFailure} left), ${r.revokedAgain} after purging ${r.purgedAgain} (${r.carolLeft} left), then ${r.resumedAgain} writes resumed`);
     if (name === "firefox" && r.full === null) {
       t.skip("Firefox: the fixed limit did not reach OPFS writes");
       return;
@@ -195,6 +208,16 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     assert.equal(r.readAtFullAgain, "keeper");
     assert.equal(r.removedAgainError, undefined, JSON.stringify(r.removedAgainError));
     assert.equal(r.removedAgain, 1);
+    assert.equal(r.carolBefore, r.resumed - 1);
+    assert.ok(["ok", "QuotaExceeded"].includes(r.revokeAtFull), r.revokeAtFull);
+    if (r.revokeAtFull === "QuotaExceeded") {
+      // Chunks that fitted went (and the error says how many), the rest after the purge.
+      if (r.carolAfterFailure < r.carolBefore) {
+        assert.match(r.revokeAtFullMessage, new RegExp(`${r.carolBefore - r.carolAfterFailure} rows went`));
+      }
+      assert.equal(r.revokedAgain, r.carolAfterFailure, "after the purge the rest go");
+    }
+    assert.equal(r.carolLeft, 0);
     assert.ok(r.purgedAgain >= r.refilled, `purged ${r.purgedAgain} of ${r.refilled}`);
     assert.equal(r.resumedAgain, 50);
   });
