@@ -277,7 +277,12 @@ impl OpfsPool {
                 .into(),
             ));
         }
-        SqliteBackend::open_with_vfs(name, &self.vfs_name())
+        // A WAL left by a worker that did not close the database is checked to be its own.
+        let wal_left = self
+            .util
+            .contains(&format!("{name}-wal"))
+            .map_err(classify)?;
+        SqliteBackend::open_with_vfs_checking(name, &self.vfs_name(), wal_left)
     }
 
     /// Opens `name` for an app that must keep working when the database is damaged, as

@@ -125,7 +125,7 @@ impl SqlBackend<SqliteDriver> {
         let path = path.as_ref();
         let first_page = first_page_beside_wal(path)?;
         let conn = Connection::open(path).map_err(classify)?;
-        if let Err(e) = check_wal_is_ours(&conn, first_page.as_deref()) {
+        if let Err(e) = check_wal_is_ours(&conn, first_page.as_deref().and_then(id_on_page)) {
             // Closing would checkpoint the foreign WAL into the file: leave both as they are.
             let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
             return Err(e);
@@ -284,9 +284,35 @@ impl SqlBackend<SqliteDriver> {
     /// # Errors
     /// As [`SqliteBackend::open`].
     pub fn open_with_vfs(name: &str, vfs: &str) -> Result<(Self, Migration)> {
+        Self::open_with_vfs_checking(name, vfs, false)
+    }
+
+    /// [`SqliteBackend::open_with_vfs`]; with `wal_left`, the database has a WAL from before (its
+    /// last user did not close it), which is checked to be its own first ([`check_wal_is_ours`]).
+    pub(crate) fn open_with_vfs_checking(
+        name: &str,
+        vfs: &str,
+        wal_left: bool,
+    ) -> Result<(Self, Migration)> {
+        let file_id = if wal_left {
+            id_without_wal(name, vfs)?
+        } else {
+            None
+        };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let conn = Connection::open_with_flags_and_vfs(name, flags, vfs).map_err(classify)?;
-        Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true).map_err(|e| quota_on_short_io(true, e))
+        // Without shared memory SQLite reads a WAL only in exclusive locking mode: set it first.
+        conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE")
+            .map_err(classify)?;
+        if let Err(e) = check_wal_is_ours(&conn, file_id.as_deref()) {
+            // Closing would checkpoint the foreign WAL into the file: leave both as they are.
+            let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+            return Err(e);
+        }
+        let (backend, migration) = Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true)
+            .map_err(|e| quota_on_short_io(true, e))?;
+        backend.write(|d| d.keep_id())?;
+        Ok((backend, migration))
     }
 
     /// Uses a connection the application already has (its pragmas are left as they are, but for
@@ -421,6 +447,39 @@ fn first_page_beside_wal(path: &Path) -> Result<Option<Vec<u8>>> {
     Ok(Some(page))
 }
 
+/// The database id of an open connection; `None` when it has none.
+fn read_id(conn: &Connection) -> Result<Option<String>> {
+    match conn.query_row("SELECT id FROM _pylon_sessions_id", [], |r| r.get(0)) {
+        Ok(id) => Ok(Some(id)),
+        // No such view.
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::Unknown) => Ok(None),
+        Err(e) => Err(classify(e)),
+    }
+}
+
+/// The database id in the main file of `name` on `vfs` alone, its WAL left out: the file opened
+/// read-only with `immutable=1`, under which SQLite reads no WAL. For a VFS whose files cannot be
+/// read beside SQLite (the OPFS pool).
+///
+/// # Errors
+/// The driver's error, classified.
+fn id_without_wal(name: &str, vfs: &str) -> Result<Option<String>> {
+    // A URI file name: `%`, `?` and `#` in the name are escaped.
+    let mut uri = String::from("file:");
+    for c in name.chars() {
+        match c {
+            '%' | '?' | '#' => uri.push_str(&format!("%{:02X}", c as u32)),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags_and_vfs(uri, flags, vfs).map_err(classify)?;
+    let id = read_id(&conn);
+    conn.close().map_err(|(_, e)| classify(e))?;
+    id
+}
+
 /// The database id written on a first page, if the schema there holds it.
 fn id_on_page(page: &[u8]) -> Option<&str> {
     let at = page.windows(ID_MARK.len()).position(|w| w == ID_MARK)? + ID_MARK.len();
@@ -437,23 +496,17 @@ fn id_on_page(page: &[u8]) -> Option<&str> {
 /// files mixed up by a tool) is applied as if it were the file's own, which silently replaces or
 /// mixes pages. The id in the schema tells them apart when the WAL rewrote the first page (it does
 /// whenever the database grew or freed pages): the file on disk says one id, the database SQLite
-/// sees through the WAL another (or none). `first_page` is the file's first page as on disk, read
-/// before opening ([`first_page_beside_wal`]); `None` (no WAL, or a file from before ids) checks
-/// nothing.
+/// sees through the WAL another (or none). `file_id` is the id in the main file alone, read before
+/// opening (files: [`first_page_beside_wal`]; a VFS: [`id_without_wal`]); `None` (no WAL, or a file
+/// from before ids) checks nothing.
 ///
 /// # Errors
 /// [`Error::Corrupt`] saying so; the driver's error when the schema cannot be read.
-fn check_wal_is_ours(conn: &Connection, first_page: Option<&[u8]>) -> Result<()> {
-    let Some(file_id) = first_page.and_then(id_on_page) else {
+fn check_wal_is_ours(conn: &Connection, file_id: Option<&str>) -> Result<()> {
+    let Some(file_id) = file_id else {
         return Ok(());
     };
-    let seen: Option<String> =
-        match conn.query_row("SELECT id FROM _pylon_sessions_id", [], |r| r.get(0)) {
-            Ok(id) => Some(id),
-            // No such view: the WAL made a database without one.
-            Err(e) if e.sqlite_error_code() == Some(ErrorCode::Unknown) => None,
-            Err(e) => return Err(classify(e)),
-        };
+    let seen = read_id(conn)?;
     if seen.as_deref() == Some(file_id) {
         return Ok(());
     }

@@ -382,6 +382,54 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     assert.equal(r.header, "Corrupt");
   });
 
+  test("a WAL another database left beside this one is Corrupt, never a different set of sessions; \"recover\" keeps both files aside", async () => {
+    // A database, closed cleanly (no WAL), and another one whose worker dies with its WAL unwritten.
+    const mixer = await harnessWorker(browser.page);
+    const a = await mixer.evaluate(async () => {
+      const { SessionStore } = await self.ready;
+      const ours = await SessionStore.open({ dbName: "foreign-a.db", storage: "opfs", tokenStorage: "keep" });
+      const tokens = [];
+      for (let i = 0; i < 50; i++) tokens.push(ours.create({ userId: `user${i}` }).token);
+      ours.close();
+      const other = await SessionStore.open({ dbName: "foreign-b.db", storage: "opfs" });
+      for (let i = 0; i < 5; i++) other.create({ userId: `other${i}` });
+      return { tokens };
+    });
+    await browser.page.evaluate(() => window.harnesses.at(-1).terminate());
+    const r = await worker.evaluate(async (tokens) => {
+      const { SessionStore } = await self.ready;
+      const { rename } = await import("/tests/js/fixtures/opfs-files.js");
+      await rename("foreign-b.db-wal", "foreign-a.db-wal");
+      const out = {};
+      try {
+        const store = await SessionStore.open({ dbName: "foreign-a.db", storage: "opfs", tokenStorage: "keep" });
+        out.opened = store.loadAll().map((s) => s.userId);
+        store.close();
+      } catch (e) {
+        out.code = e.code;
+        out.message = e.message;
+      }
+      const recovered = await SessionStore.open({ dbName: "foreign-a.db", storage: "opfs", onCorrupt: "recover" });
+      out.recovered = recovered.info.recovered;
+      out.count = recovered.loadAll().length;
+      out.files = recovered.storageStats().files;
+      // The kept files are the database and the other one's WAL, byte for byte: put back alone, the
+      // database reads every one of its sessions.
+      out.keptDb = recovered.readKeptFile(out.recovered.keptAs).length;
+      out.keptWal = recovered.readKeptFile(`${out.recovered.keptAs}.wal`).length;
+      recovered.removeKeptFile(out.recovered.keptAs);
+      recovered.removeKeptFile(`${out.recovered.keptAs}.wal`);
+      recovered.close();
+      return out;
+    }, a.tokens);
+    assert.equal(r.opened, undefined, `opened as ${JSON.stringify(r.opened)}`);
+    assert.equal(r.code, "Corrupt", JSON.stringify(r));
+    assert.match(r.message, /belongs to another database/);
+    assert.match(r.recovered.reason, /another database/);
+    assert.equal(r.count, 0);
+    assert.ok(r.keptDb > 0 && r.keptWal > 0, JSON.stringify(r));
+  });
+
   test("the page client opens a damaged database with onCorrupt: \"recover\" and fires \"recovered\"", async () => {
     await worker.evaluate(async () => {
       const { SessionStore } = await self.ready;
