@@ -305,8 +305,8 @@ impl OpfsPool {
             Ok((backend, migration)) => match backend.quick_check() {
                 Ok(()) => return Ok((backend, migration, None)),
                 Err(e @ Error::Corrupt(_)) => {
-                    // Closing may fail on a damaged database; the bytes are what matters now.
-                    let _ = backend.close();
+                    // Kept as they are: the WAL is not checkpointed into the damaged file.
+                    backend.close_as_is();
                     e
                 }
                 Err(e) => return Err(e),

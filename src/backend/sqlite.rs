@@ -161,7 +161,7 @@ impl SqlBackend<SqliteDriver> {
             Ok((backend, migration)) => match backend.quick_check() {
                 Ok(()) => return Ok((backend, migration, None)),
                 Err(e @ Error::Corrupt(_)) => {
-                    drop(backend);
+                    backend.close_as_is();
                     e
                 }
                 Err(e) => return Err(e),
@@ -390,6 +390,15 @@ impl SqlBackend<SqliteDriver> {
     /// The connection, for running `PRAGMA integrity_check` and the like.
     pub fn connection(&mut self) -> &Connection {
         &self.driver_mut().conn
+    }
+
+    /// Closes a damaged database without checkpointing its WAL into the file, so both are kept as
+    /// they were (for [`SqliteBackend::open_recovering`] and the OPFS pool's twin). Errors are of no
+    /// use here: the files are what matters.
+    pub(crate) fn close_as_is(self) {
+        let conn = self.into_driver().conn;
+        let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+        let _ = conn.close();
     }
 
     /// Closes the connection, reporting the error that dropping it would hide (for example a WAL
