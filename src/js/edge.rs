@@ -137,7 +137,8 @@ impl JsEdgeStore {
     fn open_inner(host: JsValue, options: &JsValue) -> Result<JsEdgeStore> {
         let opts = self::options(options)?;
         let start = read_clock(opts.clock.as_ref())?;
-        let (backend, migration) = HostBackend::open_host(host, start)?;
+        let (backend, migration) =
+            HostBackend::open_host_packed(host, start, convert::packed_host_call)?;
         let now = Arc::new(AtomicI64::new(start));
         let cell = Arc::clone(&now);
         let store = opts
@@ -176,7 +177,7 @@ impl JsEdgeStore {
     #[wasm_bindgen(getter, unchecked_return_type = "EdgeStoreInfo")]
     pub fn info(&self) -> JsValue {
         let obj: JsValue = js_sys::Object::new().into();
-        let set = |k: &str, v: JsValue| convert::set(&obj, k, &v);
+        let set = |k: &'static str, v: JsValue| convert::set(&obj, k, &v);
         set(
             "migration",
             match self.migration {
