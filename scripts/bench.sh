@@ -69,7 +69,8 @@ echo "==> several tabs (tests/js/bench-tabs.mjs)" >&2
 node tests/js/bench-tabs.mjs "${smoke[@]}" --emit "$tmp/browser.tsv" > "$tmp/tabs.md"
 
 # The edge build, when it is older than its sources, then one Durable Object in local workerd: the
-# store's create and get next to the same SQL called from JS (tests/edge/throughput.mjs, in-object part).
+# store's create and get next to JS doing the same work (the floor) and to the same SQL alone
+# (tests/edge/throughput.mjs, in-object part).
 edge_wasm=pkg-edge/pylon_sessions_bg.wasm
 if [ ! -f "$edge_wasm" ] || [ -n "$(find src Cargo.toml Cargo.lock edge scripts/build-edge.sh -newer "$edge_wasm" -print -quit)" ]; then
   echo "building pkg-edge/ (scripts/build-edge.sh)" >&2
@@ -84,7 +85,7 @@ echo "==> native benchmark (cargo bench --bench native), printing every row" >&2
 {
   cat "$tmp/browser.md" "$tmp/tabs.md"
   echo "$size_line"
-  echo "- edge: pkg-edge/ in local workerd (npm), one Durable Object on local disk; per op the mean over n calls timed together (tests/edge/throughput.mjs), the crate's EdgeSessionStore (hashing the token in wasm, SQL through the host adapter edge/durable-object.js) next to the same SQL through ctx.storage.sql from JS"
+  echo "- edge: pkg-edge/ in local workerd (npm), one Durable Object on local disk (tests/edge/throughput.mjs); per op the median (p90) over 5 runs of the mean over n calls timed together; the crate's EdgeSessionStore (token from crypto.getRandomValues, SHA-256 in wasm, SQL through the host adapter edge/durable-object.js) next to its floor, JS doing the same work in the same object (32 random bytes, SHA-256 in plain JS, the same statement on a copy of the store's table and indexes, the session object), and next to that statement alone through ctx.storage.sql"
   echo "- load average (1, 5, 15 min) before the run: $load_before; after the browser part: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$tmp/context.md"
 cargo bench --quiet --features postgres --bench native -- "${smoke[@]}" \
