@@ -9,6 +9,9 @@ use rusqlite::{Connection, OpenFlags};
 use sqlite_wasm_vfs::sahpool::{install, OpfsSAHPoolCfgBuilder};
 use wasm_bindgen::prelude::*;
 
+#[global_allocator]
+static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 /// Stores `value` under `key` in `floor.db` on the OPFS pool in `directory` and reads it back.
 ///
 /// # Errors
