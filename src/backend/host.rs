@@ -115,13 +115,6 @@ impl HostDriver {
         })
     }
 
-    /// Passes parameters to the host through `packed` (the JS packages' facade has one) rather than
-    /// one JS value at a time.
-    pub(crate) fn with_packed_calls(mut self, packed: PackedCall) -> Self {
-        self.packed = Some(packed);
-        self
-    }
-
     fn call(&self, f: &Function, sql: &'static str, params: &[Param<'_>]) -> Result<JsValue> {
         check_limits(sql, params)?;
         let sql = js_sql(sql);
@@ -185,16 +178,19 @@ impl SqlBackend<HostDriver> {
     /// # Errors
     /// As [`HostDriver::new`] and [`SqlBackend::migrate`]; what the host throws, classified.
     pub fn open_host(host: JsValue, now: i64) -> Result<(Self, Migration)> {
-        SqlBackend::new(HostDriver::new(host)?, now)
+        Self::open_host_with(host, now, None)
     }
 
-    /// As [`SqlBackend::open_host`], passing parameters to the host through `packed`.
-    pub(crate) fn open_host_packed(
+    /// As [`SqlBackend::open_host`]; with `packed` (the JS packages' facade has one), parameters go
+    /// to the host in one call rather than one JS value at a time.
+    pub(crate) fn open_host_with(
         host: JsValue,
         now: i64,
-        packed: PackedCall,
+        packed: Option<PackedCall>,
     ) -> Result<(Self, Migration)> {
-        SqlBackend::new(HostDriver::new(host)?.with_packed_calls(packed), now)
+        let mut driver = HostDriver::new(host)?;
+        driver.packed = packed;
+        SqlBackend::new(driver, now)
     }
 }
 

@@ -425,16 +425,6 @@ fn exported_fields(s: &ExportedSession) -> Fields<'_> {
 // lists it with the other modules).
 #[wasm_bindgen(raw_module = "./session-object.js")]
 extern "C" {
-    /// An edge host's `query` or `run`, its parameters packed (`PackedCall` in src/backend/host.rs).
-    #[wasm_bindgen(js_name = callHost, catch)]
-    fn call_host(
-        f: &js_sys::Function,
-        host: &JsValue,
-        sql: &JsValue,
-        params: &[f64],
-        text: &str,
-    ) -> std::result::Result<JsValue, JsValue>;
-
     /// `{ token, session }`, the session built as [`session_object`] builds it.
     #[wasm_bindgen(js_name = issued)]
     #[allow(clippy::too_many_arguments)]
@@ -461,18 +451,6 @@ extern "C" {
         last_seen_at: f64,
         expires_at: f64,
     ) -> JsValue;
-}
-
-/// Calls an edge host's `query` or `run` with packed parameters, in one call into JS (the edge
-/// facade gives this to its `HostBackend`).
-pub fn packed_host_call(
-    f: &js_sys::Function,
-    host: &JsValue,
-    sql: &JsValue,
-    params: &[f64],
-    text: &str,
-) -> std::result::Result<JsValue, JsValue> {
-    call_host(f, host, sql, params, text)
 }
 
 /// One session object from its fields (`token` only when the store keeps tokens).
