@@ -1,5 +1,5 @@
 // What wasm asks of JS in one call instead of many (pylon_sessions.js imports these, in pkg/ and in
-// pkg-edge/; src/js/convert.rs and src/backend/host.rs declare them): each call from wasm into JS and
+// pkg-edge/; src/js/convert.rs and src/js/edge.rs declare them): each call from wasm into JS and
 // each string copied across costs more than the work itself.
 //
 // `session` builds one session object from its eight values, instead of some 25 calls from Rust per
