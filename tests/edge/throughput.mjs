@@ -101,7 +101,8 @@ try {
     return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
   };
   const us = Object.fromEntries(Object.keys(results[0].us).map((k) => [k, +pick(k, 0.5).toFixed(1)]));
-  const ratio = (a, b) => (us[a] / us[b]).toFixed(2);
+  // (A smoke run's timer may read 0 for the cheapest op: no ratio then.)
+  const ratio = (a, b) => (us[b] > 0 ? (us[a] / us[b]).toFixed(2) : "–");
   console.log(`BENCH in one Durable Object (local disk), n=${n}, median of ${runs} runs: microseconds per op ${JSON.stringify(us)}, ` +
     `${Math.round(results[0].bytesPerSession)} bytes stored per session`);
   console.log(`BENCH create: crate ${us.storeCreate} us = ${ratio("storeCreate", "floorCreate")}x the JS floor (${us.floorCreate} us), ` +
