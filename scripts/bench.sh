@@ -52,7 +52,7 @@ sizes() { # FILE: raw and gzip -9 bytes
 read -r pkg_raw pkg_gz <<< "$(sizes "$wasm")"
 read -r floor_raw floor_gz <<< "$(sizes "$floor")"
 size_line=$(awk -v pr="$pkg_raw" -v pg="$pkg_gz" -v fr="$floor_raw" -v fg="$floor_gz" 'BEGIN {
-  printf "- size, gzip -9: shipped pkg/pylon_sessions_bg.wasm %d B raw, %d B gzipped; its floor (benches/size-floor: rusqlite + sqlite-wasm-rs + the sahpool VFS, one INSERT and one SELECT, same SQLite options and profile) %d B raw, %d B gzipped; shipped / floor: %.2fx raw, %.2fx gzipped (the crate adds %d B gzipped)",
+  printf "- size, gzip -9: shipped pkg/pylon_sessions_bg.wasm %d B raw, %d B gzipped; its floor (benches/size-floor: rusqlite + sqlite-wasm-rs + the sahpool VFS, one INSERT and one SELECT, same SQLite options, profile and allocator) %d B raw, %d B gzipped; shipped / floor: %.2fx raw, %.2fx gzipped (the crate adds %d B gzipped)",
     pr, pg, fr, fg, pr / fr, pg / fg, pg - fg }')
 echo "$size_line" >&2
 
