@@ -30,10 +30,31 @@ need cargo node chromium
 
 # pkg/ is rebuilt only when something it is built from is newer than its .wasm.
 wasm=pkg/pylon_sessions_bg.wasm
-if [ ! -f "$wasm" ] || [ -n "$(find src Cargo.toml Cargo.lock build.rs scripts/build-pkg.sh -newer "$wasm" -print -quit)" ]; then
+if [ ! -f "$wasm" ] || [ -n "$(find src Cargo.toml Cargo.lock build.rs scripts/build-pkg.sh scripts/sqlite-flags.sh -newer "$wasm" -print -quit)" ]; then
   echo "building pkg/ (scripts/build-pkg.sh)" >&2
   bash scripts/build-pkg.sh >&2
 fi
+
+# The size floor (benches/size-floor): SQLite on OPFS through rusqlite and the sahpool VFS doing one
+# INSERT and one SELECT, nothing of this crate, built as pkg/ is (the same SQLite options from
+# scripts/sqlite-flags.sh, release profile and wasm-pack step), so the report shows what the platform
+# alone weighs next to the shipped module. Rebuilt when older than its sources (about 40 s here when
+# pkg/'s SQLite is already compiled: the two share the target directory).
+floor=target/size-floor/floor_bg.wasm
+if [ ! -f "$floor" ] || [ -n "$(find benches/size-floor Cargo.toml Cargo.lock scripts/sqlite-flags.sh -newer "$floor" -print -quit)" ]; then
+  echo "building the size floor (benches/size-floor)" >&2
+  (source scripts/sqlite-flags.sh && wasm-pack --quiet build benches/size-floor --target web --release \
+    --out-dir "$PWD/target/size-floor" --out-name floor) >&2
+fi
+sizes() { # FILE: raw and gzip -9 bytes
+  echo "$(stat -c %s "$1") $(gzip -9 -c "$1" | wc -c)"
+}
+read -r pkg_raw pkg_gz <<< "$(sizes "$wasm")"
+read -r floor_raw floor_gz <<< "$(sizes "$floor")"
+size_line=$(awk -v pr="$pkg_raw" -v pg="$pkg_gz" -v fr="$floor_raw" -v fg="$floor_gz" 'BEGIN {
+  printf "- size, gzip -9: shipped pkg/pylon_sessions_bg.wasm %d B raw, %d B gzipped; its floor (benches/size-floor: rusqlite + sqlite-wasm-rs + the sahpool VFS, one INSERT and one SELECT, same SQLite options, profile and allocator) %d B raw, %d B gzipped; shipped / floor: %.2fx raw, %.2fx gzipped (the crate adds %d B gzipped)",
+    pr, pg, fr, fg, pr / fr, pg / fg, pg - fg }')
+echo "$size_line" >&2
 
 tmp=$(mktemp -d)
 # Keep the EXIT trap postgres-env.sh may have set (it stops a throwaway cluster), and add ours.
@@ -48,7 +69,8 @@ echo "==> several tabs (tests/js/bench-tabs.mjs)" >&2
 node tests/js/bench-tabs.mjs "${smoke[@]}" --emit "$tmp/browser.tsv" > "$tmp/tabs.md"
 
 # The edge build, when it is older than its sources, then one Durable Object in local workerd: the
-# store's create and get next to the same SQL called from JS (tests/edge/throughput.mjs, in-object part).
+# store's create and get next to JS doing the same work (the floor) and to the same SQL alone
+# (tests/edge/throughput.mjs, in-object part).
 edge_wasm=pkg-edge/pylon_sessions_bg.wasm
 if [ ! -f "$edge_wasm" ] || [ -n "$(find src Cargo.toml Cargo.lock edge scripts/build-edge.sh -newer "$edge_wasm" -print -quit)" ]; then
   echo "building pkg-edge/ (scripts/build-edge.sh)" >&2
@@ -62,7 +84,8 @@ edge_n=()
 echo "==> native benchmark (cargo bench --bench native), printing every row" >&2
 {
   cat "$tmp/browser.md" "$tmp/tabs.md"
-  echo "- edge: pkg-edge/ in local workerd (npm), one Durable Object on local disk; per op the mean over n calls timed together (tests/edge/throughput.mjs), the crate's EdgeSessionStore (hashing the token in wasm, SQL through the host adapter edge/durable-object.js) next to the same SQL through ctx.storage.sql from JS"
+  echo "$size_line"
+  echo "- edge: pkg-edge/ in local workerd (npm), one Durable Object on local disk (tests/edge/throughput.mjs); per op the median (p90) over 5 runs of the mean over n calls timed together; the crate's EdgeSessionStore (token from crypto.getRandomValues, SHA-256 in wasm, SQL through the host adapter edge/durable-object.js) next to its floor, JS doing the same work in the same object (32 random bytes, SHA-256 in plain JS, the same statement on a copy of the store's table and indexes, the session object), and next to that statement alone through ctx.storage.sql"
   echo "- load average (1, 5, 15 min) before the run: $load_before; after the browser part: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$tmp/context.md"
 cargo bench --quiet --features postgres --bench native -- "${smoke[@]}" \

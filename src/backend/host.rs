@@ -54,7 +54,21 @@ pub struct HostDriver {
     query: Function,
     run: Function,
     transaction: Function,
+    packed: Option<PackedCall>,
 }
+
+/// Calls `f` (the host's `query` or `run`) on `host` with `sql` and the parameters packed in two
+/// buffers, unpacked in JS (`callHost` in src/js/session-object.js, which the JS packages ship): two
+/// numbers per parameter in `params`, its kind (0 a number, 1 null, 2 a string) and its value (the
+/// number, or the string's length in UTF-16 units), and the strings one after another in `text`. One
+/// call across instead of two or three per parameter.
+pub(crate) type PackedCall = fn(
+    f: &Function,
+    host: &JsValue,
+    sql: &JsValue,
+    params: &[f64],
+    text: &str,
+) -> std::result::Result<JsValue, JsValue>;
 
 impl fmt::Debug for HostDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -97,23 +111,45 @@ impl HostDriver {
             run: method("run")?,
             transaction: method("transaction")?,
             host,
+            packed: None,
         })
     }
 
     fn call(&self, f: &Function, sql: &'static str, params: &[Param<'_>]) -> Result<JsValue> {
         check_limits(sql, params)?;
-        let args = Array::new_with_length(params.len() as u32);
-        for (i, p) in params.iter().enumerate() {
-            let v = match *p {
-                // Every integer here is a timestamp or a count, exact in a double.
-                Param::Int(n) => JsValue::from_f64(n as f64),
-                Param::Text(Some(s)) => JsValue::from_str(s),
-                Param::Text(None) => JsValue::NULL,
-            };
-            args.set(i as u32, v);
-        }
-        f.call2(&self.host, &js_sql(sql), &args)
-            .map_err(|e| classify(&e))
+        let sql = js_sql(sql);
+        let called = match self.packed {
+            Some(packed) => {
+                let mut packed_params = Vec::with_capacity(2 * params.len());
+                let mut text = String::new();
+                for p in params {
+                    let (kind, value) = match *p {
+                        // Every integer here is a timestamp or a count, exact in a double.
+                        Param::Int(n) => (0.0, n as f64),
+                        Param::Text(None) => (1.0, 0.0),
+                        Param::Text(Some(s)) => {
+                            text.push_str(s);
+                            (2.0, s.chars().map(char::len_utf16).sum::<usize>() as f64)
+                        }
+                    };
+                    packed_params.extend([kind, value]);
+                }
+                packed(f, &self.host, &sql, &packed_params, &text)
+            }
+            None => {
+                let args = Array::new_with_length(params.len() as u32);
+                for (i, p) in params.iter().enumerate() {
+                    let v = match *p {
+                        Param::Int(n) => JsValue::from_f64(n as f64),
+                        Param::Text(Some(s)) => JsValue::from_str(s),
+                        Param::Text(None) => JsValue::NULL,
+                    };
+                    args.set(i as u32, v);
+                }
+                f.call2(&self.host, &sql, &args)
+            }
+        };
+        called.map_err(|e| classify(&e))
     }
 }
 
@@ -122,10 +158,10 @@ impl HostDriver {
 /// host then finds its prepared statement by the same text).
 fn js_sql(sql: &'static str) -> JsValue {
     thread_local! {
-        static MADE: std::cell::RefCell<Vec<(usize, JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+        static MADE: std::cell::RefCell<Vec<((usize, usize), JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     MADE.with(|made| {
-        let key = sql.as_ptr() as usize;
+        let key = (sql.as_ptr() as usize, sql.len());
         let mut made = made.borrow_mut();
         if let Some((_, js)) = made.iter().find(|(k, _)| *k == key) {
             return js.clone();
@@ -142,7 +178,19 @@ impl SqlBackend<HostDriver> {
     /// # Errors
     /// As [`HostDriver::new`] and [`SqlBackend::migrate`]; what the host throws, classified.
     pub fn open_host(host: JsValue, now: i64) -> Result<(Self, Migration)> {
-        SqlBackend::new(HostDriver::new(host)?, now)
+        Self::open_host_with(host, now, None)
+    }
+
+    /// As [`SqlBackend::open_host`]; with `packed` (the JS packages' facade has one), parameters go
+    /// to the host in one call rather than one JS value at a time.
+    pub(crate) fn open_host_with(
+        host: JsValue,
+        now: i64,
+        packed: Option<PackedCall>,
+    ) -> Result<(Self, Migration)> {
+        let mut driver = HostDriver::new(host)?;
+        driver.packed = packed;
+        SqlBackend::new(driver, now)
     }
 }
 

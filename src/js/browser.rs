@@ -430,7 +430,7 @@ impl JsSessionStore {
     pub fn info(&self) -> JsValue {
         let i = &self.info;
         let obj: JsValue = js_sys::Object::new().into();
-        let set = |k: &str, v: JsValue| convert::set(&obj, k, &v);
+        let set = |k: &'static str, v: JsValue| convert::set(&obj, k, &v);
         set("storage", i.storage.into());
         set("requested", i.requested.into());
         set(

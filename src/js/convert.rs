@@ -125,16 +125,34 @@ fn camel_case(field: &str) -> String {
     out
 }
 
-/// Sets a property on an object this crate created (an ordinary, extensible object: this cannot
-/// fail, so a failure is not reported). Never use it on a caller's object.
-pub fn set(target: &JsValue, key: &str, value: &JsValue) {
-    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+/// `key` as a JS string, made once: every property name this crate reads or sets is a literal, which
+/// would otherwise be copied out of wasm memory and decoded on every call.
+fn key(key: &'static str) -> JsValue {
+    thread_local! {
+        static MADE: std::cell::RefCell<Vec<((usize, usize), JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    MADE.with(|made| {
+        let at = (key.as_ptr() as usize, key.len());
+        let mut made = made.borrow_mut();
+        if let Some((_, js)) = made.iter().find(|(k, _)| *k == at) {
+            return js.clone();
+        }
+        let js = JsValue::from_str(key);
+        made.push((at, js.clone()));
+        js
+    })
 }
 
-/// Reads `key` from a caller's object; a throwing getter or proxy is the caller's [`Error::InvalidInput`].
-pub fn get(obj: &JsValue, field: &'static str, key: &str) -> Result<JsValue> {
-    Reflect::get(obj, &JsValue::from_str(key))
-        .map_err(|_| Error::invalid(field, format!("reading `{key}` threw")))
+/// Sets a property on an object this crate created (an ordinary, extensible object: this cannot
+/// fail, so a failure is not reported). Never use it on a caller's object.
+pub fn set(target: &JsValue, name: &'static str, value: &JsValue) {
+    let _ = Reflect::set(target, &key(name), value);
+}
+
+/// Reads `name` from a caller's object; a throwing getter or proxy is the caller's [`Error::InvalidInput`].
+pub fn get(obj: &JsValue, field: &'static str, name: &'static str) -> Result<JsValue> {
+    Reflect::get(obj, &key(name))
+        .map_err(|_| Error::invalid(field, format!("reading `{name}` threw")))
 }
 
 /// Checks `value` is a plain object (not an array, function or primitive) holding only `allowed` keys.
@@ -185,10 +203,13 @@ pub fn string(field: &'static str, value: &JsValue, max: usize) -> Result<String
             ),
         ));
     }
-    if !js.is_valid_utf16() {
+    let s = String::from(js);
+    // The copy turns an unpaired surrogate into U+FFFD, so only a string holding U+FFFD after the
+    // copy can have one: only then are its UTF-16 units checked (`is_valid_utf16` reads them one
+    // call into JS at a time, which cost more than the rest of a `get`).
+    if s.contains('\u{FFFD}') && !js.is_valid_utf16() {
         return Err(Error::invalid(field, "contains unpaired surrogates"));
     }
-    let s = String::from(js);
     if s.len() > max {
         return Err(Error::invalid(
             field,
@@ -404,6 +425,20 @@ fn exported_fields(s: &ExportedSession) -> Fields<'_> {
 // lists it with the other modules).
 #[wasm_bindgen(raw_module = "./session-object.js")]
 extern "C" {
+    /// `{ token, session }`, the session built as [`session_object`] builds it.
+    #[wasm_bindgen(js_name = issued)]
+    #[allow(clippy::too_many_arguments)]
+    fn issued_object(
+        token: &str,
+        id: &str,
+        kept: Option<&str>,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        device: Option<&str>,
+        created_at: f64,
+        last_seen_at: f64,
+        expires_at: f64,
+    ) -> JsValue;
     #[wasm_bindgen(js_name = session)]
     #[allow(clippy::too_many_arguments)]
     fn session_object(
@@ -452,12 +487,20 @@ pub fn sessions(list: &[Session]) -> JsValue {
     out.into()
 }
 
-/// `{ token, session }` for a newly issued token.
+/// `{ token, session }` for a newly issued token, made in one call into JS.
 pub fn issued(token: &Token, s: &Session) -> JsValue {
-    let obj: JsValue = Object::new().into();
-    set(&obj, "token", &JsValue::from_str(token.expose()));
-    set(&obj, "session", &session(s));
-    obj
+    let f = fields_of(s);
+    issued_object(
+        token.expose(),
+        f.id,
+        f.token,
+        f.user_id,
+        f.tenant_id,
+        f.device,
+        f.created_at as f64,
+        f.last_seen_at as f64,
+        f.expires_at as f64,
+    )
 }
 
 /// An export document: `{ format, version, exportedAt, sessions }`, each session an object as

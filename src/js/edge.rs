@@ -72,6 +72,32 @@ export type TokenRoute =
   | { version: 2; bucket: number };
 "#;
 
+// `callHost` of src/js/session-object.js, which pkg-edge/ ships beside the glue.
+#[wasm_bindgen(raw_module = "./session-object.js")]
+extern "C" {
+    /// An edge host's `query` or `run`, its parameters packed (`PackedCall` in src/backend/host.rs).
+    #[wasm_bindgen(js_name = callHost, catch)]
+    fn call_host(
+        f: &Function,
+        host: &JsValue,
+        sql: &JsValue,
+        params: &[f64],
+        text: &str,
+    ) -> std::result::Result<JsValue, JsValue>;
+}
+
+/// Calls an edge host's `query` or `run` with packed parameters, in one call into JS (what this
+/// facade's `HostBackend` passes parameters with).
+fn packed_host_call(
+    f: &Function,
+    host: &JsValue,
+    sql: &JsValue,
+    params: &[f64],
+    text: &str,
+) -> std::result::Result<JsValue, JsValue> {
+    call_host(f, host, sql, params, text)
+}
+
 /// The store class exported to JavaScript as `EdgeSessionStore`.
 #[wasm_bindgen(js_name = EdgeSessionStore)]
 pub struct JsEdgeStore {
@@ -137,7 +163,8 @@ impl JsEdgeStore {
     fn open_inner(host: JsValue, options: &JsValue) -> Result<JsEdgeStore> {
         let opts = self::options(options)?;
         let start = read_clock(opts.clock.as_ref())?;
-        let (backend, migration) = HostBackend::open_host(host, start)?;
+        let (backend, migration) =
+            HostBackend::open_host_with(host, start, Some(packed_host_call))?;
         let now = Arc::new(AtomicI64::new(start));
         let cell = Arc::clone(&now);
         let store = opts
@@ -176,7 +203,7 @@ impl JsEdgeStore {
     #[wasm_bindgen(getter, unchecked_return_type = "EdgeStoreInfo")]
     pub fn info(&self) -> JsValue {
         let obj: JsValue = js_sys::Object::new().into();
-        let set = |k: &str, v: JsValue| convert::set(&obj, k, &v);
+        let set = |k: &'static str, v: JsValue| convert::set(&obj, k, &v);
         set(
             "migration",
             match self.migration {

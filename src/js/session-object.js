@@ -1,11 +1,38 @@
-// Builds one session object in a single call from wasm (pylon_sessions.js imports it, in pkg/ and in
-// pkg-edge/; src/js/convert.rs declares it): the eight values as arguments instead of some 25 calls from
-// Rust per session (a `listByUser` of 10 sessions spent most of its time in those calls). `tenantId`
-// and `device` are `null` when absent; `token` is there only when the store keeps tokens.
+// What wasm asks of JS in one call instead of many (pylon_sessions.js imports these, in pkg/ and in
+// pkg-edge/; src/js/convert.rs and src/js/edge.rs declare them): each call from wasm into JS and
+// each string copied across costs more than the work itself.
+//
+// `session` builds one session object from its eight values, instead of some 25 calls from Rust per
+// session (a `listByUser` of 10 sessions spent most of its time in those calls). `tenantId` and `device`
+// are `null` when absent; `token` is there only when the store keeps tokens.
 export function session(id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt) {
   tenantId = tenantId ?? null;
   device = device ?? null;
   return token === undefined
     ? { id, userId, tenantId, device, createdAt, lastSeenAt, expiresAt }
     : { id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt };
+}
+
+/** `{ token, session }` for a newly issued token (`create`, `rotate`): `kept` is the session's own `token`. */
+export function issued(token, id, kept, userId, tenantId, device, createdAt, lastSeenAt, expiresAt) {
+  return { token, session: session(id, kept, userId, tenantId, device, createdAt, lastSeenAt, expiresAt) };
+}
+
+/**
+ * Calls an edge host's `query` or `run` (`f`) with its parameters, unpacked from what wasm hands over
+ * without a call per value: two numbers per parameter in `packed`, its kind (0 a number, 1 null, 2 a
+ * string) and its value (the number, or the string's length in UTF-16 units), the strings one after
+ * another in `text`.
+ */
+export function callHost(f, host, sql, packed, text) {
+  const params = new Array(packed.length >> 1);
+  let at = 0;
+  for (let i = 0; i < params.length; i++) {
+    const kind = packed[2 * i];
+    const value = packed[2 * i + 1];
+    if (kind === 0) params[i] = value;
+    else if (kind === 1) params[i] = null;
+    else params[i] = text.slice(at, (at += value));
+  }
+  return f.call(host, sql, params);
 }
