@@ -255,12 +255,7 @@ impl SqlBackend<SqliteDriver> {
     /// Driver errors.
     pub fn page_stats(&self) -> Result<(u64, u64, u64)> {
         self.write(|d| {
-            let get = |pragma: &str| -> Result<u64> {
-                d.conn
-                    .query_row(pragma, [], |r| r.get::<_, i64>(0))
-                    .map(|v| v.unsigned_abs())
-                    .map_err(classify)
-            };
+            let get = |pragma| pragma_int(&d.conn, pragma).map(i64::unsigned_abs);
             Ok((
                 get("PRAGMA page_size")?,
                 get("PRAGMA page_count")?,
@@ -454,6 +449,13 @@ fn first_page_beside_wal(path: &Path) -> Result<Option<Vec<u8>>> {
     };
     page.truncate(size);
     Ok(Some(page))
+}
+
+/// The integer a pragma such as `PRAGMA page_count` answers (its statement cached).
+fn pragma_int(conn: &Connection, pragma: &str) -> Result<i64> {
+    conn.prepare_cached(pragma)
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(classify)
 }
 
 /// The database id of an open connection; `None` when it has none.
@@ -678,20 +680,11 @@ impl SqliteDriver {
         let Some(bounded) = self.bounded else {
             return Ok(());
         };
-        let pages: i64 = self
-            .conn
-            .prepare_cached("PRAGMA page_count")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(classify)?;
+        let pages = pragma_int(&self.conn, "PRAGMA page_count")?;
         if pages <= bounded.reserved_pages {
             return Ok(());
         }
-        let page_size: i64 = self
-            .conn
-            .prepare_cached("PRAGMA page_size")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(classify)?;
-        let mut bytes = pages * page_size;
+        let mut bytes = pages * pragma_int(&self.conn, "PRAGMA page_size")?;
         self.conn
             .file_control(Some(rusqlite::MAIN_DB), FileControl::SizeHint(&mut bytes))
             .map_err(|e| self.classify(e))?;
