@@ -92,7 +92,7 @@ const stats = (v) => {
   return { samples: s.length, median_us: at(0.5), p90_us: at(0.9) };
 };
 
-/** Every measurement in browser `name` ("chromium" or "firefox"), its rows appended to `rows`. */
+/** Every measurement in browser `which` ("chromium" or "firefox"): rows to `rows`, Markdown lines to `context`. */
 async function measureIn(which, rows, context) {
   const browser = await launch(which, { isolated: true });
   try {
@@ -140,6 +140,8 @@ async function measureIn(which, rows, context) {
       return { gap, roleAt };
     }));
     await new Promise((r) => setTimeout(r, 500));
+    // Firefox: closing goes through WebDriver (which first reads the page's recorded errors), so the
+    // new owner's delay includes a few ms of driving.
     const closedAt = Date.now();
     await a.close();
     const [rb, rc] = await Promise.all(reading.map((r) => r.result()));
