@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Every benchmark in one run, one table: native (SQLite file and Postgres: the crate next to the raw-driver
-# floor and Pylon's way, plus the scale run; benches/native.rs) and browser (headless Chromium: the
-# exported SessionStore next to wa-sqlite on OPFS and in memory, cold start, page client, each with its
-# floor; tests/js/bench-browser.mjs; several tabs, tests/js/bench-tabs.mjs), the edge (one Durable Object
-# in workerd next to its own SQL; tests/edge/throughput.mjs), with the shipped .wasm's size; then crash
-# recovery on OPFS next to the browser's own release time (tests/js/bench-recovery.mjs) and the
+# floor and Pylon's way, plus the scale run; benches/native.rs) and browser (headless Chromium and Firefox:
+# the exported SessionStore next to wa-sqlite on OPFS and in memory, cold start, page client, each with
+# its floor; tests/js/bench-browser.mjs; several tabs, tests/js/bench-tabs.mjs), the edge (one Durable
+# Object in workerd next to its own SQL; tests/edge/throughput.mjs), with the shipped .wasm's size; then
+# crash recovery on OPFS next to the browser's own release time (tests/js/bench-recovery.mjs) and the
 # 200,000-operation soak on OPFS and on a native file (tests/js/bench-soak.mjs, benches/soak.rs).
 # Installs what is missing first
 # (scripts/setup.sh), finds or starts Postgres (scripts/postgres-env.sh) and builds pkg/ when its
@@ -26,7 +26,7 @@ scripts/setup.sh >&2
 # shellcheck source=scripts/postgres-env.sh
 source scripts/postgres-env.sh >&2
 source scripts/env.sh
-need cargo node chromium
+need cargo node chromium firefox-esr geckodriver
 
 # pkg/ is rebuilt only when something it is built from is newer than its .wasm.
 wasm=pkg/pylon_sessions_bg.wasm
