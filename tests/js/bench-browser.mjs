@@ -2,7 +2,8 @@
 // cross-origin isolated page), pylon-sessions' exported `SessionStore` next to the same SQL
 // through npm @journeyapps/wa-sqlite (AccessHandlePool VFS on OPFS, and in memory); cold starts of
 // both on an OPFS database holding stored sessions; and the page client's round trip, next to a bare
-// postMessage round trip and to a bare worker running the store without the client's code. Needs pkg/
+// postMessage round trip, to a bare worker running the store without the client's code, and to the
+// cheapest round trip (a SharedArrayBuffer, the worker blocked in Atomics.wait). Needs pkg/
 // (scripts/build-pkg.sh) and npm ci. See BENCHMARKS.md.
 //
 //   node tests/js/bench-browser.mjs [--smoke] [--emit FILE] [--browsers chromium,firefox]
@@ -154,23 +155,27 @@ async function measureIn(b, name) {
   log(`${name}: page client`);
   const viaClient = await b.evaluate(async (plan) => {
     const { SessionStoreClient } = await import("/pkg/client.js");
-    const { BareClient, ClientStore, EchoStore } = await import("/tests/js/fixtures/bench-stores.js");
+    const { AtomicsEchoStore, BareClient, ClientStore, EchoStore } = await import("/tests/js/fixtures/bench-stores.js");
     const { measure } = await import("/tests/js/fixtures/bench-run.js");
     const store = new ClientStore(await SessionStoreClient.open({ storage: "opfs", dbName: "client.db" }, { persist: false }));
     // The floors, in the same turns: the same messages to a bare worker that answers at once, and to a
     // bare worker that runs the store itself (in memory) without the client's code on either side.
     const echo = new EchoStore("/tests/js/fixtures/bench-echo-worker.js");
     const bare = new ClientStore(new BareClient("/tests/js/fixtures/bench-bare-worker.js"));
+    // And the cheapest round trip there is, which the client cannot use (bench-atomics-echo-worker.js).
+    const atomics = crossOriginIsolated ? new AtomicsEchoStore("/tests/js/fixtures/bench-atomics-echo-worker.js") : null;
     try {
       return await measure([
         { name: "page client", store },
         { name: "postMessage round trip (floor)", store: echo },
         { name: "bare worker running the store, in memory (floor)", store: bare },
+        ...(atomics ? [{ name: "SharedArrayBuffer + Atomics.wait, worker blocked (no payload)", store: atomics }] : []),
       ], plan);
     } finally {
       await store.close();
       await bare.close();
       echo.close();
+      atomics?.close();
     }
   }, PLAN);
   const clientSection = section("OPFS, called from the page");

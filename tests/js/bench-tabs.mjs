@@ -3,8 +3,10 @@
 // for Firefox): a durable create and a get from the owner tab and from a follower tab (round trip
 // included), with the floor of a follower's call in the same run: a bare BroadcastChannel round trip
 // from the follower's page to a worker in the owner's tab, in the clear and with the tab channel's
-// AES-GCM seal and open each way (tab-channel.js); then three tabs creating at once, and the hand-off
-// when the owner tab closes (the longest gap between two answers in a follower that keeps reading).
+// AES-GCM seal and open each way (tab-channel.js), and on a MessagePort relayed by a SharedWorker (the
+// cheapest transport two tabs have; the package does not use it: docs/multi-tab.md); then three tabs
+// creating at once, and the hand-off when the owner tab closes (the longest gap between two answers in
+// a follower that keeps reading).
 //
 //   node tests/js/bench-tabs.mjs [--smoke] [--emit FILE] [--browsers chromium,firefox] [ops]
 //
@@ -54,9 +56,21 @@ const CREATE_GET = async (n) => {
 };
 const measure = (tab, n) => tab.evaluate(CREATE_GET, n);
 
-/** In `tab`: n round trips on a BroadcastChannel to bench-bc-echo-worker.js, plain and sealed (µs). */
+/**
+ * In `tab`: n round trips on a BroadcastChannel to bench-bc-echo-worker.js, plain and sealed, and n on
+ * a MessagePort to the same worker, handed over by bench-port-broker.js (µs).
+ */
 function floor(tab, n) {
   return tab.evaluate(async (n) => {
+    const broker = new SharedWorker("/tests/js/fixtures/bench-port-broker.js");
+    const link = new MessageChannel();
+    broker.port.postMessage("link", [link.port2]);
+    let answered = null;
+    link.port1.onmessage = (e) => answered?.(e.data);
+    const viaPort = (msg) => new Promise((resolve) => {
+      answered = resolve;
+      link.port1.postMessage(msg);
+    });
     const { decode, encode, seal, unseal } = await import("/pkg/tab-channel.js");
     const channel = new BroadcastChannel("pylon-bench-echo");
     let waiting = null;
@@ -72,17 +86,22 @@ function floor(tab, n) {
     const token = "pyl_" + "0".repeat(64);
     const plain = [];
     const sealed = [];
+    const port = [];
     for (let i = 0; i < n; i++) {
       let t = performance.now();
       await ask({ t: "plain", i });
       plain.push((performance.now() - t) * 1000);
+      t = performance.now();
+      await viaPort({ i });
+      port.push((performance.now() - t) * 1000);
       t = performance.now();
       const reply = await ask({ t: "sealed", ...(await seal(key, ad, encode([i, "get", [token]]))) });
       decode(await unseal(key, ad, reply));
       sealed.push((performance.now() - t) * 1000);
     }
     channel.close();
-    return { plain, sealed };
+    link.port1.close();
+    return { plain, sealed, port };
   }, n);
 }
 
@@ -110,8 +129,17 @@ async function measureIn(which, rows, context) {
     const follower = await measure(b, N);
     log(`${name}: floor: BroadcastChannel round trips from the follower tab to a worker in the owner tab`);
     await a.evaluate(() => new Promise((resolve) => {
+      let waiting = 2; // the worker's "ready" and the broker's "registered"
+      const one = () => --waiting === 0 && resolve();
       window.echo = new Worker("/tests/js/fixtures/bench-bc-echo-worker.js", { type: "module" });
-      window.echo.onmessage = () => resolve();
+      window.echo.onmessage = one;
+      // The owner's page hands the ports the broker relays on to its worker.
+      const broker = new SharedWorker("/tests/js/fixtures/bench-port-broker.js");
+      broker.port.onmessage = (e) => {
+        if (e.data === "link") window.echo.postMessage("port", [e.ports[0]]);
+        else one();
+      };
+      broker.port.postMessage("owner");
     }));
     await floor(b, Math.min(N, 50));
     const bc = await floor(b, N);
@@ -155,9 +183,10 @@ async function measureIn(which, rows, context) {
     }
     row("get", "BroadcastChannel round trip (floor)", bc.plain);
     row("get", "… + AES-GCM seal and open each way (floor)", bc.sealed);
+    row("get", "MessagePort relayed by a SharedWorker, round trip (floor)", bc.port);
     const med = (v) => stats(v).median_us;
-    log(`${name}: get owner ${med(owner.get).toFixed(1)} µs, follower ${med(follower.get).toFixed(1)} µs, floor plain ${med(bc.plain).toFixed(1)} µs, sealed ${med(bc.sealed).toFixed(1)} µs (follower ÷ sealed floor ${(med(follower.get) / med(bc.sealed)).toFixed(2)}×); create owner ${med(owner.create).toFixed(1)} µs, follower ${med(follower.create).toFixed(1)} µs (${(med(follower.create) / med(owner.create)).toFixed(2)}×)`);
-    context.push(`- several tabs (tests/js/bench-tabs.mjs): ${name}, cross-origin isolated page: ${isolated}, 3 tabs of one origin on one OPFS store (one owner, two followers), ${N} creates then ${N} gets from the owner tab, then from a follower tab; floor: ${N} BroadcastChannel round trips from the follower's page to a worker in the owner's tab, plain and with the tab channel's AES-GCM each way; 3 tabs at once: ${together.toFixed(0)} ops/s in all; owner tab closed: new owner after ${lockAfter.toFixed(0)} ms, longest wait for an answer in a follower ${Math.max(rb.gap, rc.gap).toFixed(1)} ms`);
+    log(`${name}: get owner ${med(owner.get).toFixed(1)} µs, follower ${med(follower.get).toFixed(1)} µs, floor plain ${med(bc.plain).toFixed(1)} µs, sealed ${med(bc.sealed).toFixed(1)} µs, port ${med(bc.port).toFixed(1)} µs (follower ÷ sealed floor ${(med(follower.get) / med(bc.sealed)).toFixed(2)}×); create owner ${med(owner.create).toFixed(1)} µs, follower ${med(follower.create).toFixed(1)} µs (${(med(follower.create) / med(owner.create)).toFixed(2)}×)`);
+    context.push(`- several tabs (tests/js/bench-tabs.mjs): ${name}, cross-origin isolated page: ${isolated}, 3 tabs of one origin on one OPFS store (one owner, two followers), ${N} creates then ${N} gets from the owner tab, then from a follower tab; floor: ${N} BroadcastChannel round trips from the follower's page to a worker in the owner's tab, plain and with the tab channel's AES-GCM each way, and on a MessagePort a SharedWorker handed from the follower's page to that worker (the cheapest transport between two tabs; not used by the package); 3 tabs at once: ${together.toFixed(0)} ops/s in all; owner tab closed: new owner after ${lockAfter.toFixed(0)} ms, longest wait for an answer in a follower ${Math.max(rb.gap, rc.gap).toFixed(1)} ms`);
   } finally {
     await browser.close();
   }
