@@ -17,6 +17,9 @@ mod sqlite;
 pub use sqlite::{Recovery, SqliteBackend, SqliteDriver, DEFAULT_READERS};
 
 #[cfg(all(feature = "sqlite", web))]
+#[allow(unsafe_code)]
+mod gather;
+#[cfg(all(feature = "sqlite", web))]
 mod opfs;
 #[cfg(all(feature = "sqlite", web))]
 pub use opfs::{persistence, LockWait, OpfsPool, DEFAULT_LOCK_WAIT_MS};

@@ -34,6 +34,15 @@
 //! more per commit, and more as the database grows (more pages per commit); `NORMAL` and `OFF` are 5 to
 //! 20 times cheaper because they skip the flush, which is exactly the durability a session store needs.
 //!
+//! # One write per commit
+//!
+//! SQLite writes each WAL frame in two calls (its header, its page), and an access handle's `write`
+//! costs about 0.15 ms in Firefox whatever its size: a five-page commit's ten writes cost three times
+//! its flush. Databases therefore open through a shim over the pool's VFS ([`OpfsPool::vfs_name`],
+//! `src/backend/gather.rs`) that holds a WAL's contiguous writes and writes them in one call when the
+//! frame that commits is complete (and before any other call on the file). A durable `create` went
+//! from about 2.3 to 1.3-1.5 ms in Firefox 153 (BENCHMARKS.md, "Durability").
+//!
 //! # Examples
 //! ```no_run
 //! # async fn demo() -> pylon_sessions::Result<()> {
@@ -189,6 +198,13 @@ impl OpfsPool {
             directory: directory.to_owned(),
             waited_ms,
         };
+        // Databases open through the shim that writes each WAL commit in one call (gather.rs).
+        super::gather::register(&vfs_name, &pool.vfs_name()).map_err(|e| {
+            Error::StorageUnavailable {
+                reason: format!("the OPFS pool's VFS shim: {e}"),
+                source: None,
+            }
+        })?;
         pool.tolerate_full(pool.keep_free(0).await)?;
         Ok(pool)
     }
@@ -245,9 +261,10 @@ impl OpfsPool {
         self.waited_ms
     }
 
-    /// The SQLite VFS name of this pool, for opening connections with other settings.
+    /// The SQLite VFS name of this pool, for opening connections with other settings: the pool's
+    /// VFS behind a shim that writes each WAL commit to its file in one call instead of two per page.
     pub fn vfs_name(&self) -> String {
-        format!("pylon-opfs:{}", self.directory)
+        format!("pylon-opfs:{}+gather", self.directory)
     }
 
     /// Opens (or creates) the database `name` in this pool and migrates it.
