@@ -11,14 +11,18 @@
 //!   field, the database size after the commit, is not 0), so the commit's bytes are in the file
 //!   before `xWrite` returns, whatever `synchronous` is, and a failure is the commit's own
 //!   `xWrite` error, as before;
-//! - before any other call on that file (`xSync`, `xRead`, `xTruncate`, `xFileSize`,
-//!   `xFileControl`, `xClose`), before a write that does not follow on, and past
-//!   [`MAX_PENDING`] bytes.
+//! - before any call on that file that reads it or makes it durable (`xSync`, `xRead`, `xTruncate`,
+//!   `xFileSize`, `xClose`), before a write that does not follow on, and past [`MAX_PENDING`] bytes.
 //!
-//! Nothing else changes: the database file, journals and every other call go straight through; the
-//! bytes that reach the WAL and their order are the same, only in fewer calls. What a write refused
-//! for room reports is the refused write's own error (`SQLITE_IOERR_WRITE` or `SQLITE_FULL`), as the
-//! pool's quota handling expects.
+//! Only frames of a transaction that has not committed yet can be held when a call returns; when
+//! writing them out fails, the call that writes them out (the commit's page, a read, a sync) returns
+//! the error, and SQLite fails that transaction.
+//!
+//! The database file, journals and every other call go straight through; the bytes that reach the
+//! WAL and their order are SQLite's, only in fewer calls. What a write refused for room reports is the
+//! refused write's own error (`SQLITE_IOERR_WRITE` or `SQLITE_FULL`), as the pool's quota handling
+//! expects. One more thing differs from the pool's own VFS: the shim reports power-safe overwrite
+//! ([`x_device_characteristics`]), so SQLite no longer pads each synced commit to a 4 KiB boundary.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CString};
@@ -350,12 +354,10 @@ unsafe extern "C" fn x_check_reserved_lock(file: *mut sqlite3_file, out: *mut c_
     }
 }
 
+/// Forwarded without writing what is held: SQLite ignores the result of some file controls (hints),
+/// so a failed write here could go unseen, and none of them needs the bytes in the file.
 unsafe extern "C" fn x_file_control(file: *mut sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
     let f = gather(file);
-    let rc = f.drain();
-    if rc != SQLITE_OK {
-        return rc;
-    }
     match methods(f).xFileControl {
         Some(control) => control(f.inner, op, arg),
         None => sqlite_wasm_rs::SQLITE_NOTFOUND,
