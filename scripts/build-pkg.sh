@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds pkg/: the wasm module (release profile, size-tuned), its ES module glue and .d.ts, plus the page
-# client (client.js, worker.js, its tab channel tab-channel.js and sync engine sync.js, client.d.ts). Prints the .wasm size raw and gzipped.
+# client (client.js, worker.js, its tab broker tab-broker.js and tab channel tab-channel.js and sync engine sync.js, client.d.ts). Prints the .wasm size raw and gzipped.
 # Needs what scripts/setup.sh installs (wasm-pack, wasm-bindgen 0.2.130, clang, npm binaryen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ rm -rf pkg
 wasm-pack build wasm --target web --release --out-dir ../pkg --out-name pylon_sessions
 
 # The page client runs the store in a dedicated worker (OPFS exists only there).
-cp src/js/client.js src/js/worker.js src/js/tab-channel.js src/js/sync.js src/js/client.d.ts src/js/time.js src/js/time.d.ts \
+cp src/js/client.js src/js/worker.js src/js/tab-broker.js src/js/tab-channel.js src/js/sync.js src/js/client.d.ts src/js/time.js src/js/time.d.ts \
   src/js/session-object.js pkg/
 node scripts/pkg-json.mjs
 

@@ -26,7 +26,7 @@ const browser = {
   ...common,
   files: [
     "pylon_sessions.js", "pylon_sessions.d.ts", "pylon_sessions_bg.wasm", "pylon_sessions_bg.wasm.d.ts",
-    "client.js", "client.d.ts", "worker.js", "tab-channel.js", "sync.js", "time.js", "time.d.ts",
+    "client.js", "client.d.ts", "worker.js", "tab-broker.js", "tab-channel.js", "sync.js", "time.js", "time.d.ts",
     "session-object.js",
     "README.md", "LICENSE-MIT", "LICENSE-APACHE",
   ],
@@ -40,11 +40,12 @@ const browser = {
     "./store": { types: "./pylon_sessions.d.ts", default: "./pylon_sessions.js" },
     "./time": { types: "./time.d.ts", default: "./time.js" },
     "./worker.js": "./worker.js",
+    "./tab-broker.js": "./tab-broker.js",
     "./pylon_sessions_bg.wasm": "./pylon_sessions_bg.wasm",
     "./package.json": "./package.json",
   },
-  // Importing a module runs nothing but its definitions; worker.js is an entry of its own.
-  sideEffects: ["./worker.js"],
+  // Importing a module runs nothing but its definitions; worker.js and tab-broker.js are entries of their own.
+  sideEffects: ["./worker.js", "./tab-broker.js"],
 };
 
 const edgePackage = {

@@ -136,9 +136,11 @@ step "browser package bundled by Vite and webpack (production builds) and by esb
 ls "$app/dist-vite/assets" | sed 's/^/  vite: /'
 (cd "$app" && webpack --config webpack.config.js --stats errors-warnings && cp index.html dist-webpack/)
 ls "$app/dist-webpack" | sed 's/^/  webpack: /'
-# esbuild leaves `new Worker(new URL("./worker.js", import.meta.url))` as it is: the worker is a second
-# entry point named worker.js next to the app's bundle, and the .wasm is copied beside it.
+# esbuild leaves `new Worker(new URL("./worker.js", import.meta.url))` (and the tab broker's
+# SharedWorker) as they are: each is an entry point of its own next to the app's bundle, and the .wasm
+# is copied beside them.
 (cd "$app" && esbuild main=./main.js worker=./node_modules/@pylon-sessions/browser/worker.js \
+  tab-broker=./node_modules/@pylon-sessions/browser/tab-broker.js \
   --bundle --format=esm --target=es2022 --outdir=dist-esbuild --log-level=warning \
   && cp index.html dist-esbuild/ && cp node_modules/@pylon-sessions/browser/pylon_sessions_bg.wasm dist-esbuild/)
 ls "$app/dist-esbuild" | sed 's/^/  esbuild: /'

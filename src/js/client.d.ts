@@ -79,6 +79,13 @@ export interface ClientSettings {
   /** The worker script (default: worker.js next to client.js). */
   workerUrl?: string | URL;
   /**
+   * The tab broker, a SharedWorker that hands each follower tab a private MessagePort to the owner
+   * tab's worker (default: tab-broker.js next to client.js). `false`: no broker; followers reach the
+   * owner over an encrypted BroadcastChannel link (slower; also the fallback wherever SharedWorker is
+   * missing or the broker does not answer within a second).
+   */
+  brokerUrl?: string | URL | false;
+  /**
    * Ask for persistent storage (`navigator.storage.persist()`) right after `open`, in the background, in
    * browsers that decide by themselves (Chromium, Safari); default true. Never in Firefox, which asks
    * the person with a prompt: there, and wherever this is false, call `requestPersistence()` from a user
@@ -384,6 +391,11 @@ export declare class SessionStoreClient extends EventTarget {
   readonly info: ClientInfo;
   /** Whether this tab's worker holds the database; memory storage is always `"owner"`. */
   readonly role: Role;
+  /**
+   * How a follower reaches the owner now: `"port"` (a private MessagePort from the tab broker),
+   * `"channel"` (the encrypted BroadcastChannel link), or `null` (the owner tab, or not linked yet).
+   */
+  readonly link: "port" | "channel" | null;
   /** Whether `close` was called or the worker died. */
   readonly closed: boolean;
   addEventListener<K extends keyof SessionStoreClientEventMap>(

@@ -8,8 +8,9 @@
 //
 // Several tabs: every tab of an origin can open the same OPFS store at once. One tab's worker (the
 // owner, `store.role === "owner"`) holds a Web Lock and the database and serves the others
-// (`"follower"`) over a BroadcastChannel, each through its own encrypted link (tab-channel.js: no
-// token, argument or result is readable on the channel); when the owner's tab goes, the next tab's
+// (`"follower"`), each over a private MessagePort the tab broker hands it (tab-broker.js, a
+// SharedWorker), or, without a broker, over a BroadcastChannel through its own encrypted link
+// (tab-channel.js: no token, argument or result is readable on the channel); when the owner's tab goes, the next tab's
 // worker takes the lock and the followers link to it and resend what was in flight. Every tab must
 // open the store with the same options (a follower whose options differ gets `OptionsMismatch`). Every
 // write fires "change" in every tab, the writer's included; failures outside any call (e.g. this tab
@@ -41,6 +42,12 @@ export class SessionStoreError extends Error {
 
 /** How long a call waits for an answer (through any hand-off) before rejecting with `Timeout`, in ms. */
 const DEFAULT_TIMEOUT_MS = 10_000;
+/**
+ * How long a follower waits for the owner's worker to answer on a port from the tab broker before it
+ * links over the BroadcastChannel instead (an owner whose page has no broker: another version of the
+ * app, no SharedWorker, a broker script that did not load), in ms.
+ */
+const PORT_WAIT_MS = 1_000;
 /** Options every tab of a store must open it with (the worker reads them with defaults filled in). */
 const SHARED_OPTIONS = ["tokenStorage", "idleTimeout", "absoluteTimeout", "touchInterval"];
 
@@ -103,6 +110,16 @@ function startWorker(workerUrl) {
   return new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
 }
 /**
+ * Starts (or joins) the origin's tab broker (tab-broker.js), written out like `startWorker` so bundlers
+ * ship it. One broker serves every store of the origin.
+ * @param {string | URL | undefined} brokerUrl
+ */
+function startBroker(brokerUrl) {
+  if (brokerUrl !== undefined && brokerUrl !== null) return new SharedWorker(brokerUrl, { type: "module", name: "pylon-sessions" });
+  return new SharedWorker(new URL("./tab-broker.js", import.meta.url), { type: "module", name: "pylon-sessions" });
+}
+
+/**
  * Refuses to follow an owner whose store was opened with other options than this tab's (`expect`, as
  * this tab's worker read them): a follower would otherwise get the owner's token storage and timeouts
  * without knowing, e.g. another app of the origin using the same `dbName`.
@@ -132,12 +149,17 @@ export class SessionStoreClient extends EventTarget {
   #info = null;
   #asking = 0; // persist() calls waiting for an answer
   #client = `${Date.now().toString(36)}-${++clients}-${Math.random().toString(36).slice(2, 10)}`;
-  // A follower's encrypted link to the owner: `{ owner, tag, key, req, res, replies }` once linked
-  // (`replies`: the link's own channel, which only this tab and the owner listen to: requests and
-  // replies wake no other tab); `#greeting` while a hello waits for its welcome. Sealing and opening are asynchronous: these chains keep
-  // requests and replies in order.
+  // A follower's link to the owner: `{ owner, port }`, a private MessagePort to the owner's worker that
+  // the tab broker handed over; or, without a broker, `{ owner, tag, key, req, res, replies }`, an
+  // encrypted link over the BroadcastChannel (`replies`: the link's own channel, which only this tab
+  // and the owner listen to: requests and replies wake no other tab). `#greeting` while a port waits
+  // for the owner's `ready` (`{ port, timer }`) or a hello for its welcome (`{ nonce, pair }`).
+  // Sealing and opening are asynchronous: the two chains below keep requests and replies in order.
   #link = null;
   #greeting = null;
+  #owner = null; // the owner's id, once one announced itself or answered
+  #brokerUrl;
+  #broker; // the tab broker's port; null where there is none (undefined: not started yet)
   /** "error" events that came before `open` resolved (no listener could be attached yet). */
   #early = [];
   #sync = null; // { timeout } of the sync settings, when syncing
@@ -147,10 +169,11 @@ export class SessionStoreClient extends EventTarget {
   #inbox = Promise.resolve();
 
   /** Use `SessionStoreClient.open`. */
-  constructor(worker, channelName = null, timeout = DEFAULT_TIMEOUT_MS) {
+  constructor(worker, channelName = null, timeout = DEFAULT_TIMEOUT_MS, brokerUrl = undefined) {
     super();
     this.#worker = worker;
     this.#timeout = timeout;
+    this.#brokerUrl = brokerUrl;
     worker.addEventListener("message", (event) => this.#onWorker(event.data));
     worker.addEventListener("error", (event) => {
       event.preventDefault?.();
@@ -168,7 +191,7 @@ export class SessionStoreClient extends EventTarget {
    * for the person: asking for persistent storage happens after `open` has resolved (see
    * `requestPersistence` and the `"persistence"` event).
    * @param {import("./pylon_sessions.js").OpenOptions} [options]
-   * @param {{ workerUrl?: string | URL, persist?: boolean, timeout?: number, sync?: object, onStatus?: Function }} [settings]
+   * @param {{ workerUrl?: string | URL, brokerUrl?: string | URL | false, persist?: boolean, timeout?: number, sync?: object, onStatus?: Function }} [settings]
    */
   static async open(options = {}, settings = {}) {
     const shared = options?.storage !== "memory";
@@ -176,7 +199,7 @@ export class SessionStoreClient extends EventTarget {
     const sync = syncOptions(options, settings.sync);
     if (sync) options = { ...options, ...sync.storeDefaults };
     const client = new SessionStoreClient(
-      startWorker(settings.workerUrl), shared ? name : null, settings.timeout ?? DEFAULT_TIMEOUT_MS,
+      startWorker(settings.workerUrl), shared ? name : null, settings.timeout ?? DEFAULT_TIMEOUT_MS, settings.brokerUrl,
     );
     if (typeof settings.onStatus === "function") client.#onStatus = settings.onStatus;
     try {
@@ -299,6 +322,15 @@ export class SessionStoreClient extends EventTarget {
     return this.#role;
   }
 
+  /**
+   * How a follower reaches the owner now: `"port"` (a private MessagePort from the tab broker),
+   * `"channel"` (the encrypted BroadcastChannel link), or `null` (the owner tab, or not linked yet).
+   */
+  get link() {
+    if (this.#role !== "follower" || !this.#link) return null;
+    return this.#link.port ? "port" : "channel";
+  }
+
   /** Whether `close` was called (or the worker died). */
   get closed() {
     return this.#closed;
@@ -326,9 +358,17 @@ export class SessionStoreClient extends EventTarget {
       if (msg.role === "owner") {
         // This tab's worker serves the store now: no link; what is pending goes to it directly.
         this.#dropLink();
-        this.#greeting = null;
+        this.#cancelGreeting();
         this.#resend();
       }
+      return;
+    }
+    if (msg.t === "inbox") {
+      // This tab's worker owns the store: register its inbox with the broker, which hands it the
+      // followers' ports (without a broker, followers link over the channel).
+      const broker = this.#brokerPort();
+      if (broker && msg.port) broker.postMessage({ v: 1, t: "owner", store: msg.store, owner: msg.owner }, [msg.port]);
+      else msg.port?.close();
       return;
     }
     if (msg.t === "change") {
@@ -369,29 +409,120 @@ export class SessionStoreClient extends EventTarget {
       // The owner has no link for what this tab sent on its current link (it is new, or dropped the
       // link): link again. A rekey about an older link (requests sent before this one) is stale.
       this.#dropLink();
-      this.#greet();
+      this.#greet(false);
     } else if (msg.t === "owner" && this.#role !== null) {
       // A new owner: requests sent to the old one may be lost (link to the new one and resend them;
       // every method is safe to repeat), and it may have committed writes whose events never went out
       // (re-read state).
+      if (typeof msg.owner === "string") this.#owner = msg.owner;
       if (this.#role !== "owner") {
         this.#dropLink();
-        this.#greeting = null;
+        this.#cancelGreeting();
         this.#greet();
       }
       this.dispatchEvent(new CustomEvent("change", { detail: { op: "handoff" } }));
     }
   }
 
-  /** Forgets the link to the owner, closing its reply channel. */
+  /** Forgets the link to the owner, closing its port or reply channel. */
   #dropLink() {
     this.#link?.replies?.close();
+    this.#link?.port?.close();
     this.#link = null;
   }
 
-  /** Sends a hello (a fresh key pair) unless one is waiting for its welcome. */
-  #greet() {
+  /** Forgets a greeting that waits for its answer. */
+  #cancelGreeting() {
+    const greeting = this.#greeting;
+    this.#greeting = null;
+    if (greeting?.port) {
+      clearTimeout(greeting.timer);
+      greeting.port.close();
+    }
+  }
+
+  /**
+   * The tab broker's port, started on first use; null where there is none: `brokerUrl: false`, no
+   * SharedWorker (or it cannot be started here), or its script failed to load.
+   */
+  #brokerPort() {
+    if (this.#broker !== undefined) return this.#broker;
+    this.#broker = null;
+    if (this.#brokerUrl === false || !this.#channel || typeof SharedWorker !== "function") return null;
+    let shared;
+    try {
+      shared = startBroker(this.#brokerUrl);
+    } catch {
+      return null; // e.g. a content security policy without worker-src for it: link over the channel
+    }
+    shared.addEventListener("error", (event) => {
+      event.preventDefault?.();
+      this.#broker = null;
+      // A port waiting for an owner will get no answer: link over the channel now.
+      if (this.#greeting?.port) {
+        this.#cancelGreeting();
+        this.#greet(false);
+      }
+    });
+    shared.port.start();
+    this.#broker = shared.port;
+    return this.#broker;
+  }
+
+  /**
+   * Links to the owner unless a greeting waits: through the tab broker when there is one (`viaPort`),
+   * else over the channel.
+   */
+  #greet(viaPort = true) {
     if (this.#greeting || !this.#channel || this.#closed) return;
+    const broker = viaPort ? this.#brokerPort() : null;
+    if (broker) this.#connect(broker);
+    else this.#hello();
+  }
+
+  /** Asks the broker for a port to the owner's worker; links over the channel if none answers in time. */
+  #connect(broker) {
+    const { port1, port2 } = new MessageChannel();
+    const greeting = (this.#greeting = { port: port1, timer: null });
+    port1.addEventListener("message", (event) => this.#onPort(port1, event.data));
+    port1.start();
+    greeting.timer = setTimeout(() => {
+      if (this.#greeting !== greeting) return;
+      this.#cancelGreeting();
+      this.#greet(false);
+    }, PORT_WAIT_MS);
+    broker.postMessage({ v: 1, t: "connect", store: this.#channel.name, owner: this.#owner }, [port2]);
+  }
+
+  /** A message on a port from the broker: the owner's `ready`, a reply, or `rekey`. */
+  #onPort(port, msg) {
+    if (!msg) return;
+    if (msg.v === 2 && msg.t === "ready") {
+      const greeting = this.#greeting;
+      if (greeting?.port !== port || this.#role !== "follower" || typeof msg.owner !== "string") {
+        if (this.#link?.port !== port) port.close(); // a late answer: another link is in use
+        return;
+      }
+      clearTimeout(greeting.timer);
+      this.#greeting = null;
+      this.#dropLink();
+      this.#owner = msg.owner;
+      this.#link = { owner: msg.owner, port };
+      this.#resend();
+      return;
+    }
+    if (this.#link?.port !== port) return;
+    if (msg.v === 2 && msg.t === "rekey") {
+      // The owner dropped this port (it keeps a bounded number): link again and resend.
+      this.#dropLink();
+      this.#greet();
+      return;
+    }
+    if (msg.v === 1) this.#settle(msg);
+  }
+
+  /** Sends a hello (a fresh key pair) on the channel, for an encrypted link. */
+  #hello() {
     const greeting = (this.#greeting = { nonce: randomId(), pair: null, answered: false });
     newKeyPair().then(
       (pair) => {
@@ -501,8 +632,12 @@ export class SessionStoreClient extends EventTarget {
       this.#worker.postMessage(call.msg);
       return;
     }
-    call.text ??= encode([call.msg.id, call.msg.method, call.msg.args]);
     const link = this.#link;
+    if (link?.port) {
+      link.port.postMessage(call.msg);
+      return;
+    }
+    call.text ??= encode([call.msg.id, call.msg.method, call.msg.args]);
     if (!link) {
       this.#greet();
       return;
@@ -535,7 +670,8 @@ export class SessionStoreClient extends EventTarget {
     this.#worker.terminate();
     this.#channel?.close();
     this.#dropLink();
-    this.#greeting = null;
+    this.#cancelGreeting();
+    this.#broker?.close();
   }
 
   #call(method, args, direct = false, timeout = this.#timeout) {

@@ -1,14 +1,12 @@
-// The private link between a follower tab's page and the owner tab's worker (client.js, worker.js).
+// The encrypted link between a follower tab's page and the owner tab's worker over the store's
+// BroadcastChannel (client.js, worker.js): the fallback where the tab broker (tab-broker.js) cannot hand
+// the follower a private MessagePort (no SharedWorker, a broker script that does not load, an owner
+// whose page has no broker, `brokerUrl: false`).
 //
-// Tabs of one origin share no object through which a MessagePort could be handed over: a
-// BroadcastChannel refuses ports (DataCloneError in Chromium and Firefox, ports are transferable only
-// and BroadcastChannel.postMessage takes no transfer list), two tabs the person opened hold no
-// reference to each other's window, and a SharedWorker or a service worker would be a shared context
-// (the first is ruled out for this package, which runs on dedicated workers only; the second would
-// compete with the app's own service worker for its scope and controls no page loaded with a hard
-// reload). So the
-// follower and the owner agree on a key over the BroadcastChannel instead, and every request and
-// reply between them crosses it encrypted:
+// A BroadcastChannel refuses ports (DataCloneError in Chromium and Firefox, ports are transferable
+// only and BroadcastChannel.postMessage takes no transfer list), and every same-origin listener
+// receives what crosses it. So the follower and the owner agree on a key over the channel, and every
+// request and reply between them crosses it encrypted:
 //
 //   follower -> all    { v: 2, t: "hello", client, nonce, pub }           (an ephemeral P-256 key)
 //   owner -> all       { v: 2, t: "welcome", client, nonce, owner, tag, pub }

@@ -13,6 +13,14 @@
 //                          { v: 1, t: "error", error }                (a failure outside any call)
 //                          { v: 1, t: "status", status: "locked-waiting", waitedMs, lockTimeout, reason }
 //                          { v: 1, t: "status", status: "ready", waitedMs }  (after a wait for the pool)
+//                          { v: 1, t: "inbox", owner, store, port }  (owner: a port for the tab broker)
+// Followers' ports, handed over by the tab broker (tab-broker.js; the owner's page registers the inbox):
+//     broker -> owner      { v: 1, t: "link" } with the follower's port, on the inbox
+//     owner -> follower    { v: 2, t: "ready", owner }  then replies as to its own page (v: 1 above)
+//     follower -> owner    { v: 1, client, id, method, args }  (as a page to its own worker)
+//                          { v: 2, t: "rekey" }  (owner: this port is dropped, link again)
+// A port is private to its two ends, so requests and replies cross it in the clear. Where there is no
+// broker (no SharedWorker, or the app did not ship it) followers link over the channel instead:
 // BroadcastChannel "pylon-sessions:<dbName>", version 2: every tab's client and the owner worker.
 // Requests and replies travel only inside an encrypted link per follower (tab-channel.js):
 //     client -> all        { v: 2, t: "hello", client, nonce, pub }
@@ -69,6 +77,13 @@ const replies = new Map();
  * requests and replies wake no other tab).
  */
 const links = new Map();
+/**
+ * `id` -> `MessagePort`: a private port to each follower tab's page that reached this owner through the
+ * tab broker (tab-broker.js): requests and replies cross it in the clear, since nothing else can read a
+ * port. `inbox` receives them from the broker (registered by this worker's page).
+ */
+const ports = new Map();
+let inbox = null;
 let sync = null; // the sync engine (sync.js), in the owner only, when the page asked for one
 let syncFailure = null;
 
@@ -313,6 +328,69 @@ async function serveLink(msg) {
 }
 
 /**
+ * A follower's port from the broker: serve requests on it (the same messages a page sends its own
+ * worker) and answer on it alone. `ready` tells the follower which owner it reached.
+ */
+function accept(port) {
+  if (!store || !port) {
+    port?.close();
+    return;
+  }
+  const id = randomId();
+  ports.set(id, port);
+  if (ports.size > LINKS) {
+    // The oldest port goes: its follower links again when told (and resends what it waits for).
+    const [oldest, old] = ports.entries().next().value;
+    old.postMessage({ v: 2, t: "rekey" });
+    dropPort(oldest);
+  }
+  let backlog = 0; // this port's requests queued and not yet answered
+  const post = (reply) => port.postMessage(reply);
+  port.addEventListener("message", (event) => {
+    const msg = event.data;
+    if (!msg || msg.v !== 1 || typeof msg.id !== "number" || msg.method === "open" || msg.method === "close") return;
+    if (ports.get(id) === port && fastRead(msg, `port:${id}`, backlog, post)) return;
+    backlog++;
+    queue = queue.then(() => servePort(id, port, msg)).catch((err) => report(err, "a tab's request could not be answered"))
+      .finally(() => backlog--);
+  });
+  port.start();
+  port.postMessage({ v: 2, t: "ready", owner: me });
+}
+
+function dropPort(id) {
+  ports.get(id)?.close();
+  ports.delete(id);
+}
+
+/** A follower's request on its port: serve it and answer on that port. */
+async function servePort(id, port, msg) {
+  // Closing: leave the request to the next owner (the follower resends it when that one announces).
+  if (!store || ports.get(id) !== port) return;
+  const args = Array.isArray(msg.args) ? msg.args : [];
+  await detachSync(msg.method, () => serve(`port:${id}:${msg.id}`, msg.method, args, () => encode([msg.id, msg.method, args]), (out) => {
+    const reply = { v: 1, client: msg.client, id: msg.id, ...out };
+    try {
+      port.postMessage(reply);
+    } catch (err) {
+      port.postMessage({ v: 1, client: msg.client, id: msg.id, ok: false, error: describe(err) });
+    }
+  }));
+}
+
+/**
+ * A port for the tab broker to hand followers' ports to: this worker's page registers it as the
+ * store's owner (a page without a broker closes it, and followers link over the channel).
+ */
+function openInbox() {
+  const { port1, port2 } = new MessageChannel();
+  inbox = port1;
+  inbox.addEventListener("message", (event) => accept(event.ports[0]));
+  inbox.start();
+  self.postMessage({ v: 1, t: "inbox", owner: me, store: channel.name, port: port2 }, [port2]);
+}
+
+/**
  * `options` with an `onLockWait` that tells this worker's page while `open` waits for an OPFS pool a
  * crashed, terminated or closing worker still holds (the page fires a "status" event).
  */
@@ -347,6 +425,7 @@ async function own(options, syncOptions) {
     else if (msg.t === "req") queue = queue.then(() => serveLink(msg)).catch((err) => report(err, "a tab's request could not be answered"));
   });
   self.postMessage({ v: 1, t: "role", role: "owner", info: store.info });
+  openInbox();
   channel.postMessage({ v: 2, t: "owner", owner: me });
   startSync(syncOptions);
 }
@@ -456,6 +535,8 @@ async function close() {
   // Reached only when close() succeeded: the pool's handles are released.
   releaseLock();
   for (const tag of [...links.keys()]) dropLink(tag);
+  for (const id of [...ports.keys()]) dropPort(id);
+  inbox?.close();
   channel?.close();
 }
 
@@ -481,25 +562,25 @@ const READS = new Set(["get", "getById", "touch", "listByUser", "loadAll"]);
 let queued = 0;
 
 /**
- * Answers a read from this worker's page at once when nothing is queued before it, with what `handle`
- * would answer but without the queue's promise hops (the store call is synchronous, so nothing can
+ * Answers a read from this worker's page (or a follower's port) at once when nothing of that sender is
+ * queued before it, with what `handle` (or `servePort`) would answer but without the queue's promise hops (the store call is synchronous, so nothing can
  * interleave with it). Returns false when the message must take the queue.
  */
-function fastRead(msg) {
-  if (queued !== 0 || !store || !msg || msg.v !== 1 || typeof msg.id !== "number" || !READS.has(msg.method)
-    || !Array.isArray(msg.args) || replies.has(`page:${msg.client}:${msg.id}`)) return false;
+function fastRead(msg, sender, backlog, post) {
+  if (backlog !== 0 || !store || !msg || msg.v !== 1 || typeof msg.id !== "number" || !READS.has(msg.method)
+    || !Array.isArray(msg.args) || replies.has(`${sender}:${msg.id}`)) return false;
   let out;
   try {
     out = { ok: true, value: store[msg.method](...msg.args) };
   } catch (err) {
     out = { ok: false, error: describe(err) };
   }
-  self.postMessage({ v: 1, client: msg.client, id: msg.id, ...out });
+  post({ v: 1, client: msg.client, id: msg.id, ...out });
   return true;
 }
 
 self.addEventListener("message", (event) => {
-  if (fastRead(event.data)) return;
+  if (fastRead(event.data, `page:${event.data?.client}`, queued, (reply) => self.postMessage(reply))) return;
   queued++;
   queue = queue.then(() => handle(event.data)).catch((err) => report(err, "a call could not be answered"))
     .finally(() => queued--);

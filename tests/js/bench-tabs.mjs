@@ -1,10 +1,11 @@
 // Measures the page client with several tabs on one OPFS store, in headless Chromium and Firefox (fresh
 // profiles, cross-origin isolated page; tests/js/browsers.mjs: playwright-core for Chromium, WebDriver
-// for Firefox): a durable create and a get from the owner tab and from a follower tab (round trip
-// included), with the floor of a follower's call in the same run: a bare BroadcastChannel round trip
-// from the follower's page to a worker in the owner's tab, in the clear and with the tab channel's
-// AES-GCM seal and open each way (tab-channel.js), and on a MessagePort relayed by a SharedWorker (the
-// cheapest transport two tabs have; the package does not use it: docs/multi-tab.md); then three tabs
+// for Firefox): a durable create and a get from the owner tab, from a follower tab linked by a port from
+// the tab broker (the default) and from one linked over the sealed BroadcastChannel (`brokerUrl: false`),
+// round trip included, with the floor of a follower's call in the same run: a bare BroadcastChannel
+// round trip from the follower's page to a worker in the owner's tab, in the clear and with the tab
+// channel's AES-GCM seal and open each way (tab-channel.js), and on a MessagePort relayed by a
+// SharedWorker (the cheapest transport two tabs have, which the tab broker uses); then three tabs
 // creating at once, and the hand-off when the owner tab closes (the longest gap between two answers in
 // a follower that keeps reading).
 //
@@ -118,15 +119,23 @@ async function measureIn(which, rows, context) {
     const a = browser.page;
     const b = await browser.openTab();
     const c = await browser.openTab();
-    const roles = [await openStore(a, options), await openStore(b, options), await openStore(c, options)];
+    const roles = [await openStore(a, options), await openStore(b, options), await openStore(c, options, { brokerUrl: false })];
     if (roles.join() !== "owner,follower,follower") throw new Error(`unexpected roles ${roles}`);
     const isolated = await a.evaluate(() => self.crossOriginIsolated);
     const name = `${which === "chromium" ? "Chromium" : "Firefox"} ${String(browser.version).split(".")[0]}`;
     log(`${name} (${browser.version}), cross-origin isolated: ${isolated}: owner tab, then a follower tab, ${N} creates and ${N} gets each; warm-up first`);
     await measure(a, Math.min(N, 50));
     await measure(b, Math.min(N, 50));
+    await measure(c, Math.min(N, 50));
+    const links = [await b.evaluate(() => window.store.link), await c.evaluate(() => window.store.link)];
+    if (links.join() !== "port,channel") throw new Error(`unexpected follower links ${links}`);
     const owner = await measure(a, N);
     const follower = await measure(b, N);
+    const sealedFollower = await measure(c, N);
+    // The rest with every tab on the default (a tab without a broker as the next owner would make the
+    // others wait for the port before linking over the channel).
+    await c.evaluate(() => window.store.close());
+    await openStore(c, options);
     log(`${name}: floor: BroadcastChannel round trips from the follower tab to a worker in the owner tab`);
     await a.evaluate(() => new Promise((resolve) => {
       let waiting = 2; // the worker's "ready" and the broker's "registered"
@@ -180,13 +189,14 @@ async function measureIn(which, rows, context) {
     for (const op of ["get", "create"]) {
       row(op, "owner tab", owner[op]);
       row(op, "follower tab", follower[op]);
+      row(op, "follower tab, sealed channel (no broker)", sealedFollower[op]);
     }
     row("get", "BroadcastChannel round trip (floor)", bc.plain);
     row("get", "… + AES-GCM seal and open each way (floor)", bc.sealed);
     row("get", "MessagePort relayed by a SharedWorker, round trip (floor)", bc.port);
     const med = (v) => stats(v).median_us;
-    log(`${name}: get owner ${med(owner.get).toFixed(1)} µs, follower ${med(follower.get).toFixed(1)} µs, floor plain ${med(bc.plain).toFixed(1)} µs, sealed ${med(bc.sealed).toFixed(1)} µs, port ${med(bc.port).toFixed(1)} µs (follower ÷ sealed floor ${(med(follower.get) / med(bc.sealed)).toFixed(2)}×); create owner ${med(owner.create).toFixed(1)} µs, follower ${med(follower.create).toFixed(1)} µs (${(med(follower.create) / med(owner.create)).toFixed(2)}×)`);
-    context.push(`- several tabs (tests/js/bench-tabs.mjs): ${name}, cross-origin isolated page: ${isolated}, 3 tabs of one origin on one OPFS store (one owner, two followers), ${N} creates then ${N} gets from the owner tab, then from a follower tab; floor: ${N} BroadcastChannel round trips from the follower's page to a worker in the owner's tab, plain and with the tab channel's AES-GCM each way, and on a MessagePort a SharedWorker handed from the follower's page to that worker (the cheapest transport between two tabs; not used by the package); 3 tabs at once: ${together.toFixed(0)} ops/s in all; owner tab closed: new owner after ${lockAfter.toFixed(0)} ms, longest wait for an answer in a follower ${Math.max(rb.gap, rc.gap).toFixed(1)} ms`);
+    log(`${name}: get owner ${med(owner.get).toFixed(1)} µs, follower ${med(follower.get).toFixed(1)} µs, floor plain ${med(bc.plain).toFixed(1)} µs, sealed ${med(bc.sealed).toFixed(1)} µs, port ${med(bc.port).toFixed(1)} µs (follower ÷ port floor ${(med(follower.get) / med(bc.port)).toFixed(2)}×), follower on the sealed channel ${med(sealedFollower.get).toFixed(1)} µs; create owner ${med(owner.create).toFixed(1)} µs, follower ${med(follower.create).toFixed(1)} µs (${(med(follower.create) / med(owner.create)).toFixed(2)}×), on the sealed channel ${med(sealedFollower.create).toFixed(1)} µs (${(med(sealedFollower.create) / med(owner.create)).toFixed(2)}×)`);
+    context.push(`- several tabs (tests/js/bench-tabs.mjs): ${name}, cross-origin isolated page: ${isolated}, 3 tabs of one origin on one OPFS store (one owner, two followers), ${N} creates then ${N} gets from the owner tab, then from a follower tab linked by the tab broker's port, then from one linked over the sealed channel (brokerUrl: false); floor: ${N} BroadcastChannel round trips from the follower's page to a worker in the owner's tab, plain and with the tab channel's AES-GCM each way, and on a MessagePort a SharedWorker handed from the follower's page to that worker (the cheapest transport between two tabs, as the tab broker hands it); 3 tabs at once: ${together.toFixed(0)} ops/s in all; owner tab closed: new owner after ${lockAfter.toFixed(0)} ms, longest wait for an answer in a follower ${Math.max(rb.gap, rc.gap).toFixed(1)} ms`);
   } finally {
     await browser.close();
   }

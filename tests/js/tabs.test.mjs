@@ -9,6 +9,11 @@ import assert from "node:assert/strict";
 import { BROWSERS, launch, openStore, startOpenStore } from "./browsers.mjs";
 
 const OPTIONS = (dbName) => ({ dbName, storage: "opfs", tokenStorage: "keep" });
+/**
+ * How a follower reaches the owner: a private port from the tab broker (the default), or, with no
+ * broker, the encrypted BroadcastChannel link. Tests that hand the store over run with each.
+ */
+const VIA = { port: {}, channel: { brokerUrl: false } };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
@@ -63,15 +68,17 @@ for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
     await a.evaluate(() => window.store.close());
   });
 
-  test("reloading the owner tab hands the store to the other tab; nothing is lost", async () => {
+  for (const [via, settings] of Object.entries(VIA)) test(`reloading the owner tab hands the store to the other tab; nothing is lost (follower linked by ${via})`, async () => {
+    const dbName = `tabs-reload-${via}.db`;
     const [a, b] = [browser.page, await browser.openTab()];
-    assert.equal(await openStore(a, OPTIONS("tabs-reload.db")), "owner");
-    assert.equal(await openStore(b, OPTIONS("tabs-reload.db")), "follower");
+    assert.equal(await openStore(a, OPTIONS(dbName), settings), "owner");
+    assert.equal(await openStore(b, OPTIONS(dbName), settings), "follower");
     const made = await b.evaluate(async () => {
       const out = [];
       for (let i = 0; i < 20; i++) out.push((await window.store.create({ userId: "bob" })).token);
       return out;
     });
+    assert.equal(await b.evaluate(() => window.store.link), via);
     // Keep b writing while a reloads: its calls in flight are resent to whichever worker owns next.
     const writing = b.start(async () => {
       const out = [];
@@ -83,12 +90,15 @@ for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
     await a.reload();
     const during = await writing.result();
     await b.waitFor(() => window.roles.includes("owner"));
-    assert.equal(await openStore(a, OPTIONS("tabs-reload.db")), "follower");
+    assert.equal(await openStore(a, OPTIONS(dbName), settings), "follower");
     const all = [...made, ...during];
     for (const p of [a, b]) {
       const found = await p.evaluate((ts) => Promise.all(ts.map((t) => window.store.get(t))), all);
       assert.equal(found.filter(Boolean).length, all.length);
     }
+    // The reloaded tab follows the new owner the same way (its page registered with the broker).
+    assert.deepEqual(await b.evaluate(() => [window.store.role, window.store.link]), ["owner", null]);
+    assert.equal(await a.evaluate(() => window.store.link), via);
     await b.waitFor(() => window.changes.some((c) => c.op === "handoff"));
     await b.close();
     await a.evaluate(() => window.store.close());
@@ -232,8 +242,8 @@ for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
     await page.close();
   });
 
-  test("a same-origin listener on the tab channel sees no token, argument or result of a follower's calls", async () => {
-    const dbName = "tabs-spy.db";
+  for (const [via, settings] of Object.entries(VIA)) test(`a same-origin listener on the tab channel sees no token, argument or result of a follower's calls (linked by ${via})`, async () => {
+    const dbName = `tabs-spy-${via}.db`;
     const [a, b, spy] = [browser.page, await browser.openTab(), await browser.openTab()];
     // Any script of the origin can listen on the store's channel: this tab does, from before the store
     // opens, and keeps every message (binary fields as hex and as latin1 text, for the search below).
@@ -253,8 +263,8 @@ for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
         ? { hex: Array.from(v, (x) => x.toString(16).padStart(2, "0")).join(""), latin1: String.fromCharCode(...v) }
         : v));
     }, `pylon-sessions:${dbName}`);
-    assert.equal(await openStore(a, OPTIONS(dbName)), "owner");
-    assert.equal(await openStore(b, OPTIONS(dbName)), "follower");
+    assert.equal(await openStore(a, OPTIONS(dbName), settings), "owner");
+    assert.equal(await openStore(b, OPTIONS(dbName), settings), "follower");
     // The follower makes every token-carrying call; with tokenStorage "keep", lists and exports carry
     // tokens too.
     const r = await b.evaluate(async () => {
@@ -288,7 +298,14 @@ for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
     await spy.waitFor(() => window.heard.filter((m) => m?.t === "change").length >= 7);
     const heard = JSON.parse(await spy.evaluate(() => window.heardText()));
     const text = JSON.stringify(heard);
-    assert.ok(heard.length >= 2 * 12, `the listener heard the calls (${heard.length} messages)`);
+    assert.equal(await b.evaluate(() => window.store.link), via);
+    if (via === "channel") {
+      assert.ok(heard.length >= 2 * 12, `the listener heard the calls (${heard.length} messages)`);
+    } else {
+      // Over a port nothing of a call crosses the channel: only the owner's announcement and the
+      // change events.
+      assert.deepEqual(heard.filter((m) => m.t !== "change" && m.t !== "owner"), []);
+    }
     for (const token of r.tokens) assert.ok(!text.includes(token), `token ${token.slice(0, 8)}… is not on the channel`);
     assert.ok(!text.includes("pyl_"), "no token of the crate's format on the channel");
     assert.ok(!text.includes("private-device-label"), "arguments are not readable on the channel");
@@ -297,6 +314,30 @@ for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
     const changes = heard.filter((m) => m.t === "change").map((m) => m.detail.op);
     assert.deepEqual(changes, ["create", "rotate", "create", "insert", "importSessions", "removeOthers", "remove"]);
     await spy.close();
+    await b.close();
+    await a.evaluate(() => window.store.close());
+  });
+
+  test("without a broker on either side, a follower links over the channel and every call still works", async () => {
+    const dbName = "tabs-no-broker.db";
+    const [a, b, c] = [browser.page, await browser.openTab(), await browser.openTab()];
+    // The owner's page has no broker (another version of the app, say): the follower's port waits for
+    // an owner that never registers, and the follower links over the channel after its wait.
+    assert.equal(await openStore(a, OPTIONS(dbName), { brokerUrl: false }), "owner");
+    assert.equal(await openStore(b, OPTIONS(dbName)), "follower");
+    // A broker script that does not load (an esbuild app that did not ship it): the channel at once.
+    assert.equal(await openStore(c, OPTIONS(dbName), { brokerUrl: "/pkg/no-such-broker.js" }), "follower");
+    const made = await a.evaluate(() => window.store.create({ userId: "dora" }));
+    for (const p of [b, c]) {
+      const r = await p.evaluate(async (token) => {
+        const got = await window.store.get(token);
+        const created = await window.store.create({ userId: "dora" });
+        return { id: got?.id, created: Boolean(created.token), link: window.store.link };
+      }, made.token);
+      assert.deepEqual([r.id, r.created, r.link], [made.session.id, true, "channel"]);
+    }
+    assert.equal((await a.evaluate(() => window.store.listByUser("dora"))).length, 3);
+    await c.close();
     await b.close();
     await a.evaluate(() => window.store.close());
   });

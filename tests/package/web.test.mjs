@@ -1,7 +1,7 @@
 // The scratch app (tests/package/web/main.js), built by Vite, webpack and esbuild from the installed
 // @pylon-sessions/browser tarball (scripts/test-package.sh builds both into APP/dist-*), served by the
-// repository's static server and opened in headless Chromium and Firefox: the page client's worker and
-// the .wasm must be found in each bundle, and a session must round-trip through OPFS.
+// repository's static server and opened in headless Chromium and Firefox: the page client's worker, the tab
+// broker and the .wasm must be found in each bundle, and a session must round-trip through OPFS.
 // Usage: node --test tests/package/web.test.mjs   (PYLON_SCRATCH_APP=APP)
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -24,8 +24,8 @@ for (const bundler of ["vite", "webpack", "esbuild"]) {
         try {
           await browser.page.waitFor(() => window.result !== undefined, undefined, { timeout: 30_000 });
           const result = await browser.page.evaluate(() => window.result);
-          assert.deepEqual({ ok: result.ok, storage: result.storage, error: result.error }, {
-            ok: true, storage: "opfs", error: undefined,
+          assert.deepEqual({ ok: result.ok, storage: result.storage, role: result.role, link: result.link, error: result.error }, {
+            ok: true, storage: "opfs", role: "follower", link: "port", error: undefined,
           });
           assert.deepEqual(await browser.errors(), []);
         } finally {
