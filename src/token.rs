@@ -401,7 +401,7 @@ fn is_lower_hex(s: &str) -> bool {
 /// 32 bytes from the CSPRNG, as 64 lowercase hex digits.
 fn random_secret() -> Result<String> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| Error::StorageUnavailable {
+    crate::platform::random(&mut bytes).map_err(|e| Error::StorageUnavailable {
         reason: format!("no secure random number generator: {e}"),
         source: None,
     })?;

@@ -97,3 +97,20 @@ async fn two_databases_share_one_pool() {
     b.into_backend().close().unwrap();
     pool.release().unwrap();
 }
+
+/// Tokens come from a pool drawn 1 KiB at a time (platform/web.rs): across several refills every
+/// token is new, of the issued format, and its secret is not all zeros (a pool handed out twice, or
+/// read after zeroing, would show).
+#[wasm_bindgen_test]
+fn generated_tokens_are_distinct_across_pool_refills() {
+    use pylon_sessions::Token;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let token = Token::generate().unwrap();
+        let secret = token.expose().strip_prefix("pyl_").unwrap().to_owned();
+        assert_eq!(secret.len(), 64);
+        assert_ne!(secret, "0".repeat(64));
+        assert!(Token::parse_strict(token.expose()).is_ok());
+        assert!(seen.insert(secret), "a token was issued twice");
+    }
+}

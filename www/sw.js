@@ -1,7 +1,7 @@
 // Offline support for the demo: every file the page needs is cached on first load; later loads are
 // served from the network when it answers (so updates show) and from the cache when it does not.
 // The session API (/api/) is never cached: an answer about a session is only true when it is fresh.
-const CACHE = "pylon-sessions-demo-v2";
+const CACHE = "pylon-sessions-demo-v3";
 const PRECACHE = [
   "/",
   "/index.html",
@@ -9,7 +9,11 @@ const PRECACHE = [
   "/app.js",
   "/pkg/client.js",
   "/pkg/worker.js",
+  "/pkg/tab-broker.js",
+  "/pkg/tab-channel.js",
   "/pkg/sync.js",
+  "/pkg/time.js",
+  "/pkg/session-object.js",
   "/pkg/pylon_sessions.js",
   "/pkg/pylon_sessions_bg.wasm",
 ];

@@ -422,46 +422,102 @@ fn exported_fields(s: &ExportedSession) -> Fields<'_> {
 
 // Each session object is built by one call into src/js/session-object.js, which the build scripts copy
 // beside the glue of pkg/ and pkg-edge/ (the glue imports it by that name; a hand-written workerd config
-// lists it with the other modules).
+// lists it with the other modules). Its strings cross as one: each string wasm hands JS is a
+// `TextDecoder.decode` there, whose fixed cost (about 1.5 us in Chromium) made up most of building a
+// session; JS cuts the one text at the lengths given (UTF-16 units, -1 for an absent value).
 #[wasm_bindgen(raw_module = "./session-object.js")]
 extern "C" {
-    /// `{ token, session }`, the session built as [`session_object`] builds it.
+    /// `{ token, session }`: `issued(text, token, id, kept, userId, tenantId, device, createdAt,
+    /// lastSeenAt, expiresAt)`, the lengths of the strings in `text`, then the times.
     #[wasm_bindgen(js_name = issued)]
     #[allow(clippy::too_many_arguments)]
     fn issued_object(
-        token: &str,
-        id: &str,
-        kept: Option<&str>,
-        user_id: &str,
-        tenant_id: Option<&str>,
-        device: Option<&str>,
+        text: &str,
+        token: f64,
+        id: f64,
+        kept: f64,
+        user_id: f64,
+        tenant_id: f64,
+        device: f64,
         created_at: f64,
         last_seen_at: f64,
         expires_at: f64,
     ) -> JsValue;
+    /// One session: `session(text, id, token, userId, tenantId, device, createdAt, lastSeenAt,
+    /// expiresAt)`, as `issued` without its first string.
     #[wasm_bindgen(js_name = session)]
     #[allow(clippy::too_many_arguments)]
     fn session_object(
-        id: &str,
-        token: Option<&str>,
-        user_id: &str,
-        tenant_id: Option<&str>,
-        device: Option<&str>,
+        text: &str,
+        id: f64,
+        token: f64,
+        user_id: f64,
+        tenant_id: f64,
+        device: f64,
         created_at: f64,
         last_seen_at: f64,
         expires_at: f64,
     ) -> JsValue;
 }
 
+/// Strings packed for one crossing into JS: their text one after another, and each one's length in
+/// UTF-16 units (`-1` for `None`), which is how JS cuts strings.
+struct Packed {
+    text: String,
+}
+
+impl Packed {
+    fn with_capacity(bytes: usize) -> Self {
+        Packed {
+            text: String::with_capacity(bytes),
+        }
+    }
+
+    fn push(&mut self, s: Option<&str>) -> f64 {
+        let Some(s) = s else { return -1.0 };
+        self.text.push_str(s);
+        let units = if s.is_ascii() {
+            s.len()
+        } else {
+            s.encode_utf16().count()
+        };
+        units as f64
+    }
+}
+
+/// The strings of a session's fields, packed (`token` first when given, as `issued` takes it).
+fn pack(token: Option<&str>, s: &Fields<'_>) -> (Packed, [f64; 5]) {
+    let bytes = [Some(s.id), s.token, Some(s.user_id), s.tenant_id, s.device]
+        .iter()
+        .flatten()
+        .map(|x| x.len())
+        .sum::<usize>()
+        + token.map_or(0, str::len);
+    let mut p = Packed::with_capacity(bytes);
+    if let Some(t) = token {
+        p.push(Some(t));
+    }
+    let lengths = [
+        p.push(Some(s.id)),
+        p.push(s.token),
+        p.push(Some(s.user_id)),
+        p.push(s.tenant_id),
+        p.push(s.device),
+    ];
+    (p, lengths)
+}
+
 /// One session object from its fields (`token` only when the store keeps tokens).
 fn fields_to_js(s: &Fields<'_>) -> JsValue {
+    let (p, [id, token, user_id, tenant_id, device]) = pack(None, s);
     // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
     session_object(
-        s.id,
-        s.token,
-        s.user_id,
-        s.tenant_id,
-        s.device,
+        &p.text,
+        id,
+        token,
+        user_id,
+        tenant_id,
+        device,
         s.created_at as f64,
         s.last_seen_at as f64,
         s.expires_at as f64,
@@ -490,13 +546,16 @@ pub fn sessions(list: &[Session]) -> JsValue {
 /// `{ token, session }` for a newly issued token, made in one call into JS.
 pub fn issued(token: &Token, s: &Session) -> JsValue {
     let f = fields_of(s);
+    let (p, [id, kept, user_id, tenant_id, device]) = pack(Some(token.expose()), &f);
+    let token_units = token.expose().len() as f64; // tokens are ASCII
     issued_object(
-        token.expose(),
-        f.id,
-        f.token,
-        f.user_id,
-        f.tenant_id,
-        f.device,
+        &p.text,
+        token_units,
+        id,
+        kept,
+        user_id,
+        tenant_id,
+        device,
         f.created_at as f64,
         f.last_seen_at as f64,
         f.expires_at as f64,

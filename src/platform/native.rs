@@ -9,3 +9,8 @@ pub fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(-1, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+/// Fills `dest` from the operating system's CSPRNG (a system call costs well under a microsecond here).
+pub fn random(dest: &mut [u8]) -> Result<(), getrandom::Error> {
+    getrandom::fill(dest)
+}

@@ -85,6 +85,13 @@ export async function persistence(button: HTMLButtonElement): Promise<void> {
 export async function acrossTabs(): Promise<void> {
   const store = await SessionStoreClient.open({ dbName: "demo.db" }, { timeout: 5000 });
   const role: "owner" | "follower" = store.role;
+  const link: "port" | "channel" | null = store.link;
+  void link;
+  // The tab broker: hosted elsewhere, or none (followers link over the encrypted channel).
+  await SessionStoreClient.open({ dbName: "demo.db" }, { brokerUrl: "/assets/tab-broker.js" });
+  await SessionStoreClient.open({ dbName: "demo.db" }, { brokerUrl: false });
+  // @ts-expect-error brokerUrl is a URL or false
+  await SessionStoreClient.open({ dbName: "demo.db" }, { brokerUrl: true });
   store.addEventListener("change", (e) => {
     const op: ChangeDetail["op"] = e.detail.op;
     if (e.detail.op === "rotate") {
