@@ -18,6 +18,16 @@
 //! writing them out fails, the call that writes them out (the commit's page, a read, a sync) returns
 //! the error, and SQLite fails that transaction.
 //!
+//! Before the commit's bytes go out, the shim makes the database file hold every page the commit
+//! leaves it with (the commit frame's database size, times the page size): a `SQLITE_FCNTL_SIZE_HINT`
+//! on the database file, which the pool turns into a `truncate` that extends it. When the quota cannot
+//! hold them, the commit's `xWrite` fails with the pool's error (`SQLITE_IOERR_TRUNCATE`, which the
+//! store reports as `QuotaExceeded`), nothing of the commit is written, and SQLite rolls the
+//! transaction back. So a checkpoint always fits in the database file, however full the quota: the
+//! WAL can always be emptied, and a removal or purge always makes room (`SqliteDriver`'s quota notes
+//! in sqlite.rs). The size the file is known to hold is kept, so only a commit that grows the database
+//! asks the pool.
+//!
 //! The database file, journals and every other call go straight through; the bytes that reach the
 //! WAL and their order are SQLite's, only in fewer calls. What a write refused for room reports is the
 //! refused write's own error (`SQLITE_IOERR_WRITE` or `SQLITE_FULL`), as the pool's quota handling
@@ -31,8 +41,9 @@ use std::ptr;
 
 use sqlite_wasm_rs::{
     sqlite3_file, sqlite3_int64, sqlite3_io_methods, sqlite3_vfs, sqlite3_vfs_find,
-    sqlite3_vfs_register, sqlite3_vfs_unregister, SQLITE_ERROR, SQLITE_IOCAP_POWERSAFE_OVERWRITE,
-    SQLITE_OK, SQLITE_OPEN_WAL,
+    sqlite3_vfs_register, sqlite3_vfs_unregister, SQLITE_ERROR, SQLITE_FCNTL_SIZE_HINT,
+    SQLITE_IOCAP_POWERSAFE_OVERWRITE, SQLITE_IOERR, SQLITE_NOTFOUND, SQLITE_OK,
+    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL,
 };
 
 /// Bytes held before they are written anyway (a transaction larger than the page cache spills
@@ -52,8 +63,15 @@ struct GatherFile {
     wal: bool,
     /// The last write was the header of a frame that commits: the next one is its page.
     commit_next: bool,
+    /// That header's database size after the commit, in pages.
+    commit_pages: u32,
     pending_at: sqlite3_int64,
     pending: Vec<u8>,
+    /// A database file: its name, by which its WAL finds it in [`DATABASES`]. A WAL file: its
+    /// database's name. `None` for other files.
+    database: Option<String>,
+    /// A database file: bytes it is known to hold (0: ask the pool at the next commit).
+    reserved: sqlite3_int64,
 }
 
 /// Where the pool's file starts inside a [`GatherFile`]'s allocation.
@@ -67,6 +85,8 @@ const _: () = assert!(align_of::<GatherFile>() <= 16);
 thread_local! {
     /// The shims registered in this worker, by name: the leaked `sqlite3_vfs` of each.
     static SHIMS: RefCell<Vec<(String, *mut sqlite3_vfs)>> = const { RefCell::new(Vec::new()) };
+    /// The database files open through a shim, by name (a few per worker), for their WALs' commits.
+    static DATABASES: RefCell<Vec<(String, *mut GatherFile)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Registers (again, after the pool was installed again) the shim over the VFS `base` under the name
@@ -172,17 +192,36 @@ unsafe extern "C" fn x_open(
         // file was not opened either, or closed itself.
         return if rc == SQLITE_OK { SQLITE_ERROR } else { rc };
     }
+    let wal = flags & SQLITE_OPEN_WAL != 0;
+    let main = flags & SQLITE_OPEN_MAIN_DB != 0;
+    let named = if name.is_null() {
+        None
+    } else {
+        std::ffi::CStr::from_ptr(name).to_str().ok()
+    };
+    // SQLite names a WAL after its database: "<database>-wal".
+    let database = match (named, wal, main) {
+        (Some(n), true, _) => n.strip_suffix("-wal").map(str::to_owned),
+        (Some(n), false, true) => Some(n.to_owned()),
+        _ => None,
+    };
     ptr::write(
         file.cast::<GatherFile>(),
         GatherFile {
             base: sqlite3_file { pMethods: &METHODS },
             inner,
-            wal: flags & SQLITE_OPEN_WAL != 0,
+            wal,
             commit_next: false,
+            commit_pages: 0,
             pending_at: 0,
             pending: Vec::new(),
+            database: database.clone(),
+            reserved: 0,
         },
     );
+    if let (true, Some(n)) = (main, database) {
+        DATABASES.with_borrow_mut(|open| open.push((n, file.cast())));
+    }
     SQLITE_OK
 }
 
@@ -220,6 +259,10 @@ impl GatherFile {
 
 unsafe extern "C" fn x_close(file: *mut sqlite3_file) -> c_int {
     let f = gather(file);
+    if !f.wal {
+        let this = file.cast::<GatherFile>();
+        DATABASES.with_borrow_mut(|open| open.retain(|(_, p)| *p != this));
+    }
     let drained = f.drain();
     let closed = match methods(f).xClose {
         Some(close) => close(f.inner),
@@ -280,11 +323,25 @@ unsafe extern "C" fn x_write(
     let bytes = std::slice::from_raw_parts(buf.cast::<u8>(), len);
     f.pending.extend_from_slice(bytes);
     if f.commit_next {
-        // The page of the frame that commits: the commit goes to the file now.
+        // The page of the frame that commits: the database file must hold what the commit leaves it
+        // with before the commit goes to the WAL.
+        let rc = reserve(
+            f.database.as_deref(),
+            sqlite3_int64::from(f.commit_pages) * sqlite3_int64::from(amount),
+        );
+        if rc != SQLITE_OK {
+            // Nothing of the commit is written; SQLite rolls the transaction back.
+            f.pending.clear();
+            f.commit_next = false;
+            return rc;
+        }
         return f.drain();
     }
     // A frame header: bytes 4..8 are the database's size in pages after a commit, 0 otherwise.
-    f.commit_next = amount == FRAME_HEADER && bytes[4..8] != [0, 0, 0, 0];
+    if amount == FRAME_HEADER {
+        f.commit_pages = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        f.commit_next = f.commit_pages != 0;
+    }
     if f.pending.len() >= MAX_PENDING {
         return f.drain();
     }
@@ -297,9 +354,40 @@ unsafe extern "C" fn x_truncate(file: *mut sqlite3_file, size: sqlite3_int64) ->
     if rc != SQLITE_OK {
         return rc;
     }
+    // A checkpoint may cut the database file back: ask the pool again at the next commit.
+    f.reserved = 0;
     match methods(f).xTruncate {
         Some(truncate) => truncate(f.inner, size),
         None => SQLITE_ERROR,
+    }
+}
+
+/// Makes the database file `database` hold `bytes` (see the module docs): `SQLITE_OK`, or the pool's
+/// error when it cannot (`SQLITE_IOERR_TRUNCATE` at a full quota).
+unsafe fn reserve(database: Option<&str>, bytes: sqlite3_int64) -> c_int {
+    let found = database.and_then(|name| {
+        DATABASES.with_borrow(|open| open.iter().find(|(n, _)| n == name).map(|(_, p)| *p))
+    });
+    let Some(db) = found else {
+        // Every WAL SQLite opens follows its database through the same VFS: not reached.
+        return SQLITE_IOERR;
+    };
+    // SAFETY: registered by `x_open` and removed by `x_close` of that database file, which SQLite
+    // closes after its WAL; a different file from the WAL being written.
+    let db = &mut *db;
+    if bytes <= db.reserved {
+        return SQLITE_OK;
+    }
+    let Some(control) = methods(db).xFileControl else {
+        return SQLITE_OK;
+    };
+    let mut hint = bytes;
+    match control(db.inner, SQLITE_FCNTL_SIZE_HINT, (&raw mut hint).cast()) {
+        SQLITE_OK | SQLITE_NOTFOUND => {
+            db.reserved = bytes;
+            SQLITE_OK
+        }
+        rc => rc,
     }
 }
 

@@ -41,7 +41,9 @@
 //! its flush. Databases therefore open through a shim over the pool's VFS ([`OpfsPool::vfs_name`],
 //! `src/backend/gather.rs`) that holds a WAL's contiguous writes and writes them in one call when the
 //! frame that commits is complete (and before any other call on the file). A durable `create` went
-//! from about 2.3 to 1.3-1.5 ms in Firefox 153 (BENCHMARKS.md, "Durability").
+//! from about 2.3 to 1.3-1.5 ms in Firefox 153 (BENCHMARKS.md, "Durability"). The shim also makes the
+//! database file hold a commit's pages before the commit is written, so a full quota never leaves a
+//! checkpoint without room (`SqliteDriver`'s quota notes).
 //!
 //! # Examples
 //! ```no_run

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, ErrorCode, FileControl, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::backend::sql::{Dialect, Driver, Migration, Param, Row, SqlBackend};
 use crate::error::{Error, Result};
@@ -39,28 +39,21 @@ pub struct SqliteDriver {
     /// write 0 bytes past the quota and fail `truncate` with `NS_ERROR_FILE_NO_DEVICE_SPACE`, where
     /// Chromium throws `QuotaExceededError`). Native files report a full disk as `SQLITE_FULL`.
     short_io_is_full: bool,
-    /// Storage with a hard quota (the OPFS pool): see [`Bounded`]. `None` for files and memory.
-    bounded: Option<Bounded>,
-}
-
-/// Writes to storage with a hard quota (the browser's OPFS pool), arranged so that a full quota never
-/// leaves the store unable to delete.
-///
-/// In WAL mode a commit only appends to the `-wal` file; the main file grows later, when a checkpoint
-/// copies the new pages into it. At a full quota that checkpoint fails, the WAL can neither be
-/// emptied nor grow, and even a `DELETE` (which needs a few WAL frames) fails: the store would stay
-/// full until the origin had room again. So every write runs in a transaction whose new pages are
-/// reserved in the main file before `COMMIT` (`SQLITE_FCNTL_SIZE_HINT`, which the pool's VFS turns
-/// into a `truncate` that extends the file): when the quota cannot hold them, the transaction is
-/// rolled back with `QuotaExceeded` and nothing needing room is left behind. Checkpoints then always
-/// fit in the file, the WAL restarts from its beginning after each one, and a removal or purge reuses
-/// its space; the pages they free are reused by the next creates, so writes resume without a reopen.
-/// A write that fails `QuotaExceeded` because the WAL itself was full is retried once after a
-/// checkpoint.
-#[derive(Clone, Copy, Debug, Default)]
-struct Bounded {
-    /// Pages the main file is known to hold (0: ask the VFS at the next write).
-    reserved_pages: i64,
+    /// Storage with a hard quota (the OPFS pool), arranged so that a full quota never leaves the
+    /// store unable to delete. `false` for files and memory.
+    ///
+    /// In WAL mode a commit only appends to the `-wal` file; the main file grows later, when a
+    /// checkpoint copies the new pages into it. At a full quota that checkpoint would fail, the WAL
+    /// could neither be emptied nor grow, and even a `DELETE` (which needs a few WAL frames) would
+    /// fail: the store would stay full until the origin had room again. So the pool's VFS shim
+    /// (`gather.rs`, wasm) makes the main file hold a commit's pages before the commit goes to the
+    /// WAL: when the quota cannot hold them, the commit fails and SQLite rolls it back, reported as
+    /// `QuotaExceeded`, with nothing needing room left behind. Checkpoints then always fit in the
+    /// file, the WAL restarts from its beginning after each one, and a removal or purge reuses its
+    /// space; the pages they free are reused by the next creates, so writes resume without a reopen.
+    /// Here, a statement outside a transaction that fails `QuotaExceeded` because the WAL itself was
+    /// full is retried once after a checkpoint.
+    bounded: bool,
 }
 
 impl std::fmt::Debug for SqliteDriver {
@@ -591,12 +584,12 @@ fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Param<'_>]) -> Resul
 
 impl SqliteDriver {
     /// `bounded`: storage with a hard quota (the OPFS pool), where a short write or failed truncate
-    /// means a full quota and writes reserve their pages first ([`Bounded`]).
+    /// means a full quota (see the `bounded` field).
     fn new(conn: Connection, bounded: bool) -> Self {
         SqliteDriver {
             conn,
             short_io_is_full: bounded,
-            bounded: bounded.then(Bounded::default),
+            bounded,
         }
     }
 
@@ -631,23 +624,20 @@ impl SqliteDriver {
         Ok(())
     }
 
-    /// Whether `sql` must run as a bounded write: on quota-bounded storage, outside a transaction,
-    /// a statement that writes.
-    fn needs_reserve(&mut self, sql: &'static str) -> Result<bool> {
-        if self.bounded.is_none() || !self.conn.is_autocommit() {
-            return Ok(false);
-        }
-        Ok(!self.conn.prepare_cached(sql).map_err(classify)?.readonly())
+    /// Whether a statement runs as a bounded write: on quota-bounded storage, outside a transaction
+    /// (a read never fails `QuotaExceeded`, so reads need not be told apart).
+    fn retries_when_full(&self) -> bool {
+        self.bounded && self.conn.is_autocommit()
     }
 
-    /// Runs the write `f` in a transaction with its pages reserved ([`Bounded`]); when it fails
-    /// `QuotaExceeded`, checkpoints the WAL (so the next write starts at its beginning, in space the
-    /// file already has) and tries once more.
+    /// Runs the statement `f`; when it fails `QuotaExceeded` (SQLite rolled it back), checkpoints
+    /// the WAL (so the next write starts at its beginning, in space the file already has) and tries
+    /// once more.
     fn bounded_write<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T>) -> Result<T> {
-        match self.transaction(&mut f) {
+        match f(self) {
             Err(Error::QuotaExceeded(first)) => {
                 match self.make_room() {
-                    Ok(()) => self.transaction(f),
+                    Ok(()) => f(self),
                     // The checkpoint failed: the first error says why the write failed.
                     Err(_) => Err(Error::QuotaExceeded(first)),
                 }
@@ -673,33 +663,13 @@ impl SqliteDriver {
         let sql = format!("{ID_VIEW_SQL}{}' AS id", &id.as_str()[..32]);
         self.transaction(|d| d.conn.execute_batch(&sql).map_err(|e| d.classify(e)))
     }
-
-    /// Before `COMMIT` on bounded storage: makes the main file hold every page the transaction
-    /// added, so its WAL frames can always be checkpointed ([`Bounded`]).
-    fn reserve_pages(&mut self) -> Result<()> {
-        let Some(bounded) = self.bounded else {
-            return Ok(());
-        };
-        let pages = pragma_int(&self.conn, "PRAGMA page_count")?;
-        if pages <= bounded.reserved_pages {
-            return Ok(());
-        }
-        let mut bytes = pages * pragma_int(&self.conn, "PRAGMA page_size")?;
-        self.conn
-            .file_control(Some(rusqlite::MAIN_DB), FileControl::SizeHint(&mut bytes))
-            .map_err(|e| self.classify(e))?;
-        self.bounded = Some(Bounded {
-            reserved_pages: pages,
-        });
-        Ok(())
-    }
 }
 
 impl Driver for SqliteDriver {
     const DIALECT: Dialect = Dialect::Sqlite;
 
     fn execute(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
-        if self.needs_reserve(sql)? {
+        if self.retries_when_full() {
             return self.bounded_write(|d| d.run(sql, params));
         }
         self.run(sql, params)
@@ -711,7 +681,7 @@ impl Driver for SqliteDriver {
         params: &[Param<'_>],
         each: &mut dyn FnMut(&dyn Row) -> Result<()>,
     ) -> Result<()> {
-        if self.needs_reserve(sql)? {
+        if self.retries_when_full() {
             return self.bounded_write(|d| d.run_query(sql, params, &mut *each));
         }
         self.run_query(sql, params, each)
@@ -746,21 +716,13 @@ impl Driver for SqliteDriver {
             }
         };
         let done = f(self).and_then(|v| {
-            self.reserve_pages()?;
             self.conn
                 .prepare_cached("COMMIT")
                 .and_then(|mut s| s.raw_execute())
                 .map_err(|e| self.classify(e))?;
             Ok(v)
         });
-        done.map_err(|e| {
-            if let Some(bounded) = &mut self.bounded {
-                // A failed commit may leave the file shorter than reserved (a checkpoint cuts it
-                // back to the committed pages): ask the VFS again next time.
-                bounded.reserved_pages = 0;
-            }
-            rollback(&self.conn, e)
-        })
+        done.map_err(|e| rollback(&self.conn, e))
     }
 
     fn make_room(&mut self) -> Result<()> {
