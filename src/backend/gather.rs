@@ -378,6 +378,8 @@ unsafe fn reserve(database: Option<&str>, bytes: sqlite3_int64) -> c_int {
     if bytes <= db.reserved {
         return SQLITE_OK;
     }
+    // The pool implements size hints; a VFS that took none could reserve nothing, and its commits
+    // would go on as they did before this shim reserved.
     let Some(control) = methods(db).xFileControl else {
         return SQLITE_OK;
     };

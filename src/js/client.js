@@ -10,8 +10,9 @@
 // owner, `store.role === "owner"`) holds a Web Lock and the database and serves the others
 // (`"follower"`), each over a private MessagePort the tab broker hands it (tab-broker.js, a
 // SharedWorker), or, without a broker, over a BroadcastChannel through its own encrypted link
-// (tab-channel.js: no token, argument or result is readable on the channel); when the owner's tab goes, the next tab's
-// worker takes the lock and the followers link to it and resend what was in flight. Every tab must
+// (tab-channel.js: no token, argument or result is readable on the channel); when the owner's tab
+// goes, the next tab's worker takes the lock and the followers link to it and resend what was in
+// flight. Every tab must
 // open the store with the same options (a follower whose options differ gets `OptionsMismatch`). Every
 // write fires "change" in every tab, the writer's included; failures outside any call (e.g. this tab
 // can no longer take the store over) fire "error". Measured costs and the reasons: docs/multi-tab.md.

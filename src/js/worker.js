@@ -563,8 +563,9 @@ let queued = 0;
 
 /**
  * Answers a read from this worker's page (or a follower's port) at once when nothing of that sender is
- * queued before it, with what `handle` (or `servePort`) would answer but without the queue's promise hops (the store call is synchronous, so nothing can
- * interleave with it). Returns false when the message must take the queue.
+ * queued before it (`backlog`), with what `handle` (or `servePort`) would answer but without the
+ * queue's promise hops (the store call is synchronous, so nothing can interleave with it). Returns
+ * false when the message must take the queue.
  */
 function fastRead(msg, sender, backlog, post) {
   if (backlog !== 0 || !store || !msg || msg.v !== 1 || typeof msg.id !== "number" || !READS.has(msg.method)
