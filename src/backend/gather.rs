@@ -67,8 +67,7 @@ struct GatherFile {
     commit_pages: u32,
     pending_at: sqlite3_int64,
     pending: Vec<u8>,
-    /// A database file: its name, by which its WAL finds it in [`DATABASES`]. A WAL file: its
-    /// database's name. `None` for other files.
+    /// A WAL file: its database's name, by which it finds that file in [`DATABASES`].
     database: Option<String>,
     /// A database file: bytes it is known to hold (0: ask the pool at the next commit).
     reserved: sqlite3_int64,
@@ -200,11 +199,10 @@ unsafe extern "C" fn x_open(
         std::ffi::CStr::from_ptr(name).to_str().ok()
     };
     // SQLite names a WAL after its database: "<database>-wal".
-    let database = match (named, wal, main) {
-        (Some(n), true, _) => n.strip_suffix("-wal").map(str::to_owned),
-        (Some(n), false, true) => Some(n.to_owned()),
-        _ => None,
-    };
+    let database = named
+        .filter(|_| wal)
+        .and_then(|n| n.strip_suffix("-wal"))
+        .map(str::to_owned);
     ptr::write(
         file.cast::<GatherFile>(),
         GatherFile {
@@ -215,12 +213,12 @@ unsafe extern "C" fn x_open(
             commit_pages: 0,
             pending_at: 0,
             pending: Vec::new(),
-            database: database.clone(),
+            database,
             reserved: 0,
         },
     );
-    if let (true, Some(n)) = (main, database) {
-        DATABASES.with_borrow_mut(|open| open.push((n, file.cast())));
+    if let (true, Some(n)) = (main, named) {
+        DATABASES.with_borrow_mut(|open| open.push((n.to_owned(), file.cast())));
     }
     SQLITE_OK
 }

@@ -129,7 +129,7 @@ impl HostDriver {
                         Param::Text(None) => (1.0, 0.0),
                         Param::Text(Some(s)) => {
                             text.push_str(s);
-                            (2.0, s.chars().map(char::len_utf16).sum::<usize>() as f64)
+                            (2.0, crate::platform::utf16_len(s) as f64)
                         }
                     };
                     packed_params.extend([kind, value]);

@@ -35,12 +35,12 @@ pub type SqliteBackend = SqlBackend<SqliteDriver>;
 /// The rusqlite [`Driver`]: a connection with a statement cache.
 pub struct SqliteDriver {
     conn: Connection,
-    /// A short write or a failed truncate means a full quota (OPFS: Firefox's sync access handles
-    /// write 0 bytes past the quota and fail `truncate` with `NS_ERROR_FILE_NO_DEVICE_SPACE`, where
-    /// Chromium throws `QuotaExceededError`). Native files report a full disk as `SQLITE_FULL`.
-    short_io_is_full: bool,
     /// Storage with a hard quota (the OPFS pool), arranged so that a full quota never leaves the
     /// store unable to delete. `false` for files and memory.
+    ///
+    /// There a short write or a failed truncate means a full quota (Firefox's sync access handles
+    /// write 0 bytes past the quota and fail `truncate` with `NS_ERROR_FILE_NO_DEVICE_SPACE`, where
+    /// Chromium throws `QuotaExceededError`); native files report a full disk as `SQLITE_FULL`.
     ///
     /// In WAL mode a commit only appends to the `-wal` file; the main file grows later, when a
     /// checkpoint copies the new pages into it. At a full quota that checkpoint would fail, the WAL
@@ -312,7 +312,7 @@ impl SqlBackend<SqliteDriver> {
         Self::from_driver(conn, false)
     }
 
-    /// `bounded`: the connection's storage has a hard quota (see [`Bounded`]).
+    /// `bounded`: the connection's storage has a hard quota (see [`SqliteDriver`]'s `bounded`).
     fn from_driver(conn: Connection, bounded: bool) -> Result<(Self, Migration)> {
         // Removed sessions (and migrated plaintext tokens) must leave no bytes in free pages, however
         // the connection was opened.
@@ -586,15 +586,11 @@ impl SqliteDriver {
     /// `bounded`: storage with a hard quota (the OPFS pool), where a short write or failed truncate
     /// means a full quota (see the `bounded` field).
     fn new(conn: Connection, bounded: bool) -> Self {
-        SqliteDriver {
-            conn,
-            short_io_is_full: bounded,
-            bounded,
-        }
+        SqliteDriver { conn, bounded }
     }
 
     fn classify(&self, e: rusqlite::Error) -> Error {
-        quota_on_short_io(self.short_io_is_full, classify(e))
+        quota_on_short_io(self.bounded, classify(e))
     }
 
     fn run(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
@@ -611,7 +607,7 @@ impl SqliteDriver {
         params: &[Param<'_>],
         each: &mut dyn FnMut(&dyn Row) -> Result<()>,
     ) -> Result<()> {
-        let full = self.short_io_is_full;
+        let full = self.bounded;
         let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
         bind(&mut stmt, params)?;
         let mut rows = stmt.raw_query();

@@ -461,58 +461,25 @@ extern "C" {
 }
 
 /// Strings packed for one crossing into JS: their text one after another, and each one's length in
-/// UTF-16 units (`-1` for `None`), which is how JS cuts strings.
-struct Packed {
-    text: String,
-}
-
-impl Packed {
-    fn with_capacity(bytes: usize) -> Self {
-        Packed {
-            text: String::with_capacity(bytes),
-        }
-    }
-
-    fn push(&mut self, s: Option<&str>) -> f64 {
-        let Some(s) = s else { return -1.0 };
-        self.text.push_str(s);
-        let units = if s.is_ascii() {
-            s.len()
-        } else {
-            s.encode_utf16().count()
-        };
-        units as f64
-    }
-}
-
-/// The strings of a session's fields, packed (`token` first when given, as `issued` takes it).
-fn pack(token: Option<&str>, s: &Fields<'_>) -> (Packed, [f64; 5]) {
-    let bytes = [Some(s.id), s.token, Some(s.user_id), s.tenant_id, s.device]
-        .iter()
-        .flatten()
-        .map(|x| x.len())
-        .sum::<usize>()
-        + token.map_or(0, str::len);
-    let mut p = Packed::with_capacity(bytes);
-    if let Some(t) = token {
-        p.push(Some(t));
-    }
-    let lengths = [
-        p.push(Some(s.id)),
-        p.push(s.token),
-        p.push(Some(s.user_id)),
-        p.push(s.tenant_id),
-        p.push(s.device),
-    ];
-    (p, lengths)
+/// UTF-16 units (`-1` for `None`), which is how JS cuts them.
+fn pack<const N: usize>(parts: [Option<&str>; N]) -> (String, [f64; N]) {
+    let mut text = String::with_capacity(parts.iter().flatten().map(|s| s.len()).sum());
+    let lengths = parts.map(|part| {
+        part.map_or(-1.0, |s| {
+            text.push_str(s);
+            crate::platform::utf16_len(s) as f64
+        })
+    });
+    (text, lengths)
 }
 
 /// One session object from its fields (`token` only when the store keeps tokens).
 fn fields_to_js(s: &Fields<'_>) -> JsValue {
-    let (p, [id, token, user_id, tenant_id, device]) = pack(None, s);
+    let (text, [id, token, user_id, tenant_id, device]) =
+        pack([Some(s.id), s.token, Some(s.user_id), s.tenant_id, s.device]);
     // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
     session_object(
-        &p.text,
+        &text,
         id,
         token,
         user_id,
@@ -546,11 +513,17 @@ pub fn sessions(list: &[Session]) -> JsValue {
 /// `{ token, session }` for a newly issued token, made in one call into JS.
 pub fn issued(token: &Token, s: &Session) -> JsValue {
     let f = fields_of(s);
-    let (p, [id, kept, user_id, tenant_id, device]) = pack(Some(token.expose()), &f);
-    let token_units = token.expose().len() as f64; // tokens are ASCII
+    let (text, [token, id, kept, user_id, tenant_id, device]) = pack([
+        Some(token.expose()),
+        Some(f.id),
+        f.token,
+        Some(f.user_id),
+        f.tenant_id,
+        f.device,
+    ]);
     issued_object(
-        &p.text,
-        token_units,
+        &text,
+        token,
         id,
         kept,
         user_id,

@@ -38,6 +38,16 @@ pub fn random(dest: &mut [u8]) -> Result<(), getrandom::Error> {
     })
 }
 
+/// `s`'s length as JS counts it, in UTF-16 units: where JS cuts strings that wasm hands over in one
+/// text (the edge host's parameters, session objects).
+pub fn utf16_len(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.encode_utf16().count()
+    }
+}
+
 /// Unix seconds now, from `Date.now()`.
 pub fn now() -> i64 {
     (js_sys::Date::now() / 1000.0).floor() as i64
