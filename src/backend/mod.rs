@@ -11,17 +11,17 @@ pub mod sql;
 
 pub use memory::MemoryBackend;
 
-#[cfg(feature = "sqlite")]
+#[cfg(rusqlite)]
 mod sqlite;
-#[cfg(feature = "sqlite")]
+#[cfg(rusqlite)]
 pub use sqlite::{Recovery, SqliteBackend, SqliteDriver, DEFAULT_READERS};
 
-#[cfg(all(feature = "sqlite", web))]
+#[cfg(all(rusqlite, web))]
 #[allow(unsafe_code)]
 mod gather;
-#[cfg(all(feature = "sqlite", web))]
+#[cfg(all(rusqlite, web))]
 mod opfs;
-#[cfg(all(feature = "sqlite", web))]
+#[cfg(all(rusqlite, web))]
 pub use opfs::{persistence, LockWait, OpfsPool, DEFAULT_LOCK_WAIT_MS};
 
 #[cfg(web)]

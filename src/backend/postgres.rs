@@ -7,7 +7,7 @@ use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Config, NoTls, Statement};
 
 use crate::backend::sql::{
-    postgres_placeholders, Dialect, Driver, Migration, Param, Row, SqlBackend,
+    postgres_placeholders, Dialect, Driver, KeepLegacyTokens, Migration, Param, Row, SqlBackend,
 };
 use crate::error::{Error, Result};
 use crate::platform;
@@ -93,11 +93,19 @@ impl SqlBackend<PostgresDriver> {
     /// # Errors
     /// As [`PostgresBackend::connect`].
     pub fn from_client(client: Client) -> Result<(Self, Migration)> {
+        Self::from_client_keeping(client, None)
+    }
+
+    /// As [`PostgresBackend::from_client`]; a Pylon table's tokens are kept as `keep` turns them.
+    pub(crate) fn from_client_keeping(
+        client: Client,
+        keep: KeepLegacyTokens<'_>,
+    ) -> Result<(Self, Migration)> {
         let driver = PostgresDriver {
             client,
             statements: HashMap::new(),
         };
-        SqlBackend::new(driver, platform::now())
+        SqlBackend::new_keeping(driver, platform::now(), keep)
     }
 
     /// The client, for the application's own queries.

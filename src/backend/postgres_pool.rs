@@ -199,6 +199,26 @@ impl PostgresPoolConfig {
         })
     }
 
+    /// The connection settings and TLS connector these settings make (the effective TLS mode, the
+    /// timeout as connect timeout): what the pool connects with, and the Pylon drop-in's one client.
+    ///
+    /// # Errors
+    /// As [`PostgresPoolBackend::open`] for bad settings.
+    pub(crate) fn connector(&self) -> Result<(tokio_postgres::Config, MakeRustlsConnect)> {
+        let mode = self.effective_ssl_mode()?;
+        let tls = self.tls(mode)?;
+        let mut pg = self.pg.clone();
+        pg.ssl_mode(match mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                tokio_postgres::config::SslMode::Require
+            }
+        });
+        pg.connect_timeout(self.timeout);
+        Ok((pg, tls))
+    }
+
     fn tls(&self, mode: SslMode) -> Result<MakeRustlsConnect> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
@@ -509,17 +529,7 @@ impl PostgresPoolBackend {
     /// be reached or TLS fails (a certificate or host name not trusted), [`Error::SchemaTooNew`],
     /// [`Error::UnknownSchema`], and other driver errors.
     pub async fn open(config: PostgresPoolConfig) -> Result<Self> {
-        let mode = config.effective_ssl_mode()?;
-        let tls = config.tls(mode)?;
-        let mut pg = config.pg.clone();
-        pg.ssl_mode(match mode {
-            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-                tokio_postgres::config::SslMode::Require
-            }
-        });
-        pg.connect_timeout(config.timeout);
+        let (pg, tls) = config.connector()?;
         let manager = Manager::from_config(
             pg,
             tls,

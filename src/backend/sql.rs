@@ -19,6 +19,11 @@ use crate::token::{SessionId, Token};
 
 pub(crate) mod migration;
 
+/// What converting Pylon's own table does with its plaintext tokens: `None` drops them (the new table
+/// keeps hashes only); `Some(keep)` stores `keep(token)` beside each hash (the Pylon drop-in: the token
+/// sealed, or as it was), in the same transaction.
+pub(crate) type KeepLegacyTokens<'a> = Option<&'a dyn Fn(&str) -> Result<String>>;
+
 /// The schema version this crate writes and reads: 1 was the session table alone, 2 adds the
 /// revocation records (`_pylon_sessions_revoked`). Opening a version 1 database upgrades it.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -161,6 +166,11 @@ pub mod statements {
     pub(crate) const INSERT_MIGRATED: &str = "INSERT INTO _pylon_sessions_next \
          (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
          VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7)";
+    pub(crate) const INSERT_MIGRATED_KEEP: &str = "INSERT INTO _pylon_sessions_next \
+         (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
+         VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)";
+    /// Replaces the token kept beside a session (sealing it, or sealing it again under a new key).
+    pub const SET_TOKEN: &str = "UPDATE _pylon_sessions SET token = ?2 WHERE id = ?1";
     /// Inserts a session unless one has its id (row count 0 then).
     pub const INSERT_NEW: &str = "INSERT INTO _pylon_sessions \
          (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
@@ -313,6 +323,8 @@ const ALL_STATEMENTS: &[&str] = &[
     UPSERT,
     INSERT_NEW,
     INSERT_MIGRATED,
+    INSERT_MIGRATED_KEEP,
+    SET_TOKEN,
     REMOVE,
     REMOVE_BY_USER,
     REMOVE_USER_EXCEPT,
@@ -397,12 +409,22 @@ impl<D: Driver> SqlBackend<D> {
     /// # Errors
     /// As [`SqlBackend::migrate`].
     pub fn new(driver: D, now: i64) -> Result<(Self, Migration)> {
+        Self::new_keeping(driver, now, None)
+    }
+
+    /// As [`SqlBackend::new`], keeping the tokens of a Pylon table being converted as `keep` turns
+    /// them (see [`KeepLegacyTokens`]).
+    pub(crate) fn new_keeping(
+        driver: D,
+        now: i64,
+        keep: KeepLegacyTokens<'_>,
+    ) -> Result<(Self, Migration)> {
         let backend = SqlBackend {
             writer: Mutex::new(driver),
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
         };
-        let migration = backend.migrate(now)?;
+        let migration = backend.migrate_keeping(now, keep)?;
         Ok((backend, migration))
     }
 
@@ -465,6 +487,11 @@ impl<D: Driver> SqlBackend<D> {
     /// this crate does not recognise (both left untouched), [`Error::Corrupt`] for a file that is not a
     /// database, and driver errors.
     pub fn migrate(&self, now: i64) -> Result<Migration> {
+        self.migrate_keeping(now, None)
+    }
+
+    /// As [`SqlBackend::migrate`]; a Pylon table's tokens are kept as `keep` turns them.
+    pub(crate) fn migrate_keeping(&self, now: i64, keep: KeepLegacyTokens<'_>) -> Result<Migration> {
         self.write(|driver| {
             let migration = driver.transaction(|d| {
                 d.execute(META_DDL, &[])?;
@@ -489,7 +516,14 @@ impl<D: Driver> SqlBackend<D> {
                             let (id, rest) = row.params(now);
                             let mut params = vec![Param::Text(Some(&id))];
                             params.extend(rest);
-                            d.execute(INSERT_MIGRATED, &params)?;
+                            match keep {
+                                None => d.execute(INSERT_MIGRATED, &params)?,
+                                Some(keep) => {
+                                    let kept = keep(row.token())?;
+                                    params.push(Param::Text(Some(&kept)));
+                                    d.execute(INSERT_MIGRATED_KEEP, &params)?
+                                }
+                            };
                         }
                         for sql in migration::LEGACY_FINISH {
                             d.execute(sql, &[])?;

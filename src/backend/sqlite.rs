@@ -5,7 +5,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use crate::backend::sql::{Dialect, Driver, Migration, Param, Row, SqlBackend};
+use crate::backend::sql::{Dialect, Driver, KeepLegacyTokens, Migration, Param, Row, SqlBackend};
 use crate::error::{Error, Result};
 use crate::platform;
 
@@ -115,7 +115,15 @@ impl SqlBackend<SqliteDriver> {
     /// # Errors
     /// As [`SqliteBackend::open`].
     pub fn open_with_readers(path: impl AsRef<Path>, readers: usize) -> Result<(Self, Migration)> {
-        let path = path.as_ref();
+        Self::open_keeping(path.as_ref(), readers, None)
+    }
+
+    /// As [`SqliteBackend::open_with_readers`]; a Pylon table's tokens are kept as `keep` turns them.
+    pub(crate) fn open_keeping(
+        path: &Path,
+        readers: usize,
+        keep: KeepLegacyTokens<'_>,
+    ) -> Result<(Self, Migration)> {
         let first_page = first_page_beside_wal(path)?;
         let conn = Connection::open(path).map_err(classify)?;
         if let Err(e) = check_wal_is_ours(&conn, first_page.as_deref().and_then(id_on_page)) {
@@ -123,7 +131,7 @@ impl SqlBackend<SqliteDriver> {
             let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
             return Err(e);
         }
-        let (mut backend, migration) = Self::with_pragmas(conn, FILE_PRAGMAS)?;
+        let (mut backend, migration) = Self::with_pragmas_on(conn, FILE_PRAGMAS, false, keep)?;
         backend.write(|d| d.keep_id())?;
         for _ in 0..readers {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -297,7 +305,7 @@ impl SqlBackend<SqliteDriver> {
             let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
             return Err(e);
         }
-        let (backend, migration) = Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true)
+        let (backend, migration) = Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true, None)
             .map_err(|e| quota_on_short_io(true, e))?;
         backend.write(|d| d.keep_id())?;
         Ok((backend, migration))
@@ -309,26 +317,31 @@ impl SqlBackend<SqliteDriver> {
     /// # Errors
     /// As [`SqliteBackend::open`].
     pub fn from_connection(conn: Connection) -> Result<(Self, Migration)> {
-        Self::from_driver(conn, false)
+        Self::from_driver(conn, false, None)
     }
 
     /// `bounded`: the connection's storage has a hard quota (see [`SqliteDriver`]'s `bounded`).
-    fn from_driver(conn: Connection, bounded: bool) -> Result<(Self, Migration)> {
+    fn from_driver(
+        conn: Connection,
+        bounded: bool,
+        keep: KeepLegacyTokens<'_>,
+    ) -> Result<(Self, Migration)> {
         // Removed sessions (and migrated plaintext tokens) must leave no bytes in free pages, however
         // the connection was opened.
         conn.execute_batch("PRAGMA secure_delete = ON;")
             .map_err(classify)?;
-        SqlBackend::new(SqliteDriver::new(conn, bounded), platform::now())
+        SqlBackend::new_keeping(SqliteDriver::new(conn, bounded), platform::now(), keep)
     }
 
     fn with_pragmas(conn: Connection, pragmas: &str) -> Result<(Self, Migration)> {
-        Self::with_pragmas_on(conn, pragmas, false)
+        Self::with_pragmas_on(conn, pragmas, false, None)
     }
 
     fn with_pragmas_on(
         conn: Connection,
         pragmas: &str,
         bounded: bool,
+        keep: KeepLegacyTokens<'_>,
     ) -> Result<(Self, Migration)> {
         conn.execute_batch(&format!("{pragmas}{COMMON_PRAGMAS}"))
             .map_err(classify)?;
@@ -336,7 +349,7 @@ impl SqlBackend<SqliteDriver> {
         // Without it SQLite re-plans `list_by_user` (a bound `?2 IS NULL`) on every call.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(classify)?;
-        Self::from_driver(conn, bounded)
+        Self::from_driver(conn, bounded, keep)
     }
 
     /// A raw image of the whole database (`sqlite3_serialize`), committed data only: a byte-for-byte
@@ -370,7 +383,7 @@ impl SqlBackend<SqliteDriver> {
         bytes[18] = 1;
         bytes[19] = 1;
         let mut conn = Connection::open_in_memory().map_err(classify)?;
-        conn.deserialize_read_exact(rusqlite::MAIN_DB, bytes.as_slice(), bytes.len(), false)
+        conn.deserialize(rusqlite::MAIN_DB, sqlite_owned_copy(&bytes)?, false)
             .map_err(classify)?;
         Self::with_pragmas(conn, "")
     }
@@ -529,6 +542,28 @@ fn check_wal_is_ours(conn: &Connection, file_id: Option<&str>) -> Result<()> {
 }
 
 /// Maps a rusqlite error to the portable [`Error`], keeping it as the source.
+/// `bytes` copied into memory from `sqlite3_malloc64`, as `sqlite3_deserialize` takes it (SQLite frees
+/// it). `Connection::deserialize` is the one way to load an image that every rusqlite this crate accepts
+/// (0.32 to 0.43) has; the copying helpers came later.
+#[allow(unsafe_code)]
+fn sqlite_owned_copy(bytes: &[u8]) -> Result<rusqlite::serialize::OwnedData> {
+    let size = u64::try_from(bytes.len())
+        .map_err(|_| Error::Database("database image too large".into()))?;
+    // SAFETY: sqlite3_malloc64 returns NULL or a block of at least `size` bytes.
+    let block = unsafe { rusqlite::ffi::sqlite3_malloc64(size) }.cast::<u8>();
+    let block = std::ptr::NonNull::new(block)
+        .ok_or_else(|| Error::Database("out of memory copying a database image".into()))?;
+    // SAFETY: the block has room for `bytes.len()` bytes and does not overlap `bytes`; once filled, its
+    // ownership goes to `OwnedData`, which frees it with sqlite3_free (or hands it to SQLite).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), block.as_ptr(), bytes.len());
+        Ok(rusqlite::serialize::OwnedData::from_raw_nonnull(
+            block,
+            bytes.len(),
+        ))
+    }
+}
+
 pub(crate) fn classify(e: rusqlite::Error) -> Error {
     let error = match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::Corrupt(e.into()),

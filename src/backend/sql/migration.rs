@@ -120,6 +120,11 @@ impl LegacyRow {
         })
     }
 
+    /// The row's plaintext token.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
     /// The row re-keyed by its token's hash, as the parameters of the migration insert (the token itself
     /// is not among them).
     pub(crate) fn params(&self, now: i64) -> (String, [Param<'_>; 6]) {
