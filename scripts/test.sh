@@ -16,6 +16,12 @@ source scripts/postgres-env.sh
 step "native: unit, conformance (memory, SQLite memory/file, Postgres), migration, kill, transfer, doctests, bench smoke"
 cargo test --all-features
 
+step "pylon (in the background until the end): beside sqlx and pylon-runtime; pylon-runtime's own session tests and a real Pylon server on the drop-in (scripts/test-pylon.sh)"
+pylon_log=$(mktemp)
+scripts/test-pylon.sh > "$pylon_log" 2>&1 &
+pylon_pid=$!
+echo "started (log: $pylon_log)"
+
 step "native: the example"
 cargo run --quiet --example native -- "$(mktemp -d)/example.db"
 
@@ -37,6 +43,14 @@ scripts/test-package.sh
 step "benchmarks: smoke run of every harness, tiny counts (native, browser, sync, HTTP server load; the numbers mean nothing)"
 scripts/bench.sh --smoke >/dev/null
 scripts/bench-server.sh --smoke >/dev/null
+
+step "pylon: waiting for scripts/test-pylon.sh"
+if ! wait "$pylon_pid"; then
+  cat "$pylon_log"
+  echo "scripts/test-pylon.sh failed" >&2
+  exit 1
+fi
+grep -E '^(===|test result|signed in|ok:|resolves|pylon:)' "$pylon_log" || true
 
 echo
 echo "all suites passed"

@@ -33,7 +33,7 @@
 // docs.rs (nightly, `--cfg docsrs`): label every item with the feature or target it needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // The docs link to `SqliteBackend` throughout; a build without it (the edge's) has no such item.
-#![cfg_attr(not(rusqlite), allow(rustdoc::broken_intra_doc_links))]
+#![cfg_attr(not(feature = "sqlite"), allow(rustdoc::broken_intra_doc_links))]
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
@@ -41,12 +41,12 @@
 struct ReadmeDoctests;
 
 mod async_store;
-#[cfg(all(feature = "pylon", not(target_family = "wasm")))]
-pub mod pylon;
 #[cfg(all(feature = "axum", not(target_family = "wasm")))]
 pub mod axum;
 pub mod backend;
 mod error;
+#[cfg(all(feature = "pylon", not(target_family = "wasm")))]
+pub mod pylon;
 mod session;
 mod store;
 pub mod sync;
@@ -57,15 +57,15 @@ mod token;
 mod platform;
 
 /// The wasm-bindgen facades (feature `js`, turned on only by `wasm/`, the crate that builds the JS
-/// packages): `SessionStore` (browser, OPFS; with `browser`: pkg/) and `EdgeSessionStore` (edge runtimes,
-/// on the host's SQLite; without `browser`: pkg-edge/), sharing the JS conversions in `convert`. The
+/// packages): `SessionStore` (browser, OPFS; with `sqlite`: pkg/) and `EdgeSessionStore` (edge runtimes,
+/// on the host's SQLite; without `sqlite`: pkg-edge/), sharing the JS conversions in `convert`. The
 /// browser module leaves the edge facade out (55 KB of the .wasm, see BENCHMARKS.md).
 #[cfg(all(web, feature = "js"))]
 mod js {
-    #[cfg(rusqlite)]
+    #[cfg(feature = "sqlite")]
     mod browser;
     pub mod convert;
-    #[cfg(not(rusqlite))]
+    #[cfg(not(feature = "sqlite"))]
     mod edge;
     mod methods;
 }
@@ -79,11 +79,8 @@ mod trace;
 // The drivers whose types appear in this crate's API, re-exported so an app names the same versions.
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
 pub use postgres;
-#[cfg(rusqlite)]
+#[cfg(feature = "sqlite")]
 pub use rusqlite;
-// In the browser, rusqlite is the dependency `rusqlite-web` (feature `browser`, see Cargo.toml).
-#[cfg(all(web, rusqlite))]
-extern crate rusqlite_web as rusqlite;
 #[cfg(web)]
 pub use wasm_bindgen;
 #[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
@@ -93,7 +90,7 @@ pub use async_store::AsyncSessionStore;
 pub use backend::sql::{Migration, SCHEMA_VERSION};
 #[cfg(all(feature = "tokio", not(target_family = "wasm")))]
 pub use backend::Blocking;
-#[cfg(all(web, rusqlite))]
+#[cfg(all(web, feature = "sqlite"))]
 pub use backend::{persistence, LockWait, OpfsPool};
 pub use backend::{AsyncSessionBackend, MemoryBackend, Revocation, SessionBackend};
 #[cfg(web)]
@@ -102,7 +99,7 @@ pub use backend::{HostBackend, HostDriver};
 pub use backend::{PostgresBackend, PostgresDriver};
 #[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
 pub use backend::{PostgresPoolBackend, PostgresPoolConfig, SslMode};
-#[cfg(rusqlite)]
+#[cfg(feature = "sqlite")]
 pub use backend::{SqliteBackend, SqliteDriver};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use session::{NewSession, Policy, Session, SessionStatus, TokenStorage, REVOCATION_RETENTION};

@@ -53,11 +53,11 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::sql::statements::{SET_TOKEN, UPSERT};
 use crate::backend::sql::{session_params, Dialect, Driver, Param, SqlBackend};
+use crate::backend::DEFAULT_READERS;
 use crate::backend::{PostgresBackend, PostgresDriver, Revocation, SessionBackend, SqliteDriver};
 use crate::error::{Error, ErrorKind, Result};
-use crate::{platform, PostgresPoolConfig, Session, SessionId, SqliteBackend, Token};
-use crate::backend::DEFAULT_READERS;
 use crate::REVOCATION_RETENTION;
+use crate::{platform, PostgresPoolConfig, Session, SessionId, SqliteBackend, Token};
 
 /// The environment variable holding the key that seals tokens (64 hex digits).
 pub const KEY_VAR: &str = "PYLON_SESSIONS_KEY";
@@ -181,11 +181,7 @@ impl TokenSealing {
     /// # Errors
     /// [`Error::InvalidInput`] for a malformed key, or old keys without a current one.
     pub fn from_env() -> Result<Self> {
-        let var = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-        };
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let mut sealing = match var(KEY_VAR) {
             Some(hex) => Self::sealed(TokenKey::from_hex(&hex)?),
             None => Self::plaintext(),
@@ -255,9 +251,7 @@ impl TokenSealing {
             return Ok((stored.to_owned(), self.current.is_some()));
         };
         let corrupt = || {
-            Error::Corrupt(
-                format!("session {}: its sealed token is damaged", id.as_str()).into(),
-            )
+            Error::Corrupt(format!("session {}: its sealed token is damaged", id.as_str()).into())
         };
         let (key_id, data) = rest.split_once('.').ok_or_else(corrupt)?;
         let current = self.current.iter().find(|k| k.id == key_id);
@@ -684,7 +678,10 @@ impl SqliteSessionBackend {
     pub fn in_memory() -> std::result::Result<Self, String> {
         TokenSealing::from_env()
             .and_then(|sealing| {
-                Ok(Self(DropIn::new(SqliteBackend::open_in_memory()?, sealing)?))
+                Ok(Self(DropIn::new(
+                    SqliteBackend::open_in_memory()?,
+                    sealing,
+                )?))
             })
             .map_err(|e| e.to_string())
     }
@@ -728,12 +725,13 @@ impl PostgresSessionBackend {
     /// As [`PostgresSessionBackend::connect`].
     pub fn connect_with(url: &str, sealing: TokenSealing) -> Result<Self> {
         let (config, tls) = PostgresPoolConfig::from_url(url)?.connector()?;
-        let client = postgres::Config::from(config)
-            .connect(tls)
-            .map_err(|e| Error::StorageUnavailable {
-                reason: "cannot connect to Postgres".into(),
-                source: Some(e.into()),
-            })?;
+        let client =
+            postgres::Config::from(config)
+                .connect(tls)
+                .map_err(|e| Error::StorageUnavailable {
+                    reason: "cannot connect to Postgres".into(),
+                    source: Some(e.into()),
+                })?;
         let (backend, _) = {
             let keep = DropIn::<PostgresDriver>::keep(&sealing);
             PostgresBackend::from_client_keeping(client, Some(&keep))?
@@ -768,6 +766,8 @@ pub fn rollback_with(target: &str, sealing: TokenSealing) -> Result<RollbackRepo
             .0
             .rollback()
     } else {
-        SqliteSessionBackend::open_with(target, sealing)?.0.rollback()
+        SqliteSessionBackend::open_with(target, sealing)?
+            .0
+            .rollback()
     }
 }

@@ -20,7 +20,8 @@ const PYLON_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions (
     created_at INTEGER NOT NULL, device TEXT, tenant_id TEXT);
   CREATE INDEX IF NOT EXISTS _pylon_sessions_user_idx ON _pylon_sessions(user_id);
   CREATE INDEX IF NOT EXISTS _pylon_sessions_exp_idx ON _pylon_sessions(expires_at);";
-const PYLON_UPSERT: &str = "INSERT INTO _pylon_sessions (token, user_id, expires_at, created_at, device, tenant_id)
+const PYLON_UPSERT: &str =
+    "INSERT INTO _pylon_sessions (token, user_id, expires_at, created_at, device, tenant_id)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(token) DO UPDATE SET user_id=excluded.user_id,
     expires_at=excluded.expires_at, device=excluded.device, tenant_id=excluded.tenant_id";
 const PYLON_LOAD: &str =
@@ -209,17 +210,20 @@ fn missing_or_wrong_key_is_a_clear_error_and_changes_nothing() {
         let message = e.to_string();
         assert!(message.contains("PYLON_SESSIONS_KEY"), "{message}");
         assert!(message.contains(says), "{message}");
-        assert!(message.contains(key(7).id()), "names the key needed: {message}");
+        assert!(
+            message.contains(key(7).id()),
+            "names the key needed: {message}"
+        );
     }
-    assert_eq!(
-        raw_bytes(&path).len(),
-        before.len(),
-        "nothing was written"
-    );
+    assert_eq!(raw_bytes(&path).len(), before.len(), "nothing was written");
     let store = SessionStore::with_backend(Box::new(
         SqliteSessionBackend::open_with(&path, sealed()).unwrap(),
     ));
-    assert_eq!(signed_in(&store, &live), 5, "the right key brings everyone back");
+    assert_eq!(
+        signed_in(&store, &live),
+        5,
+        "the right key brings everyone back"
+    );
 }
 
 #[test]
@@ -277,7 +281,10 @@ fn pylon_store_calls_persist_across_restarts() {
     drop(store);
 
     let store = open();
-    assert!(store.get(&alice.token).is_none(), "refresh removed the old token");
+    assert!(
+        store.get(&alice.token).is_none(),
+        "refresh removed the old token"
+    );
     let got = store.get(&refreshed.token).unwrap();
     assert_eq!(got.user_id, "alice");
     assert_eq!(got.device.as_deref(), Some("Firefox on Linux"));
@@ -391,7 +398,10 @@ fn live_postgres_table_upgrades_restarts_and_rolls_back() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(stored.iter().all(|t| t.starts_with("pss1.")), "sealed at rest");
+    assert!(
+        stored.iter().all(|t| t.starts_with("pss1.")),
+        "sealed at rest"
+    );
     let e = PostgresSessionBackend::connect_with(&url, TokenSealing::plaintext()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
 
@@ -414,4 +424,3 @@ fn live_postgres_table_upgrades_restarts_and_rolls_back() {
         )
         .expect("stock Pylon's upsert works again");
 }
-

@@ -11,17 +11,17 @@ pub mod sql;
 
 pub use memory::MemoryBackend;
 
-#[cfg(rusqlite)]
+#[cfg(feature = "sqlite")]
 mod sqlite;
-#[cfg(rusqlite)]
+#[cfg(feature = "sqlite")]
 pub use sqlite::{Recovery, SqliteBackend, SqliteDriver, DEFAULT_READERS};
 
-#[cfg(all(rusqlite, web))]
+#[cfg(all(feature = "sqlite", web))]
 #[allow(unsafe_code)]
 mod gather;
-#[cfg(all(rusqlite, web))]
+#[cfg(all(feature = "sqlite", web))]
 mod opfs;
-#[cfg(all(rusqlite, web))]
+#[cfg(all(feature = "sqlite", web))]
 pub use opfs::{persistence, LockWait, OpfsPool, DEFAULT_LOCK_WAIT_MS};
 
 #[cfg(web)]

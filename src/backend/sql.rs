@@ -491,7 +491,11 @@ impl<D: Driver> SqlBackend<D> {
     }
 
     /// As [`SqlBackend::migrate`]; a Pylon table's tokens are kept as `keep` turns them.
-    pub(crate) fn migrate_keeping(&self, now: i64, keep: KeepLegacyTokens<'_>) -> Result<Migration> {
+    pub(crate) fn migrate_keeping(
+        &self,
+        now: i64,
+        keep: KeepLegacyTokens<'_>,
+    ) -> Result<Migration> {
         self.write(|driver| {
             let migration = driver.transaction(|d| {
                 d.execute(META_DDL, &[])?;
