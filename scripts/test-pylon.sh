@@ -49,7 +49,7 @@ cat > "$rt/src/session_backend.rs" <<'RS'
 pub use pylon_sessions::pylon::{PostgresSessionBackend, SqliteSessionBackend};
 RS
 printf '\n/// pylon-runtime'"'"'s own session backend, kept to write live tables as Pylon writes them.\n#[doc(hidden)]\npub mod session_backend_stock;\n' >> "$rt/src/lib.rs"
-printf '\n[dependencies.pylon-sessions]\npath = "%s"\nfeatures = ["pylon"]\n\n[workspace]\n' "$repo" >> "$rt/Cargo.toml"
+printf '\n[[test]]\nname = "pylon_sessions_e2e"\npath = "tests/pylon_sessions_e2e.rs"\n\n[dependencies.pylon-sessions]\npath = "%s"\nfeatures = ["pylon"]\n\n[workspace]\n' "$repo" >> "$rt/Cargo.toml"
 cp tests/pylon-runtime/pylon_sessions_e2e.rs "$rt/tests/"
 (cd "$rt" && cargo generate-lockfile --quiet)
 grep -A1 '^name = "rusqlite"$' "$rt/Cargo.lock" | grep -q '^version = "0.35' \
