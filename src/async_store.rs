@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::backend::{AsyncSessionBackend, Revocation};
 use crate::error::{Error, Result};
-use crate::session::{NewSession, Policy, Session, SessionStatus, TokenStorage};
-use crate::store::{check_user, Rules};
+use crate::session::{NewGuest, NewSession, Policy, Session, SessionStatus, TokenStorage};
+use crate::store::{check_device, check_tenant, check_user, Creation, Rules};
 use crate::sync::{CheckedRequest, Step, SyncPlan, SyncResponse};
 use crate::token::{SessionId, Token};
 
@@ -122,15 +122,47 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
         new: NewSession,
     ) -> Result<(Token, Session)> {
         self.rules.check_new(&new)?;
+        self.create_under(token, new.clone(), Creation::User(&new))
+            .await
+    }
+
+    /// As [`crate::SessionStore::create_guest`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::create_guest`].
+    pub async fn create_guest(&self, guest: NewGuest) -> Result<(Token, Session)> {
+        let new = self.rules.guest(guest)?;
+        self.issue(Token::generate()?, new).await
+    }
+
+    /// As [`crate::SessionStore::create_guest_with_token`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::create_guest_with_token`].
+    pub async fn create_guest_with_token(
+        &self,
+        token: Token,
+        guest: NewGuest,
+    ) -> Result<(Token, Session)> {
+        let new = self.rules.guest(guest.clone())?;
+        self.create_under(token, new, Creation::Guest(&guest)).await
+    }
+
+    async fn create_under(
+        &self,
+        token: Token,
+        new: NewSession,
+        asked: Creation<'_>,
+    ) -> Result<(Token, Session)> {
         Rules::check_chosen(&token, "token")?;
         Rules::refuse_revoked(self.backend.revoked_at(&token.id()).await?)?;
         let now = self.rules.now()?;
-        let session = self.rules.new_session(&token, new.clone(), now);
+        let session = self.rules.new_session(&token, new, now);
         if self.backend.insert_new(&session).await? {
             return Ok((token, session));
         }
         let existing = self.backend.get(&token.id()).await?;
-        Rules::repeated_create(token, &new, self.rules.live(existing, now))
+        Rules::repeated_create(token, asked, self.rules.live(existing, now))
     }
 
     async fn issue(&self, token: Token, new: NewSession) -> Result<(Token, Session)> {
@@ -230,6 +262,116 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
             return Err(Error::NotFound);
         }
         Ok((new_token, session))
+    }
+
+    /// As [`crate::SessionStore::upgrade`]: a guest signs in, under a new token (unlike Pylon's
+    /// `upgrade`, which keeps the token; see there why).
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::upgrade`].
+    #[doc(alias = "sign_in")]
+    pub async fn upgrade(&self, token: &Token, user_id: &str) -> Result<(Token, Session)> {
+        self.upgrade_to(token, Token::generate()?, user_id).await
+    }
+
+    /// As [`crate::SessionStore::upgrade_to`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::upgrade_to`].
+    pub async fn upgrade_to(
+        &self,
+        token: &Token,
+        new_token: Token,
+        user_id: &str,
+    ) -> Result<(Token, Session)> {
+        Rules::check_reissue(token, &new_token, Some(user_id))?;
+        let now = self.rules.now()?;
+        let Some(session) = self.rules.live(self.backend.get(&token.id()).await?, now) else {
+            let done = self.get(&new_token).await?;
+            return Rules::repeated_reissue(new_token, done, Some(user_id));
+        };
+        let session = self.rules.upgraded(session, &new_token, user_id, now)?;
+        self.reissue(token, new_token, session).await
+    }
+
+    /// As [`crate::SessionStore::refresh`]: a new token and a new lifetime.
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::refresh`].
+    #[doc(alias = "extend")]
+    #[doc(alias = "renew")]
+    pub async fn refresh(&self, token: &Token) -> Result<(Token, Session)> {
+        self.refresh_to(token, Token::generate()?).await
+    }
+
+    /// As [`crate::SessionStore::refresh_to`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::refresh_to`].
+    pub async fn refresh_to(&self, token: &Token, new_token: Token) -> Result<(Token, Session)> {
+        Rules::check_reissue(token, &new_token, None)?;
+        let now = self.rules.now()?;
+        let Some(session) = self.rules.live(self.backend.get(&token.id()).await?, now) else {
+            let done = self.get(&new_token).await?;
+            return Rules::repeated_reissue(new_token, done, None);
+        };
+        let session = self.rules.refreshed(session, &new_token, now);
+        self.reissue(token, new_token, session).await
+    }
+
+    async fn reissue(
+        &self,
+        token: &Token,
+        new_token: Token,
+        session: Session,
+    ) -> Result<(Token, Session)> {
+        if !self.backend.replace(&token.id(), &session).await? {
+            return Err(Error::NotFound);
+        }
+        Ok((new_token, session))
+    }
+
+    /// As [`crate::SessionStore::set_tenant`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::set_tenant`].
+    pub async fn set_tenant(&self, token: &Token, tenant_id: Option<&str>) -> Result<Session> {
+        check_tenant(tenant_id)?;
+        self.update(token, |s| s.tenant_id = tenant_id.map(str::to_owned))
+            .await
+    }
+
+    /// As [`crate::SessionStore::set_device`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::set_device`].
+    pub async fn set_device(&self, token: &Token, device: Option<&str>) -> Result<Session> {
+        check_device(device)?;
+        self.update(token, |s| s.device = device.map(str::to_owned))
+            .await
+    }
+
+    async fn update(&self, token: &Token, change: impl FnOnce(&mut Session)) -> Result<Session> {
+        let now = self.rules.now()?;
+        let id = token.id();
+        let mut session = self
+            .rules
+            .live(self.backend.get(&id).await?, now)
+            .ok_or(Error::NotFound)?;
+        change(&mut session);
+        let (user, tenant, device) = (
+            &session.user_id,
+            session.tenant_id.as_deref(),
+            session.device.as_deref(),
+        );
+        if !self
+            .backend
+            .update_identity(&id, user, tenant, device)
+            .await?
+        {
+            return Err(Error::NotFound);
+        }
+        Ok(session)
     }
 
     /// Signs a token out; `false` when it had no session.

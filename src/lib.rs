@@ -102,7 +102,10 @@ pub use backend::{PostgresPoolBackend, PostgresPoolConfig, SslMode};
 #[cfg(feature = "sqlite")]
 pub use backend::{SqliteBackend, SqliteDriver};
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use session::{NewSession, Policy, Session, SessionStatus, TokenStorage, REVOCATION_RETENTION};
+pub use session::{
+    NewGuest, NewSession, Policy, Session, SessionStatus, TokenStorage, GUEST_PREFIX,
+    REVOCATION_RETENTION,
+};
 pub use store::{Clock, SessionStore, DEFAULT_TOUCH_INTERVAL};
 pub use token::{
     Route, SessionId, Token, TokenFormat, TokenRouter, MAX_BUCKET_BITS, ROUTED_TOKEN_PREFIX,

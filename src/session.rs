@@ -100,6 +100,82 @@ impl NewSession {
     }
 }
 
+/// The prefix of a guest's user id: `guest_` and 32 lowercase hex digits of 16 random bytes, as
+/// [`crate::SessionStore::create_guest`] (and Pylon's `create_guest`) makes them.
+pub const GUEST_PREFIX: &str = "guest_";
+
+/// Whether `user_id` is a guest's: exactly [`GUEST_PREFIX`] and 32 lowercase hex digits.
+pub(crate) fn is_guest_id(user_id: &str) -> bool {
+    user_id.strip_prefix(GUEST_PREFIX).is_some_and(|rest| {
+        rest.len() == 32 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// What a caller supplies to create a guest session (an anonymous visitor, signed in later with
+/// [`crate::SessionStore::upgrade`]): the user id is generated, the tenant and device label are
+/// optional, with the same limits as [`NewSession`]'s.
+///
+/// # Examples
+/// ```
+/// use pylon_sessions::{MemoryBackend, NewGuest, SessionStore};
+/// let store = SessionStore::new(MemoryBackend::new());
+/// let (_token, guest) = store.create_guest(NewGuest::new().with_device("Firefox on Linux"))?;
+/// assert!(guest.is_guest());
+/// assert!(guest.user_id.starts_with(pylon_sessions::GUEST_PREFIX));
+/// # Ok::<(), pylon_sessions::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewGuest {
+    /// Optional tenant (1 to [`limits::TENANT_ID_MAX`] bytes).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Optional device label (1 to [`limits::DEVICE_MAX`] bytes).
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+impl NewGuest {
+    /// A guest with no tenant and no device label.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the tenant.
+    pub fn with_tenant(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// Sets the device label.
+    pub fn with_device(mut self, device: impl Into<String>) -> Self {
+        self.device = Some(device.into());
+        self
+    }
+
+    /// The [`NewSession`] for this guest under a guest user id (checked as [`NewSession::validate`]).
+    pub(crate) fn session(self, user_id: String) -> NewSession {
+        NewSession {
+            user_id,
+            tenant_id: self.tenant_id,
+            device: self.device,
+        }
+    }
+
+    /// Checks the tenant and device against [`crate::limits`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        check_opt_text(
+            "tenant_id",
+            self.tenant_id.as_deref(),
+            limits::TENANT_ID_MAX,
+        )?;
+        check_opt_text("device", self.device.as_deref(), limits::DEVICE_MAX)
+    }
+}
+
 /// Whether a store keeps the token itself next to its hash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TokenStorage {
@@ -282,6 +358,13 @@ impl Session {
         (self.expires_at != 0).then(|| system_time(self.expires_at))
     }
 
+    /// True for a guest's session: its user id is [`GUEST_PREFIX`] and 32 lowercase hex digits, as
+    /// [`crate::SessionStore::create_guest`] (and Pylon's `create_guest`) makes them. Only such a
+    /// session can be [upgraded](crate::SessionStore::upgrade).
+    pub fn is_guest(&self) -> bool {
+        is_guest_id(&self.user_id)
+    }
+
     /// True when neither timeout has passed at `now`.
     ///
     /// The absolute timeout counts from `created_at` for every session, also for sessions stored
@@ -362,6 +445,20 @@ impl NewSession {
     }
 }
 
+/// Checks a user id, tenant and device label against [`crate::limits`], as a session holds them.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the first bad field.
+pub(crate) fn check_identity(
+    user_id: &str,
+    tenant_id: Option<&str>,
+    device: Option<&str>,
+) -> Result<()> {
+    check_text("user_id", user_id, limits::USER_ID_MAX)?;
+    check_opt_text("tenant_id", tenant_id, limits::TENANT_ID_MAX)?;
+    check_opt_text("device", device, limits::DEVICE_MAX)
+}
+
 pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
@@ -428,6 +525,27 @@ mod tests {
         assert_eq!(session(50, 100).deadline(&p), 60);
         assert_eq!(session(95, 100).deadline(&p), 100);
         assert_eq!(session(95, 0).deadline(&Policy::NEVER), 0);
+    }
+
+    #[test]
+    fn guests_are_recognised_by_the_exact_shape_of_their_id() {
+        let mut s = session(0, 0);
+        assert!(!s.is_guest());
+        s.user_id = format!("guest_{}", "0123456789abcdef".repeat(2));
+        assert!(s.is_guest());
+        for not in [
+            "guest_".to_owned(),
+            "guest_bob".to_owned(),
+            format!("guest_{}", "0123456789ABCDEF".repeat(2)),
+            format!("guest_{}0", "0123456789abcdef".repeat(2)),
+            format!("Guest_{}", "0123456789abcdef".repeat(2)),
+        ] {
+            s.user_id = not;
+            assert!(!s.is_guest(), "{}", s.user_id);
+        }
+        let id = crate::token::guest_id().unwrap();
+        assert!(is_guest_id(&id), "{id}");
+        assert_ne!(id, crate::token::guest_id().unwrap());
     }
 
     #[test]

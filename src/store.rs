@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::backend::{Revocation, SessionBackend};
 use crate::error::{Error, Result};
 use crate::platform;
-use crate::session::{NewSession, Policy, Session, SessionStatus, TokenStorage};
+use crate::session::{NewGuest, NewSession, Policy, Session, SessionStatus, TokenStorage};
 use crate::sync::{CheckedRequest, Step, SyncPlan, SyncResponse};
 use crate::token::{SessionId, Token};
 use crate::transfer::SessionExport;
@@ -37,6 +37,28 @@ pub const DEFAULT_TOUCH_INTERVAL: i64 = 60;
 /// assert_eq!(store.get(&new_token)?.unwrap().created_at, session.created_at);
 /// # Ok::<(), pylon_sessions::Error>(())
 /// ```
+///
+/// # Pylon's `SessionStore` → ours
+///
+/// Every call of Pylon's in-memory `SessionStore` (pylon-auth) has its counterpart here, on
+/// [`SessionStore`] and, awaited, on [`crate::AsyncSessionStore`]. A missing or expired session is
+/// [`Error::NotFound`] (or `None` from the lookups), not `false`; bad input is
+/// [`Error::InvalidInput`], and nothing is written then.
+///
+/// | Pylon | here | difference |
+/// |---|---|---|
+/// | `create(user_id)`, `create_with_device(user_id, device)` | [`create`](Self::create)`(NewSession::new(user_id).with_device(…))` | tenant too |
+/// | `get(token)`, `resolve(token)` | [`get`](Self::get), [`touch`](Self::touch) (per request) | idle timeout |
+/// | `create_guest()` | [`create_guest`](Self::create_guest)`(NewGuest::new())` | tenant, device; same `guest_` ids |
+/// | `upgrade(token, real_user_id) -> bool` | [`upgrade`](Self::upgrade)`(&token, user_id) -> (Token, Session)` | **a new token** (session fixation); guests only |
+/// | `set_tenant(token, Option<String>) -> bool` | [`set_tenant`](Self::set_tenant)`(&token, Option<&str>) -> Session` | |
+/// | `set_device(token, String) -> bool` | [`set_device`](Self::set_device)`(&token, Some(device)) -> Session` | `None` clears |
+/// | `refresh(old_token) -> Option<Session>` | [`refresh`](Self::refresh)`(&token) -> (Token, Session)` | keeps the tenant; the session's own length |
+/// | `list_for_user(user_id)` | [`list_by_user`](Self::list_by_user)`(user_id, None)` | per tenant too |
+/// | `revoke(token)` | [`remove`](Self::remove)`(&token)` | keeps a revocation record |
+/// | `revoke_all_for_user(user_id) -> usize` | [`remove_by_user`](Self::remove_by_user)`(user_id, None) -> u64` | per tenant too |
+/// | `sweep_expired() -> usize` | [`purge_expired`](Self::purge_expired)`() -> u64` | |
+/// | `list_all_unfiltered()` | [`load_all`](Self::load_all) | |
 pub struct SessionStore<B> {
     backend: B,
     rules: Rules,
@@ -121,7 +143,7 @@ impl Rules {
     /// repeated request), or a refusal.
     pub(crate) fn repeated_create(
         token: Token,
-        new: &NewSession,
+        new: Creation<'_>,
         existing: Option<Session>,
     ) -> Result<(Token, Session)> {
         // Expired (or gone again meanwhile): never handed out, never re-created under the same token.
@@ -131,10 +153,7 @@ impl Rules {
                 "belongs to a session that has expired",
             ));
         };
-        let same = existing.user_id == new.user_id
-            && existing.tenant_id == new.tenant_id
-            && existing.device == new.device;
-        if same {
+        if new.is_repeated_by(&existing) {
             Ok((token, existing))
         } else {
             Err(Error::invalid(
@@ -238,6 +257,126 @@ impl Rules {
         session.last_seen_at = now;
         session
     }
+
+    /// A new guest's request, checked, under a fresh guest user id (see [`Session::is_guest`]).
+    pub(crate) fn guest(&self, guest: NewGuest) -> Result<NewSession> {
+        guest.validate()?;
+        self.policy.validate()?;
+        Ok(guest.session(crate::token::guest_id()?))
+    }
+
+    /// The checks of `upgrade_to` and `refresh_to` before any I/O: two different tokens, the new one
+    /// of the issued format, and (an upgrade's `user_id`) a signed-in user's id, not a guest's.
+    pub(crate) fn check_reissue(
+        token: &Token,
+        new_token: &Token,
+        user_id: Option<&str>,
+    ) -> Result<()> {
+        if token == new_token {
+            return Err(Error::invalid("newToken", "must differ from the old token"));
+        }
+        Rules::check_chosen(new_token, "newToken")?;
+        if let Some(user_id) = user_id {
+            crate::session::check_text("user_id", user_id, crate::limits::USER_ID_MAX)?;
+            if crate::session::is_guest_id(user_id) {
+                return Err(Error::invalid(
+                    "user_id",
+                    "is a guest's id: a guest is upgraded to a signed-in user",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The session `upgrade_to` stores under `new_token`: the live guest's `session`, now `user_id`'s
+    /// (tenant, device, creation time and absolute expiry kept, as a rotation keeps them).
+    pub(crate) fn upgraded(
+        &self,
+        session: Session,
+        new_token: &Token,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Session> {
+        if !session.is_guest() {
+            return Err(Error::invalid(
+                "token",
+                "belongs to a signed-in user's session, not a guest's: only a guest is upgraded",
+            ));
+        }
+        let mut session = self.rotated(session, new_token, now);
+        session.user_id = user_id.to_owned();
+        Ok(session)
+    }
+
+    /// The session `refresh_to` stores under `new_token`: the live `session` (user, tenant and device
+    /// kept) with a new lifetime from `now`. Created and last seen now; an absolute expiry moves
+    /// forward by as much as the creation time does, so the session gets the same length it had
+    /// (`expires_at - created_at`, its creation time taken as no later than now), at most up to
+    /// [`crate::limits::MAX_TIMESTAMP`]; none (0) stays none. The policy's absolute timeout, which
+    /// counts from `created_at` whatever the row says (see [`Session::is_live`]), restarts with it.
+    pub(crate) fn refreshed(&self, session: Session, new_token: &Token, now: i64) -> Session {
+        let length = session
+            .expires_at
+            .saturating_sub(session.created_at.min(now));
+        let mut session = self.rotated(session, new_token, now);
+        session.created_at = now;
+        if session.expires_at != 0 {
+            session.expires_at = now.saturating_add(length).min(crate::limits::MAX_TIMESTAMP);
+        }
+        session
+    }
+
+    /// The repeat of an `upgrade_to` or `refresh_to` whose old token has no live session any more:
+    /// the session `new_token` has, when the request already went through (`user_id`: the upgrade's
+    /// user, which that session must have); else [`Error::NotFound`].
+    pub(crate) fn repeated_reissue(
+        new_token: Token,
+        done: Option<Session>,
+        user_id: Option<&str>,
+    ) -> Result<(Token, Session)> {
+        match done {
+            Some(s) if user_id.is_none_or(|u| s.user_id == u) => Ok((new_token, s)),
+            _ => Err(Error::NotFound),
+        }
+    }
+}
+
+/// What a `create_with_token` (or `create_guest_with_token`) asked for: a repeat of the same request
+/// finds the session it stored, and returns it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Creation<'a> {
+    /// A session for a named user.
+    User(&'a NewSession),
+    /// A guest's session (its user id was generated, so a repeat has another one).
+    Guest(&'a NewGuest),
+}
+
+impl Creation<'_> {
+    /// Whether `existing`, stored under the request's token, is what this request stores.
+    fn is_repeated_by(self, existing: &Session) -> bool {
+        match self {
+            Creation::User(new) => {
+                existing.user_id == new.user_id
+                    && existing.tenant_id == new.tenant_id
+                    && existing.device == new.device
+            }
+            Creation::Guest(guest) => {
+                existing.is_guest()
+                    && existing.tenant_id == guest.tenant_id
+                    && existing.device == guest.device
+            }
+        }
+    }
+}
+
+/// The checks of `set_tenant` and `set_device` before any I/O.
+pub(crate) fn check_tenant(tenant_id: Option<&str>) -> Result<()> {
+    crate::session::check_opt_text("tenant_id", tenant_id, crate::limits::TENANT_ID_MAX)
+}
+
+/// As [`check_tenant`], for a device label.
+pub(crate) fn check_device(device: Option<&str>) -> Result<()> {
+    crate::session::check_opt_text("device", device, crate::limits::DEVICE_MAX)
 }
 
 impl<B: SessionBackend> SessionStore<B> {
@@ -333,15 +472,65 @@ impl<B: SessionBackend> SessionStore<B> {
     /// different session; backend errors. Nothing is written on error.
     pub fn create_with_token(&self, token: Token, new: NewSession) -> Result<(Token, Session)> {
         self.rules.check_new(&new)?;
+        self.create_under(token, new.clone(), Creation::User(&new))
+    }
+
+    /// Creates a guest's session: an anonymous visitor, under a generated user id (`guest_` and 32
+    /// hex digits of 16 random bytes, as Pylon's `create_guest`), whom [`SessionStore::upgrade`]
+    /// later signs in.
+    ///
+    /// # Examples
+    /// ```
+    /// use pylon_sessions::{MemoryBackend, NewGuest, SessionStore};
+    /// let store = SessionStore::new(MemoryBackend::new());
+    /// let (guest_token, guest) = store.create_guest(NewGuest::new().with_tenant("acme"))?;
+    /// assert!(guest.is_guest());
+    /// // The visitor signs in: same session, a new token, the user's id.
+    /// let (token, alice) = store.upgrade(&guest_token, "alice")?;
+    /// assert!(store.get(&guest_token)?.is_none());
+    /// assert_eq!((alice.user_id.as_str(), alice.tenant_id.as_deref()), ("alice", Some("acme")));
+    /// assert!(store.get(&token)?.is_some());
+    /// # Ok::<(), pylon_sessions::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad tenant, device or policy; backend errors. Nothing is written
+    /// on error.
+    pub fn create_guest(&self, guest: NewGuest) -> Result<(Token, Session)> {
+        let new = self.rules.guest(guest)?;
+        self.issue(Token::generate()?, new)
+    }
+
+    /// [`SessionStore::create_guest`] under a token the caller generated (see
+    /// [`SessionStore::create_with_token`]): a repeat of the same call returns the guest's session
+    /// stored the first time.
+    ///
+    /// # Errors
+    /// As [`SessionStore::create_with_token`].
+    pub fn create_guest_with_token(
+        &self,
+        token: Token,
+        guest: NewGuest,
+    ) -> Result<(Token, Session)> {
+        let new = self.rules.guest(guest.clone())?;
+        self.create_under(token, new, Creation::Guest(&guest))
+    }
+
+    fn create_under(
+        &self,
+        token: Token,
+        new: NewSession,
+        asked: Creation<'_>,
+    ) -> Result<(Token, Session)> {
         Rules::check_chosen(&token, "token")?;
         Rules::refuse_revoked(self.backend.revoked_at(&token.id())?)?;
         let now = self.rules.now()?;
-        let session = self.rules.new_session(&token, new.clone(), now);
+        let session = self.rules.new_session(&token, new, now);
         if self.backend.insert_new(&session)? {
             return Ok((token, session));
         }
         let existing = self.backend.get(&token.id())?;
-        Rules::repeated_create(token, &new, self.rules.live(existing, now))
+        Rules::repeated_create(token, asked, self.rules.live(existing, now))
     }
 
     fn issue(&self, token: Token, new: NewSession) -> Result<(Token, Session)> {
@@ -468,6 +657,155 @@ impl<B: SessionBackend> SessionStore<B> {
             return Err(Error::NotFound);
         }
         Ok((new_token, session))
+    }
+
+    /// Signs a guest in: the live guest's session (see [`SessionStore::create_guest`]) becomes
+    /// `user_id`'s, under a new token, in one atomic write. The old token stops working at once;
+    /// tenant, device, creation time and absolute expiry stay (call [`SessionStore::refresh`] for a
+    /// new lifetime).
+    ///
+    /// Unlike Pylon's `upgrade`, which keeps the token, this one always issues a new token: a change
+    /// of privilege renews the session's token (OWASP's session management rules), so a token that
+    /// was planted in, or read from, the anonymous session (session fixation) does not become a
+    /// signed-in user's. Send the returned token to the client in place of the old one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad `user_id` or a guest's id (`user_id`), or when the session is
+    /// not a guest's (`token`: sign the user in with [`SessionStore::create`] instead);
+    /// [`Error::NotFound`] when there is no live session for `token`; backend errors. Nothing is
+    /// written on error.
+    #[doc(alias = "sign_in")]
+    pub fn upgrade(&self, token: &Token, user_id: &str) -> Result<(Token, Session)> {
+        self.upgrade_to(token, Token::generate()?, user_id)
+    }
+
+    /// [`SessionStore::upgrade`] to a token the caller generated (see
+    /// [`SessionStore::create_with_token`]), so the request is safe to repeat: when `token` has no
+    /// live session but `new_token` has one for `user_id`, the upgrade already happened and that
+    /// session is returned.
+    ///
+    /// # Errors
+    /// As [`SessionStore::upgrade`], and [`Error::InvalidInput`] when both tokens are the same or
+    /// `new_token` is not of the issued format.
+    pub fn upgrade_to(
+        &self,
+        token: &Token,
+        new_token: Token,
+        user_id: &str,
+    ) -> Result<(Token, Session)> {
+        Rules::check_reissue(token, &new_token, Some(user_id))?;
+        let now = self.rules.now()?;
+        let Some(session) = self.rules.live(self.backend.get(&token.id())?, now) else {
+            let done = self.get(&new_token)?;
+            return Rules::repeated_reissue(new_token, done, Some(user_id));
+        };
+        let session = self.rules.upgraded(session, &new_token, user_id, now)?;
+        self.reissue(token, new_token, session)
+    }
+
+    /// Gives a live session a new token and a new lifetime, keeping its user, tenant and device: the
+    /// old token stops working at once, and the session counts as created now, with an absolute
+    /// expiry as far from now as it was from its creation (none stays none). What an app calls to
+    /// extend a session it trusts (Pylon's `refresh`); [`SessionStore::rotate`] renews the token
+    /// alone.
+    ///
+    /// Unlike Pylon's `refresh`, the tenant is kept (Pylon's drops it) and the length is the
+    /// session's own, not the store's current lifetime; the store's [`Policy`] still applies.
+    ///
+    /// # Examples
+    /// ```
+    /// use pylon_sessions::{MemoryBackend, NewSession, SessionStore};
+    /// let store = SessionStore::new(MemoryBackend::new()).with_clock(|| 1_700_000_000);
+    /// let (token, before) = store.create(NewSession::new("alice").with_tenant("acme"))?;
+    /// let (new_token, after) = store.refresh(&token)?;
+    /// assert!(store.get(&token)?.is_none());
+    /// assert_eq!(after.tenant_id.as_deref(), Some("acme"));
+    /// assert_eq!(after.expires_at - after.created_at, before.expires_at - before.created_at);
+    /// assert_eq!(store.get(&new_token)?, Some(after));
+    /// # Ok::<(), pylon_sessions::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no live session for `token`; backend errors.
+    #[doc(alias = "extend")]
+    #[doc(alias = "renew")]
+    pub fn refresh(&self, token: &Token) -> Result<(Token, Session)> {
+        self.refresh_to(token, Token::generate()?)
+    }
+
+    /// [`SessionStore::refresh`] to a token the caller generated (see
+    /// [`SessionStore::create_with_token`]), so the request is safe to repeat: when `token` has no
+    /// live session but `new_token` has one, the refresh already happened and that session is
+    /// returned.
+    ///
+    /// # Errors
+    /// As [`SessionStore::refresh`], and [`Error::InvalidInput`] when both tokens are the same or
+    /// `new_token` is not of the issued format.
+    pub fn refresh_to(&self, token: &Token, new_token: Token) -> Result<(Token, Session)> {
+        Rules::check_reissue(token, &new_token, None)?;
+        let now = self.rules.now()?;
+        let Some(session) = self.rules.live(self.backend.get(&token.id())?, now) else {
+            let done = self.get(&new_token)?;
+            return Rules::repeated_reissue(new_token, done, None);
+        };
+        let session = self.rules.refreshed(session, &new_token, now);
+        self.reissue(token, new_token, session)
+    }
+
+    /// Stores `session` in place of `token`'s, in one write.
+    fn reissue(
+        &self,
+        token: &Token,
+        new_token: Token,
+        session: Session,
+    ) -> Result<(Token, Session)> {
+        if !self.backend.replace(&token.id(), &session)? {
+            return Err(Error::NotFound);
+        }
+        Ok((new_token, session))
+    }
+
+    /// Switches a live session to another tenant (organisation), or to none, and returns it; its
+    /// token, user and times stay. Check the user's membership of the tenant first: the store takes
+    /// the value on trust (as Pylon's `set_tenant`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad tenant id; [`Error::NotFound`] when there is no live session
+    /// for `token`; backend errors. Nothing is written on error.
+    pub fn set_tenant(&self, token: &Token, tenant_id: Option<&str>) -> Result<Session> {
+        check_tenant(tenant_id)?;
+        self.update(token, |s| s.tenant_id = tenant_id.map(str::to_owned))
+    }
+
+    /// Sets (or, with `None`, clears) a live session's device label and returns the session; its
+    /// token, user and times stay.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad label; [`Error::NotFound`] when there is no live session for
+    /// `token`; backend errors. Nothing is written on error.
+    pub fn set_device(&self, token: &Token, device: Option<&str>) -> Result<Session> {
+        check_device(device)?;
+        self.update(token, |s| s.device = device.map(str::to_owned))
+    }
+
+    /// Changes the identity of `token`'s live session with `change`, in one write.
+    fn update(&self, token: &Token, change: impl FnOnce(&mut Session)) -> Result<Session> {
+        let now = self.rules.now()?;
+        let id = token.id();
+        let mut session = self
+            .rules
+            .live(self.backend.get(&id)?, now)
+            .ok_or(Error::NotFound)?;
+        change(&mut session);
+        let (user, tenant, device) = (
+            &session.user_id,
+            session.tenant_id.as_deref(),
+            session.device.as_deref(),
+        );
+        if !self.backend.update_identity(&id, user, tenant, device)? {
+            return Err(Error::NotFound);
+        }
+        Ok(session)
     }
 
     /// Signs a token out; `false` when it had no session.

@@ -400,7 +400,22 @@ fn is_lower_hex(s: &str) -> bool {
 
 /// 32 bytes from the CSPRNG, as 64 lowercase hex digits.
 fn random_secret() -> Result<String> {
-    let mut bytes = [0u8; 32];
+    random_hex::<32>()
+}
+
+/// A new guest's user id: [`crate::GUEST_PREFIX`] and 32 lowercase hex digits of 16 CSPRNG bytes,
+/// as Pylon's `create_guest` makes them (see [`crate::Session::is_guest`]).
+pub(crate) fn guest_id() -> Result<String> {
+    Ok(format!(
+        "{}{}",
+        crate::session::GUEST_PREFIX,
+        random_hex::<16>()?
+    ))
+}
+
+/// `N` bytes from the CSPRNG, as lowercase hex.
+fn random_hex<const N: usize>() -> Result<String> {
+    let mut bytes = [0u8; N];
     crate::platform::random(&mut bytes).map_err(|e| Error::StorageUnavailable {
         reason: format!("no secure random number generator: {e}"),
         source: None,

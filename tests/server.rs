@@ -190,6 +190,76 @@ async fn async_store_keeps_the_rules_of_the_sync_one() {
     assert!(store.get_by_id(&s.id).await.unwrap().is_none());
 }
 
+/// The async front door's guest, upgrade, tenant, device and refresh calls: the same rules as the
+/// sync one's (tested on every backend by the conformance suite), here on the Postgres pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_store_upgrades_switches_and_refreshes_as_the_sync_one() {
+    let (_, schema) = tokio::task::spawn_blocking(pg::fresh_schema).await.unwrap();
+    let backend = PostgresPoolBackend::open(pool_config(&pg::url(), &schema))
+        .await
+        .unwrap();
+    let now = common::conformance::FakeClock::new(1_000);
+    let clock = now.clone();
+    let store = AsyncSessionStore::new(backend)
+        .with_policy(pylon_sessions::Policy {
+            idle_timeout: 100,
+            absolute_timeout: 1000,
+        })
+        .with_clock(move || clock.get());
+    let guest = pylon_sessions::NewGuest::new().with_device("phone");
+    let (guest_token, g) = store.create_guest(guest.clone()).await.unwrap();
+    assert!(g.is_guest());
+    let (again, _) = store
+        .create_guest_with_token(Token::generate().unwrap(), guest)
+        .await
+        .unwrap();
+    let (user_token, _) = store.create(NewSession::new("bob")).await.unwrap();
+    let refused = store.upgrade(&user_token, "mallory").await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidInput);
+    now.set(1_010);
+    let (token, alice) = store.upgrade(&guest_token, "alice").await.unwrap();
+    assert_ne!(token, guest_token);
+    assert!(store.get(&guest_token).await.unwrap().is_none());
+    assert_eq!(
+        (
+            alice.user_id.as_str(),
+            alice.device.as_deref(),
+            alice.created_at
+        ),
+        ("alice", Some("phone"), 1_000)
+    );
+    let next = Token::generate().unwrap();
+    let (_, first) = store
+        .upgrade_to(&again, next.clone(), "carol")
+        .await
+        .unwrap();
+    let (_, repeat) = store.upgrade_to(&again, next, "carol").await.unwrap();
+    assert_eq!(first, repeat);
+    let switched = store.set_tenant(&token, Some("acme")).await.unwrap();
+    assert_eq!(switched.tenant_id.as_deref(), Some("acme"));
+    let listed = store.list_by_user("alice", Some("acme")).await.unwrap();
+    assert_eq!(listed, vec![switched]);
+    let labelled = store.set_device(&token, None).await.unwrap();
+    assert_eq!(labelled.device, None);
+    assert_eq!(
+        store.set_device(&token, Some("")).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    now.set(1_050);
+    let (fresh, refreshed) = store.refresh(&token).await.unwrap();
+    assert!(store.get(&token).await.unwrap().is_none());
+    assert_eq!((refreshed.created_at, refreshed.expires_at), (1_050, 2_050));
+    assert_eq!(store.get(&fresh).await.unwrap(), Some(refreshed));
+    let missing = Token::generate().unwrap();
+    for err in [
+        store.refresh(&missing).await.unwrap_err(),
+        store.set_tenant(&missing, None).await.unwrap_err(),
+        store.upgrade(&missing, "dave").await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+    }
+}
+
 // ---- Postgres restarts ------------------------------------------------------------------------
 
 struct Round {

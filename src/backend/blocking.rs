@@ -124,6 +124,24 @@ impl<B: SessionBackend + Send + Sync + 'static> AsyncSessionBackend for Blocking
             .await
     }
 
+    async fn update_identity(
+        &self,
+        id: &SessionId,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<bool> {
+        let (id, user) = (id.clone(), user_id.to_owned());
+        let (tenant, device) = (tenant_id.map(str::to_owned), device.map(str::to_owned));
+        self.run(move |b| b.update_identity(&id, &user, tenant.as_deref(), device.as_deref()))
+            .await
+    }
+
+    async fn replace(&self, old: &SessionId, session: &Session) -> Result<bool> {
+        let (old, session) = (old.clone(), session.clone());
+        self.run(move |b| b.replace(&old, &session)).await
+    }
+
     async fn purge_expired(&self, now: i64, idle_cutoff: i64, created_cutoff: i64) -> Result<u64> {
         self.run(move |b| b.purge_expired(now, idle_cutoff, created_cutoff))
             .await

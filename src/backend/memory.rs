@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::backend::{Revocation, SessionBackend};
+use crate::backend::{id_taken, Revocation, SessionBackend};
 use crate::error::Result;
-use crate::session::Session;
+use crate::session::{check_identity, Session};
 use crate::token::{SessionId, Token};
 
 /// Sessions in a `HashMap`; nothing survives the process.
@@ -111,10 +111,7 @@ impl SessionBackend for MemoryBackend {
         let mut map = self.map();
         if old != new_id && map.contains_key(new_id) {
             // As the SQL stores' primary key would: never overwrite another session.
-            return Err(crate::Error::invalid(
-                "newToken",
-                "already belongs to another session",
-            ));
+            return Err(id_taken());
         }
         let Some(mut session) = map.remove(old) else {
             return Ok(false);
@@ -123,6 +120,39 @@ impl SessionBackend for MemoryBackend {
         session.token = new_token.cloned();
         session.last_seen_at = now;
         map.insert(new_id.clone(), session);
+        Ok(true)
+    }
+
+    fn update_identity(
+        &self,
+        id: &SessionId,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<bool> {
+        check_identity(user_id, tenant_id, device)?;
+        Ok(self
+            .map()
+            .get_mut(id)
+            .map(|s| {
+                s.user_id = user_id.to_owned();
+                s.tenant_id = tenant_id.map(str::to_owned);
+                s.device = device.map(str::to_owned);
+            })
+            .is_some())
+    }
+
+    fn replace(&self, old: &SessionId, session: &Session) -> Result<bool> {
+        session.validate()?;
+        let mut map = self.map();
+        if !map.contains_key(old) {
+            return Ok(false);
+        }
+        if session.id != *old && map.contains_key(&session.id) {
+            return Err(id_taken());
+        }
+        map.remove(old);
+        map.insert(session.id.clone(), session.clone());
         Ok(true)
     }
 
@@ -187,6 +217,25 @@ mod tests {
             last_seen_at: 1,
             expires_at: 0,
         }
+    }
+
+    #[test]
+    fn replace_onto_another_session_is_refused_and_moves_nothing() {
+        let b = MemoryBackend::new();
+        let (t1, t2) = (Token::generate().unwrap(), Token::generate().unwrap());
+        b.save(&session(&t1)).unwrap();
+        b.save(&session(&t2)).unwrap();
+        let mut moved = session(&t2);
+        moved.user_id = "v".into();
+        assert!(b.replace(&t1.id(), &moved).is_err());
+        assert_eq!(b.get(&t2.id()).unwrap().unwrap().user_id, "u");
+        assert!(b.get(&t1.id()).unwrap().is_some(), "nothing moved");
+        let t3 = Token::generate().unwrap();
+        assert!(
+            !b.replace(&t3.id(), &session(&t3)).unwrap(),
+            "no such session"
+        );
+        assert!(b.get(&t3.id()).unwrap().is_none(), "nothing stored");
     }
 
     #[test]

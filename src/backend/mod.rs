@@ -117,6 +117,59 @@ pub trait SessionBackend {
         now: i64,
     ) -> Result<bool>;
 
+    /// Sets a session's user, tenant and device label in one atomic step (its id, token and times
+    /// stay); `false` when there is no such session.
+    ///
+    /// The default reads, then saves (not atomic); every backend of this crate overrides it.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for a value out of [`crate::limits`]; driver errors. Nothing is
+    /// written on error.
+    fn update_identity(
+        &self,
+        id: &SessionId,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<bool> {
+        let Some(mut session) = self.get(id)? else {
+            return Ok(false);
+        };
+        session.user_id = user_id.to_owned();
+        session.tenant_id = tenant_id.map(str::to_owned);
+        session.device = device.map(str::to_owned);
+        self.save(&session)?;
+        Ok(true)
+    }
+
+    /// Replaces the session `old` by `session` in one atomic step: `old` stops resolving and
+    /// `session` is stored whole under its own id (a new token's, or `old` again). `false`, with
+    /// nothing written, when there is no session `old`. No revocation record is kept for `old` (as
+    /// for [`SessionBackend::rotate`]).
+    ///
+    /// The default reads, inserts, then removes (not atomic); every backend of this crate overrides
+    /// it.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for a session that fails [`Session::validate`], or whose id
+    /// belongs to another stored session (field `newToken`); driver errors. Nothing is written on
+    /// error.
+    fn replace(&self, old: &SessionId, session: &Session) -> Result<bool> {
+        session.validate()?;
+        if self.get(old)?.is_none() {
+            return Ok(false);
+        }
+        if session.id == *old {
+            self.save(session)?;
+        } else {
+            if !self.insert_new(session)? {
+                return Err(id_taken());
+            }
+            self.remove(old)?;
+        }
+        Ok(true)
+    }
+
     /// Removes sessions whose absolute expiry is at or before `now`, that were last seen at or before
     /// `idle_cutoff`, or that were created at or before `created_cutoff` (the policy's absolute
     /// timeout, which holds for sessions stored with no `expires_at` too; pass `-1` for either cut-off
@@ -178,6 +231,11 @@ pub trait SessionBackend {
         let _ = id;
         Ok(None)
     }
+}
+
+/// The refusal of a move onto an id another session has (as the SQL stores' primary key refuses it).
+pub(crate) fn id_taken() -> crate::Error {
+    crate::Error::invalid("newToken", "already belongs to another session")
 }
 
 /// Which sessions [`SessionBackend::revoke`] removes.
@@ -280,6 +338,20 @@ pub trait AsyncSessionBackend: Send + Sync {
         new_id: &SessionId,
         new_token: Option<&Token>,
         now: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// As [`SessionBackend::update_identity`].
+    fn update_identity(
+        &self,
+        id: &SessionId,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        device: Option<&str>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// As [`SessionBackend::replace`].
+    fn replace(
+        &self,
+        old: &SessionId,
+        session: &Session,
     ) -> impl Future<Output = Result<bool>> + Send;
     /// As [`SessionBackend::purge_expired`].
     fn purge_expired(

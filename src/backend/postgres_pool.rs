@@ -28,13 +28,13 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::backend::sql::migration::{self, LegacyRow, Plan};
 use crate::backend::sql::statements::*;
 use crate::backend::sql::{
-    postgres_placeholders, session_from_row, session_params, Dialect, Migration, Param,
-    RevocationSql, Row, META_DDL, READ_VERSION, SCHEMA_VERSION, TABLE, WRITE_VERSION,
+    identity_params, postgres_placeholders, session_from_row, session_params, Dialect, Migration,
+    Param, RevocationSql, Row, META_DDL, READ_VERSION, SCHEMA_VERSION, TABLE, WRITE_VERSION,
 };
-use crate::backend::{AsyncSessionBackend, Revocation};
+use crate::backend::{id_taken, AsyncSessionBackend, Revocation};
 use crate::error::{Error, Result};
 use crate::platform;
-use crate::session::Session;
+use crate::session::{check_identity, Session};
 use crate::token::{SessionId, Token};
 
 /// How a Postgres connection uses TLS, as libpq's `sslmode`.
@@ -491,7 +491,7 @@ impl fmt::Debug for PostgresPoolBackend {
     }
 }
 
-const RUNTIME_STATEMENTS: [&str; 18] = [
+const RUNTIME_STATEMENTS: [&str; 19] = [
     INSERT_NEW,
     RECORD_REVOKED_ONE,
     RECORD_REVOKED_USER,
@@ -508,6 +508,7 @@ const RUNTIME_STATEMENTS: [&str; 18] = [
     REMOVE_USER_EXCEPT,
     TOUCH,
     ROTATE,
+    UPDATE_IDENTITY,
     PURGE,
     INSERT_MIGRATED,
 ];
@@ -891,6 +892,56 @@ impl AsyncSessionBackend for PostgresPoolBackend {
             Param::Int(now),
         ];
         Ok(self.execute(ROTATE, &params).await? > 0)
+    }
+
+    async fn update_identity(
+        &self,
+        id: &SessionId,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<bool> {
+        check_identity(user_id, tenant_id, device)?;
+        let params = identity_params(id, user_id, tenant_id, device);
+        Ok(self.execute(UPDATE_IDENTITY, &params).await? > 0)
+    }
+
+    async fn replace(&self, old: &SessionId, s: &Session) -> Result<bool> {
+        s.validate()?;
+        let (old, new) = ([text(old.as_str())], session_params(s));
+        // As the SQL stores: the old row goes and the new one comes in one transaction.
+        self.bounded(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(classify)?;
+            let remove = tx
+                .prepare_cached(self.text(REMOVE))
+                .await
+                .map_err(classify)?;
+            if tx
+                .execute(&remove, &as_params(&old))
+                .await
+                .map_err(classify)?
+                == 0
+            {
+                // Nothing written: dropping the transaction rolls it back.
+                return Ok(false);
+            }
+            let insert = tx
+                .prepare_cached(self.text(INSERT_NEW))
+                .await
+                .map_err(classify)?;
+            if tx
+                .execute(&insert, &as_params(&new))
+                .await
+                .map_err(classify)?
+                == 0
+            {
+                return Err(id_taken());
+            }
+            tx.commit().await.map_err(classify)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn purge_expired(&self, now: i64, idle_cutoff: i64, created_cutoff: i64) -> Result<u64> {

@@ -12,9 +12,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::backend::{Revocation, SessionBackend};
+use crate::backend::{id_taken, Revocation, SessionBackend};
 use crate::error::{Error, Result};
-use crate::session::Session;
+use crate::session::{check_identity, Session};
 use crate::token::{SessionId, Token};
 
 pub(crate) mod migration;
@@ -189,6 +189,9 @@ pub mod statements {
     /// Moves a session to a new id and token.
     pub const ROTATE: &str =
         "UPDATE _pylon_sessions SET id = ?2, token = ?3, last_seen_at = ?4 WHERE id = ?1";
+    /// Sets a session's user, tenant and device label (its id, token and times stay).
+    pub const UPDATE_IDENTITY: &str =
+        "UPDATE _pylon_sessions SET user_id = ?2, tenant_id = ?3, device = ?4 WHERE id = ?1";
     /// Deletes sessions past their absolute expiry (`?1` = now), idle cut-off (`?2`) or creation
     /// cut-off (`?3`, the policy's absolute timeout).
     pub const PURGE: &str = "DELETE FROM _pylon_sessions \
@@ -330,6 +333,7 @@ const ALL_STATEMENTS: &[&str] = &[
     REMOVE_USER_EXCEPT,
     TOUCH,
     ROTATE,
+    UPDATE_IDENTITY,
     PURGE,
     RECORD_REVOKED_ONE,
     RECORD_REVOKED_USER,
@@ -770,6 +774,21 @@ pub(crate) fn session_params(s: &Session) -> [Param<'_>; 8] {
     ]
 }
 
+/// The parameters of [`statements::UPDATE_IDENTITY`].
+pub(crate) fn identity_params<'a>(
+    id: &'a SessionId,
+    user_id: &'a str,
+    tenant_id: Option<&'a str>,
+    device: Option<&'a str>,
+) -> [Param<'a>; 4] {
+    [
+        text(id.as_str()),
+        text(user_id),
+        Param::Text(tenant_id),
+        Param::Text(device),
+    ]
+}
+
 impl<D: Driver> SessionBackend for SqlBackend<D> {
     fn load_all(&self) -> Result<Vec<Session>> {
         self.sessions(LOAD_ALL, &[])
@@ -829,6 +848,35 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
             Param::Int(now),
         ];
         Ok(self.execute(ROTATE, &params)? > 0)
+    }
+
+    fn update_identity(
+        &self,
+        id: &SessionId,
+        user_id: &str,
+        tenant_id: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<bool> {
+        check_identity(user_id, tenant_id, device)?;
+        let params = identity_params(id, user_id, tenant_id, device);
+        Ok(self.execute(UPDATE_IDENTITY, &params)? > 0)
+    }
+
+    fn replace(&self, old: &SessionId, s: &Session) -> Result<bool> {
+        s.validate()?;
+        // The old row goes and the new one comes in one transaction: the whole session is written
+        // (one UPDATE of every column would bind 9 parameters; the statements keep to 8).
+        self.write(|d| {
+            d.transaction(|d| {
+                if d.execute(REMOVE, &[text(old.as_str())])? == 0 {
+                    return Ok(false);
+                }
+                if d.execute(INSERT_NEW, &session_params(s))? == 0 {
+                    return Err(id_taken());
+                }
+                Ok(true)
+            })
+        })
     }
 
     fn purge_expired(&self, now: i64, idle_cutoff: i64, created_cutoff: i64) -> Result<u64> {

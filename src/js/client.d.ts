@@ -1,12 +1,12 @@
 // Types of the page client (client.js). The data types come from the wasm module's declarations.
 import type {
-  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Recovered, Session, SessionExport, StorageStats,
-  StoreInfo, UnixSeconds,
+  ErrorCode, Issued, IssuedSession, NewGuest, NewSession, OpenOptions, Recovered, Session, SessionExport,
+  StorageStats, StoreInfo, UnixSeconds,
 } from "./pylon_sessions.js";
 
 export type {
-  ErrorCode, Issued, IssuedSession, NewSession, OpenOptions, Recovered, Session, SessionExport, StorageStats,
-  StoreInfo, StorageKind, UnixSeconds,
+  ErrorCode, Issued, IssuedSession, NewGuest, NewSession, OpenOptions, Recovered, Session, SessionExport,
+  StorageStats, StoreInfo, StorageKind, UnixSeconds,
 } from "./pylon_sessions.js";
 export { toDate, toSeconds } from "./time.js";
 
@@ -321,8 +321,12 @@ export type Role = "owner" | "follower";
 export type ChangeDetail =
   /** A session was stored: `ids` is its id. */
   | { op: "create" | "insert"; ids: [string]; userId: string }
-  /** A session got a new token: `ids` is `[oldId, newId]`. */
-  | { op: "rotate"; ids: [string, string]; userId: string }
+  /** A session got a new token (`upgrade`: and a signed-in user; `refresh`: and a new lifetime): `ids` is `[oldId, newId]`. */
+  | { op: "rotate" | "upgrade" | "refresh"; ids: [string, string]; userId: string }
+  /** A guest's session was stored: `ids` is its id. */
+  | { op: "createGuest"; ids: [string]; userId: string }
+  /** A session's tenant or device label changed (same token): `ids` is its id. */
+  | { op: "setTenant" | "setDevice"; ids: [string]; userId: string }
   /** A session was signed out or revoked (`userId` when it was live); the call may have found none. */
   | { op: "remove" | "removeById"; ids: [string]; userId?: string }
   /** A user's sessions were signed out (in one tenant when `tenantId` is set). */
@@ -426,6 +430,20 @@ export declare class SessionStoreClient extends EventTarget {
   touch(token: string): Promise<Session | null>;
   /** Gives a live session a new token (generated on this page, so a resend is harmless). */
   rotate(token: string): Promise<Issued>;
+  /** Creates a guest's session (`guest_` user id generated; token generated on this page). */
+  createGuest(guest?: NewGuest | null): Promise<Issued>;
+  /**
+   * Signs a guest in: its session becomes `userId`'s under a new token (generated on this page); the
+   * old token stops working. Rejects with `InvalidInput` (`field: "token"`) for a session that is not a
+   * guest's, `NotFound` when there is no live session.
+   */
+  upgrade(token: string, userId: string): Promise<Issued>;
+  /** A new token (generated on this page) and a new lifetime for a live session; rejects `NotFound`. */
+  refresh(token: string): Promise<Issued>;
+  /** Switches a live session's tenant (`null`: none); rejects with `NotFound` when there is none. */
+  setTenant(token: string, tenantId: string | null): Promise<Session>;
+  /** Sets a live session's device label (`null`: none); rejects with `NotFound` when there is none. */
+  setDevice(token: string, device: string | null): Promise<Session>;
   remove(token: string): Promise<boolean>;
   removeById(id: string): Promise<boolean>;
   listByUser(userId: string, tenantId?: string | null): Promise<Session[]>;

@@ -726,6 +726,14 @@ export class SessionStoreClient extends EventTarget {
   touch(token) { return this.#call("touch", [token]); }
   /** Gives a live session a new token (generated here, so a resend is harmless). */
   rotate(token) { return this.#call("rotate", [token, newToken()]); }
+  /** Creates a guest's session (its token generated here, so a resend is harmless). */
+  createGuest(guest) { return this.#call("createGuest", [guest ?? null, newToken()]); }
+  /** Signs a guest in under a new token (generated here, so a resend is harmless). */
+  upgrade(token, userId) { return this.#call("upgrade", [token, userId, newToken()]); }
+  /** A new token (generated here, so a resend is harmless) and a new lifetime. */
+  refresh(token) { return this.#call("refresh", [token, newToken()]); }
+  setTenant(token, tenantId) { return this.#call("setTenant", [token, tenantId]); }
+  setDevice(token, device) { return this.#call("setDevice", [token, device]); }
   remove(token) { return this.#call("remove", [token]); }
   removeById(id) { return this.#call("removeById", [id]); }
   listByUser(userId, tenantId) { return this.#call("listByUser", [userId, tenantId]); }

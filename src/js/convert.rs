@@ -13,7 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::session::{NewSession, Policy, Session, TokenStorage};
+use crate::session::{NewGuest, NewSession, Policy, Session, TokenStorage};
 use crate::token::{SessionId, Token};
 use crate::transfer::{ExportedSession, SessionExport};
 
@@ -62,6 +62,12 @@ export interface NewSession {
   device?: string | null;
 }
 
+/** What `createGuest` takes: the guest's user id (`guest_` and 32 hex digits) is generated. */
+export interface NewGuest {
+  tenantId?: string | null;
+  device?: string | null;
+}
+
 /** A session issued by a server, for `insert`. `lastSeenAt` defaults to `createdAt`. */
 export interface IssuedSession {
   token: string;
@@ -75,7 +81,7 @@ export interface IssuedSession {
   expiresAt: UnixSeconds;
 }
 
-/** A new token with its session (from `create` and `rotate`). */
+/** A new token with its session (from `create`, `createGuest`, `rotate`, `upgrade` and `refresh`). */
 export interface Issued {
   token: string;
   session: Session;
@@ -306,6 +312,47 @@ pub fn new_session(value: &JsValue) -> Result<NewSession> {
     };
     new.validate()?;
     Ok(new)
+}
+
+/// A [`NewGuest`] from `{ tenantId?, device? }`; `undefined` and `null` are a guest with neither.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a mistyped, unknown or out-of-limits field, or a value that is not an
+/// object.
+pub fn new_guest(value: &JsValue) -> Result<NewGuest> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(NewGuest::new());
+    }
+    object("guest", value, &["tenantId", "device"])?;
+    let guest = NewGuest {
+        tenant_id: opt_string(
+            "tenantId",
+            &get(value, "tenantId", "tenantId")?,
+            limits::TENANT_ID_MAX,
+        )?,
+        device: opt_string(
+            "device",
+            &get(value, "device", "device")?,
+            limits::DEVICE_MAX,
+        )?,
+    };
+    guest.validate()?;
+    Ok(guest)
+}
+
+/// A string, or `null` for none, as `setTenant` and `setDevice` take their value: `undefined` (a
+/// forgotten argument) is refused rather than read as "clear it".
+///
+/// # Errors
+/// [`Error::InvalidInput`] for `undefined`, a non-string or a string [`string`] refuses.
+pub fn string_or_null(field: &'static str, value: &JsValue, max: usize) -> Result<Option<String>> {
+    if value.is_undefined() {
+        return Err(Error::invalid(
+            field,
+            "must be a string, or null to clear it (got undefined)",
+        ));
+    }
+    opt_string(field, value, max)
 }
 
 /// The `userId`, `tenantId?` and `device?` fields every session object carries.

@@ -39,8 +39,8 @@
 // `id` is unique per client; the owner keeps its recent replies to writes by link (or page) and id, with
 // a digest of the method and arguments: a write sent twice to one owner runs once, and an id reused
 // for another request is refused with `ReplayMismatch`. A request repeated to a new owner after a
-// hand-off runs again: every method is safe to repeat (the client generates the tokens of `create` and
-// `rotate`, see client.js).
+// hand-off runs again: every method is safe to repeat (the client generates the tokens of `create`,
+// `createGuest`, `rotate`, `upgrade` and `refresh`, see client.js; `setTenant` and `setDevice` set a value).
 import init, { SessionStore } from "./pylon_sessions.js";
 import { bytes, decode, encode, linkData, linkKey, newKeyPair, randomId, seal, sha256, unseal } from "./tab-channel.js";
 import { SyncEngine, syncSettings } from "./sync.js";
@@ -48,12 +48,13 @@ import { SyncEngine, syncSettings } from "./sync.js";
 const METHODS = new Set([
   "create", "get", "getById", "insert", "touch", "rotate", "remove", "removeById",
   "listByUser", "removeByUser", "removeOthers", "purgeExpired", "loadAll", "exportSessions",
-  "importSessions", "integrityCheck", "storageStats",
+  "importSessions", "integrityCheck", "storageStats", "createGuest", "upgrade", "refresh", "setTenant",
+  "setDevice",
 ]);
 /** Methods that change the store, and so announce a "change" event. `touch` only moves a timestamp. */
 const WRITES = new Set([
   "create", "insert", "rotate", "remove", "removeById", "removeByUser", "removeOthers", "purgeExpired",
-  "importSessions",
+  "importSessions", "createGuest", "upgrade", "refresh", "setTenant", "setDevice",
 ]);
 /** Replies to writes kept for repeated requests (per owner). */
 const REPLAY_CACHE = 1024;
@@ -115,9 +116,14 @@ async function idOf(token) {
 /** What a successful write changed, for other tabs: ids and users, never tokens. */
 async function changeOf(method, args, value, before) {
   switch (method) {
-    case "create": return { op: method, ids: [value.session.id], userId: value.session.userId };
-    case "insert": return { op: method, ids: [value.id], userId: value.userId };
-    case "rotate": return { op: method, ids: [before?.id ?? (await idOf(args[0])), value.session.id], userId: value.session.userId };
+    case "create":
+    case "createGuest": return { op: method, ids: [value.session.id], userId: value.session.userId };
+    case "insert":
+    case "setTenant":
+    case "setDevice": return { op: method, ids: [value.id], userId: value.userId };
+    case "rotate":
+    case "upgrade":
+    case "refresh": return { op: method, ids: [before?.id ?? (await idOf(args[0])), value.session.id], userId: value.session.userId };
     case "remove": return { op: method, ids: [before?.id ?? (await idOf(args[0]))], ...(before ? { userId: before.userId } : {}) };
     case "removeById": return { op: method, ids: [args[0]], ...(before ? { userId: before.userId } : {}) };
     case "removeByUser": return { op: method, userId: args[0], ...(args[1] != null ? { tenantId: args[1] } : {}) };
@@ -142,7 +148,9 @@ async function run(method, args) {
   if (!store) throw failure("Closed", "store is closed");
   // Who a removal concerns, read before it goes (a cheap point read; errors are the removal's to report).
   let before = null;
-  if (method === "remove" || method === "removeOthers" || method === "rotate") before = tryRun(() => store.get(args[0]));
+  if (method === "remove" || method === "removeOthers" || method === "rotate" || method === "upgrade" || method === "refresh") {
+    before = tryRun(() => store.get(args[0]));
+  }
   if (method === "removeById") before = tryRun(() => store.getById(args[0]));
   const value = store[method](...args);
   if (WRITES.has(method)) {

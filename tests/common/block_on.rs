@@ -55,6 +55,19 @@ impl<B: AsyncSessionBackend> SessionBackend for BlockOn<B> {
     ) -> Result<bool> {
         self.rt.block_on(self.inner.rotate(old, new, t, now))
     }
+    fn update_identity(
+        &self,
+        id: &SessionId,
+        user: &str,
+        tenant: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<bool> {
+        self.rt
+            .block_on(self.inner.update_identity(id, user, tenant, device))
+    }
+    fn replace(&self, old: &SessionId, s: &Session) -> Result<bool> {
+        self.rt.block_on(self.inner.replace(old, s))
+    }
     fn purge_expired(&self, now: i64, idle_cutoff: i64, created_cutoff: i64) -> Result<u64> {
         self.rt
             .block_on(self.inner.purge_expired(now, idle_cutoff, created_cutoff))

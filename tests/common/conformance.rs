@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use pylon_sessions::{
-    limits, Error, ErrorKind, MemoryBackend, NewSession, Policy, Session, SessionBackend,
-    SessionStatus, SessionStore, Token, TokenStorage,
+    limits, Error, ErrorKind, MemoryBackend, NewGuest, NewSession, Policy, Session, SessionBackend,
+    SessionStatus, SessionStore, Token, TokenStorage, GUEST_PREFIX,
 };
 
 /// Instantiates every conformance test for one backend: `conformance_tests!(|| make(), |b| dump(b));`
@@ -38,7 +38,12 @@ macro_rules! conformance_tests {
             rotate_to_is_repeatable, tokens_are_hashed_at_rest,
             keep_tokens_gives_them_back, insert_server_issued_session, load_all_includes_expired,
             bad_input_is_refused_and_nothing_is_written, bad_clock_is_refused,
-            unicode_round_trips, limits_are_inclusive);
+            unicode_round_trips, limits_are_inclusive, guests_are_created_and_recognised,
+            create_guest_with_token_is_repeatable, upgrade_signs_a_guest_in_under_a_new_token,
+            upgrade_refuses_what_is_not_a_live_guest, upgrade_to_is_repeatable,
+            set_tenant_moves_the_session_between_tenants, set_device_sets_and_clears_the_label,
+            refresh_gives_a_new_token_and_a_new_lifetime, refresh_to_is_repeatable,
+            identity_changes_of_missing_sessions_or_bad_input_write_nothing);
     };
     (@each $make:expr, $raw:expr; $($t:ident),*) => {
         $(
@@ -789,4 +794,398 @@ pub fn limits_are_inclusive<B: SessionBackend>(backend: B, _: Raw<B>) {
         s.backend_mut().get(&long.id()).unwrap().unwrap().expires_at,
         limits::MAX_TIMESTAMP
     );
+}
+
+// ---- Pylon's SessionStore calls: guests, upgrade, tenant and device, refresh ------------------
+
+fn guest() -> NewGuest {
+    NewGuest::new().with_tenant("acme").with_device("phone")
+}
+
+pub fn guests_are_created_and_recognised<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, _) = store(backend, POLICY);
+    let (token, g) = s.create_guest(guest()).unwrap();
+    assert!(g.is_guest());
+    let hex = g.user_id.strip_prefix(GUEST_PREFIX).expect("guest_ prefix");
+    assert_eq!(hex.len(), 32, "16 random bytes");
+    assert!(hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert_eq!(
+        (g.tenant_id.as_deref(), g.device.as_deref()),
+        (Some("acme"), Some("phone"))
+    );
+    assert_eq!(
+        (g.created_at, g.last_seen_at, g.expires_at),
+        (T0, T0, T0 + 1000)
+    );
+    assert_eq!(s.get(&token).unwrap(), Some(g.clone()));
+    assert!(s.get(&token).unwrap().unwrap().is_guest(), "read back too");
+    let (_, other) = s.create_guest(NewGuest::new()).unwrap();
+    assert_ne!(other.user_id, g.user_id, "every guest is another user");
+    assert_eq!(other.tenant_id, None);
+    assert_eq!(s.list_by_user(&g.user_id, None).unwrap(), vec![g]);
+    let (_, alice) = s.create(alice()).unwrap();
+    assert!(!alice.is_guest());
+    assert_eq!(
+        kind(s.create_guest(NewGuest::new().with_tenant(""))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(s.create_guest(NewGuest::new().with_device("d".repeat(limits::DEVICE_MAX + 1)))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(s.load_all().unwrap().len(), 3, "nothing written on error");
+}
+
+pub fn create_guest_with_token_is_repeatable<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let token = Token::generate().unwrap();
+    let (t, first) = s.create_guest_with_token(token.clone(), guest()).unwrap();
+    assert_eq!((t, &first.id), (token.clone(), &token.id()));
+    now.set(T0 + 30);
+    let (_, again) = s.create_guest_with_token(token.clone(), guest()).unwrap();
+    assert_eq!(again, first, "a repeat returns the stored guest");
+    assert_eq!(
+        kind(s.create_guest_with_token(token.clone(), NewGuest::new())),
+        ErrorKind::InvalidInput,
+        "another request under the same token"
+    );
+    let (taken, _) = s.create(alice()).unwrap();
+    assert_eq!(
+        kind(s.create_guest_with_token(taken, guest())),
+        ErrorKind::InvalidInput,
+        "a user's token is not a guest's"
+    );
+    assert_eq!(s.load_all().unwrap().len(), 2);
+}
+
+pub fn upgrade_signs_a_guest_in_under_a_new_token<B: SessionBackend>(backend: B, raw: Raw<B>) {
+    let (mut s, now) = store(backend, POLICY);
+    let (guest_token, g) = s.create_guest(guest()).unwrap();
+    now.set(T0 + 40);
+    let (token, signed_in) = s.upgrade(&guest_token, "alice").unwrap();
+    assert_ne!(token, guest_token, "a privilege change renews the token");
+    assert_eq!(signed_in.id, token.id());
+    assert!(!signed_in.is_guest());
+    assert_eq!(
+        s.get(&guest_token).unwrap(),
+        None,
+        "the guest's token is dead"
+    );
+    assert_eq!(s.touch(&guest_token).unwrap(), None);
+    let got = s.get(&token).unwrap().expect("the new token works");
+    assert_eq!(got, signed_in);
+    assert_eq!(
+        (
+            got.user_id.as_str(),
+            got.tenant_id.as_deref(),
+            got.device.as_deref()
+        ),
+        ("alice", Some("acme"), Some("phone"))
+    );
+    assert_eq!(
+        (got.created_at, got.last_seen_at, got.expires_at),
+        (g.created_at, T0 + 40, g.expires_at),
+        "the lifetime stays, as a rotation's"
+    );
+    assert!(s.list_by_user(&g.user_id, None).unwrap().is_empty());
+    assert_eq!(s.list_by_user("alice", Some("acme")).unwrap(), vec![got]);
+    assert_eq!(s.load_all().unwrap().len(), 1, "moved, not copied");
+    let dump = raw(s.backend_mut());
+    for t in [&guest_token, &token] {
+        assert!(!dump.contains(&t.expose()[pylon_sessions::TOKEN_PREFIX.len()..]));
+    }
+    // A token-keeping store keeps the new token, never the guest's.
+    let s = s.with_token_storage(TokenStorage::Keep);
+    let (kept_guest, _) = s.create_guest(NewGuest::new()).unwrap();
+    let (kept, bob) = s.upgrade(&kept_guest, "bob").unwrap();
+    assert_eq!(bob.token.as_ref(), Some(&kept));
+    assert_eq!(s.get(&kept).unwrap().unwrap().token.as_ref(), Some(&kept));
+}
+
+pub fn upgrade_refuses_what_is_not_a_live_guest<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let (user_token, user) = s.create(alice()).unwrap();
+    let err = s.upgrade(&user_token, "mallory").unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput { field: "token", .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        s.get(&user_token).unwrap(),
+        Some(user),
+        "the user's session is untouched"
+    );
+    let (guest_token, g) = s.create_guest(guest()).unwrap();
+    let other_guest = pylon_sessions::GUEST_PREFIX.to_owned() + &"ab".repeat(16);
+    let huge = "u".repeat(limits::USER_ID_MAX + 1);
+    for bad in ["", "a\0b", huge.as_str(), other_guest.as_str()] {
+        let err = s.upgrade(&guest_token, bad).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidInput {
+                    field: "user_id",
+                    ..
+                }
+            ),
+            "{bad:.20}: {err:?}"
+        );
+    }
+    assert_eq!(s.get(&guest_token).unwrap(), Some(g), "still the guest's");
+    assert_eq!(
+        kind(s.upgrade(&Token::generate().unwrap(), "alice")),
+        ErrorKind::NotFound
+    );
+    now.set(T0 + 500);
+    assert_eq!(
+        kind(s.upgrade(&guest_token, "alice")),
+        ErrorKind::NotFound,
+        "idle-expired"
+    );
+    assert_eq!(s.load_all().unwrap().len(), 2, "nothing written");
+}
+
+pub fn upgrade_to_is_repeatable<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let (guest_token, _) = s.create_guest(NewGuest::new()).unwrap();
+    let next = Token::generate().unwrap();
+    now.set(T0 + 10);
+    let (t, first) = s.upgrade_to(&guest_token, next.clone(), "alice").unwrap();
+    assert_eq!(t, next);
+    now.set(T0 + 20);
+    let (_, again) = s.upgrade_to(&guest_token, next.clone(), "alice").unwrap();
+    assert_eq!(again, first, "a repeat returns the upgraded session");
+    assert_eq!(
+        kind(s.upgrade_to(&guest_token, next.clone(), "bob")),
+        ErrorKind::NotFound,
+        "not a repeat: another user"
+    );
+    assert_eq!(
+        kind(s.upgrade_to(&next, next.clone(), "alice")),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(s.upgrade_to(
+            &guest_token,
+            Token::parse("not-an-issued-token-0123").unwrap(),
+            "alice"
+        )),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(s.load_all().unwrap().len(), 1);
+}
+
+pub fn set_tenant_moves_the_session_between_tenants<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let (token, before) = s.create(alice()).unwrap();
+    let (other, _) = s
+        .create(NewSession::new("alice").with_tenant("acme"))
+        .unwrap();
+    now.set(T0 + 5);
+    let switched = s.set_tenant(&token, Some("globex")).unwrap();
+    assert_eq!(switched.tenant_id.as_deref(), Some("globex"));
+    assert_eq!(switched.id, token.id(), "same token");
+    assert_eq!(
+        (
+            switched.user_id.as_str(),
+            switched.device.as_deref(),
+            switched.created_at,
+            switched.last_seen_at,
+            switched.expires_at
+        ),
+        (
+            "alice",
+            Some("laptop"),
+            before.created_at,
+            before.last_seen_at,
+            before.expires_at
+        )
+    );
+    assert_eq!(s.get(&token).unwrap(), Some(switched.clone()));
+    let ids = |tenant| -> Vec<_> {
+        s.list_by_user("alice", tenant)
+            .unwrap()
+            .into_iter()
+            .map(|x| x.id)
+            .collect()
+    };
+    assert_eq!(ids(Some("acme")), vec![other.id()]);
+    assert_eq!(ids(Some("globex")), vec![token.id()]);
+    let cleared = s.set_tenant(&token, None).unwrap();
+    assert_eq!(cleared.tenant_id, None);
+    assert_eq!(s.get(&token).unwrap().unwrap().tenant_id, None);
+    assert!(ids(Some("globex")).is_empty());
+    assert_eq!(ids(None).len(), 2);
+    // "Sign out everywhere else" follows the new tenant.
+    s.set_tenant(&token, Some("acme")).unwrap();
+    assert_eq!(s.remove_others(&token).unwrap(), 1);
+    assert_eq!(ids(Some("acme")), vec![token.id()]);
+}
+
+pub fn set_device_sets_and_clears_the_label<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, _) = store(backend, POLICY);
+    let (token, before) = s.create(NewSession::new("alice")).unwrap();
+    let labelled = s.set_device(&token, Some("Firefox on Linux")).unwrap();
+    assert_eq!(labelled.device.as_deref(), Some("Firefox on Linux"));
+    assert_eq!(s.get(&token).unwrap(), Some(labelled.clone()));
+    let mut expected = before.clone();
+    expected.device = labelled.device.clone();
+    assert_eq!(labelled, expected, "nothing else changed");
+    let max = "d".repeat(limits::DEVICE_MAX);
+    assert_eq!(
+        s.set_device(&token, Some(&max)).unwrap().device.as_deref(),
+        Some(max.as_str())
+    );
+    let cleared = s.set_device(&token, None).unwrap();
+    assert_eq!(cleared, before);
+    assert_eq!(s.get(&token).unwrap(), Some(before));
+}
+
+pub fn refresh_gives_a_new_token_and_a_new_lifetime<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let (old, before) = s.create(alice()).unwrap();
+    assert_eq!(before.expires_at, T0 + 1000);
+    now.set(T0 + 90);
+    let (new, after) = s.refresh(&old).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(after.id, new.id());
+    assert_eq!(s.get(&old).unwrap(), None, "the old token is dead at once");
+    assert_eq!(s.get(&new).unwrap(), Some(after.clone()));
+    assert_eq!(
+        (
+            after.user_id.as_str(),
+            after.tenant_id.as_deref(),
+            after.device.as_deref()
+        ),
+        ("alice", Some("acme"), Some("laptop")),
+        "user, tenant and device kept"
+    );
+    assert_eq!(
+        (after.created_at, after.last_seen_at, after.expires_at),
+        (T0 + 90, T0 + 90, T0 + 1090),
+        "a new lifetime of the same length"
+    );
+    // Alive past the old session's absolute expiry (and the policy's cut-off for its creation).
+    for t in (150..=1050).step_by(60) {
+        now.set(T0 + t);
+        assert!(s.touch(&new).unwrap().is_some(), "+{t}");
+    }
+    now.set(T0 + 1090);
+    assert_eq!(s.get(&new).unwrap(), None, "until its own expiry");
+    assert_eq!(s.load_all().unwrap().len(), 1, "moved, not copied");
+    // With no absolute expiry the session keeps none.
+    now.set(T0 + 2000);
+    let s = s.with_policy(Policy {
+        idle_timeout: 100,
+        absolute_timeout: 0,
+    });
+    let (open_ended, _) = s.create(NewSession::new("bob")).unwrap();
+    now.set(T0 + 2050);
+    let (_, refreshed) = s.refresh(&open_ended).unwrap();
+    assert_eq!((refreshed.created_at, refreshed.expires_at), (T0 + 2050, 0));
+    // The idle timeout counts from the refresh.
+    now.set(T0 + 2149);
+    assert!(s.get(&open_ended).unwrap().is_none());
+}
+
+pub fn refresh_to_is_repeatable<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let (old, _) = s.create(alice()).unwrap();
+    let next = Token::generate().unwrap();
+    now.set(T0 + 60);
+    let (t, first) = s.refresh_to(&old, next.clone()).unwrap();
+    assert_eq!((t, first.created_at), (next.clone(), T0 + 60));
+    now.set(T0 + 70);
+    let (_, again) = s.refresh_to(&old, next.clone()).unwrap();
+    assert_eq!(again, first, "a repeat returns the refreshed session");
+    assert_eq!(
+        kind(s.refresh_to(&old, Token::generate().unwrap())),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(s.refresh_to(&next, next.clone())),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(s.load_all().unwrap().len(), 1);
+}
+
+pub fn identity_changes_of_missing_sessions_or_bad_input_write_nothing<B: SessionBackend>(
+    backend: B,
+    _: Raw<B>,
+) {
+    let (mut s, now) = store(backend, POLICY);
+    let (token, _) = s.create(alice()).unwrap();
+    let (guest_token, _) = s.create_guest(guest()).unwrap();
+    let (idle, _) = s.create(NewSession::new("idle")).unwrap();
+    now.set(T0 + 60);
+    s.touch(&token).unwrap().unwrap();
+    s.touch(&guest_token).unwrap().unwrap();
+    now.set(T0 + 120);
+    let snapshot = s.load_all().unwrap();
+    for missing in [Token::generate().unwrap(), idle.clone()] {
+        assert_eq!(kind(s.set_tenant(&missing, Some("t"))), ErrorKind::NotFound);
+        assert_eq!(kind(s.set_tenant(&missing, None)), ErrorKind::NotFound);
+        assert_eq!(kind(s.set_device(&missing, Some("d"))), ErrorKind::NotFound);
+        assert_eq!(kind(s.refresh(&missing)), ErrorKind::NotFound);
+        assert_eq!(kind(s.upgrade(&missing, "alice")), ErrorKind::NotFound);
+    }
+    let huge = "x".repeat(1 << 16);
+    for bad in ["", "nul\0", "line\nbreak", huge.as_str()] {
+        assert_eq!(
+            kind(s.set_tenant(&token, Some(bad))),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(s.set_device(&token, Some(bad))),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(kind(s.upgrade(&guest_token, bad)), ErrorKind::InvalidInput);
+        // The backend refuses them too, whoever calls it.
+        let id = token.id();
+        let b = s.backend_mut();
+        assert_eq!(
+            kind(b.update_identity(&id, bad, None, None)),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(b.update_identity(&id, "alice", Some(bad), None)),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(b.update_identity(&id, "alice", None, Some(bad))),
+            ErrorKind::InvalidInput
+        );
+    }
+    assert_eq!(
+        kind(s.set_tenant(&token, Some(&"t".repeat(limits::TENANT_ID_MAX + 1)))),
+        ErrorKind::InvalidInput
+    );
+    // A replacement that fails validation, or lands on another session, moves nothing.
+    let mut moved = snapshot[0].clone();
+    moved.id = Token::generate().unwrap().id();
+    moved.expires_at = -1;
+    let old_id = token.id();
+    assert_eq!(
+        kind(s.backend_mut().replace(&old_id, &moved)),
+        ErrorKind::InvalidInput
+    );
+    let mut onto = s.get(&guest_token).unwrap().unwrap();
+    onto.user_id = "mallory".into();
+    assert_eq!(
+        kind(s.backend_mut().replace(&old_id, &onto)),
+        ErrorKind::InvalidInput,
+        "the guest's id is taken"
+    );
+    let fresh = Token::generate().unwrap().id();
+    assert!(
+        !s.backend_mut()
+            .update_identity(&fresh, "x", None, None)
+            .unwrap(),
+        "no such session"
+    );
+    assert_eq!(s.load_all().unwrap(), snapshot, "nothing was written");
+    assert!(s.get(&token).unwrap().is_some(), "the store still works");
+    s.set_tenant(&token, Some("after")).unwrap();
 }

@@ -207,6 +207,142 @@ for (const name of BROWSERS) describe(`${name}`, () => {
       assert.match(r.generated.token, /^pyl_[0-9a-f]{64}$/);
     });
 
+    test("Pylon's calls: createGuest, upgrade, setTenant, setDevice, refresh", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const store = await SessionStore.open({
+          dbName: "api-pylon.db", storage: "opfs", tokenStorage: "keep", absoluteTimeout: 86400,
+        });
+        const guest = store.createGuest({ tenantId: "acme", device: "phone" });
+        const bare = store.createGuest();
+        const alice = store.upgrade(guest.token, "alice");
+        const guestGone = store.get(guest.token);
+        const switched = store.setTenant(alice.token, "globex");
+        const inGlobex = store.listByUser("alice", "globex").length;
+        const inAcme = store.listByUser("alice", "acme").length;
+        const cleared = store.setTenant(alice.token, null);
+        const labelled = store.setDevice(alice.token, "Firefox on Linux");
+        const unlabelled = store.setDevice(alice.token, null);
+        const refreshed = store.refresh(alice.token);
+        const aliceGone = store.get(alice.token);
+        // Caller-generated tokens: a repeat returns the first answer.
+        const [t1, t2, t3] = ["c3", "d4", "e5"].map((h) => "pyl_" + h.repeat(32));
+        const g1 = store.createGuest({ device: "tab" }, t1);
+        const g1Again = store.createGuest({ device: "tab" }, t1);
+        const up = store.upgrade(t1, "bob", t2);
+        const upAgain = store.upgrade(t1, "bob", t2);
+        const re = store.refresh(t2, t3);
+        const reAgain = store.refresh(t2, t3);
+        const missing = "pyl_" + "0".repeat(64);
+        const codes = {
+          upgradeUser: await self.codeOf(() => store.upgrade(refreshed.token, "mallory")),
+          upgradeMissing: await self.codeOf(() => store.upgrade(missing, "alice")),
+          refreshMissing: await self.codeOf(() => store.refresh(missing)),
+          setTenantMissing: await self.codeOf(() => store.setTenant(missing, "t")),
+          setDeviceMissing: await self.codeOf(() => store.setDevice(missing, null)),
+        };
+        let upgradeUserField;
+        try { store.upgrade(refreshed.token, "mallory"); } catch (e) { upgradeUserField = e.field; }
+        const out = {
+          guest, bare, alice, guestGone, switched, inGlobex, inAcme, cleared, labelled, unlabelled,
+          refreshed, aliceGone, g1, g1Again, up, upAgain, re, reAgain, codes, upgradeUserField,
+          count: store.loadAll().length,
+        };
+        store.close();
+        return out;
+      });
+      assert.match(r.guest.session.userId, /^guest_[0-9a-f]{32}$/);
+      assert.equal(r.guest.session.tenantId, "acme");
+      assert.equal(r.guest.session.device, "phone");
+      assert.match(r.bare.session.userId, /^guest_[0-9a-f]{32}$/);
+      assert.equal(r.bare.session.tenantId, null);
+      assert.notEqual(r.alice.token, r.guest.token, "upgrade renews the token");
+      assert.equal(r.alice.session.userId, "alice");
+      assert.equal(r.alice.session.token, r.alice.token);
+      assert.equal(r.alice.session.createdAt, r.guest.session.createdAt);
+      assert.equal(r.guestGone, null);
+      assert.equal(r.switched.tenantId, "globex");
+      assert.equal(r.switched.id, r.alice.session.id, "same token");
+      assert.equal(r.inGlobex, 1);
+      assert.equal(r.inAcme, 0);
+      assert.equal(r.cleared.tenantId, null);
+      assert.equal(r.labelled.device, "Firefox on Linux");
+      assert.equal(r.unlabelled.device, null);
+      assert.notEqual(r.refreshed.token, r.alice.token);
+      assert.equal(r.refreshed.session.userId, "alice");
+      assert.equal(r.refreshed.session.expiresAt - r.refreshed.session.createdAt, 86400);
+      assert.equal(r.aliceGone, null);
+      assert.deepEqual(r.g1Again, r.g1);
+      assert.deepEqual(r.upAgain, r.up);
+      assert.equal(r.up.session.userId, "bob");
+      assert.deepEqual(r.reAgain, r.re);
+      assert.deepEqual(r.codes, {
+        upgradeUser: "InvalidInput", upgradeMissing: "NotFound", refreshMissing: "NotFound",
+        setTenantMissing: "NotFound", setDeviceMissing: "NotFound",
+      });
+      assert.equal(r.upgradeUserField, "token");
+      assert.equal(r.count, 3, "bare guest, alice, bob: moved, never copied");
+    });
+
+    test("Pylon's calls refuse wrong JS types with InvalidInput and a field", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const store = await SessionStore.open({ dbName: "api-pylon-bad.db", storage: "opfs" });
+        const { token } = store.createGuest();
+        const cases = {
+          createGuestString: () => store.createGuest("acme"),
+          createGuestArray: () => store.createGuest(["acme"]),
+          createGuestUnknownField: () => store.createGuest({ userId: "alice" }),
+          createGuestNumberTenant: () => store.createGuest({ tenantId: 5 }),
+          createGuestEmptyDevice: () => store.createGuest({ device: "" }),
+          createGuestHugeTenant: () => store.createGuest({ tenantId: "t".repeat(129) }),
+          createGuestThrowingGetter: () => store.createGuest({ get device() { throw new Error("boom"); } }),
+          createGuestBadToken: () => store.createGuest({}, "pyl_short"),
+          upgradeNumberUser: () => store.upgrade(token, 42),
+          upgradeMissingUser: () => store.upgrade(token),
+          upgradeEmptyUser: () => store.upgrade(token, ""),
+          upgradeGuestId: () => store.upgrade(token, "guest_" + "0".repeat(32)),
+          upgradeNumberToken: () => store.upgrade(1, "alice"),
+          upgradeSameToken: () => store.upgrade(token, "alice", token),
+          refreshObject: () => store.refresh({ token }),
+          refreshBadNewToken: () => store.refresh(token, 12),
+          setTenantUndefined: () => store.setTenant(token),
+          setTenantNumber: () => store.setTenant(token, 7),
+          setTenantEmpty: () => store.setTenant(token, ""),
+          setTenantNul: () => store.setTenant(token, "a\0b"),
+          setTenantSurrogate: () => store.setTenant(token, "a\ud800"),
+          setDeviceUndefined: () => store.setDevice(token),
+          setDeviceHuge: () => store.setDevice(token, "d".repeat(10_000_000)),
+          setDeviceBigInt: () => store.setDevice(token, 1n),
+          setDeviceTokenSymbol: () => store.setDevice(Symbol("t"), "d"),
+        };
+        const codes = {};
+        const fields = {};
+        for (const [name, fn] of Object.entries(cases)) {
+          codes[name] = await self.codeOf(fn);
+          try { await fn(); } catch (e) { fields[name] = e.field; }
+        }
+        const session = store.get(token);
+        const out = { codes, fields, session, count: store.loadAll().length };
+        store.close();
+        return out;
+      });
+      for (const [name, code] of Object.entries(r.codes)) {
+        assert.equal(code, "InvalidInput", `${name} gave ${code}`);
+      }
+      assert.equal(r.fields.createGuestNumberTenant, "tenantId");
+      assert.equal(r.fields.upgradeNumberUser, "userId");
+      assert.equal(r.fields.upgradeGuestId, "userId");
+      assert.equal(r.fields.upgradeSameToken, "newToken");
+      assert.equal(r.fields.setTenantUndefined, "tenantId");
+      assert.equal(r.fields.setDeviceHuge, "device");
+      assert.equal(r.fields.setDeviceTokenSymbol, "token");
+      assert.match(r.session.userId, /^guest_/, "the guest is untouched");
+      assert.equal(r.session.tenantId, null);
+      assert.equal(r.session.device, null);
+      assert.equal(r.count, 1, "nothing written");
+    });
+
     test("NotFound and Closed", async () => {
       const r = await worker.evaluate(async () => {
         const { SessionStore } = await self.ready;

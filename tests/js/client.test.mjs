@@ -194,6 +194,66 @@ for (const name of BROWSERS) describe(`SessionStoreClient in ${name}`, () => {
     assert.equal(r.closed, true);
   });
 
+  test("Pylon's calls through the worker: createGuest, upgrade, setTenant, setDevice, refresh, with change events", async () => {
+    const r = await onPage(async ({ SessionStoreClient }) => {
+      const store = await SessionStoreClient.open({ dbName: "client-pylon.db", storage: "opfs", tokenStorage: "keep" });
+      const changes = [];
+      // ("handoff" may come from a store an earlier test closed on this page: not this test's.)
+      store.addEventListener("change", (e) => { if (e.detail.op !== "handoff") changes.push(e.detail); });
+      const guest = await store.createGuest({ device: "tab" });
+      const bare = await store.createGuest();
+      const alice = await store.upgrade(guest.token, "alice");
+      const guestGone = await store.get(guest.token);
+      const switched = await store.setTenant(alice.token, "acme");
+      const labelled = await store.setDevice(alice.token, null);
+      const refreshed = await store.refresh(alice.token);
+      const aliceGone = await store.get(alice.token);
+      const codeOf = async (p) => {
+        try { await p(); return "ok"; } catch (e) { return { code: e.code, field: e.field ?? null, name: e.name }; }
+      };
+      const errors = {
+        upgradeUser: await codeOf(() => store.upgrade(refreshed.token, "mallory")),
+        upgradeNumber: await codeOf(() => store.upgrade(bare.token, 7)),
+        setTenantUndefined: await codeOf(() => store.setTenant(refreshed.token)),
+        setDeviceMissing: await codeOf(() => store.setDevice("pyl_" + "2".repeat(64), "d")),
+        refreshMissing: await codeOf(() => store.refresh("pyl_" + "2".repeat(64))),
+        createGuestUnknown: await codeOf(() => store.createGuest({ userId: "alice" })),
+      };
+      const all = await store.loadAll();
+      // Change events are broadcast: wait for the last one to arrive.
+      for (let i = 0; i < 50 && changes.length < 6; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      await store.close();
+      return { guest, bare, alice, guestGone, switched, labelled, refreshed, aliceGone, errors, all, changes };
+    });
+    assert.match(r.guest.session.userId, /^guest_[0-9a-f]{32}$/);
+    assert.equal(r.guest.session.device, "tab");
+    assert.match(r.bare.session.userId, /^guest_[0-9a-f]{32}$/);
+    assert.match(r.alice.token, /^pyl_[0-9a-f]{64}$/, "the new token is made on the page");
+    assert.notEqual(r.alice.token, r.guest.token);
+    assert.equal(r.alice.session.userId, "alice");
+    assert.equal(r.guestGone, null);
+    assert.equal(r.switched.tenantId, "acme");
+    assert.equal(r.labelled.device, null);
+    assert.equal(r.refreshed.session.tenantId, "acme");
+    assert.notEqual(r.refreshed.token, r.alice.token);
+    assert.equal(r.aliceGone, null);
+    assert.deepEqual(r.errors, {
+      upgradeUser: { code: "InvalidInput", field: "token", name: "SessionStoreError" },
+      upgradeNumber: { code: "InvalidInput", field: "userId", name: "SessionStoreError" },
+      setTenantUndefined: { code: "InvalidInput", field: "tenantId", name: "SessionStoreError" },
+      setDeviceMissing: { code: "NotFound", field: null, name: "SessionStoreError" },
+      refreshMissing: { code: "NotFound", field: null, name: "SessionStoreError" },
+      createGuestUnknown: { code: "InvalidInput", field: "guest", name: "SessionStoreError" },
+    });
+    assert.equal(r.all.length, 2);
+    assert.deepEqual(r.changes.map((c) => c.op), ["createGuest", "createGuest", "upgrade", "setTenant", "setDevice", "refresh"]);
+    assert.deepEqual(r.changes[2].ids, [r.guest.session.id, r.alice.session.id]);
+    assert.equal(r.changes[2].userId, "alice");
+    assert.deepEqual(r.changes[3], { op: "setTenant", ids: [r.alice.session.id], userId: "alice" });
+    assert.deepEqual(r.changes[5].ids, [r.alice.session.id, r.refreshed.session.id]);
+    assert.ok(r.changes.every((c) => !JSON.stringify(c).includes(r.refreshed.token.slice(4))), "no tokens in events");
+  });
+
   test("typed errors cross postMessage with their code", async () => {
     const r = await onPage(async ({ SessionStoreClient, SessionStoreError }) => {
       const store = await SessionStoreClient.open({ dbName: "client-errors.db", storage: "opfs" });

@@ -22,6 +22,19 @@ export async function inWorker(): Promise<void> {
   const chosen: string = store.create({ userId: "alice" }, "pyl_" + "0".repeat(64)).token;
   const next: string = store.rotate(chosen, "pyl_" + "1".repeat(64)).token;
   void next;
+  const guest = store.createGuest({ tenantId: "acme" });
+  const upgraded: string = store.upgrade(guest.token, "alice").token;
+  const refreshed: Session = store.refresh(upgraded, "pyl_" + "2".repeat(64)).session;
+  const moved: Session = store.setTenant(refreshed.token ?? upgraded, null);
+  const labelled: Session = store.setDevice(upgraded, "laptop");
+  store.createGuest(null, "pyl_" + "3".repeat(64));
+  // @ts-expect-error a guest's user id is generated
+  store.createGuest({ userId: "alice" });
+  // @ts-expect-error setTenant takes a string or null, never nothing
+  store.setTenant(upgraded);
+  // @ts-expect-error upgrade needs the user id
+  store.upgrade(upgraded);
+  void [moved, labelled];
   // @ts-expect-error userId is required
   store.create({ device: "x" });
   // @ts-expect-error caller-chosen tokens are strings
@@ -48,6 +61,14 @@ export async function onPage(): Promise<void> {
   const issued = await store.create({ userId: "alice" });
   const s: Session | null = await store.get(issued.token);
   const count: number = await store.removeByUser("alice");
+  const guest = await store.createGuest({ device: "tab" });
+  const signedIn: Session = (await store.upgrade(guest.token, "alice")).session;
+  const switched: Session = await store.setTenant(guest.token, "acme");
+  const relabelled: Session = await store.setDevice(guest.token, null);
+  const renewed: string = (await store.refresh(guest.token)).token;
+  // @ts-expect-error upgrade needs the user id
+  await store.upgrade(guest.token);
+  void [signedIn, switched, relabelled, renewed];
   // @ts-expect-error methods return promises
   const wrong: Session | null = store.get(issued.token);
   try {
