@@ -63,8 +63,20 @@ pg_db() { # name -> URL of a fresh database
 export CARGO_TARGET_DIR="$target/runtime"
 (cd "$rt" && cargo test --quiet --no-run --test integration --test postgres_auth_backends --test pylon_sessions_e2e)
 
-step "pylon-runtime's tests/integration.rs on the drop-in"
+step "pylon-runtime's tests/integration.rs: as it is (sessions in memory), then on the drop-in on SQLite and on Postgres"
 (cd "$rt" && env -u DATABASE_URL cargo test --quiet --test integration)
+# PYLON_SESSION_DB and DATABASE_URL make pylon-runtime's server keep its sessions through
+# session_backend.rs, i.e. the drop-in; the rows left behind show it was used.
+sessions_db="$work/integration.sessions.db"
+(cd "$rt" && PYLON_SESSION_DB="$sessions_db" env -u DATABASE_URL cargo test --quiet --test integration)
+rows=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from _pylon_sessions").fetchone()[0])' "$sessions_db")
+[ "$rows" -gt 0 ] || { echo "error: the drop-in's SQLite file holds no session" >&2; exit 1; }
+echo "SQLite: $rows sessions kept by the drop-in"
+pg_integration=$(pg_db pylon_rt_integration)
+(cd "$rt" && DATABASE_URL="$pg_integration" cargo test --quiet --test integration -- --test-threads=1)
+rows=$(psql "$pg_integration" -Atqc 'select count(*) from _pylon_sessions where id is not null')
+[ "$rows" -gt 0 ] || { echo "error: the drop-in's Postgres table holds no session" >&2; exit 1; }
+echo "Postgres: $rows sessions kept by the drop-in"
 
 step "pylon-runtime's tests/postgres_auth_backends.rs on the drop-in (PYLON_TEST_PG_URL, fresh database)"
 (cd "$rt" && PYLON_TEST_PG_URL=$(pg_db pylon_rt_auth) env -u DATABASE_URL cargo test --quiet --test postgres_auth_backends -- --test-threads=1)
