@@ -394,3 +394,118 @@ async fn origin_must_match_scheme_host_and_port() {
         assert_eq!(status, expected, "Origin {origin}");
     }
 }
+
+// ---- odd methods and headers ----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_methods_and_headers_are_never_5xx() {
+    let demo = Demo::start(&[]);
+    let addr = demo.addr;
+    let wait = Duration::from_secs(20);
+    let plain = |method: &str, path: &str, headers: &str| {
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n")
+            .into_bytes()
+    };
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    for method in [
+        "FOO", "PATCH", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PROPFIND",
+    ] {
+        for path in ["/", "/index.html", "/pkg/x.js", "/api/session", "/api/sync"] {
+            cases.push((format!("{method} {path}"), plain(method, path, "")));
+        }
+    }
+    cases.push(("CONNECT".into(), plain("CONNECT", "127.0.0.1:1", "")));
+    cases.push(("OPTIONS *".into(), plain("OPTIONS", "*", "")));
+    cases.push((
+        "absolute-form".into(),
+        plain("GET", &format!("http://{addr}/index.html"), ""),
+    ));
+    cases.push((
+        "no Host".into(),
+        b"GET /index.html HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(),
+    ));
+    cases.push((
+        "HTTP/1.0".into(),
+        b"GET /index.html HTTP/1.0\r\n\r\n".to_vec(),
+    ));
+    for (name, headers) in [
+        ("range past the end", "Range: bytes=99999999-\r\n"),
+        ("range garbage", "Range: bytes=z-y\r\n"),
+        ("many ranges", "Range: bytes=0-1,2-3,4-5,6-7,8-9\r\n"),
+        (
+            "if-modified-since garbage",
+            "If-Modified-Since: yesterday\r\n",
+        ),
+        ("accept-encoding odd", "Accept-Encoding: br;q=2, *;q=-1\r\n"),
+        (
+            "cookie bytes",
+            "Cookie: __Host-pylon_session=\u{00ff}\u{00fe}\r\n",
+        ),
+        ("bearer garbage", "Authorization: Bearer \u{0001}\r\n"),
+        ("origin garbage", "Origin: ::::\r\nSec-Fetch-Site: ?\r\n"),
+        ("big header", &format!("X-Big: {}\r\n", "a".repeat(20_000))),
+    ] {
+        cases.push((
+            format!("GET / {name}"),
+            plain("GET", "/index.html", headers),
+        ));
+        cases.push((
+            format!("GET /api/session {name}"),
+            plain("GET", "/api/session", headers),
+        ));
+    }
+    let post = |headers: &str, body: &str| {
+        format!(
+            "POST /api/signin HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n{body}"
+        )
+        .into_bytes()
+    };
+    cases.push((
+        "bad content-length".into(),
+        post(
+            "Content-Type: application/json\r\nContent-Length: x\r\n",
+            "",
+        ),
+    ));
+    cases.push((
+        "two content-lengths".into(),
+        post(
+            "Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n",
+            "{}",
+        ),
+    ));
+    cases.push((
+        "content-length and chunked".into(),
+        post(
+            "Content-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+            "2\r\n{}\r\n0\r\n\r\n",
+        ),
+    ));
+    cases.push((
+        "bad chunk".into(),
+        post(
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
+            "zz\r\n{}\r\n0\r\n\r\n",
+        ),
+    ));
+    cases.push((
+        "huge content-length".into(),
+        post(
+            "Content-Type: application/json\r\nContent-Length: 99999999999999999999\r\n",
+            "",
+        ),
+    ));
+    cases.push((
+        "garbage request line".into(),
+        b"\x00\x01\x02 / HTTP/1.1\r\n\r\n".to_vec(),
+    ));
+    let mut failures = Vec::new();
+    for (name, raw) in &cases {
+        let (outcome, took) = exchange(addr, raw, wait).await;
+        println!("{name}: {outcome:?} after {took:?}");
+        if !matches!(outcome, Outcome::Status(s) if s < 500) && outcome != Outcome::Closed {
+            failures.push(format!("{name}: {outcome:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "5xx or no answer: {failures:#?}");
+}
