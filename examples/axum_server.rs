@@ -132,6 +132,8 @@ fn store_of<B: pylon_sessions::AsyncSessionBackend + 'static>(
         } else {
             SessionConfig::default().cookie_name
         },
+        // This example speaks plain HTTP itself: its own origin is `http://` + the `Host` header.
+        scheme: "http".into(),
         ..SessionConfig::default()
     };
     Ok(Sessions::new(store).with_config(config))

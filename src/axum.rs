@@ -38,10 +38,37 @@
 //! HTTPS (browsers also accept `Secure` cookies from `http://localhost` and `127.0.0.1`), and
 //! cross-site subrequests do not carry it. Unsafe methods (`POST`, `PUT`, `PATCH`, `DELETE`, …)
 //! authenticated by the cookie must also come from this origin: `Sec-Fetch-Site` must be
-//! `same-origin` or `none`, or `Origin` must name this host or an origin in
+//! `same-origin` or `none`, or `Origin` must name this server's own origin (scheme, host and port:
+//! [`SessionConfig::scheme`] with the request's `Host`) or an origin in
 //! [`SessionConfig::trusted_origins`]; a request with neither header is not from a browser and is let
 //! through (the rule of Go's `http.CrossOriginProtection`). Bearer tokens are not ambient credentials,
 //! so they need no CSRF check.
+//!
+//! A server cannot tell its own scheme from an HTTP/1 request, so it is configured: `https` by
+//! default (a server with TLS, or behind a proxy that terminates it), `http` for a server browsers
+//! reach over plain HTTP (development, the demo). Behind a proxy that rewrites `Host`, list the public
+//! origin in `trusted_origins`.
+//!
+//! # Request bodies
+//! [`JsonBody`] reads at most [`MAX_JSON_BODY`] bytes (16 KiB; its second parameter sets another
+//! limit): a body declared larger (`Content-Length`) is refused with 413 at once, before any of it is
+//! read, and a body without a declared length is refused as soon as it grows past the limit. The
+//! router's `DefaultBodyLimit` still applies when it is lower.
+//!
+//! # What your server must set itself
+//! The routes and extractors here run inside your server; what a connection may cost is the server's
+//! business, and `axum::serve` sets no timeout at all (no header read timeout, no body timeout, idle
+//! keep-alive connections are held forever). Before exposing an app, serve it with:
+//! - a header read timeout that also closes idle keep-alive connections: hyper's
+//!   `http1::Builder::header_read_timeout` with a `timer` (hyper starts it when a connection opens and
+//!   after each response);
+//! - a timeout for the whole request, body included: tower-http's `TimeoutLayer` (answer 408), and
+//!   `RequestBodyTimeoutLayer` for handlers that stream bodies;
+//! - a limit on body sizes for routes that do not use [`JsonBody`] (`DefaultBodyLimit`, or tower-http's
+//!   `RequestBodyLimitLayer`, which also refuses a declared oversize body at once).
+//!
+//! `src/bin/pylon-sessions-server.rs` (the demo server) does all of this (10 s each), with its own
+//! accept loop over hyper, since `axum::serve` exposes none of these settings.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,7 +76,7 @@ use std::sync::Arc;
 
 use ::axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use ::axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, ORIGIN, SET_COOKIE,
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, ORIGIN, SET_COOKIE,
 };
 use ::axum::http::request::Parts;
 use ::axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -79,6 +106,10 @@ pub struct SessionConfig {
     /// Origins besides this host's own that may send cookie-authenticated unsafe requests, spelled
     /// as browsers send them (`https://app.example`).
     pub trusted_origins: Vec<String>,
+    /// The scheme of this server's own origin as browsers see it (default `https`, also right behind
+    /// a proxy that terminates TLS; `http` for a server reached over plain HTTP). With the request's
+    /// `Host` it makes the origin that `Origin` must equal (scheme, host and port).
+    pub scheme: String,
 }
 
 impl Default for SessionConfig {
@@ -89,6 +120,7 @@ impl Default for SessionConfig {
             cookie: true,
             bearer: true,
             trusted_origins: Vec::new(),
+            scheme: "https".into(),
         }
     }
 }
@@ -571,14 +603,13 @@ fn check_origin(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let origin = header(ORIGIN.as_str());
     let trusted = origin.is_some_and(|o| config.trusted_origins.iter().any(|t| t == o));
-    let same_host = origin.is_some_and(|o| {
-        let host = o.split_once("://").map_or(o, |(_, rest)| rest);
-        header(HOST.as_str()).is_some_and(|h| h.eq_ignore_ascii_case(host))
+    let same_origin = origin.is_some_and(|o| {
+        header(HOST.as_str()).is_some_and(|host| is_own_origin(o, &config.scheme, host))
     });
     let allowed = match header("sec-fetch-site") {
         Some("same-origin" | "none") => true,
         Some(_) => trusted,
-        None => origin.is_none() || same_host || trusted,
+        None => origin.is_none() || same_origin || trusted,
     };
     if allowed {
         Ok(())
@@ -589,6 +620,52 @@ fn check_origin(
             "cross-origin request refused (CSRF protection)",
         ))
     }
+}
+
+/// Whether `origin` (as a browser sends it: `scheme://host[:port]`) is this server's own origin:
+/// `scheme` and the request's `Host`, with the scheme's default port when either leaves it out.
+fn is_own_origin(origin: &str, scheme: &str, host: &str) -> bool {
+    let Some((origin_scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return false,
+    };
+    match (
+        host_and_port(authority, default_port),
+        host_and_port(host, default_port),
+    ) {
+        (Some(a), Some(b)) => {
+            origin_scheme.eq_ignore_ascii_case(scheme)
+                && a.0.eq_ignore_ascii_case(b.0)
+                && a.1 == b.1
+        }
+        _ => false,
+    }
+}
+
+/// `host[:port]` (an IPv6 host in brackets) split into the host and the port, the default when
+/// none is given; `None` for anything else (a path, user info, a bad port).
+fn host_and_port(authority: &str, default_port: u16) -> Option<(&str, u16)> {
+    if authority.is_empty()
+        || authority
+            .bytes()
+            .any(|b| matches!(b, b'/' | b'@' | b'?' | b'#' | b'\\') || b.is_ascii_whitespace())
+    {
+        return None;
+    }
+    let (host, port) = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
+        _ => (authority, None),
+    };
+    let port = match port {
+        None => default_port,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+        Some(_) => return None,
+    };
+    (!host.is_empty()).then_some((host, port))
 }
 
 impl<S> FromRequestParts<S> for CurrentSession
@@ -754,12 +831,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `axum::Json` whose rejections (wrong `Content-Type`, malformed or mistyped JSON, a body over the
-/// router's `DefaultBodyLimit`) are [`ApiError`]s in the same JSON shape as every other error.
-#[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+/// The largest body [`JsonBody`] reads by default: 16 KiB.
+pub const MAX_JSON_BODY: usize = 16 * 1024;
 
-impl<S, T> FromRequest<S> for JsonBody<T>
+/// `axum::Json` of at most `LIMIT` bytes (default [`MAX_JSON_BODY`]), whose rejections (wrong
+/// `Content-Type`, malformed or mistyped JSON, a body over the limit or the router's
+/// `DefaultBodyLimit`) are [`ApiError`]s in the same JSON shape as every other error. A body declared
+/// over the limit is refused (413 `PayloadTooLarge`) before any of it is read, so a client cannot hold
+/// the request by declaring a large body and withholding it.
+#[derive(Debug)]
+pub struct JsonBody<T, const LIMIT: usize = MAX_JSON_BODY>(pub T);
+
+impl<S, T, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT>
 where
     S: Send + Sync,
     T: DeserializeOwned,
@@ -767,6 +850,18 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > LIMIT as u64) {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                format!("request bodies are limited to {LIMIT} bytes"),
+            ));
+        }
         let is_json = req
             .headers()
             .get(CONTENT_TYPE)
@@ -783,6 +878,8 @@ where
                 "expected Content-Type: application/json",
             ));
         }
+        let req =
+            req.map(|body| ::axum::body::Body::new(http_body_util::Limited::new(body, LIMIT)));
         match ::axum::Json::<T>::from_request(req, state).await {
             Ok(::axum::Json(v)) => Ok(JsonBody(v)),
             Err(rejection) => {
@@ -795,5 +892,34 @@ where
                 Err(ApiError::new(status, code, rejection.body_text()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_own_origin;
+
+    #[test]
+    fn own_origin_is_scheme_host_and_port() {
+        let own = |origin: &str, scheme: &str, host: &str| is_own_origin(origin, scheme, host);
+        assert!(own("http://127.0.0.1:8080", "http", "127.0.0.1:8080"));
+        assert!(own("HTTP://LocalHost:8080", "http", "localhost:8080"));
+        assert!(own("https://app.example", "https", "app.example"));
+        assert!(own("https://app.example:443", "https", "app.example"));
+        assert!(own("https://app.example", "https", "app.example:443"));
+        assert!(own("http://[::1]:8080", "http", "[::1]:8080"));
+        assert!(!own("https://127.0.0.1:8080", "http", "127.0.0.1:8080"));
+        assert!(!own("http://127.0.0.1:8081", "http", "127.0.0.1:8080"));
+        assert!(!own("http://127.0.0.1", "http", "127.0.0.1:8080"));
+        assert!(!own("http://localhost:8080", "http", "127.0.0.1:8080"));
+        assert!(!own("http://app.example:80", "https", "app.example"));
+        assert!(!own("http://[::1]", "http", "[::1]:8080"));
+        assert!(!own("http://127.0.0.1:8080/", "http", "127.0.0.1:8080"));
+        assert!(!own("http://u@127.0.0.1:8080", "http", "127.0.0.1:8080"));
+        assert!(!own("http://127.0.0.1:+80", "http", "127.0.0.1:80"));
+        assert!(!own("http://127.0.0.1:", "http", "127.0.0.1:80"));
+        assert!(!own("127.0.0.1:8080", "http", "127.0.0.1:8080"));
+        assert!(!own("null", "http", "127.0.0.1:8080"));
+        assert!(!own("ftp://127.0.0.1:8080", "ftp", "127.0.0.1:8080"));
     }
 }

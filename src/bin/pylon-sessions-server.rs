@@ -3,25 +3,43 @@
 //!
 //! ```text
 //! pylon-sessions-server [--listen 127.0.0.1:8080] [--db pylon-sessions.db] [--root DIR] [--bearer]
+//!     [--scheme http|https]
 //! ```
 //! `--bearer` turns cookies off: the sign-in answer carries the token, and requests present it as
-//! `Authorization: Bearer` (the page client's bearer mode).
+//! `Authorization: Bearer` (the page client's bearer mode). `--scheme https` (default `http`, which
+//! this server speaks) is for a server behind a proxy that terminates TLS: the scheme of the origin
+//! that cookie-authenticated unsafe requests must come from.
 //! Storage: the SQLite file `--db` (default `pylon-sessions.db` in the current directory), or
 //! PostgreSQL when `DATABASE_URL` is set. `PORT` sets the port. Cookies are `__Host-` cookies
 //! (`Secure`, which browsers accept from `http://localhost` and `http://127.0.0.1`).
 //!
+//! **Hostile clients:** headers must arrive within 10 s of the connection opening or of the previous
+//! response (so an idle keep-alive connection is closed after 10 s), and the request, body included,
+//! must be answered within 10 s after them (408 otherwise; a body that sends nothing for 10 s is cut
+//! too); JSON bodies are limited to 16 KiB and a larger declared one is answered 413 at once. A path
+//! the static service cannot open (a segment too long for the file system, a NUL) is a 404, never a
+//! 500. `axum::serve` exposes no timeout, so `serve` below is an accept loop over hyper.
+//!
 //! **Demo sign-in:** `POST /api/signin {user, tenant?, device?}` signs in whoever names a user: it
 //! checks no password. `check_credentials` below is where a real app checks one.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use pylon_sessions::axum::{session_routes, ApiError, JsonBody, SessionConfig, Sessions, SignedIn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use pylon_sessions::axum::{
+    session_routes, ApiError, JsonBody, SessionConfig, Sessions, SignedIn, MAX_JSON_BODY,
+};
 use pylon_sessions::{
     AsyncSessionStore, Blocking, NewSession, Policy, PostgresPoolBackend, PostgresPoolConfig,
     SqliteBackend,
@@ -29,6 +47,15 @@ use pylon_sessions::{
 use serde::Deserialize;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+/// How long a client may take to send a request's headers, counted from the connection's opening or
+/// the end of the previous response (hyper's header read timeout): also the idle keep-alive timeout.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request may take once its headers are in, body included (408 after it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request body may send nothing.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The demo's timeouts: 8 hours absolute, 15 minutes idle.
 pub const POLICY: Policy = Policy {
@@ -68,16 +95,70 @@ pub fn app(sessions: Sessions, www: PathBuf, pkg: PathBuf) -> Router {
     let api = Router::new()
         .route("/signin", post(sign_in))
         .merge(session_routes())
-        .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(sessions);
     Router::new()
         .nest("/api", api)
-        .nest_service("/pkg", ServeDir::new(pkg))
-        .fallback_service(ServeDir::new(www))
+        .nest_service("/pkg", static_files(pkg))
+        .fallback_service(static_files(www))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+}
+
+/// The files under `dir`, through tower-http's `ServeDir`, except that a path it cannot open for a
+/// reason other than "not found" (a name too long for the file system, a NUL byte: its `try_call`
+/// errors, which `ServeDir` itself answers with 500) is a 404: the client named no file we serve.
+fn static_files(
+    dir: PathBuf,
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone {
+    let files = ServeDir::new(dir);
+    tower::service_fn(move |req: Request| {
+        let mut files = files.clone();
+        async move {
+            Ok(match files.try_call(req).await {
+                Ok(res) if !res.status().is_server_error() => res.map(Body::new),
+                _ => StatusCode::NOT_FOUND.into_response(),
+            })
+        }
+    })
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, with the timeouts above: hyper's header read
+/// timeout on every connection (it starts again after each response, so it also closes idle
+/// keep-alive connections); the request and body timeouts are layers of `app`. After `shutdown`,
+/// connections finish their requests for at most `HEADER_TIMEOUT`.
+pub async fn serve(
+    mut listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            // axum's accept: retries after an error (sleeping a second when out of file descriptors).
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        let conn =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that goes away or times out ends its connection: nothing to report.
+            let _ = conn.await;
+        });
+    }
+    let _ = tokio::time::timeout(HEADER_TIMEOUT, graceful.shutdown()).await;
 }
 
 /// Opens the store: Postgres when `database_url` is given, else the SQLite file.
@@ -108,6 +189,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut db = PathBuf::from("pylon-sessions.db");
     let mut root = repo.clone();
     let mut bearer = false;
+    let mut scheme = "http".to_owned();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -117,6 +199,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--db" => db = value()?.into(),
             "--root" => root = value()?.into(),
             "--bearer" => bearer = true,
+            "--scheme" => match value()?.as_str() {
+                s @ ("http" | "https") => scheme = s.to_owned(),
+                other => return Err(format!("--scheme {other}: http or https").into()),
+            },
             other => {
                 return Err(format!(
                     "unknown argument {other}; see the top of src/bin/pylon-sessions-server.rs"
@@ -126,13 +212,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let database_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
-    let mut sessions = sessions(database_url.as_deref(), &db).await?;
-    if bearer {
-        sessions = sessions.with_config(SessionConfig {
-            cookie: false,
+    let sessions = sessions(database_url.as_deref(), &db)
+        .await?
+        .with_config(SessionConfig {
+            cookie: !bearer,
+            scheme,
             ..SessionConfig::default()
         });
-    }
     let storage = match &database_url {
         Some(_) => "PostgreSQL (DATABASE_URL)".to_owned(),
         None => format!("SQLite file {}", db.display()),
@@ -144,10 +230,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if bearer { "bearer tokens" } else { "cookies" }
     );
     let app = app(sessions, root.join("www"), root.join("pkg"));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    serve(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
     Ok(())
 }
