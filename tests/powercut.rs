@@ -13,7 +13,9 @@
 //!   issued (NORMAL syncs only at checkpoints and WAL restarts), so only commits since then are lost.
 //!
 //! The workload: create, touch, rotate, revoke (`remove`) and purge through `SessionStore` on a clock
-//! the test moves, from a seeded generator. One database per durability takes every cut in turn.
+//! the test moves, from a seeded generator. One database per durability takes every cut in turn; after
+//! every other check the WAL is left as recovery found it, so the next cut may land in the first
+//! checkpoint after a recovery.
 //! `PYLON_POWERCUT_CUTS` (default 30) cuts per durability; `PYLON_POWERCUT_SEED` the seed;
 //! `scripts/powercut.sh` runs 1,000.
 
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pylon_sessions::{Error, NewSession, Policy, SessionStore, SqliteBackend, Token};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use powercut::{Disk, Loss, VFS_NAME};
@@ -238,6 +241,7 @@ struct Tally {
     pending_writes: usize,
     kept_writes: usize,
     mid_checkpoint: usize,
+    wal_left: usize,
 }
 
 /// `n` power cuts on one database at `synchronous` = `durability`; panics at the first broken rule.
@@ -279,6 +283,8 @@ fn power_cuts(durability: &str, n: usize) -> Tally {
         let mut snapshots = vec![state.clone()];
         let mut syncs_at_ack = Vec::new();
         let mut in_flight = None;
+        let wal = dir.path().join("sessions.db-wal");
+        tally.wal_left += usize::from(std::fs::metadata(&wal).is_ok_and(|m| m.len() > 32));
         let conn =
             Connection::open_with_flags_and_vfs(&path, OpenFlags::default(), VFS_NAME).unwrap();
         conn.execute_batch(&format!(
@@ -365,7 +371,16 @@ fn power_cuts(durability: &str, n: usize) -> Tally {
         tally.pending_writes += power.pending;
         tally.kept_writes += power.applied;
         tally.mid_checkpoint += usize::from(power.main_file);
-        store.into_backend().close().unwrap();
+        // Every other time the WAL is left as recovery found it, not checkpointed on close: the next
+        // workload's first checkpoint (which may be cut) then copies the recovered frames.
+        let mut backend = store.into_backend();
+        if cut % 2 == 0 {
+            backend
+                .connection()
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+                .unwrap();
+        }
+        backend.close().unwrap();
         state = snapshots.swap_remove(k);
     }
     tally
@@ -381,7 +396,8 @@ fn cuts() -> usize {
 fn report(durability: &str, t: &Tally, started: Instant) {
     println!(
         "powercut {durability}: {} cuts ({} lost every unsynced write, {} a random subset, {} a torn \
-         last write; {} with database-file writes pending, mid-checkpoint; {} of {} pending \
+         last write; {} with database-file writes pending, mid-checkpoint; {} started on a WAL not \
+         checkpointed since recovery; {} of {} pending \
          operations reached the disk), {} operations acknowledged, {} \
          sessions checked, {} sessions lost, {} acknowledged operations lost (at most {} in one cut; \
          at most {} acknowledged since the last sync), {:.1} s",
@@ -390,6 +406,7 @@ fn report(durability: &str, t: &Tally, started: Instant) {
         t.by_loss[1],
         t.by_loss[2],
         t.mid_checkpoint,
+        t.wal_left,
         t.kept_writes,
         t.pending_writes,
         t.acknowledged,
