@@ -3,10 +3,12 @@
 //! Debian's `pgbouncer` (`scripts/setup.sh` installs it) refuses to run as root: as root it runs as the
 //! `postgres` user, on files that user can read. `auth_type = trust` (the user must still be in the
 //! auth file), a small `default_pool_size` so that server connections really are shared between
-//! clients, and a wildcard database entry, so every database the test creates on the server is
-//! reachable through the pooler under its own name. PgBouncer does not forward the `options` startup
-//! parameter, so tests isolate themselves with a fresh database each ([`Bouncer::fresh_database`]),
-//! not a `search_path`.
+//! clients, `server_round_robin` so that consecutive transactions of one client land on different
+//! server connections (as on a busy pooler; the default reuses the last one, which hides the
+//! problem from a test with one client), and a wildcard database entry, so every database the test
+//! creates on the server is reachable through the pooler under its own name. PgBouncer refuses the
+//! `options` startup parameter (or drops it, when told to ignore it), so tests isolate themselves
+//! with a fresh database each ([`Bouncer::database`]), not a `search_path`.
 //!
 //! The process is stopped when the [`Bouncer`] is dropped, and by a watchdog when the test process
 //! ends (a `static` one is never dropped).
@@ -43,6 +45,7 @@ pub struct Bouncer {
     /// The server behind it: host, port and user.
     upstream: (String, u16, String),
     pub mode: Mode,
+    pool_size: u32,
 }
 
 fn is_root() -> bool {
@@ -104,7 +107,8 @@ impl Bouncer {
              min_pool_size = 0\n\
              reserve_pool_size = 0\n\
              max_client_conn = 1000\n\
-             server_idle_timeout = 5\n\
+             server_round_robin = 1\n\
+             server_idle_timeout = 10\n\
              server_login_retry = 1\n\
              query_wait_timeout = 30\n\
              logfile = {dir}/pgbouncer.log\n\
@@ -151,6 +155,7 @@ impl Bouncer {
             port: listen,
             upstream: (host, port, user),
             mode,
+            pool_size,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", listen)).is_err() {
@@ -238,9 +243,23 @@ pub struct Database {
 }
 
 impl Bouncer {
-    /// As [`Bouncer::fresh_database`], dropped at the end of the test.
+    /// As [`Bouncer::fresh_database`], dropped at the end of the test. The pooler opens all its
+    /// server connections to it at once, so that from the first call on consecutive transactions go
+    /// to different ones (`server_round_robin`), as they do on a busy pooler.
     pub fn database(&self) -> Database {
         let name = self.fresh_database();
+        let url = self.url(&name);
+        let clients: Vec<Client> = (0..self.pool_size)
+            .map(|_| {
+                let mut c = Client::connect(&url, NoTls).expect("connect through the pooler");
+                c.batch_execute("BEGIN; SELECT 1")
+                    .expect("hold a server connection");
+                c
+            })
+            .collect();
+        for mut c in clients {
+            c.batch_execute("COMMIT").expect("release it");
+        }
         Database {
             direct_url: self.direct_url(&name),
             admin_url: self.direct_url("postgres"),
