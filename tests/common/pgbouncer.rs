@@ -88,6 +88,11 @@ impl Bouncer {
         };
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let user = config.get_user().unwrap_or("postgres").to_owned();
+        // The pooler logs in to the server with the URL's password, if it has one.
+        let password = config
+            .get_password()
+            .map(|p| format!(" password={}", String::from_utf8_lossy(p)))
+            .unwrap_or_default();
         let dir = tempfile::Builder::new()
             .prefix("pylon-pgbouncer-")
             .tempdir()
@@ -95,7 +100,7 @@ impl Bouncer {
         let listen = free_port();
         let ini = format!(
             "[databases]\n\
-             * = host={host} port={port}\n\
+             * = host={host} port={port}{password}\n\
              [pgbouncer]\n\
              listen_addr = 127.0.0.1\n\
              listen_port = {listen}\n\
