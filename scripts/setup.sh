@@ -17,7 +17,8 @@ apt_missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # postgresql: the server binaries for the tests' throwaway clusters (restarts, TLS); openssl: their certificates;
 # libsqlite3-dev: the system SQLite a Rust app links when it turns `bundled` off (scripts/test-package.sh).
-test_pkgs=(chromium chromium-driver firefox-esr postgresql openssl libsqlite3-dev)
+# pgbouncer: the pooler tests (tests/pooler.rs) run the backends through a real one, transaction and session mode.
+test_pkgs=(chromium chromium-driver firefox-esr postgresql openssl libsqlite3-dev pgbouncer)
 $build_only && test_pkgs=()
 for pkg in clang "${test_pkgs[@]}"; do
   have_pkg "$pkg" || apt_missing+=("$pkg")

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use postgres::error::SqlState;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use postgres::{Client, Config, NoTls, Statement};
+use postgres::{Client, Config, NoTls};
 
 use crate::backend::sql::{
     postgres_placeholders, Dialect, Driver, KeepLegacyTokens, Migration, Param, Row, SqlBackend,
@@ -14,8 +14,11 @@ use crate::platform;
 
 /// Sessions in a Postgres table, `_pylon_sessions` in the connection's current schema.
 ///
-/// Every statement is prepared once per connection and cached. The migration takes a transaction-level
-/// advisory lock, so several servers starting at once migrate exactly once.
+/// Every statement goes to the server as an unnamed statement with typed parameters (parse, bind and
+/// execute in one round trip): nothing is prepared on one server connection and run on another, so
+/// the backend works behind a connection pooler in transaction mode (PgBouncer) as well as directly.
+/// The migration takes a transaction-level advisory lock, so several servers starting at once migrate
+/// exactly once, through a pooler too.
 ///
 /// # Examples
 /// ```no_run
@@ -26,17 +29,19 @@ use crate::platform;
 /// ```
 pub type PostgresBackend = SqlBackend<PostgresDriver>;
 
-/// The `postgres` [`Driver`]: a client with a statement cache.
+/// The `postgres` [`Driver`]: a client, and the statements' texts in Postgres' spelling.
+///
+/// No statement is prepared (named) on the server: a pooler in transaction mode may give each call
+/// another server connection, where a statement prepared on the first does not exist or, worse, is
+/// another client's statement under the same name.
 pub struct PostgresDriver {
     client: Client,
-    statements: HashMap<&'static str, Statement>,
+    texts: HashMap<&'static str, String>,
 }
 
 impl std::fmt::Debug for PostgresDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresDriver")
-            .field("cached_statements", &self.statements.len())
-            .finish_non_exhaustive()
+        f.debug_struct("PostgresDriver").finish_non_exhaustive()
     }
 }
 
@@ -103,7 +108,7 @@ impl SqlBackend<PostgresDriver> {
     ) -> Result<(Self, Migration)> {
         let driver = PostgresDriver {
             client,
-            statements: HashMap::new(),
+            texts: HashMap::new(),
         };
         SqlBackend::new_keeping(driver, platform::now(), keep)
     }
@@ -132,9 +137,39 @@ fn classify_kind(e: postgres::Error) -> Error {
         Some(s) if s == SqlState::DATA_CORRUPTED || s == SqlState::INDEX_CORRUPTED => {
             Error::Corrupt(e.into())
         }
+        // The server (or a pooler in front of it: PgBouncer reports its own failures as class 08)
+        // is shutting down, restarting, full or unreachable.
+        Some(s)
+            if s == SqlState::ADMIN_SHUTDOWN
+                || s == SqlState::CRASH_SHUTDOWN
+                || s == SqlState::CANNOT_CONNECT_NOW
+                || s == SqlState::TOO_MANY_CONNECTIONS
+                || s.code().starts_with("08") =>
+        {
+            Error::StorageUnavailable {
+                reason: "the Postgres server or the pooler in front of it is unavailable".into(),
+                source: Some(e.into()),
+            }
+        }
+        // This client cannot be used again: open a new backend.
         _ if e.is_closed() => Error::Closed,
+        None if has_io_error(&e) => Error::StorageUnavailable {
+            reason: "Postgres is unreachable or closed the connection".into(),
+            source: Some(e.into()),
+        },
         _ => Error::Database(e.into()),
     }
+}
+
+fn has_io_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.is::<std::io::Error>() {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 impl ToSql for Param<'_> {
@@ -167,31 +202,28 @@ impl Row for PgRow<'_> {
     }
 }
 
-impl PostgresDriver {
-    fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(stmt) = self.statements.get(sql) {
-            return Ok(stmt.clone());
-        }
-        let stmt = self
-            .client
-            .prepare(&postgres_placeholders(sql))
-            .map_err(classify)?;
-        self.statements.insert(sql, stmt.clone());
-        Ok(stmt)
-    }
-}
-
-fn as_params<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
-    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+/// The parameters with their types, for an unnamed statement (`BIGINT`, `TEXT`).
+fn typed_params<'a>(params: &'a [Param<'a>]) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Int(v) => (v as &(dyn ToSql + Sync), Type::INT8),
+            Param::Text(v) => (v as &(dyn ToSql + Sync), Type::TEXT),
+        })
+        .collect()
 }
 
 impl Driver for PostgresDriver {
     const DIALECT: Dialect = Dialect::Postgres;
 
     fn execute(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
-        let stmt = self.prepared(sql)?;
+        // Split borrows: the text from the map, the client beside it.
+        let text = self
+            .texts
+            .entry(sql)
+            .or_insert_with(|| postgres_placeholders(sql));
         self.client
-            .execute(&stmt, &as_params(params))
+            .execute_typed(text, &typed_params(params))
             .map_err(classify)
     }
 
@@ -201,10 +233,13 @@ impl Driver for PostgresDriver {
         params: &[Param<'_>],
         each: &mut dyn FnMut(&dyn Row) -> Result<()>,
     ) -> Result<()> {
-        let stmt = self.prepared(sql)?;
+        let text = self
+            .texts
+            .entry(sql)
+            .or_insert_with(|| postgres_placeholders(sql));
         for row in self
             .client
-            .query(&stmt, &as_params(params))
+            .query_typed(text, &typed_params(params))
             .map_err(classify)?
         {
             each(&PgRow(&row))?;
@@ -215,10 +250,10 @@ impl Driver for PostgresDriver {
     fn table_columns(&mut self, table: &str) -> Result<Vec<String>> {
         let rows = self
             .client
-            .query(
+            .query_typed(
                 "SELECT column_name::text FROM information_schema.columns \
                  WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-                &[&table],
+                &[(&table, Type::TEXT)],
             )
             .map_err(classify)?;
         rows.iter()

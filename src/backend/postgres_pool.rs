@@ -22,7 +22,7 @@ use rustls::{
 };
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::backend::sql::migration::{self, LegacyRow, Plan};
@@ -454,8 +454,13 @@ impl ServerCertVerifier for AnyHostName {
     }
 }
 
-/// Sessions in Postgres for async servers: a pool of tokio-postgres connections (deadpool), each
-/// statement prepared once per connection, TLS through rustls as [`SslMode`] says.
+/// Sessions in Postgres for async servers: a pool of tokio-postgres connections (deadpool), TLS through
+/// rustls as [`SslMode`] says.
+///
+/// Every statement goes to the server as an unnamed statement with typed parameters (parse, bind and
+/// execute in one round trip), never prepared on one server connection and run on another: the
+/// backend works behind a connection pooler in transaction mode (PgBouncer) as well as directly. The
+/// migration's advisory lock is a transaction's, which a pooler keeps on one server connection.
 ///
 /// It heals: while the server is down every call fails within the timeout with
 /// [`Error::StorageUnavailable`]; closed connections are dropped from the pool and new ones opened,
@@ -603,7 +608,7 @@ impl PostgresPoolBackend {
         .map_err(classify)?;
         tx.batch_execute(META_DDL).await.map_err(classify)?;
         let version = tx
-            .query_opt(READ_VERSION, &[])
+            .query_typed_opt(READ_VERSION, &[])
             .await
             .map_err(classify)?
             .map(|r| r.try_get::<_, i64>(0))
@@ -611,11 +616,11 @@ impl PostgresPoolBackend {
             .map_err(classify)?;
         let columns = if version.is_none() {
             let rows = tx
-                .query(
+                .query_typed(
                     "SELECT column_name::text FROM information_schema.columns \
                      WHERE table_schema = current_schema() AND table_name = $1 \
                      ORDER BY ordinal_position",
-                    &[&TABLE],
+                    &[(&TABLE, Type::TEXT)],
                 )
                 .await
                 .map_err(classify)?;
@@ -635,7 +640,7 @@ impl PostgresPoolBackend {
                 Migration::Created
             }
             Plan::Legacy { read } => {
-                let rows = tx.query(read, &[]).await.map_err(classify)?;
+                let rows = tx.query_typed(read, &[]).await.map_err(classify)?;
                 let rows = rows
                     .iter()
                     .map(|r| LegacyRow::read(&PgRow(r), now))
@@ -648,7 +653,7 @@ impl PostgresPoolBackend {
                     let (id, rest) = row.params(now);
                     let mut params = vec![Param::Text(Some(&id))];
                     params.extend(rest);
-                    tx.execute(insert.as_str(), &as_params(&params))
+                    tx.execute_typed(insert.as_str(), &as_params(&params))
                         .await
                         .map_err(classify)?;
                 }
@@ -661,9 +666,9 @@ impl PostgresPoolBackend {
         for sql in migration::ADD_REVOKED {
             tx.batch_execute(sql).await.map_err(classify)?;
         }
-        tx.execute(
+        tx.execute_typed(
             postgres_placeholders(WRITE_VERSION).as_str(),
-            &[&SCHEMA_VERSION],
+            &[(&SCHEMA_VERSION, Type::INT8)],
         )
         .await
         .map_err(classify)?;
@@ -679,12 +684,8 @@ impl PostgresPoolBackend {
     async fn execute(&self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
         self.bounded(async {
             let client = self.client().await?;
-            let stmt = client
-                .prepare_cached(self.text(sql))
-                .await
-                .map_err(classify)?;
             client
-                .execute(&stmt, &as_params(params))
+                .execute_typed(self.text(sql), &as_params(params))
                 .await
                 .map_err(classify)
         })
@@ -698,9 +699,8 @@ impl PostgresPoolBackend {
             let tx = client.transaction().await.map_err(classify)?;
             let mut last = 0;
             for (sql, params) in steps {
-                let stmt = tx.prepare_cached(self.text(sql)).await.map_err(classify)?;
                 last = tx
-                    .execute(&stmt, &as_params(params))
+                    .execute_typed(self.text(sql), &as_params(params))
                     .await
                     .map_err(classify)?;
             }
@@ -713,12 +713,8 @@ impl PostgresPoolBackend {
     async fn sessions(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Session>> {
         let once = || async {
             let client = self.client().await?;
-            let stmt = client
-                .prepare_cached(self.text(sql))
-                .await
-                .map_err(classify)?;
             let rows = client
-                .query(&stmt, &as_params(params))
+                .query_typed(self.text(sql), &as_params(params))
                 .await
                 .map_err(classify)?;
             rows.iter().map(|r| session_from_row(&PgRow(r))).collect()
@@ -735,12 +731,13 @@ impl PostgresPoolBackend {
     }
 }
 
-fn as_params<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+/// The parameters with their types, for an unnamed statement (`BIGINT`, `TEXT`).
+fn as_params<'a>(params: &'a [Param<'a>]) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
     params
         .iter()
         .map(|p| match p {
-            Param::Int(v) => v as &(dyn ToSql + Sync),
-            Param::Text(v) => v as &(dyn ToSql + Sync),
+            Param::Int(v) => (v as &(dyn ToSql + Sync), Type::INT8),
+            Param::Text(v) => (v as &(dyn ToSql + Sync), Type::TEXT),
         })
         .collect()
 }
@@ -805,9 +802,15 @@ fn classify_kind(e: tokio_postgres::Error) -> Error {
             s if s == SqlState::ADMIN_SHUTDOWN
                 || s == SqlState::CRASH_SHUTDOWN
                 || s == SqlState::CANNOT_CONNECT_NOW
+                || s == SqlState::TOO_MANY_CONNECTIONS
                 || s.code().starts_with("08") =>
             {
-                unavailable("the Postgres server is shutting down or restarting", e)
+                // PgBouncer reports its own failures (server gone, login failing, wait timeout)
+                // as class 08 too.
+                unavailable(
+                    "the Postgres server or the pooler in front of it is unavailable",
+                    e,
+                )
             }
             _ => Error::Database(e.into()),
         };
@@ -913,12 +916,8 @@ impl AsyncSessionBackend for PostgresPoolBackend {
         self.bounded(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(classify)?;
-            let remove = tx
-                .prepare_cached(self.text(REMOVE))
-                .await
-                .map_err(classify)?;
             if tx
-                .execute(&remove, &as_params(&old))
+                .execute_typed(self.text(REMOVE), &as_params(&old))
                 .await
                 .map_err(classify)?
                 == 0
@@ -926,12 +925,8 @@ impl AsyncSessionBackend for PostgresPoolBackend {
                 // Nothing written: dropping the transaction rolls it back.
                 return Ok(false);
             }
-            let insert = tx
-                .prepare_cached(self.text(INSERT_NEW))
-                .await
-                .map_err(classify)?;
             if tx
-                .execute(&insert, &as_params(&new))
+                .execute_typed(self.text(INSERT_NEW), &as_params(&new))
                 .await
                 .map_err(classify)?
                 == 0
@@ -967,12 +962,8 @@ impl AsyncSessionBackend for PostgresPoolBackend {
         let id = [text(id.as_str())];
         self.bounded(async {
             let client = self.client().await?;
-            let stmt = client
-                .prepare_cached(self.text(REVOKED_AT))
-                .await
-                .map_err(classify)?;
             let row = client
-                .query_opt(&stmt, &as_params(&id))
+                .query_typed_opt(self.text(REVOKED_AT), &as_params(&id))
                 .await
                 .map_err(classify)?;
             row.map(|r| r.try_get::<_, i64>(0).map_err(classify))

@@ -85,13 +85,15 @@ pub trait Driver {
     /// Which SQL dialect the DDL should be written in.
     const DIALECT: Dialect;
 
-    /// Runs one statement (prepared once and cached); returns the number of changed rows.
+    /// Runs one statement; returns the number of changed rows. SQLite drivers prepare each statement
+    /// once and cache it; the Postgres driver sends unnamed statements, as a pooler in transaction
+    /// mode needs (a statement prepared on one server connection must never run on another).
     ///
     /// # Errors
     /// The driver's error, classified.
     fn execute(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64>;
 
-    /// Runs one query (prepared once and cached), calling `each` for every row.
+    /// Runs one query (as [`Driver::execute`] runs a statement), calling `each` for every row.
     ///
     /// # Errors
     /// The driver's error, classified, or the first error `each` returns.

@@ -12,6 +12,8 @@ pub mod cluster;
 pub mod legacy;
 #[cfg(not(target_family = "wasm"))]
 pub mod pg;
+#[cfg(all(not(target_family = "wasm"), feature = "postgres"))]
+pub mod pgbouncer;
 
 /// Every stored row of a SQLite store as text, for the hashing-at-rest checks.
 pub fn sqlite_dump(b: &mut pylon_sessions::SqliteBackend) -> String {
