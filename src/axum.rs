@@ -366,12 +366,7 @@ impl Sessions {
         method: &Method,
         headers: &HeaderMap,
     ) -> Result<CurrentSession, ApiError> {
-        let (raw, source) = presented_token(&self.config, headers)?;
-        if source == TokenSource::Cookie {
-            check_origin(&self.config, method, headers)?;
-        }
-        let token =
-            Token::parse(raw).map_err(|_| ApiError::unauthorized("malformed session token"))?;
+        let (token, source) = read_credential(&self.config, method, headers)?;
         match self.store.touch(&token).await? {
             Some(session) => Ok(CurrentSession {
                 session,
@@ -406,15 +401,8 @@ impl Sessions {
         req: &SyncRequest,
     ) -> Result<SyncAnswer, ApiError> {
         let checked = req.check()?;
-        let credential = match presented_token(&self.config, headers) {
-            Ok((raw, source)) => {
-                if source == TokenSource::Cookie {
-                    check_origin(&self.config, method, headers)?;
-                }
-                let token = Token::parse(raw)
-                    .map_err(|_| ApiError::unauthorized("malformed session token"))?;
-                Some((token, source))
-            }
+        let credential = match read_credential(&self.config, method, headers) {
+            Ok(credential) => Some(credential),
             Err(e) if e.message == NO_SESSION => None,
             Err(e) => return Err(e),
         };
@@ -553,6 +541,27 @@ where
         .route("/devices/revoke-others", post(revoke_others))
         .route("/devices/{id}", delete(revoke))
         .route("/sync", post(sync))
+}
+
+/// The credential a request presents, as [`CurrentSession`] and [`Sessions::sync`] read it before
+/// asking the store: the cookie first, then the bearer header; the CSRF rule for a cookie; the
+/// token's shape ([`Token::parse`]). Every failure is a 401 or 403 [`ApiError`] (the message
+/// `no session` when the request has no credential at all).
+///
+/// Not part of the API (hidden, semver exempt): the seam through which `tests/fuzz.rs` and the
+/// `fuzz/` targets drive the header parsers without a store.
+#[doc(hidden)]
+pub fn read_credential(
+    config: &SessionConfig,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(Token, TokenSource), ApiError> {
+    let (raw, source) = presented_token(config, headers)?;
+    if source == TokenSource::Cookie {
+        check_origin(config, method, headers)?;
+    }
+    let token = Token::parse(raw).map_err(|_| ApiError::unauthorized("malformed session token"))?;
+    Ok((token, source))
 }
 
 /// The token a request presents: the cookie first, then the bearer header.

@@ -216,7 +216,9 @@ impl TokenFormat {
             return Err(bad());
         }
         let rest = s.strip_prefix(ROUTED_TOKEN_PREFIX).ok_or_else(bad)?;
-        let (route, secret) = rest.split_at(ROUTE_HEX);
+        // Checked: `rest` is any text of the right length in bytes, and byte 32 may fall inside a
+        // multi-byte character (found by tests/fuzz.rs).
+        let (route, secret) = rest.split_at_checked(ROUTE_HEX).ok_or_else(bad)?;
         let secret = secret.strip_prefix('_').ok_or_else(bad)?;
         if !is_lower_hex(route) || !is_lower_hex(secret) {
             return Err(bad());
@@ -659,5 +661,20 @@ mod tests {
             panic!()
         };
         assert!(!format!("{route:?}").contains(&format!("{:016x}", route.tag)));
+    }
+
+    /// A text of a version 2 token's length whose multi-byte character spans the end of the route
+    /// (byte 37) is refused, not a panic (found by tests/fuzz.rs; seed
+    /// tests/fuzz/corpus/token/v2-multibyte-route).
+    #[test]
+    fn a_multibyte_character_across_the_route_end_is_refused() {
+        let s = "pyl2_00ff00ff00ff00ff1234567890abcd\u{800}f_fedcba9876543210fedcba9876543210\
+                 fedcba9876543210fedcba98765432";
+        assert_eq!(s.len(), V2_LEN);
+        let refused = |e: Error| assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        refused(TokenFormat::parse(s).unwrap_err());
+        refused(Token::parse_strict(s).unwrap_err());
+        let router = TokenRouter::new(&[7; 32]).unwrap();
+        refused(router.route(s).unwrap_err());
     }
 }
