@@ -50,7 +50,7 @@ if ! wait "$pylon_pid"; then
   echo "scripts/test-pylon.sh failed" >&2
   exit 1
 fi
-grep -E '^(===|test result|signed in|ok:|resolves|pylon:)' "$pylon_log" || true
+grep -E '^(===|test result|ok:|resolves|pylon:|SQLite:|Postgres:)|signed in after' "$pylon_log" || true
 
 echo
 echo "all suites passed"
