@@ -56,6 +56,7 @@ use crate::backend::sql::{session_params, Dialect, Driver, Param, SqlBackend};
 use crate::backend::DEFAULT_READERS;
 use crate::backend::{PostgresBackend, PostgresDriver, Revocation, SessionBackend, SqliteDriver};
 use crate::error::{Error, ErrorKind, Result};
+use crate::token::{hex, random_bytes};
 use crate::REVOCATION_RETENTION;
 use crate::{platform, PostgresPoolConfig, Session, SessionId, SqliteBackend, Token};
 
@@ -114,8 +115,10 @@ impl TokenKey {
             .chain_update(b"pylon-sessions key id:")
             .chain_update(key)
             .finalize();
-        let id = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        TokenKey { key, id }
+        TokenKey {
+            key,
+            id: hex(&digest[..4]),
+        }
     }
 
     /// A new random key.
@@ -123,17 +126,12 @@ impl TokenKey {
     /// # Errors
     /// [`Error::StorageUnavailable`] when the OS has no CSPRNG.
     pub fn generate() -> Result<Self> {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| Error::StorageUnavailable {
-            reason: "no random numbers from the OS".into(),
-            source: Some(e.to_string().into()),
-        })?;
-        Ok(Self::from_bytes(key))
+        Ok(Self::from_bytes(random_bytes::<32>()?))
     }
 
     /// The key as 64 hex digits, to put in `PYLON_SESSIONS_KEY`.
     pub fn to_hex(&self) -> String {
-        self.key.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.key)
     }
 
     /// A public id of the key (8 hex digits of a hash of it), stored beside each sealed token so that
@@ -214,11 +212,7 @@ impl TokenSealing {
         let Some(key) = &self.current else {
             return Ok(token.to_owned());
         };
-        let mut nonce = [0u8; 24];
-        getrandom::fill(&mut nonce).map_err(|e| Error::StorageUnavailable {
-            reason: "no random numbers from the OS".into(),
-            source: Some(e.to_string().into()),
-        })?;
+        let nonce = random_bytes::<24>()?;
         let aad = associated_data(id);
         let sealed = key
             .cipher()
@@ -348,23 +342,11 @@ impl<D: Driver> DropIn<D> {
     /// Finishes opening: every stored token is opened (a missing or wrong key fails here), tokens to
     /// seal (again) are sealed in one transaction, and the live sessions are kept for `load_all`.
     fn new(backend: SqlBackend<D>, sealing: TokenSealing) -> Result<Self> {
-        let now = platform::now();
-        let mut live = Vec::new();
-        let mut reseal = Vec::new();
-        let mut tokenless = 0u64;
-        for session in backend.load_all()? {
-            let Some(stored) = &session.token else {
-                tokenless += 1;
-                continue;
-            };
-            let (token, again) = sealing.open(stored.expose(), &session.id)?;
-            if again {
-                reseal.push((session.id.clone(), sealing.seal(&token, &session.id)?));
-            }
-            if session.expires_at == 0 || session.expires_at > now {
-                live.push(to_pylon(&session, token));
-            }
-        }
+        let Scan {
+            live,
+            reseal,
+            tokenless,
+        } = scan(&backend, &sealing)?;
         backend.write(|d| {
             d.transaction(|d| {
                 for (id, sealed) in &reseal {
@@ -411,19 +393,7 @@ impl<D: Driver> DropIn<D> {
     }
 
     fn load(&self) -> Result<Vec<pylon_auth::Session>> {
-        let now = platform::now();
-        let mut live = Vec::new();
-        for session in self.backend.load_all()? {
-            let Some(stored) = &session.token else {
-                continue;
-            };
-            if session.expires_at != 0 && session.expires_at <= now {
-                continue;
-            }
-            let (token, _) = self.sealing.open(stored.expose(), &session.id)?;
-            live.push(to_pylon(&session, token));
-        }
-        Ok(live)
+        Ok(scan(&self.backend, &self.sealing)?.live)
     }
 
     /// Drops what opening read: after a write, `load_all` reads the table again.
@@ -505,13 +475,11 @@ impl<D: Driver> DropIn<D> {
 
     /// Writes Pylon's own table with every live session, in place of this crate's tables.
     fn rollback(self) -> Result<RollbackReport> {
-        let sessions = self.load()?;
-        let tokenless = self
-            .backend
-            .load_all()?
-            .iter()
-            .filter(|s| s.token.is_none())
-            .count() as u64;
+        let Scan {
+            live: sessions,
+            tokenless,
+            ..
+        } = scan(&self.backend, &self.sealing)?;
         let restored = sessions.len() as u64;
         self.backend.write(|d| {
             d.transaction(|d| {
@@ -552,6 +520,42 @@ impl<D: Driver> DropIn<D> {
             tokenless,
         })
     }
+}
+
+/// What one read of the table gives the drop-in.
+struct Scan {
+    /// The unexpired sessions, with their tokens opened.
+    live: Vec<pylon_auth::Session>,
+    /// Sessions whose stored token must be stored again (plaintext with a key on, or sealed under an
+    /// old key), sealed under the current key.
+    reseal: Vec<(SessionId, String)>,
+    /// Sessions without a stored token (written by a hash-only store).
+    tokenless: u64,
+}
+
+/// Reads every session once, opening each stored token: a missing or wrong key fails here.
+fn scan<D: Driver>(backend: &SqlBackend<D>, sealing: &TokenSealing) -> Result<Scan> {
+    let now = platform::now();
+    let mut scan = Scan {
+        live: Vec::new(),
+        reseal: Vec::new(),
+        tokenless: 0,
+    };
+    for session in backend.load_all()? {
+        let Some(stored) = &session.token else {
+            scan.tokenless += 1;
+            continue;
+        };
+        let (token, again) = sealing.open(stored.expose(), &session.id)?;
+        if again {
+            let sealed = sealing.seal(&token, &session.id)?;
+            scan.reseal.push((session.id.clone(), sealed));
+        }
+        if session.expires_at == 0 || session.expires_at > now {
+            scan.live.push(to_pylon(&session, token));
+        }
+    }
+    Ok(scan)
 }
 
 fn to_pylon(s: &Session, token: String) -> pylon_auth::Session {

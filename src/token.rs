@@ -417,15 +417,21 @@ pub(crate) fn guest_id() -> Result<String> {
 
 /// `N` bytes from the CSPRNG, as lowercase hex.
 fn random_hex<const N: usize>() -> Result<String> {
+    Ok(hex(&random_bytes::<N>()?))
+}
+
+/// `N` bytes from the CSPRNG.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
     crate::platform::random(&mut bytes).map_err(|e| Error::StorageUnavailable {
         reason: format!("no secure random number generator: {e}"),
         source: None,
     })?;
-    Ok(hex(&bytes))
+    Ok(bytes)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
