@@ -1,8 +1,9 @@
 #![cfg(not(target_family = "wasm"))]
 //! The demo server (`pylon-sessions-server`, the real binary) under hostile clients on raw TCP
-//! sockets: bodies declared over the limit and never sent, hundreds of idle, slow-header and
-//! slow-body connections at once beside a normal client, long and malformed paths, and `Origin`
-//! headers naming another scheme, port or host.
+//! sockets: bodies declared over the limit and never sent, two thousand idle, slow-header and
+//! slow-body connections at once beside a normal client, a client that stops reading its answers,
+//! connections past the cap, long and malformed paths, and `Origin` headers naming another scheme,
+//! port or host.
 //!
 //! Timings are printed, and asserted only against generous bounds (the stated limits are 10 s; a
 //! shared 2-core machine may be slow), so that a slow run does not fail.
@@ -16,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The limits the server states (README, SECURITY.md): header read (and idle keep-alive), body,
-/// and whole-request timeouts are all 10 s.
+/// whole-request and write timeouts are all 10 s.
 const STATED: Duration = Duration::from_secs(10);
 /// What the tests allow before calling a connection held: the stated limit, plenty of slack.
 const GENEROUS: Duration = Duration::from_secs(45);
@@ -177,13 +178,13 @@ async fn idle_and_slow_connections_time_out_while_others_are_served() {
     let addr = demo.addr;
     let start = Instant::now();
     let mut tasks = Vec::new();
-    // 200 connections that send nothing.
-    for _ in 0..200 {
+    // 800 connections that send nothing.
+    for _ in 0..800 {
         let stream = TcpStream::connect(addr).await.unwrap();
         tasks.push(("idle", tokio::spawn(closed_after(stream, start))));
     }
-    // 200 that send their headers one byte every 2 s.
-    for _ in 0..200 {
+    // 600 that send their headers one byte every 2 s.
+    for _ in 0..600 {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         tasks.push((
             "slow headers",
@@ -206,8 +207,8 @@ async fn idle_and_slow_connections_time_out_while_others_are_served() {
             }),
         ));
     }
-    // 150 that declare a body within the limit, send part of it, then a byte every 2 s.
-    for _ in 0..150 {
+    // 400 that declare a body within the limit, send part of it, then a byte every 2 s.
+    for _ in 0..400 {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         tasks.push((
             "slow body",
@@ -232,8 +233,8 @@ async fn idle_and_slow_connections_time_out_while_others_are_served() {
             }),
         ));
     }
-    // 50 keep-alive connections that make one request, read the answer, then say nothing more.
-    for _ in 0..50 {
+    // 200 keep-alive connections that make one request, read the answer, then say nothing more.
+    for _ in 0..200 {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         let get = format!("GET /index.html HTTP/1.1\r\nHost: {addr}\r\n\r\n");
         stream.write_all(get.as_bytes()).await.unwrap();
@@ -287,6 +288,85 @@ async fn idle_and_slow_connections_time_out_while_others_are_served() {
             times[times.len() - 1]
         );
     }
+}
+
+// ---- (2b) a client that stops reading, and the connection cap ----------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_by_the_write_timeout() {
+    // 32 pipelined requests for a 4 MiB file: 128 MiB, far more than the sockets' buffers hold, so
+    // the server's writes stall as soon as the client stops reading.
+    const FILE: usize = 4 << 20;
+    const ASKED: usize = 32;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("www")).unwrap();
+    std::fs::write(root.path().join("www/big.bin"), vec![7u8; FILE]).unwrap();
+    let demo = Demo::start(&["--root", root.path().to_str().unwrap()]);
+    let addr = demo.addr;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let one = format!("GET /big.bin HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stream
+        .write_all(one.repeat(ASKED).as_bytes())
+        .await
+        .unwrap();
+
+    // Read nothing for longer than the write timeout, then take whatever is there.
+    tokio::time::sleep(STATED + Duration::from_secs(8)).await;
+    let start = Instant::now();
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let ended = tokio::time::timeout(GENEROUS, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    println!(
+        "stopped reading for {:?}: then {received} of {} bytes asked for were there, and the connection was {}",
+        STATED + Duration::from_secs(8),
+        ASKED * FILE,
+        if ended.is_ok() { format!("closed ({:?} of reading)", start.elapsed()) } else { "open".into() }
+    );
+    assert!(
+        ended.is_ok(),
+        "still open {GENEROUS:?} after the client read again"
+    );
+    // Without a write timeout the server resumes when the client reads, and every answer arrives.
+    assert!(
+        received < ASKED * FILE,
+        "every answer arrived: the stalled connection was held, not cut"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_wait_for_a_free_slot() {
+    const CAP: usize = 16;
+    let demo = Demo::start(&["--max-connections", &CAP.to_string()]);
+    let addr = demo.addr;
+    // Take every slot with idle connections (each is held until the header timeout, 10 s).
+    let mut idle = Vec::new();
+    for _ in 0..CAP {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = Instant::now();
+    let next = tokio::spawn(async move {
+        exchange(addr, &request("GET", "/index.html", addr), GENEROUS).await
+    });
+    // Free one slot after 2 s: the waiting request is served then, not before.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(idle.pop());
+    let (outcome, _) = next.await.unwrap();
+    let waited = start.elapsed();
+    println!("{CAP} idle connections at a cap of {CAP}: the next request was answered {outcome:?} after {waited:?} (a slot was freed at 2 s)");
+    assert_eq!(outcome, Outcome::Status(200));
+    assert!(
+        waited >= Duration::from_secs(2),
+        "answered after {waited:?}, before any slot was free: no cap"
+    );
 }
 
 // ---- (3) long and malformed paths ----------------------------------------------------------------

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! pylon-sessions-server [--listen 127.0.0.1:8080] [--db pylon-sessions.db] [--root DIR] [--bearer]
-//!     [--scheme http|https]
+//!     [--scheme http|https] [--max-connections N]
 //! ```
 //! `--bearer` turns cookies off: the sign-in answer carries the token, and requests present it as
 //! `Authorization: Bearer` (the page client's bearer mode). `--scheme https` (default `http`, which
@@ -18,7 +18,11 @@
 //! must be answered within 10 s after them (408 otherwise; a body that sends nothing for 10 s is cut
 //! too); JSON bodies are limited to 16 KiB and a larger declared one is answered 413 at once. A path
 //! the static service cannot open (a segment too long for the file system, a NUL) is a 404, never a
-//! 500. `axum::serve` exposes no timeout, so `serve` below is an accept loop over hyper.
+//! 500. A client that stops reading its answer is cut once a write has made no progress for 10 s.
+//! At most `--max-connections` connections are served at once (default: the open-files limit, which
+//! the server raises to the hard limit at start, less 256 files kept for the database and static
+//! files); past it the server accepts no more until one closes, and the kernel's listen backlog
+//! holds new ones. `axum::serve` exposes none of this, so `serve` below is an accept loop over hyper.
 //!
 //! **Demo sign-in:** `POST /api/signin {user, tenant?, device?}` signs in whoever names a user: it
 //! checks no password. `check_credentials` below is where a real app checks one.
@@ -56,6 +60,18 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request body may send nothing.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write to a client may make no progress (a client that stops reading its answer).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open files kept for everything but client connections (the database, static files, the pool's
+/// connections): the default connection cap is the open-files limit less these.
+pub const RESERVED_FILES: u64 = 256;
+
+/// The default connection cap: the open-files limit, raised to the hard limit first (as Go's runtime
+/// and many servers do; the soft limit is often 1,024), less [`RESERVED_FILES`]; at least 64.
+pub fn default_max_connections() -> usize {
+    let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    usize::try_from(files.saturating_sub(RESERVED_FILES).max(64)).unwrap_or(usize::MAX)
+}
 
 /// The demo's timeouts: 8 hours absolute, 15 minutes idle.
 pub const POLICY: Policy = Policy {
@@ -132,30 +148,42 @@ fn static_files(
 
 /// Serves `app` on `listener` until `shutdown` resolves, with the timeouts above: hyper's header read
 /// timeout on every connection (it starts again after each response, so it also closes idle
-/// keep-alive connections); the request and body timeouts are layers of `app`. After `shutdown`,
-/// connections finish their requests for at most `HEADER_TIMEOUT`.
+/// keep-alive connections); the request and body timeouts are layers of `app`; the write timeout
+/// wraps each connection's socket. At most `max_connections` are served at once: at the cap the loop
+/// accepts nothing until one closes. After `shutdown`, connections finish their requests for at most
+/// `HEADER_TIMEOUT`.
 pub async fn serve(
     mut listener: tokio::net::TcpListener,
     app: Router,
+    max_connections: usize,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (permit, (stream, _)) = tokio::select! {
             // axum's accept: retries after an error (sleeping a second when out of file descriptors).
-            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            accepted = async {
+                let permit = open.clone().acquire_owned().await;
+                (permit, axum::serve::Listener::accept(&mut listener).await)
+            } => accepted,
             () = &mut shutdown => break,
         };
-        let conn =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let conn = http.serve_connection(
+            TokioIo::new(Box::pin(stream)),
+            TowerToHyperService::new(app.clone()),
+        );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             // A client that goes away or times out ends its connection: nothing to report.
             let _ = conn.await;
+            drop(permit);
         });
     }
     let _ = tokio::time::timeout(HEADER_TIMEOUT, graceful.shutdown()).await;
@@ -190,6 +218,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut root = repo.clone();
     let mut bearer = false;
     let mut scheme = "http".to_owned();
+    let mut max_connections = default_max_connections();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -199,6 +228,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--db" => db = value()?.into(),
             "--root" => root = value()?.into(),
             "--bearer" => bearer = true,
+            "--max-connections" => match value()?.parse() {
+                Ok(n) if n > 0 => max_connections = n,
+                _ => return Err(format!("{flag}: a number above 0").into()),
+            },
             "--scheme" => match value()?.as_str() {
                 s @ ("http" | "https") => scheme = s.to_owned(),
                 other => return Err(format!("--scheme {other}: http or https").into()),
@@ -225,12 +258,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!(
-        "pylon-sessions demo on http://{} (sessions in {storage}; tokens as {}; demo sign-in: no password is checked)",
+        "pylon-sessions demo on http://{} (sessions in {storage}; tokens as {}; at most {max_connections} connections; demo sign-in: no password is checked)",
         listener.local_addr()?,
         if bearer { "bearer tokens" } else { "cookies" }
     );
     let app = app(sessions, root.join("www"), root.join("pkg"));
-    serve(listener, app, async {
+    serve(listener, app, max_connections, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;
