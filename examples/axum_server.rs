@@ -136,7 +136,7 @@ fn store_of<B: pylon_sessions::AsyncSessionBackend + 'static>(
         scheme: "http".into(),
         ..SessionConfig::default()
     };
-    Ok(Sessions::new(store).with_config(config))
+    Sessions::new(store).with_config(config)
 }
 
 #[tokio::main]
@@ -164,6 +164,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => return Err(format!("unknown store {other:?} (sqlite, postgres, memory)").into()),
     };
+    // Expired sessions never validate; purging only frees room. Hourly, until the server stops.
+    let purge = sessions.purge_every(Duration::from_secs(3600));
     let listener = tokio::net::TcpListener::bind(a.listen).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app(sessions))
@@ -171,5 +173,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    drop(purge);
     Ok(())
 }

@@ -70,9 +70,12 @@
 //! `src/bin/pylon-sessions-server.rs` (the demo server) does all of this (10 s each), with its own
 //! accept loop over hyper, since `axum::serve` exposes none of these settings.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use ::axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use ::axum::http::header::{
@@ -85,7 +88,8 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::AsyncSessionBackend;
 use crate::error::{Error, ErrorKind, Result};
-use crate::session::{NewSession, Policy, Session};
+use crate::purge::PurgeTask;
+use crate::session::{NewSession, Policy, Session, SessionStatus};
 use crate::sync::{CheckedRequest, Device, SyncRequest, SyncResponse, Verdict};
 use crate::token::{SessionId, Token};
 use crate::AsyncSessionStore;
@@ -110,6 +114,95 @@ pub struct SessionConfig {
     /// a proxy that terminates TLS; `http` for a server reached over plain HTTP). With the request's
     /// `Host` it makes the origin that `Origin` must equal (scheme, host and port).
     pub scheme: String,
+    /// The cookie's `Domain` (default none: the cookie goes to this host only). Set it to share the
+    /// session with subdomains (`example.com` sends it to `app.example.com` too); a `__Host-` name
+    /// cannot have one, so pick another name (`__Secure-…` keeps `Secure` required).
+    pub domain: Option<String>,
+    /// The cookie's `SameSite` (default [`SameSite::Lax`]).
+    pub same_site: SameSite,
+    /// Whether the cookie outlives the browser (default true: `Max-Age` is the policy's absolute
+    /// timeout). False makes every session cookie a browser-session cookie, which the browser drops
+    /// when it closes; [`SignedIn::until_browser_closes`] does this for one sign-in ("remember me"
+    /// off). The server-side session keeps its own timeouts either way.
+    pub persistent: bool,
+}
+
+/// The cookie's `SameSite` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent only with requests from this site (links from other sites arrive signed out).
+    Strict,
+    /// Sent with requests from this site and top-level navigations to it (the default).
+    #[default]
+    Lax,
+    /// Sent with cross-site requests too; needs `secure`. The CSRF check still refuses unsafe
+    /// cookie-authenticated requests from origins not in `trusted_origins`.
+    None,
+}
+
+impl SameSite {
+    fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Checks that browsers will accept the cookie this configuration sets: a name of cookie-token
+    /// characters; a `__Host-` name needs `secure` and no `domain`, a `__Secure-` name needs
+    /// `secure`; `SameSite=None` needs `secure`; a domain of letters, digits, `-` and `.`; a scheme of
+    /// `http` or `https`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the field.
+    pub fn check(&self) -> Result<()> {
+        let name = &self.cookie_name;
+        let token_char = |b: u8| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b);
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(token_char) {
+            return Err(Error::invalid(
+                "cookie_name",
+                "must be 1 to 64 cookie-name characters",
+            ));
+        }
+        if (name.starts_with("__Host-") || name.starts_with("__Secure-")) && !self.secure {
+            return Err(Error::invalid(
+                "secure",
+                "a __Host- or __Secure- cookie name needs secure: true",
+            ));
+        }
+        if let Some(domain) = &self.domain {
+            if name.starts_with("__Host-") {
+                return Err(Error::invalid(
+                    "domain",
+                    "a __Host- cookie cannot have a Domain; name it without the prefix (or __Secure-)",
+                ));
+            }
+            let ok = !domain.is_empty()
+                && domain.len() <= 253
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !ok {
+                return Err(Error::invalid(
+                    "domain",
+                    "must be a host name (letters, digits, '-' and '.')",
+                ));
+            }
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(Error::invalid(
+                "same_site",
+                "SameSite=None needs secure: true (browsers refuse it otherwise)",
+            ));
+        }
+        if !matches!(self.scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+            return Err(Error::invalid("scheme", "must be http or https"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for SessionConfig {
@@ -121,6 +214,9 @@ impl Default for SessionConfig {
             bearer: true,
             trusted_origins: Vec::new(),
             scheme: "https".into(),
+            domain: None,
+            same_site: SameSite::Lax,
+            persistent: true,
         }
     }
 }
@@ -142,6 +238,13 @@ trait ErasedStore: Send + Sync {
         tenant: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<Session>>>;
     fn remove_others<'a>(&'a self, token: &'a Token, before: i64) -> BoxFuture<'a, Result<u64>>;
+    fn remove_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        tenant: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<u64>>;
+    fn status<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<SessionStatus>>;
+    fn purge_expired(&self) -> BoxFuture<'_, Result<u64>>;
     fn policy(&self) -> Policy;
     fn sync<'a>(
         &'a self,
@@ -181,6 +284,19 @@ impl<B: AsyncSessionBackend> ErasedStore for AsyncSessionStore<B> {
             self, token, before,
         ))
     }
+    fn remove_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        tenant: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(AsyncSessionStore::remove_by_user(self, user, tenant))
+    }
+    fn status<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<SessionStatus>> {
+        Box::pin(AsyncSessionStore::status(self, id))
+    }
+    fn purge_expired(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(AsyncSessionStore::purge_expired(self))
+    }
     fn policy(&self) -> Policy {
         AsyncSessionStore::policy(self)
     }
@@ -195,9 +311,14 @@ impl<B: AsyncSessionBackend> ErasedStore for AsyncSessionStore<B> {
 
 /// The sessions of an axum app: a shared store and its [`SessionConfig`]. Cheap to clone; use it as
 /// the router's state (or part of it, through `FromRef`) so [`CurrentSession`] can find it.
+///
+/// Handlers reach the store through it: [`Sessions::sign_out_everywhere`] (after a password
+/// change), [`Sessions::status`], [`Sessions::purge_expired`], or the typed store itself through
+/// [`Sessions::store`] (or keep the `Arc` you built it from: [`Sessions::new`] takes one).
 #[derive(Clone)]
 pub struct Sessions {
     store: Arc<dyn ErasedStore>,
+    typed: Arc<dyn Any + Send + Sync>,
     config: Arc<SessionConfig>,
 }
 
@@ -241,18 +362,113 @@ impl std::fmt::Debug for CurrentSession {
 }
 
 impl Sessions {
-    /// Sessions on `store` with [`SessionConfig::default`].
-    pub fn new<B: AsyncSessionBackend + 'static>(store: AsyncSessionStore<B>) -> Self {
+    /// Sessions on `store` (a store, or an `Arc` of one the app keeps for itself) with
+    /// [`SessionConfig::default`].
+    pub fn new<B: AsyncSessionBackend + 'static>(
+        store: impl Into<Arc<AsyncSessionStore<B>>>,
+    ) -> Self {
+        let store: Arc<AsyncSessionStore<B>> = store.into();
         Sessions {
-            store: Arc::new(store),
+            typed: store.clone(),
+            store,
             config: Arc::new(SessionConfig::default()),
         }
     }
 
-    /// Replaces the configuration.
-    pub fn with_config(mut self, config: SessionConfig) -> Self {
+    /// Replaces the configuration, after [`SessionConfig::check`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the field browsers would refuse.
+    pub fn with_config(mut self, config: SessionConfig) -> Result<Self> {
+        config.check()?;
         self.config = Arc::new(config);
-        self
+        Ok(self)
+    }
+
+    /// The store these sessions live in, when its backend is `B` (`None` for another backend).
+    pub fn store<B: AsyncSessionBackend + 'static>(&self) -> Option<Arc<AsyncSessionStore<B>>> {
+        self.typed.clone().downcast().ok()
+    }
+
+    /// Signs a user out everywhere (every session of `user_id`, in `tenant_id` or all tenants when
+    /// `None`), as after a password change; returns how many sessions went. Each is revoked: its
+    /// token cannot come back. Call [`Sessions::sign_in`] after it to keep the current device in.
+    ///
+    /// # Errors
+    /// 400 for a bad user id; 503 when storage is down.
+    pub async fn sign_out_everywhere(
+        &self,
+        user_id: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<u64, ApiError> {
+        Ok(self.store.remove_by_user(user_id, tenant_id).await?)
+    }
+
+    /// Whether the session with this public id is live, expired, revoked (and when) or unknown.
+    ///
+    /// # Errors
+    /// 503 when storage is down.
+    pub async fn status(&self, id: &SessionId) -> Result<SessionStatus, ApiError> {
+        Ok(self.store.status(id).await?)
+    }
+
+    /// Deletes every expired session now; returns how many.
+    ///
+    /// # Errors
+    /// 503 when storage is down.
+    pub async fn purge_expired(&self) -> Result<u64, ApiError> {
+        Ok(self.store.purge_expired().await?)
+    }
+
+    /// Starts the purge task (see [`crate::purge`]): expired sessions are deleted at once and then
+    /// every `every`, until the returned handle is dropped. Keep it beside the server:
+    ///
+    /// ```no_run
+    /// # async fn run(sessions: pylon_sessions::axum::Sessions, app: axum::Router) -> std::io::Result<()> {
+    /// let purge = sessions.purge_every(std::time::Duration::from_secs(3600));
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// axum::serve(listener, app).await?;
+    /// drop(purge); // stops with the app
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (as `tokio::spawn` does).
+    pub fn purge_every(&self, every: Duration) -> PurgeTask {
+        let store = Arc::clone(&self.store);
+        PurgeTask::spawn(every, move || {
+            let store = Arc::clone(&store);
+            async move { store.purge_expired().await }
+        })
+    }
+
+    /// A layer that lets through only requests with a live session: put it on a whole router
+    /// (`Router::route_layer`). Others get the same 401 (or 403) JSON as [`CurrentSession`]; the
+    /// session it validated reaches handlers as [`CurrentSession`] without a second look-up.
+    pub fn guard(&self) -> RequireSession {
+        RequireSession {
+            sessions: self.clone(),
+            redirect: None,
+        }
+    }
+
+    /// As [`Sessions::guard`], except that a browser navigating to a page (`GET` or `HEAD` that
+    /// accepts `text/html`) without a live session is redirected (303) to `location`, e.g. the
+    /// sign-in page; API calls still get 401 JSON.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `location` cannot be a `Location` header.
+    pub fn guard_or_redirect(&self, location: &str) -> Result<RequireSession> {
+        let value = HeaderValue::from_str(location)
+            .ok()
+            .filter(|_| !location.is_empty() && location.len() <= 2048)
+            .ok_or_else(|| {
+                Error::invalid("location", "must be a URL or path for a Location header")
+            })?;
+        Ok(RequireSession {
+            sessions: self.clone(),
+            redirect: Some(value),
+        })
     }
 
     /// The configuration.
@@ -277,25 +493,32 @@ impl Sessions {
     }
 
     fn signed_in(&self, token: Token, session: Session) -> SignedIn {
-        let cookie = self.config.cookie.then(|| {
-            let max_age = match self.store.policy().absolute_timeout {
-                0 => String::new(),
-                secs => format!("; Max-Age={secs}"),
-            };
-            self.cookie(token.expose(), &max_age)
-        });
+        let cookie = self.config.cookie.then(|| self.cookie(token.expose(), ""));
+        let max_age = match self.store.policy().absolute_timeout {
+            0 => None,
+            _ if !self.config.persistent => None,
+            secs => Some(secs),
+        };
         SignedIn {
             token,
             session,
             cookie,
+            max_age,
         }
     }
 
     fn cookie(&self, value: &str, attrs: &str) -> String {
-        let secure = if self.config.secure { "; Secure" } else { "" };
+        let c = &self.config;
+        let secure = if c.secure { "; Secure" } else { "" };
+        let domain = c
+            .domain
+            .as_deref()
+            .map(|d| format!("; Domain={d}"))
+            .unwrap_or_default();
         format!(
-            "{}={value}; Path=/; HttpOnly{secure}; SameSite=Lax{attrs}",
-            self.config.cookie_name
+            "{}={value}; Path=/; HttpOnly{secure}; SameSite={}{domain}{attrs}",
+            c.cookie_name,
+            c.same_site.as_str()
         )
     }
 
@@ -366,7 +589,23 @@ impl Sessions {
         method: &Method,
         headers: &HeaderMap,
     ) -> Result<CurrentSession, ApiError> {
-        let (token, source) = read_credential(&self.config, method, headers)?;
+        let (token, source) = match read_credential(&self.config, method, headers) {
+            Ok(credential) => credential,
+            Err(mut e) => {
+                // A cookie that cannot be a token (or a damaged Cookie header) is cleared, so the
+                // browser stops sending it.
+                let cookie_sent = e.status == StatusCode::UNAUTHORIZED
+                    && e.message != NO_SESSION
+                    && matches!(
+                        presented_token(&self.config, headers),
+                        Ok((_, TokenSource::Cookie)) | Err(_)
+                    );
+                if cookie_sent && self.config.cookie && headers.contains_key(COOKIE) {
+                    e.clear_cookie = self.signed_out().cookie;
+                }
+                return Err(e);
+            }
+        };
         match self.store.touch(&token).await? {
             Some(session) => Ok(CurrentSession {
                 session,
@@ -685,10 +924,97 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(current) = parts.extensions.get::<CurrentSession>() {
+            return Ok(current.clone());
+        }
         Sessions::from_ref(state)
             .current(&parts.method, &parts.headers)
             .await
     }
+}
+
+/// The layer of [`Sessions::guard`] and [`Sessions::guard_or_redirect`]: only requests with a live
+/// session reach the inner service, with the [`CurrentSession`] in their extensions.
+#[derive(Clone, Debug)]
+pub struct RequireSession {
+    sessions: Sessions,
+    redirect: Option<HeaderValue>,
+}
+
+impl<S> tower::Layer<S> for RequireSession {
+    type Service = RequireSessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireSessionService {
+            inner,
+            guard: self.clone(),
+        }
+    }
+}
+
+/// The service [`RequireSession`] wraps around a router's routes.
+#[derive(Clone, Debug)]
+pub struct RequireSessionService<S> {
+    inner: S,
+    guard: RequireSession,
+}
+
+impl<S> tower::Service<Request> for RequireSessionService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<'static, std::result::Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // The clone is the one `poll_ready` readied; the original stays for the next request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            match guard.sessions.current(req.method(), req.headers()).await {
+                Ok(current) => {
+                    req.extensions_mut().insert(current);
+                    inner.call(req).await
+                }
+                Err(e) => Ok(match &guard.redirect {
+                    Some(location) if e.status == StatusCode::UNAUTHORIZED && wants_page(&req) => {
+                        let mut res = StatusCode::SEE_OTHER.into_response();
+                        res.headers_mut()
+                            .insert(::axum::http::header::LOCATION, location.clone());
+                        res.headers_mut()
+                            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                        if let Some(c) = e.clear_cookie.and_then(|c| HeaderValue::from_str(&c).ok())
+                        {
+                            res.headers_mut().append(SET_COOKIE, c);
+                        }
+                        res
+                    }
+                    _ => e.into_response(),
+                }),
+            }
+        })
+    }
+}
+
+/// A browser loading a page: `GET` or `HEAD` whose `Accept` names `text/html`.
+fn wants_page(req: &Request) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD)
+        && req
+            .headers()
+            .get_all(::axum::http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("text/html"))
 }
 
 /// A new session: as a response part, sets the cookie (when cookies are on) and
@@ -701,6 +1027,17 @@ pub struct SignedIn {
     /// The session.
     pub session: Session,
     cookie: Option<String>,
+    max_age: Option<i64>,
+}
+
+impl SignedIn {
+    /// Makes this sign-in's cookie a browser-session cookie (no `Max-Age`), which the browser drops
+    /// when it closes: "remember me" off. The server-side session keeps its timeouts.
+    #[must_use]
+    pub fn until_browser_closes(mut self) -> Self {
+        self.max_age = None;
+        self
+    }
 }
 
 impl std::fmt::Debug for SignedIn {
@@ -715,7 +1052,11 @@ impl IntoResponseParts for SignedIn {
     type Error = ApiError;
 
     fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, ApiError> {
-        set_cookie(&mut res, self.cookie.as_deref())?;
+        let cookie = self.cookie.map(|c| match self.max_age {
+            Some(secs) => format!("{c}; Max-Age={secs}"),
+            None => c,
+        });
+        set_cookie(&mut res, cookie.as_deref())?;
         Ok(res)
     }
 }

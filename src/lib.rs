@@ -45,6 +45,8 @@ mod async_store;
 pub mod axum;
 pub mod backend;
 mod error;
+#[cfg(all(feature = "tokio", not(target_family = "wasm")))]
+pub mod purge;
 #[cfg(all(feature = "pylon", not(target_family = "wasm")))]
 pub mod pylon;
 mod session;

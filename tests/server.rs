@@ -598,12 +598,12 @@ async fn serve_at(clock: Option<common::conformance::FakeClock>) -> Server {
         store = store.with_clock(move || clock.get());
     }
     // Served over plain HTTP: the origin that cookie requests must come from is `http://` + Host.
-    let sessions = pylon_sessions::axum::Sessions::new(store).with_config(
-        pylon_sessions::axum::SessionConfig {
+    let sessions = pylon_sessions::axum::Sessions::new(store)
+        .with_config(pylon_sessions::axum::SessionConfig {
             scheme: "http".into(),
             ..Default::default()
-        },
-    );
+        })
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = example::app(sessions.clone());

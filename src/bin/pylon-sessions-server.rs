@@ -251,7 +251,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             cookie: !bearer,
             scheme,
             ..SessionConfig::default()
-        });
+        })?;
     let storage = match &database_url {
         Some(_) => "PostgreSQL (DATABASE_URL)".to_owned(),
         None => format!("SQLite file {}", db.display()),
@@ -262,10 +262,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?,
         if bearer { "bearer tokens" } else { "cookies" }
     );
+    // Expired sessions never validate; purging only frees room. Hourly, until the server stops.
+    let purge = sessions.purge_every(Duration::from_secs(3600));
     let app = app(sessions, root.join("www"), root.join("pkg"));
     serve(listener, app, max_connections, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;
+    drop(purge);
     Ok(())
 }
