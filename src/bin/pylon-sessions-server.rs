@@ -25,7 +25,11 @@
 //! holds new ones. `axum::serve` exposes none of this, so `serve` below is an accept loop over hyper.
 //!
 //! **Demo sign-in:** `POST /api/signin {user, tenant?, device?}` signs in whoever names a user: it
-//! checks no password. `check_credentials` below is where a real app checks one.
+//! checks no password. **Password sign-in**, as a real app has it: `POST /api/register {user,
+//! password}` creates a user (Argon2id hash, kept in memory for the life of the process; at most
+//! 10,000 users) and signs it in, `POST /api/login {user, password, tenant?, device?}` checks the
+//! password (401 `Unauthorized` for a wrong one or an unknown user, in the same time). The page
+//! client's sync loop picks sessions from either up (`sync.signInPath: "login"`, or `adopt()`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -33,7 +37,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -94,6 +98,165 @@ fn check_credentials(body: &SignIn) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The demo's users: user name to Argon2id hash (PHC string), in memory.
+#[derive(Clone, Default)]
+struct Users(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>);
+
+/// Most users the demo keeps.
+const MAX_USERS: usize = 10_000;
+/// Password lengths accepted, in bytes (NIST SP 800-63B: at least 8; a bound on hashing work).
+const PASSWORDS: std::ops::RangeInclusive<usize> = 8..=1024;
+
+/// The demo server's state: the sessions and the users.
+#[derive(Clone)]
+struct Demo {
+    sessions: Sessions,
+    users: Users,
+}
+
+impl FromRef<Demo> for Sessions {
+    fn from_ref(demo: &Demo) -> Sessions {
+        demo.sessions.clone()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    user: String,
+    password: String,
+    tenant: Option<String>,
+    device: Option<String>,
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if PASSWORDS.contains(&password.len()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            "password: 8 to 1024 bytes",
+        ))
+    }
+}
+
+/// Hashes or verifies on tokio's blocking pool (Argon2 takes tens of milliseconds of CPU).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal",
+            "hashing failed",
+        )
+    })
+}
+
+async fn register(
+    State(demo): State<Demo>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Login>,
+) -> Result<SignedIn, ApiError> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    check_password(&body.password)?;
+    // The user name is checked as sessions check it (README, Limits) before any work.
+    if body.user.is_empty() || body.user.len() > 256 || body.user.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            "user: 1 to 256 bytes, no control characters",
+        ));
+    }
+    let mut new = NewSession::new(body.user);
+    new.tenant_id = body.tenant;
+    new.device = body.device;
+    let password = body.password;
+    let hash = blocking(move || {
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+            .map(|h| h.to_string())
+    })
+    .await?
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal",
+            "hashing failed",
+        )
+    })?;
+    {
+        let mut users = demo
+            .users
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if users.contains_key(&new.user_id) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "InvalidInput",
+                "user: taken",
+            ));
+        }
+        if users.len() >= MAX_USERS {
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "QuotaExceeded",
+                "the demo keeps at most 10,000 users",
+            ));
+        }
+        users.insert(new.user_id.clone(), hash);
+    }
+    demo.sessions.sign_in(&headers, new).await
+}
+
+async fn login(
+    State(demo): State<Demo>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Login>,
+) -> Result<SignedIn, ApiError> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    /// Verified when the user is unknown, so that both answers take the same time.
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    check_password(&body.password)?;
+    let stored = demo
+        .users
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&body.user)
+        .cloned();
+    let known = stored.is_some();
+    let password = body.password;
+    let ok = blocking(move || {
+        let phc = stored.unwrap_or_else(|| {
+            DUMMY
+                .get_or_init(|| {
+                    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+                    argon2::Argon2::default()
+                        .hash_password(b"not a password", &SaltString::generate(&mut OsRng))
+                        .map(|h| h.to_string())
+                        .unwrap_or_default()
+                })
+                .clone()
+        });
+        PasswordHash::new(&phc).is_ok_and(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await?;
+    if !(known && ok) {
+        return Err(ApiError::unauthorized("wrong user name or password"));
+    }
+    let mut new = NewSession::new(body.user);
+    new.tenant_id = body.tenant;
+    new.device = body.device;
+    demo.sessions.sign_in(&headers, new).await
+}
+
 async fn sign_in(
     State(sessions): State<Sessions>,
     headers: HeaderMap,
@@ -108,11 +271,17 @@ async fn sign_in(
 
 /// The API under `/api`, and `root` (www/) and `root/../pkg` as static files.
 pub fn app(sessions: Sessions, www: PathBuf, pkg: PathBuf) -> Router {
+    let demo = Demo {
+        sessions,
+        users: Users::default(),
+    };
     let api = Router::new()
         .route("/signin", post(sign_in))
+        .route("/register", post(register))
+        .route("/login", post(login))
         .merge(session_routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .with_state(sessions);
+        .with_state(demo);
     Router::new()
         .nest("/api", api)
         .nest_service("/pkg", static_files(pkg))

@@ -144,6 +144,12 @@ export interface SyncSettings {
    * 300 000), each a random point in the upper half of its step.
    */
   backoff?: { min?: number; max?: number };
+  /**
+   * The app's sign-in route, below `url` (default `"signin"`, the demo server's): `signIn` posts its
+   * credentials there as JSON. The route answers `{ session, token? }` as the crate's
+   * `Sessions::sign_in` does (the token only in bearer mode).
+   */
+  signInPath?: string;
 }
 
 /** Why this device's session ended. */
@@ -272,11 +278,18 @@ export type SyncResult =
     applyMs: number;
   };
 
-/** What the sign-in credentials are for the demo server (`POST <url>signin`; no password there). */
+/**
+ * The credentials `signIn` posts to the app's sign-in route (`sync.signInPath`) as JSON: whatever the
+ * route checks (`{ user, password }`, a one-time code, …). The demo server's `signin` takes
+ * `{ user, tenant?, device? }` and checks no password; its `login` takes `{ user, password }`.
+ * `user`, `tenant` and `device`, when given, are checked as sessions' fields are. At most 16 KiB as
+ * JSON; sent once, never kept or put in an error.
+ */
 export interface SignIn {
-  user: string;
+  user?: string;
   tenant?: string | null;
   device?: string | null;
+  [field: string]: unknown;
 }
 
 /** What a queued action returns: its outbox id (`null` when there was nothing to do). */
@@ -470,11 +483,19 @@ export declare class SessionStoreClient extends EventTarget {
    */
   requestPersistence(): Promise<boolean | null>;
   /**
-   * Sync: signs in on the server (`POST <url>signin`) and keeps the session on this device (by id in
-   * cookie mode, with its token in bearer mode). Delivers queued actions first. Rejects with
-   * `InvalidInput` when already signed in, or with the server's or the network's error.
+   * Sync: signs in through the app's sign-in route (`POST <url><signInPath>`, default `signin`) and
+   * keeps the session on this device (by id in cookie mode, with its token in bearer mode). Delivers
+   * queued actions first. Rejects with `InvalidInput` when already signed in, or with the server's or
+   * the network's error (a wrong password: the route's 401, `Unauthorized`).
    */
   signIn(credentials: SignIn): Promise<Session>;
+  /**
+   * Sync: keeps a session the app's server issued some other way (an OAuth callback, a magic link, a
+   * form post): asks `GET <url>session` with the cookie (cookie mode: no argument) or with the token
+   * the app's sign-in answered (bearer mode: `{ token }`), then keeps it as `signIn` does. The session
+   * already held is answered as it is; another one is refused (`InvalidInput`: sign out first).
+   */
+  adopt(arg?: { token: string }): Promise<Session>;
   /**
    * Sync: signs this device's session out: removed here at once (a `"signedout"` event, reason
    * `"signedOut"`), queued for the server and delivered when it answers.

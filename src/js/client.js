@@ -773,8 +773,10 @@ export class SessionStoreClient extends EventTarget {
     return this.#call("sync", arg === undefined ? [op] : [op, arg], false, this.#timeout + requests * (this.#sync.timeout + 1000));
   }
 
-  /** Signs in on the server (`POST <url>signin`) and keeps the session on this device. */
+  /** Signs in through the app's sign-in route (`POST <url><signInPath>`) and keeps the session here. */
   signIn(credentials) { return this.#syncCall("signIn", credentials, 2); }
+  /** Keeps a session the app's server issued another way (OAuth, magic link): `GET <url>session`. */
+  adopt(arg) { return this.#syncCall("adopt", arg, 2); }
   /** Signs this device's session out: here at once, on the server when it is reached. */
   signOut() { return this.#syncCall("signOut"); }
   /** Revokes another session of the user (an id from the device list): queued, delivered when online. */

@@ -4,9 +4,14 @@
 // tabs are open; every tab hears its events through the store's change announcements.
 //
 // What it does:
-// - `signIn` posts the server's sign-in and keeps the session locally: by id alone in cookie mode (the
-//   token stays in the HttpOnly cookie; `tokenStorage: "hash"`), with its token in bearer mode
-//   (`tokenStorage: "keep"`; sent as `Authorization: Bearer` and in the sync body).
+// - `signIn` posts the app's own sign-in (`<url><signInPath>`, default `signin`; whatever credentials
+//   the app's route takes: a password, a one-time code) and keeps the session locally: by id alone in
+//   cookie mode (the token stays in the HttpOnly cookie; `tokenStorage: "hash"`), with its token in
+//   bearer mode (`tokenStorage: "keep"`; sent as `Authorization: Bearer` and in the sync body).
+//   Credentials are sent once and never kept, logged or put in an error.
+// - `adopt` picks up a session the app's server issued some other way (an OAuth callback, a magic
+//   link, a form post): it asks `GET <url>session` (with the cookie, or with the token the app hands
+//   it in bearer mode) and keeps the session as `signIn` does.
 // - A round posts `/sync` with the held session and the outbox, and applies the answer: `live` records
 //   when the server confirmed the session (`serverTime`), `gone` removes it locally with the reason,
 //   the device list is cached, delivered outbox actions are dropped (refusals too: they are final).
@@ -50,6 +55,10 @@ const MAX_PENDING = 1000;
 /** Shortest gap between two rounds started by triggers (online, visible, a new action). */
 const MIN_GAP = 1_000;
 const MAX_TIME = 253402300799;
+/** Most bytes of sign-in credentials (as JSON): the servers' body limit (src/axum.rs MAX_JSON_BODY). */
+const MAX_CREDENTIALS = 16 * 1024;
+/** A path below the sync URL: no scheme, no leading slash, no `..` segment. */
+const REL_PATH = /^(?!\/)(?!.*(?:^|\/)\.\.(?:\/|$))[A-Za-z0-9._~\-\/]{1,256}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const ACTION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const REASONS = new Set(["revoked", "expired", "unknown"]);
@@ -107,7 +116,11 @@ export function syncSettings(input, tokenStorage) {
   const timeout = ms("timeout", input.timeout, DEFAULTS.timeout, 100, 600_000);
   const min = ms("backoff.min", input.backoff?.min, DEFAULTS.backoff.min, 10, 86_400_000);
   const max = ms("backoff.max", input.backoff?.max, Math.max(DEFAULTS.backoff.max, min), min, 86_400_000);
-  return { url: url.href, mode, interval, grace, timeout, backoff: { min, max } };
+  const signInPath = input.signInPath ?? "signin";
+  if (typeof signInPath !== "string" || !REL_PATH.test(signInPath)) {
+    throw bad("signInPath", "expected a path below sync.url (letters, digits, '-', '_', '.', '~', '/'; no leading '/', no '..')");
+  }
+  return { url: url.href, mode, interval, grace, timeout, backoff: { min, max }, signInPath };
 }
 
 // ---- checking what the server says ------------------------------------------------------------------
@@ -608,19 +621,20 @@ export class SyncEngine {
 
   // ---- HTTP ----
 
-  async #http(path, body, bearer) {
+  async #http(path, body, bearer, method = "POST") {
     const url = new URL(path, this.#s.url).href;
     const controller = new AbortController();
     const timer = this.#setTimeout(() => controller.abort(), this.#s.timeout);
-    const headers = { accept: "application/json", "content-type": "application/json" };
+    const headers = { accept: "application/json" };
+    if (method === "POST") headers["content-type"] = "application/json";
     if (bearer) headers.authorization = `Bearer ${bearer}`;
     let res;
     let text;
     try {
       res = await this.#fetch(url, {
-        method: "POST",
+        method,
         headers,
-        body: JSON.stringify(body),
+        body: method === "POST" ? (typeof body === "string" ? body : JSON.stringify(body)) : undefined,
         // Cookie mode: the HttpOnly cookie goes with it. Bearer mode: no cookie (the server would
         // prefer it to the header).
         credentials: this.#s.mode === "cookie" ? "include" : "omit",
@@ -662,6 +676,7 @@ export class SyncEngine {
   async call(op, arg) {
     switch (op) {
       case "signIn": return this.signIn(arg);
+      case "adopt": return this.adopt(arg);
       case "signOut": return this.signOut();
       case "revokeDevice": return this.revokeDevice(arg);
       case "revokeOtherDevices": return this.revokeOtherDevices();
@@ -672,44 +687,100 @@ export class SyncEngine {
     }
   }
 
-  /** Signs in on the server (`POST <url>signin`) and keeps the session; the page sees it at once. */
+  /**
+   * Signs in on the server (`POST <url><signInPath>`, the app's own sign-in route, with `credentials`
+   * as its JSON body) and keeps the session; the page sees it at once. The demo server's `signin`
+   * takes `{ user, tenant?, device? }`; an app's route takes whatever it checks (a password, a code).
+   */
   async signIn(input) {
-    const str = (field, v, max, optional) => {
-      if ((v === undefined || v === null || v === "") && optional) return undefined;
+    if (!input || typeof input !== "object" || Array.isArray(input) || Object.keys(input).length === 0) {
+      throw syncError("InvalidInput", "signIn takes the sign-in route's credentials as an object (e.g. { user, password })", { field: "credentials" });
+    }
+    // The fields the crate's sessions carry are checked here; anything else is the app's route's.
+    const str = (field, v, max) => {
+      if (v === undefined || v === null) return;
       if (typeof v !== "string" || v.length === 0 || v.length > max) {
         throw syncError("InvalidInput", `${field}: expected a string of 1 to ${max} characters`, { field });
       }
-      return v;
     };
-    if (!input || typeof input !== "object") throw syncError("InvalidInput", "signIn takes { user, tenant?, device? }", { field: "user" });
-    const body = { user: str("user", input.user, 256, false) };
-    const tenant = str("tenant", input.tenant, 128, true);
-    const device = str("device", input.device, 256, true);
-    if (tenant !== undefined) body.tenant = tenant;
-    if (device !== undefined) body.device = device;
-    if (this.#current) {
-      throw syncError("InvalidInput", "already signed in on this device: sign out first", { field: "user" });
+    str("user", input.user, 256);
+    str("tenant", input.tenant, 128);
+    str("device", input.device, 256);
+    let body;
+    try {
+      body = JSON.stringify(input);
+    } catch (err) {
+      // Never the credentials themselves in the message: only what kind of value failed.
+      throw syncError("InvalidInput", `credentials: not JSON (${err?.name ?? "error"})`, { field: "credentials" });
     }
-    // Deliver what is queued first: in cookie mode a pending sign-out is proven by the cookie this
-    // sign-in is about to replace. Unreachable: so is the sign-in. Any other failure (the server
-    // refusing the round) must not lock the person out: sign in, and the actions wait.
+    if (body === undefined || new TextEncoder().encode(body).length > MAX_CREDENTIALS) {
+      throw syncError("InvalidInput", `credentials: more than ${MAX_CREDENTIALS} bytes as JSON`, { field: "credentials" });
+    }
+    if (this.#current) {
+      throw syncError("InvalidInput", "already signed in on this device: sign out first", { field: "credentials" });
+    }
+    await this.#deliverBeforeSignIn();
+    const sentAt = this.#nowSec();
+    const answer = await this.#http(this.#s.signInPath, body, null);
+    if (!answer || typeof answer !== "object") throw bad("sign-in answer is not an object");
+    return this.#keep(answer, answer.token, sentAt);
+  }
+
+  /**
+   * Keeps a session the app's server issued outside `signIn` (an OAuth callback, a magic link, a form
+   * post): asks `GET <url>session` with the cookie (cookie mode: `adopt()`), or with the token the app's
+   * sign-in gave it (bearer mode: `adopt({ token })`), and keeps the answer as `signIn` does. The same
+   * session again is kept as it is; another while one is held is refused (sign out first).
+   */
+  async adopt(input) {
+    let token = null;
+    if (this.#s.mode === "bearer") {
+      token = input?.token;
+      if (typeof token !== "string" || token.length < 16 || token.length > 512 || !/^[\x21-\x7e]+$/.test(token)) {
+        throw syncError("InvalidInput", "adopt takes { token } in bearer mode: the token the app's sign-in returned (16 to 512 visible ASCII characters)", { field: "token" });
+      }
+    } else if (input !== undefined && input !== null && (typeof input !== "object" || Object.keys(input).length > 0)) {
+      throw syncError("InvalidInput", "adopt takes no argument in cookie mode: the session is the cookie's", { field: "token" });
+    }
+    await this.#deliverBeforeSignIn();
+    const sentAt = this.#nowSec();
+    const answer = await this.#http("session", null, token, "GET");
+    if (!answer || typeof answer !== "object") throw bad("session answer is not an object");
+    const session = checkDevice(answer.session, "session");
+    if (this.#current) {
+      if (this.#current.id === session.id) return publicSession(this.#db().getById(session.id) ?? session);
+      throw syncError("InvalidInput", "already signed in on this device with another session: sign out first", { field: "token" });
+    }
+    return this.#keep(answer, token, sentAt);
+  }
+
+  /**
+   * Delivers what is queued before a new session is kept: in cookie mode a pending sign-out is proven
+   * by the cookie a sign-in is about to replace. Unreachable: so is the sign-in. Any other failure (the
+   * server refusing the round) must not lock the person out: sign in, and the actions wait.
+   */
+  async #deliverBeforeSignIn() {
     if (this.#outbox.length > 0) {
       await this.syncNow().catch((err) => {
         if (err?.code === "Network" || err?.code === "Timeout" || err?.code === "Closed") throw err;
       });
     }
-    const sentAt = this.#nowSec();
-    const answer = await this.#http("signin", body, null);
-    if (!answer || typeof answer !== "object") throw bad("sign-in answer is not an object");
+  }
+
+  /** Keeps the session of a sign-in answer (`{ session, token? }`) as this device's. */
+  #keep(answer, token, sentAt) {
     const session = checkDevice(answer.session, "session");
     const db = this.#db();
     let stored;
     if (this.#s.mode === "bearer") {
-      if (typeof answer.token !== "string") {
+      if (typeof token !== "string") {
         throw syncError("BadResponse", "the server sent no token (it answers cookie clients: use mode \"cookie\")");
       }
-      stored = db.insert({ ...publicSession(session), token: answer.token });
-      if (stored.id !== session.id) throw bad("the token does not hash to the session id");
+      stored = db.insert({ ...publicSession(session), token });
+      if (stored.id !== session.id) {
+        db.removeById(stored.id);
+        throw bad("the token does not hash to the session id");
+      }
     } else {
       stored = db.adopt(publicSession(session));
     }

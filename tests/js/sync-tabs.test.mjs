@@ -106,6 +106,52 @@ for (const name of BROWSERS) describe(`sync through the page client in ${name}`,
     await b.close();
   });
 
+  test("the app's own sign-in feeds the page client: a password route (signInPath) and adopt(), cookie and bearer modes", async () => {
+    /** In the page: the app's own sign-up (its route issues the session), adopt(), sign-out, a wrong and a right password. */
+    const flow = (tab, user) => tab.start(async (user) => {
+      const json = { "content-type": "application/json" };
+      const reg = await fetch("/api/register", { method: "POST", headers: json, body: JSON.stringify({ user, password: "correct horse battery" }) });
+      const issued = await reg.json();
+      const bearer = window.store.info.tokenStorage === "keep";
+      const adopted = await (bearer ? window.store.adopt({ token: issued.token }) : window.store.adopt());
+      const again = await (bearer ? window.store.adopt({ token: issued.token }) : window.store.adopt());
+      await window.store.signOut();
+      const code = (p) => p.then(() => "ok", (e) => e.code);
+      const wrong = await code(window.store.signIn({ user, password: "not the password" }));
+      const signed = await window.store.signIn({ user, password: "correct horse battery", device: "own sign-in" });
+      const verdict = (await window.store.syncNow()).verdict;
+      const kept = JSON.stringify(await window.store.syncStatus());
+      return {
+        issued: issued.session.id, adopted: adopted.id, again: again.id, wrong, signed: signed.userId, device: signed.device,
+        verdict, passwordKept: kept.includes("correct horse battery"),
+      };
+    }, user).result();
+    const check = (r, mode) => {
+      assert.equal(r.adopted, r.issued, `${mode}: adopt kept the session the app's route issued`);
+      assert.equal(r.again, r.issued, `${mode}: adopting it again answers it as it is`);
+      assert.equal(r.wrong, "Unauthorized", `${mode}: a wrong password`);
+      assert.equal(r.device, "own sign-in");
+      assert.equal(r.verdict, "live", `${mode}: the loop confirms the password sign-in`);
+      assert.equal(r.passwordKept, false);
+    };
+    const tab = await browser.newTab(page);
+    await openSynced(tab, "own-signin-cookie.db", { signInPath: "login" });
+    check(await flow(tab, `own-cookie-${name}`), "cookie");
+    await tab.close();
+
+    const bearerServer = await startSyncServer({ bearer: true });
+    const bearerProxy = await startProxy(bearerServer.url);
+    try {
+      const btab = await browser.newTab(`${bearerProxy.url}/tests/js/fixtures/page.html`);
+      await openSynced(btab, "own-signin-bearer.db", { mode: "bearer", signInPath: "login" });
+      check(await flow(btab, `own-bearer-${name}`), "bearer");
+      await btab.close();
+    } finally {
+      await bearerProxy.close();
+      await bearerServer.close();
+    }
+  });
+
   test("faults: HTTP 500, 503, garbage, a hang and a dropped connection are typed errors on the page; nothing is removed", async () => {
     const tab = browser.page;
     await openSynced(tab, "sync-faults.db", { interval: 60_000, timeout: 500 });

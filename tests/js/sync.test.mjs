@@ -40,6 +40,7 @@ async function device(url, { mode = "cookie", fetch, random, ...settings } = {})
   const dev = { store, events: [], changes: [], offline: false, requests: [] };
   const base = fetch ?? cookieFetch();
   dev.jar = base.jar;
+  dev.fetch = base;
   const net = new EventTarget();
   dev.net = net;
   const wrapped = async (u, init) => {
@@ -413,6 +414,103 @@ describe("sync engine in Node, bearer mode, against the real server (--bearer)",
     } finally {
       await cookieServer.close();
     }
+  });
+});
+
+describe("the app's own sign-in feeds the loop: a password route (signInPath) and adopt(), cookie and bearer modes", () => {
+  const servers = {};
+  const devices = [];
+  before(async () => {
+    servers.cookie = await startSyncServer();
+    servers.bearer = await startSyncServer({ bearer: true });
+  });
+  after(async () => {
+    for (const d of devices) if (!d.closed) d.close();
+    await servers.cookie?.close();
+    await servers.bearer?.close();
+  });
+  /** Creates a user through the demo's register route, as the app's sign-up page would (its own jar). */
+  const register = async (url, user, password) => {
+    const res = await fetch(`${url}/api/register`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ user, password }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+  };
+
+  for (const mode of ["cookie", "bearer"]) {
+    test(`${mode}: signIn posts the credentials to the app's route; a wrong password is Unauthorized and keeps nothing; the loop confirms the session`, async () => {
+      const url = servers[mode].url;
+      await register(url, `pw-${mode}`, "correct horse battery");
+      const a = await device(url, { mode, signInPath: "login" });
+      devices.push(a);
+      const wrong = await a.engine.signIn({ user: `pw-${mode}`, password: "wrong password!" }).catch((e) => e);
+      assert.equal(wrong.code, "Unauthorized", String(wrong));
+      assert.ok(!String(wrong.message).includes("wrong password!"), "the password is never in an error");
+      assert.deepEqual(a.store.loadAll(), []);
+      assert.equal(a.engine.status().session, null);
+
+      const s = await a.engine.signIn({ user: `pw-${mode}`, password: "correct horse battery", device: `${mode} laptop` });
+      assert.equal(s.userId, `pw-${mode}`);
+      assert.equal(s.device, `${mode} laptop`);
+      const posted = a.requests.filter((r) => r.url.endsWith("/api/login"));
+      assert.equal(posted.length, 2, "both attempts went to the app's route");
+      assert.deepEqual(JSON.parse(posted[1].init.body), { user: `pw-${mode}`, password: "correct horse battery", device: `${mode} laptop` });
+      if (mode === "bearer") assert.match(a.store.getById(s.id).token, /^pyl_/);
+      else assert.ok(a.jar.get("__Host-pylon_session"), "the cookie is in the jar");
+      assert.equal((await a.engine.syncNow()).verdict, "live");
+      assert.equal(a.engine.status().session.id, s.id);
+      for (const kept of [JSON.stringify(a.events), JSON.stringify(a.engine.status()), JSON.stringify(a.store.loadAll())]) {
+        assert.ok(!kept.includes("correct horse battery"), "the password is not kept anywhere");
+      }
+      // Signed out through the loop: the server forgets it too.
+      await a.engine.signOut();
+      await waitFor(() => a.engine.status().outbox.length === 0, { what: "sign-out delivered" });
+    });
+
+    test(`${mode}: adopt keeps a session the app's server issued itself (its login page, an OAuth callback), confirmed by the loop`, async () => {
+      const url = servers[mode].url;
+      await register(url, `adopt-${mode}`, "another long password");
+      const a = await device(url, { mode });
+      devices.push(a);
+      // Nothing issued yet: the server says so, nothing is kept.
+      if (mode === "cookie") {
+        assert.equal(await codeOf(a.engine.adopt()), "Unauthorized");
+        assert.deepEqual(a.store.loadAll(), []);
+      }
+      // The app's own login, outside the engine (the same cookie jar, as the page's own fetch).
+      const base = mode === "cookie" ? a.fetch : fetch;
+      const res = await base(`${url}/api/login`, {
+        method: "POST", headers: { "content-type": "application/json" }, credentials: mode === "cookie" ? "include" : "omit",
+        body: JSON.stringify({ user: `adopt-${mode}`, password: "another long password" }),
+      });
+      assert.equal(res.status, 200);
+      const answer = await res.json();
+      const s = mode === "bearer" ? await a.engine.adopt({ token: answer.token }) : await a.engine.adopt();
+      assert.equal(s.id, answer.session.id);
+      assert.equal(s.userId, `adopt-${mode}`);
+      if (mode === "bearer") assert.equal(a.store.getById(s.id).token, answer.token);
+      else assert.equal(a.store.getById(s.id).token, undefined, "cookie mode keeps no token");
+      assert.equal((await a.engine.syncNow()).verdict, "live");
+      // The same session again is answered as it is; bad arguments are typed errors.
+      assert.equal((mode === "bearer" ? await a.engine.adopt({ token: answer.token }) : await a.engine.adopt()).id, s.id);
+      assert.equal(await codeOf(a.engine.adopt(mode === "bearer" ? { token: "short" } : { token: "x".repeat(40) })), "InvalidInput");
+      assert.equal(a.store.loadAll().length, 1);
+    });
+  }
+
+  test("credentials that are not an object, not JSON or over 16 KiB, and bad signInPath settings, are InvalidInput", async () => {
+    const a = await device(servers.cookie.url, { signInPath: "login" });
+    devices.push(a);
+    for (const bad of [null, "alice", 42, ["alice"], { user: "" }, { user: 7 }, { user: "u", password: "x".repeat(17_000) }, { user: "u", n: 10n }]) {
+      const err = await a.engine.signIn(bad).catch((e) => e);
+      assert.equal(err.code, "InvalidInput", `${typeof bad}: ${err}`);
+      assert.ok(String(err.message).length < 200, "the message quotes nothing long");
+    }
+    assert.equal(a.requests.length, 0, "nothing was sent");
+    for (const path of ["/login", "../login", "a/../../b", "log in", 7]) {
+      assert.throws(() => syncSettings({ url: "http://x/api/", signInPath: path }, "hash"), (e) => e.code === "InvalidInput" && e.field === "sync.signInPath", String(path));
+    }
+    assert.equal(syncSettings({ url: "http://x/api/", signInPath: "auth/login" }, "hash").signInPath, "auth/login");
   });
 });
 

@@ -202,8 +202,16 @@ export async function synced(): Promise<void> {
     }
   }
   await store.signOut();
-  // @ts-expect-error signIn needs a user
-  await store.signIn({ tenant: "acme" });
+  // @ts-expect-error credentials are an object
+  await store.signIn("alice");
+  // The app's own route: any credentials it takes.
+  const own = await SessionStoreClient.open({ dbName: "own.db" }, { sync: { url: "/api/", signInPath: "login" } });
+  const viaPassword: Session = await own.signIn({ user: "alice", password: "correct horse battery" });
+  const adopted: Session = await own.adopt();
+  await own.adopt({ token: "pyl_0123456789abcdef" });
+  // @ts-expect-error adopt takes { token }
+  await own.adopt("pyl_0123456789abcdef");
+  void [viaPassword, adopted];
   // @ts-expect-error no such mode
   await SessionStoreClient.open({}, { sync: { url: "/api/", mode: "jwt" } });
   // @ts-expect-error the URL is required
