@@ -564,7 +564,8 @@ impl PostgresPoolBackend {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad setting, [`Error::StorageUnavailable`] when the server cannot
-    /// be reached or TLS fails (a certificate or host name not trusted), [`Error::SchemaTooNew`],
+    /// be reached or TLS fails (a certificate or host name not trusted, a server without TLS under
+    /// `require` or stricter), [`Error::SchemaTooNew`],
     /// [`Error::UnknownSchema`], and other driver errors.
     pub async fn open(config: PostgresPoolConfig) -> Result<Self> {
         let (pg, tls) = config.connector()?;
