@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every web test: the Rust tests in Node and in a dedicated worker of headless Chromium and Firefox
-# (in-memory SQLite and OPFS), a build of pkg/, a type check of its declarations, and the JS tests
+# Every web test: the Rust tests in Node and, through `wasm-pack test`, in a dedicated worker of
+# headless Chromium and Firefox (in-memory SQLite and OPFS) with the wasm32 doctests, a build of pkg/,
+# a type check of its declarations, and the JS tests
 # (exported API, page client, several tabs, Node) through the real pkg/ in Debian's Chromium and
 # Firefox ESR (tests/js/browsers.mjs; PYLON_TEST_BROWSERS=chromium or firefox runs one).
 # Needs what scripts/setup.sh installs. Exits non-zero on the first failing suite.
@@ -9,22 +10,27 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 need cargo node wasm-bindgen-test-runner chromedriver geckodriver chromium firefox-esr wasm-pack wasm-opt tsc
 
-# Rust test files by runtime: the shared conformance suite (tests/common) plus the web-specific tests.
+# The Node test files (the shared conformance suite, tests/common, plus the Node-specific tests); the
+# browser ones run through wasm-pack below.
 node_tests=(--test conformance_node --test node)
-web_tests=(--test conformance_web --test web)
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
 step "Rust tests in Node (conformance suite on memory and in-memory SQLite)"
 cargo test --target wasm32-unknown-unknown "${node_tests[@]}"
 
-step "Rust tests in a dedicated worker, headless Chromium (conformance suite on in-memory SQLite and OPFS)"
-env -u GECKODRIVER CHROMEDRIVER="$CHROMEDRIVER_BIN" \
-  cargo test --target wasm32-unknown-unknown "${web_tests[@]}"
+# The browser suites as a user runs them from the repository root: `wasm-pack test --headless --chrome`
+# and `--firefox` build every test file for wasm32 and run those that ask for a browser
+# (conformance_web: the suite in a dedicated worker on in-memory SQLite and OPFS; web; web_bench's
+# smoke run) and the doctests; native-only files compile to nothing, Node-only ones are skipped
+# (above). The knobs pass through: WASM_BINDGEN_TEST_TIMEOUT (scripts/env.sh: 120 s),
+# WASM_BINDGEN_TEST_NO_ORIGIN_ISOLATION=1 (no COOP/COEP), CHROMEDRIVER_BIN / GECKODRIVER_BIN.
+# The other driver's variable is unset so that the runner cannot pick the wrong browser.
+step "Rust tests in headless Chromium: wasm-pack test --headless --chrome"
+env -u GECKODRIVER wasm-pack test --headless --chrome --chromedriver "$CHROMEDRIVER_BIN"
 
-step "Rust tests in a dedicated worker, headless Firefox (conformance suite on in-memory SQLite and OPFS)"
-env -u CHROMEDRIVER GECKODRIVER="$GECKODRIVER_BIN" \
-  cargo test --target wasm32-unknown-unknown "${web_tests[@]}"
+step "Rust tests in headless Firefox: wasm-pack test --headless --firefox"
+env -u CHROMEDRIVER wasm-pack test --headless --firefox --geckodriver "$GECKODRIVER_BIN"
 
 step "pkg/ (wasm-pack build --target web)"
 bash scripts/build-pkg.sh

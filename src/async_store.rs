@@ -16,7 +16,9 @@ use crate::token::{SessionId, Token};
 /// axum state) and call it from any number of tasks at once.
 ///
 /// # Examples
-/// ```
+// `Blocking` and tokio are native only: on wasm32 the example is shown, not compiled.
+#[cfg_attr(not(web), doc = "```")]
+#[cfg_attr(web, doc = "```ignore")]
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> pylon_sessions::Result<()> {
 /// use std::sync::Arc;

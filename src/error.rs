@@ -59,6 +59,12 @@ pub enum Error {
     #[error("store is closed")]
     Closed,
     /// Any other database or I/O error from the driver.
+    ///
+    /// From Postgres, the message is the server's own and its SQLSTATE (`database error: database
+    /// "app" does not exist (SQLSTATE 3D000)`): never its DETAIL, HINT or CONTEXT, which can quote key
+    /// values or whole rows, and only the code of a data exception (class 22), whose message quotes the
+    /// value refused. The driver's error, every field included, is that message's own `source()`
+    /// (walk the chain, or downcast each link, to reach it).
     #[error("database error: {0}")]
     Database(#[source] BoxError),
 }

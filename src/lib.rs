@@ -35,8 +35,9 @@
 // The docs link to `SqliteBackend` throughout; a build without it (the edge's) has no such item.
 #![cfg_attr(not(feature = "sqlite"), allow(rustdoc::broken_intra_doc_links))]
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests (native: they use files, tokio, axum and
+/// Postgres; the browser's are JS, tested by tests/js).
+#[cfg(all(doctest, not(target_family = "wasm")))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 

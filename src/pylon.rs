@@ -729,13 +729,9 @@ impl PostgresSessionBackend {
     /// As [`PostgresSessionBackend::connect`].
     pub fn connect_with(url: &str, sealing: TokenSealing) -> Result<Self> {
         let (config, tls) = PostgresPoolConfig::from_url(url)?.connector()?;
-        let client =
-            postgres::Config::from(config)
-                .connect(tls)
-                .map_err(|e| Error::StorageUnavailable {
-                    reason: "cannot connect to Postgres".into(),
-                    source: Some(e.into()),
-                })?;
+        let client = postgres::Config::from(config)
+            .connect(tls)
+            .map_err(PostgresPoolConfig::connect_error)?;
         let (backend, _) = {
             let keep = DropIn::<PostgresDriver>::keep(&sealing);
             PostgresBackend::from_client_keeping(client, Some(&keep))?

@@ -1,6 +1,8 @@
 //! The optional features as a dependent sees them: `serde` on the model (never the token) and
 //! `tracing` events for migrations, purges and storage errors (never the token either).
 //! Run by `cargo test --all-features` (required features: sqlite, serde, tracing).
+//! Native only (tracing's subscriber and files); on wasm32 the file compiles to nothing.
+#![cfg(not(target_family = "wasm"))]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};

@@ -7,6 +7,7 @@
 //!
 //! Smoke size by default (the test command runs it); `PROPTEST_CASES=N` for long runs
 //! (`scripts/fuzz.sh`). A failing case is shrunk and saved in `tests/fuzz.proptest-regressions`.
+#![cfg(not(target_family = "wasm"))] // axum and proptest are native only
 
 #[path = "fuzz/checks.rs"]
 mod checks;

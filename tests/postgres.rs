@@ -6,7 +6,9 @@ mod common;
 
 use common::legacy::*;
 use common::pg;
-use pylon_sessions::{ErrorKind, Migration, PostgresBackend, SCHEMA_VERSION};
+use pylon_sessions::{
+    ErrorKind, Migration, NewSession, PostgresBackend, SessionStore, SCHEMA_VERSION,
+};
 
 fn pg_dump(b: &mut PostgresBackend) -> String {
     let rows = b
@@ -106,4 +108,72 @@ fn newer_schema_is_refused() {
         .unwrap();
     let err = PostgresBackend::connect_with(&config).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SchemaMismatch);
+}
+
+/// A missing database, role or schema is named in the error's message (not `database error: db
+/// error`), and a failed write never shows the values the server quotes in its DETAIL.
+#[test]
+fn errors_say_what_the_server_said_and_no_values() {
+    let base: ::postgres::Config = pg::url().parse().unwrap();
+    let mut config = base.clone();
+    config.dbname("pylon_no_such_database");
+    let e = PostgresBackend::connect_with(&config).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "database error: database \"pylon_no_such_database\" does not exist (SQLSTATE 3D000)"
+    );
+    let mut config = base.clone();
+    config.user("pylon_no_such_role");
+    let e = PostgresBackend::connect_with(&config).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("role \"pylon_no_such_role\" does not exist"),
+        "{e}"
+    );
+    let mut config = base.clone();
+    config.options("-c search_path=pylon_no_such_schema");
+    let e = PostgresBackend::connect_with(&config).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "database error: no schema has been selected to create in (SQLSTATE 3F000)"
+    );
+
+    // A unique violation's DETAIL quotes the key, a check violation's the whole row.
+    let (config, _) = pg::fresh_schema();
+    let store = SessionStore::new(PostgresBackend::connect_with(&config).unwrap().0);
+    let user = "user-that-must-not-be-logged";
+    let (token, _) = store.create(NewSession::new(user)).unwrap();
+    let mut raw = pg::connect_raw(&config);
+    raw.batch_execute("CREATE UNIQUE INDEX one_each ON _pylon_sessions (user_id)")
+        .unwrap();
+    let e = store.create(NewSession::new(user)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Database);
+    let shown = format!("{e}");
+    assert!(
+        shown.contains("duplicate key value violates unique constraint \"one_each\""),
+        "{shown}"
+    );
+    assert!(!shown.contains(user), "{shown}");
+    raw.batch_execute(
+        "DROP INDEX one_each; \
+         ALTER TABLE _pylon_sessions ADD CONSTRAINT no_more CHECK (false) NOT VALID",
+    )
+    .unwrap();
+    let e = store.create(NewSession::new(user)).unwrap_err();
+    let shown = format!("{e}");
+    assert!(
+        shown.contains("violates check constraint \"no_more\""),
+        "{shown}"
+    );
+    assert!(!shown.contains(user), "{shown}");
+    assert!(!shown.contains(token.expose()), "{shown}");
+    assert!(!shown.contains(token.id().as_str()), "{shown}");
+    // The driver's error, DETAIL included, is still there for the caller who walks the sources.
+    let mut source = std::error::Error::source(&e);
+    let mut details = String::new();
+    while let Some(s) = source {
+        details.push_str(&s.to_string());
+        source = s.source();
+    }
+    assert!(details.contains("Failing row contains"), "{details}");
 }

@@ -385,6 +385,47 @@ async fn postgres_restart_heals_without_losing_acknowledged_writes() {
     }
 }
 
+/// The pool names a missing database, role or schema in its error's message (not `database error:
+/// db error`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_errors_say_what_the_server_said() {
+    let open = |edit: &dyn Fn(&mut tokio_postgres::Config)| {
+        let mut config = PostgresPoolConfig::from_url(&pg::url())
+            .unwrap()
+            .timeout(Duration::from_secs(5));
+        edit(config.pg_config_mut());
+        PostgresPoolBackend::open(config)
+    };
+    let e = open(&|c| {
+        c.dbname("pylon_no_such_database");
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "database error: database \"pylon_no_such_database\" does not exist (SQLSTATE 3D000)"
+    );
+    let e = open(&|c| {
+        c.user("pylon_no_such_role");
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("role \"pylon_no_such_role\" does not exist"),
+        "{e}"
+    );
+    let e = open(&|c| {
+        c.options("-c search_path=pylon_no_such_schema");
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "database error: no schema has been selected to create in (SQLSTATE 3F000)"
+    );
+}
+
 // ---- TLS ----------------------------------------------------------------------------------------
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {
@@ -529,6 +570,7 @@ async fn tls_modes_verify_what_they_promise() {
         .unwrap_err();
     assert_eq!(wrong_ca.kind(), ErrorKind::StorageUnavailable, "{wrong_ca}");
     assert!(wrong_ca.to_string().contains("TLS"), "{wrong_ca}");
+    assert!(wrong_ca.to_string().contains("UnknownIssuer"), "{wrong_ca}");
 
     let wrong_host = open(at("127.0.0.1"), SslMode::VerifyFull, Some(&good_ca))
         .await
@@ -565,6 +607,11 @@ async fn tls_modes_verify_what_they_promise() {
     .await
     .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::StorageUnavailable, "{refused}");
+    assert!(
+        refused.to_string().contains("does not support TLS"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("not trusted"), "{refused}");
     let prefer = PostgresPoolBackend::connect(&plain.url()).await.unwrap();
     assert!(
         !ssl_in_use(&prefer).await,

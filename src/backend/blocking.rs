@@ -10,10 +10,10 @@ use crate::token::{SessionId, Token};
 /// An [`AsyncSessionBackend`] that runs a synchronous backend's calls on tokio's blocking thread pool
 /// (`spawn_blocking`), so an async server never blocks its runtime on SQLite.
 ///
-/// The backend is shared by every call (`Arc`); a [`SqliteBackend`](crate::SqliteBackend) opened on a
+/// The backend is shared by every call (`Arc`); a `SqliteBackend` (feature `sqlite`) opened on a
 /// file serves reads on its read-only connections concurrently (WAL) and writes on its one writer, as
-/// SQLite allows. Also the way to keep the blocking [`PostgresBackend`](crate::PostgresBackend) inside a
-/// tokio server (one connection; prefer [`PostgresPoolBackend`](crate::PostgresPoolBackend)).
+/// SQLite allows. Also the way to keep the blocking `PostgresBackend` (feature `postgres`) inside a
+/// tokio server (one connection; prefer `PostgresPoolBackend`, feature `postgres-pool`).
 ///
 /// # Examples
 /// ```

@@ -29,6 +29,11 @@ mod host;
 #[cfg(web)]
 pub use host::{HostBackend, HostDriver};
 
+#[cfg(all(
+    any(feature = "postgres", feature = "postgres-pool"),
+    not(target_family = "wasm")
+))]
+mod pg_error;
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
 mod postgres;
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]

@@ -6,6 +6,7 @@ use postgres::error::SqlState;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Config, NoTls};
 
+use crate::backend::pg_error::{self, ServerError};
 use crate::backend::sql::{
     postgres_placeholders, Dialect, Driver, KeepLegacyTokens, Migration, Param, Row, SqlBackend,
 };
@@ -48,7 +49,7 @@ impl std::fmt::Debug for PostgresDriver {
 impl SqlBackend<PostgresDriver> {
     /// Connects without TLS (`postgres://user@host/db` or `host=… user=…`) and migrates. Only hosts on
     /// this machine (loopback, `localhost`, Unix sockets) unless the URL says `sslmode=disable`: the
-    /// blocking client has no TLS. Servers use [`crate::PostgresPoolBackend`].
+    /// blocking client has no TLS. Servers use `PostgresPoolBackend` (feature `postgres-pool`).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad URL, [`Error::StorageUnavailable`] when the server cannot be
@@ -84,12 +85,7 @@ impl SqlBackend<PostgresDriver> {
                  PostgresPoolBackend (feature postgres-pool), or say sslmode=disable explicitly",
             ));
         }
-        let client = config
-            .connect(NoTls)
-            .map_err(|e| Error::StorageUnavailable {
-                reason: "cannot connect to Postgres".into(),
-                source: Some(e.into()),
-            })?;
+        let client = config.connect(NoTls).map_err(connect_error)?;
         Self::from_client(client)
     }
 
@@ -119,6 +115,20 @@ impl SqlBackend<PostgresDriver> {
     }
 }
 
+/// A failed connect: what the server answered (a missing database or role, too many connections),
+/// else [`Error::StorageUnavailable`] for a server that cannot be reached.
+fn connect_error(e: postgres::Error) -> Error {
+    if e.as_db_error().is_some() {
+        return classify(e);
+    }
+    let error = Error::StorageUnavailable {
+        reason: "cannot connect to Postgres".into(),
+        source: Some(e.into()),
+    };
+    crate::trace::storage_error("postgres", &error);
+    error
+}
+
 fn classify(e: postgres::Error) -> Error {
     let error = classify_kind(e);
     crate::trace::storage_error("postgres", &error);
@@ -127,6 +137,10 @@ fn classify(e: postgres::Error) -> Error {
 
 fn classify_kind(e: postgres::Error) -> Error {
     let state = e.code().cloned();
+    // The server's own words (never its DETAIL, which can quote key values): see `pg_error`.
+    let says = e
+        .as_db_error()
+        .map(|db| pg_error::server_says(db.code().code(), db.message()));
     match state {
         Some(s) if s == SqlState::DISK_FULL || s == SqlState::PROGRAM_LIMIT_EXCEEDED => {
             Error::QuotaExceeded(e.into())
@@ -147,7 +161,10 @@ fn classify_kind(e: postgres::Error) -> Error {
                 || s.code().starts_with("08") =>
         {
             Error::StorageUnavailable {
-                reason: "the Postgres server or the pooler in front of it is unavailable".into(),
+                reason: format!(
+                    "the Postgres server or the pooler in front of it is unavailable: {}",
+                    says.unwrap_or_default()
+                ),
                 source: Some(e.into()),
             }
         }
@@ -157,7 +174,10 @@ fn classify_kind(e: postgres::Error) -> Error {
             reason: "Postgres is unreachable or closed the connection".into(),
             source: Some(e.into()),
         },
-        _ => Error::Database(e.into()),
+        _ => Error::Database(match says {
+            Some(words) => ServerError::boxed(words, e),
+            None => e.into(),
+        }),
     }
 }
 

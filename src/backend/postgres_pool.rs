@@ -25,6 +25,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::backend::pg_error::{self, ServerError};
 use crate::backend::sql::migration::{self, LegacyRow, Plan};
 use crate::backend::sql::statements::*;
 use crate::backend::sql::{
@@ -219,8 +220,19 @@ impl PostgresPoolConfig {
         Ok((pg, tls))
     }
 
+    /// What a failed connect with [`Self::connector`]'s settings means, for the pool's connections and
+    /// for a client made outside it (the Pylon drop-in's): the server's answer, a TLS failure, or an
+    /// unreachable server.
+    pub(crate) fn connect_error(e: tokio_postgres::Error) -> Error {
+        classify(e)
+    }
+
     fn tls(&self, mode: SslMode) -> Result<MakeRustlsConnect> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Ok(MakeRustlsConnect::new(self.tls_config(mode)?))
+    }
+
+    fn tls_config(&self, mode: SslMode) -> Result<ClientConfig> {
+        let provider = crypto_provider()?;
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| tls_config_error(e.into()))?;
@@ -248,7 +260,7 @@ impl PostgresPoolConfig {
                     .with_no_client_auth()
             }
         };
-        Ok(MakeRustlsConnect::new(config))
+        Ok(config)
     }
 
     fn roots(&self) -> Result<RootCertStore> {
@@ -284,6 +296,26 @@ impl PostgresPoolConfig {
         }
         Ok(roots)
     }
+}
+
+/// The application's process-wide rustls provider when it installed one
+/// ([`CryptoProvider::install_default`]), else the one rustls's crate features name: *ring*, which
+/// this crate turns on. (rustls 0.23.48 deprecates naming *ring*'s provider directly.)
+fn crypto_provider() -> Result<Arc<CryptoProvider>> {
+    if let Some(provider) = CryptoProvider::get_default() {
+        return Ok(Arc::clone(provider));
+    }
+    // `ClientConfig::builder` installs the provider the crate features name, and panics when they
+    // name several (another crate in the build turned on `aws-lc-rs` too) and none was installed.
+    std::panic::catch_unwind(|| Arc::clone(ClientConfig::builder().crypto_provider())).map_err(
+        |_| {
+            tls_config_error(
+                "several rustls crypto providers are compiled in: call \
+                 rustls::crypto::CryptoProvider::install_default at start-up to choose one"
+                    .into(),
+            )
+        },
+    )
 }
 
 fn tls_config_error(e: crate::BoxError) -> Error {
@@ -532,7 +564,8 @@ impl PostgresPoolBackend {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad setting, [`Error::StorageUnavailable`] when the server cannot
-    /// be reached or TLS fails (a certificate or host name not trusted), [`Error::SchemaTooNew`],
+    /// be reached or TLS fails (a certificate or host name not trusted, a server without TLS under
+    /// `require` or stricter), [`Error::SchemaTooNew`],
     /// [`Error::UnknownSchema`], and other driver errors.
     pub async fn open(config: PostgresPoolConfig) -> Result<Self> {
         let (pg, tls) = config.connector()?;
@@ -586,7 +619,7 @@ impl PostgresPoolBackend {
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| match e {
-            PoolError::Backend(e) => classify(e),
+            PoolError::Backend(e) => PostgresPoolConfig::connect_error(e),
             PoolError::Timeout(t) => Error::StorageUnavailable {
                 reason: format!("no Postgres connection within {:?} ({t:?})", self.timeout),
                 source: None,
@@ -753,21 +786,22 @@ impl Row for PgRow<'_> {
     }
 }
 
-/// Whether `e`'s chain holds an I/O error, and whether one of those wraps a TLS (rustls) error.
-fn io_and_tls(e: &(dyn std::error::Error + 'static)) -> (bool, bool) {
-    let (mut io, mut tls) = (false, false);
+/// Whether `e`'s chain holds an I/O error, and the TLS (rustls) error it holds, directly or wrapped
+/// in an I/O error.
+fn io_and_tls<'a>(e: &'a (dyn std::error::Error + 'static)) -> (bool, Option<&'a rustls::Error>) {
+    let (mut io, mut tls) = (false, None);
     let mut next = Some(e);
     while let Some(err) = next {
-        if err.is::<rustls::Error>() {
-            tls = true;
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            tls = Some(t);
         }
         if let Some(ioe) = err.downcast_ref::<std::io::Error>() {
             io = true;
-            if ioe
+            if let Some(t) = ioe
                 .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             {
-                tls = true;
+                tls = Some(t);
             }
         }
         next = err.source();
@@ -784,11 +818,14 @@ fn classify(e: tokio_postgres::Error) -> Error {
 }
 
 fn classify_kind(e: tokio_postgres::Error) -> Error {
-    let unavailable = |reason: &str, e: tokio_postgres::Error| Error::StorageUnavailable {
-        reason: reason.into(),
+    let unavailable = |reason: String, e: tokio_postgres::Error| Error::StorageUnavailable {
+        reason,
         source: Some(e.into()),
     };
-    if let Some(state) = e.code().cloned() {
+    if let Some(db) = e.as_db_error() {
+        let state = db.code().clone();
+        // The server's own words (never its DETAIL, which can quote key values): see `pg_error`.
+        let says = pg_error::server_says(state.code(), db.message());
         return match state {
             s if s == SqlState::DISK_FULL || s == SqlState::PROGRAM_LIMIT_EXCEEDED => {
                 Error::QuotaExceeded(e.into())
@@ -808,24 +845,31 @@ fn classify_kind(e: tokio_postgres::Error) -> Error {
                 // PgBouncer reports its own failures (server gone, login failing, wait timeout)
                 // as class 08 too.
                 unavailable(
-                    "the Postgres server or the pooler in front of it is unavailable",
+                    format!(
+                        "the Postgres server or the pooler in front of it is unavailable: {says}"
+                    ),
                     e,
                 )
             }
-            _ => Error::Database(e.into()),
+            _ => Error::Database(ServerError::boxed(says, e)),
         };
     }
     let (io, tls) = io_and_tls(&e);
-    // tokio-postgres reports a server that refuses TLS (under `require`) as a TLS error without an
-    // I/O source; its message is the only mark.
-    let refused_tls = e.to_string().starts_with("error performing TLS handshake");
-    if tls || refused_tls {
+    if let Some(tls) = tls {
+        // The handshake failed: rustls says why (an unknown issuer, a name the certificate is not
+        // valid for, no protocol version in common).
+        unavailable(format!("TLS with Postgres failed: {tls}"), e)
+    } else if e.to_string().starts_with("error performing TLS handshake") {
+        // tokio-postgres reports a server that answers "no" to TLS (under `require` or stricter) as a
+        // TLS error with neither an I/O nor a rustls source; its message is the only mark.
         unavailable(
-            "TLS with Postgres failed: the server's certificate or host name is not trusted",
+            "the Postgres server does not support TLS, and the TLS mode (sslmode=require or \
+             stricter) asks for it"
+                .into(),
             e,
         )
     } else if io || e.is_closed() {
-        unavailable("Postgres is unreachable or closed the connection", e)
+        unavailable("Postgres is unreachable or closed the connection".into(), e)
     } else {
         Error::Database(e.into())
     }
@@ -990,6 +1034,14 @@ mod tests {
         assert_eq!(rest, "host=db user=u");
         assert_eq!(mode, Some(SslMode::VerifyCa));
         assert!(take_tls_params("postgres://u@h/db?sslmode=sometimes").is_err());
+    }
+
+    #[test]
+    fn tls_uses_the_process_wide_crypto_provider() {
+        let config = PostgresPoolConfig::from_url("postgres://u@db.example/app").unwrap();
+        let tls = config.tls_config(SslMode::Require).unwrap();
+        let installed = CryptoProvider::get_default().expect("a process-wide provider, installed");
+        assert!(Arc::ptr_eq(tls.crypto_provider(), installed));
     }
 
     #[test]
