@@ -19,6 +19,30 @@ cp src/js/client.js src/js/worker.js src/js/tab-broker.js src/js/tab-channel.js 
   src/js/session-object.js pkg/
 node scripts/pkg-json.mjs
 
+# Before `init()` the generated module's `wasm` is undefined, and a call fails with "Cannot read properties
+# of undefined (reading 'sessionstore_open')". Make it a typed error that says what to do.
+node - <<'JS'
+const fs = require("fs");
+const file = "pkg/pylon_sessions.js";
+const from = "let wasmModule, wasmInstance, wasm;";
+const src = fs.readFileSync(file, "utf8");
+if (!src.includes(from)) {
+  console.error(`build-pkg.sh: ${file} no longer declares \`${from}\` (a new wasm-bindgen?): update the init() guard`);
+  process.exit(1);
+}
+const guard = "new Proxy({}, { get() { throw Object.assign(new Error(" +
+  "\"the .wasm is not loaded: call `await init()` (this module's default export) once before using " +
+  "SessionStore (the page client, client.js, does it for you)\"), { name: \"SessionStoreError\", code: \"InvalidInput\", field: \"init\" }); } })";
+const check = "if (wasm !== undefined) return wasm;";
+if (!src.includes(check)) {
+  console.error(`build-pkg.sh: ${file} no longer checks \`${check}\` (a new wasm-bindgen?): update the init() guard`);
+  process.exit(1);
+}
+fs.writeFileSync(file, src
+  .replace(from, `const wasmNotLoaded = ${guard};\nlet wasmModule, wasmInstance, wasm = wasmNotLoaded;`)
+  .replaceAll(check, "if (wasm !== wasmNotLoaded) return wasm;"));
+JS
+
 wasm=pkg/pylon_sessions_bg.wasm
 if grep -q '"env"' <(node -e "const m=new WebAssembly.Module(require('fs').readFileSync('$wasm'));console.log(JSON.stringify(WebAssembly.Module.imports(m).map(i=>i.module)))"); then
   echo "error: $wasm imports from 'env' (an unresolved C symbol); it will not load" >&2

@@ -477,9 +477,7 @@ fn classify(e: OpfsSAHError) -> Error {
     let message = e.to_string();
     match (&e, dom_name(&e).as_deref()) {
         (OpfsSAHError::NotSupported, _) => Error::StorageUnavailable {
-            reason: "OPFS needs a dedicated worker in a secure context with \
-                     FileSystemSyncAccessHandle (not the page's main thread, Node or an edge runtime)"
-                .into(),
+            reason: crate::platform::why_no_opfs(),
             source: Some(message.into()),
         },
         (_, Some("NoModificationAllowedError")) | (OpfsSAHError::DirectoryInUse(_), _) => {

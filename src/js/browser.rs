@@ -337,13 +337,20 @@ impl JsSessionStore {
             }
             _ => match open_opfs(&opts).await {
                 Ok((b, m, p, r)) => (b, m, Some(p), r, None),
-                Err(e @ Error::StorageUnavailable { .. }) => (
-                    SqliteBackend::open_in_memory()?,
-                    Migration::Created,
-                    None,
-                    None,
-                    Some(e.to_string()),
-                ),
+                Err(e @ Error::StorageUnavailable { .. }) => {
+                    let reason = e.to_string();
+                    crate::platform::console_warn(&format!(
+                        "pylon-sessions: storage \"auto\" keeps sessions in memory, lost when this \
+                         worker or page ends: {reason}"
+                    ));
+                    (
+                        SqliteBackend::open_in_memory()?,
+                        Migration::Created,
+                        None,
+                        None,
+                        Some(reason),
+                    )
+                }
                 Err(e) => return Err(e),
             },
         };

@@ -68,3 +68,80 @@ pub fn describe_js_error(e: &wasm_bindgen::JsValue) -> String {
         _ => e.as_string().unwrap_or_else(|| format!("{e:?}")),
     }
 }
+
+/// Which of OPFS's conditions this context misses, in words (`StorageUnavailable`'s reason and
+/// `info.reason` after `storage: "auto"` fell back): OPFS sync access handles exist only in a browser's
+/// dedicated worker, in a secure context (`https:` or localhost), in a browser that has
+/// `FileSystemSyncAccessHandle` and `navigator.storage.getDirectory`.
+#[cfg(feature = "sqlite")]
+pub fn why_no_opfs() -> String {
+    use js_sys::Reflect;
+    use wasm_bindgen::JsValue;
+    let global: JsValue = js_sys::global().into();
+    let get = |o: &JsValue, k: &str| {
+        Reflect::get(o, &JsValue::from_str(k))
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    let has = |k: &str| get(&global, k).is_some();
+    let only = "OPFS sync access handles exist only in dedicated workers";
+    let mut missing = Vec::new();
+    if has("document") {
+        missing.push(format!(
+            "this is the page's main thread ({only}: the page client, client.js, opens the store in one)"
+        ));
+    } else if has("SharedWorkerGlobalScope") {
+        missing.push(format!("this is a shared worker ({only})"));
+    } else if has("ServiceWorkerGlobalScope") {
+        missing.push(format!("this is a service worker ({only})"));
+    } else if !has("DedicatedWorkerGlobalScope") {
+        missing.push(format!(
+            "this is not a browser (Node, Deno or an edge runtime; {only} of browsers)"
+        ));
+    }
+    if get(&global, "isSecureContext").and_then(|v| v.as_bool()) == Some(false) {
+        let origin = get(&global, "location")
+            .and_then(|l| get(&l, "origin"))
+            .and_then(|o| o.as_string())
+            .map(|o| format!("({}) ", o.chars().take(128).collect::<String>()))
+            .unwrap_or_default();
+        missing.push(format!(
+            "this origin {origin}is not a secure context (OPFS needs https:, or http: on localhost or 127.0.0.1)"
+        ));
+    }
+    if missing.is_empty() {
+        let storage = get(&global, "navigator").and_then(|n| get(&n, "storage"));
+        if !has("FileSystemSyncAccessHandle") {
+            missing.push(
+                "this browser has no FileSystemSyncAccessHandle (Chromium 108, Firefox 111, Safari 16.4 or later have it)"
+                    .into(),
+            );
+        } else if storage.and_then(|s| get(&s, "getDirectory")).is_none() {
+            missing.push(
+                "navigator.storage.getDirectory is missing (some browsers turn OPFS off in private windows)"
+                    .into(),
+            );
+        }
+    }
+    if missing.is_empty() {
+        "OPFS is not available in this context".into()
+    } else {
+        format!("OPFS is not available: {}", missing.join("; "))
+    }
+}
+
+/// Writes a warning to the JS console (`console.warn`), where there is one.
+#[cfg(all(feature = "js", feature = "sqlite"))]
+pub fn console_warn(message: &str) {
+    use js_sys::Reflect;
+    use wasm_bindgen::{JsCast, JsValue};
+    let global: JsValue = js_sys::global().into();
+    let warn = Reflect::get(&global, &JsValue::from_str("console"))
+        .and_then(|c| Reflect::get(&c, &JsValue::from_str("warn")).map(|w| (c, w)));
+    if let Ok((console, warn)) = warn {
+        if let Some(f) = warn.dyn_ref::<js_sys::Function>() {
+            // A console that throws has nowhere to say so either.
+            let _ = f.call1(&console, &JsValue::from_str(message));
+        }
+    }
+}

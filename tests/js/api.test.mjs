@@ -504,19 +504,32 @@ for (const name of BROWSERS) describe(`${name}`, () => {
         await pkg.default();
         let opfs;
         try { await pkg.SessionStore.open({ storage: "opfs" }); } catch (e) { opfs = { code: e.code, message: e.message }; }
-        const auto = await pkg.SessionStore.open({ storage: "auto" });
+        const warned = [];
+        const warn = console.warn;
+        console.warn = (m) => warned.push(String(m));
+        let auto;
+        try {
+          auto = await pkg.SessionStore.open({ storage: "auto" });
+        } finally {
+          console.warn = warn;
+        }
         const info = auto.info;
         const { token } = auto.create({ userId: "alice" });
         const found = auto.get(token) !== null;
         auto.close();
-        return { opfs, info, found };
+        return { opfs, info, found, warned };
       });
       assert.equal(r.opfs.code, "StorageUnavailable");
       assert.match(r.opfs.message, /dedicated worker/);
+      // The reason names the condition that failed: here, the page's main thread.
+      assert.match(r.opfs.message, /page's main thread/);
       assert.equal(r.info.storage, "memory");
       assert.equal(r.info.requested, "auto");
-      assert.match(r.info.reason, /dedicated worker/);
+      assert.match(r.info.reason, /page's main thread/);
       assert.equal(r.found, true);
+      // The fallback is not silent: one console warning, saying sessions live in memory and why.
+      assert.equal(r.warned.length, 1, JSON.stringify(r.warned));
+      assert.match(r.warned[0], /in memory.*page's main thread/);
     });
 
     test("no uncaught page errors", async () => {

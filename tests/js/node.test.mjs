@@ -17,6 +17,7 @@ test("opfs is unavailable in Node, auto falls back to memory", async () => {
   const store = await SessionStore.open({ storage: "auto" });
   assert.equal(store.info.storage, "memory");
   assert.match(store.info.reason, /dedicated worker/);
+  assert.match(store.info.reason, /not a browser \(Node/, "the reason names the condition that failed");
   assert.equal(store.info.persisted, null);
   store.close();
 });
@@ -35,4 +36,16 @@ test("the store on in-memory SQLite", async () => {
   assert.deepEqual(store.loadAll(), []);
   store.close();
   assert.equal(await codeOf(() => store.loadAll()), "Closed");
+});
+
+test("before init(), a call says to call init() (a typed error, not a TypeError from inside the glue)", async () => {
+  const fresh = await import(`../../pkg/pylon_sessions.js?uninitialised`);
+  let err;
+  try {
+    await fresh.SessionStore.open({ storage: "memory" });
+  } catch (e) {
+    err = e;
+  }
+  assert.equal(err?.code, "InvalidInput", String(err));
+  assert.match(err.message, /await init\(\)/);
 });
