@@ -11,18 +11,18 @@ need cargo node wasm-bindgen-test-runner chromedriver geckodriver chromium firef
 
 # Rust test files by runtime: the shared conformance suite (tests/common) plus the web-specific tests.
 node_tests=(--test conformance_node --test node)
-web_tests=(--test conformance_web --test web)
+web_tests=(--test conformance_web --test web --test powercut_web)
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
 step "Rust tests in Node (conformance suite on memory and in-memory SQLite)"
 cargo test --target wasm32-unknown-unknown "${node_tests[@]}"
 
-step "Rust tests in a dedicated worker, headless Chromium (conformance suite on in-memory SQLite and OPFS)"
+step "Rust tests in a dedicated worker, headless Chromium (conformance suite on in-memory SQLite and OPFS, power cuts on OPFS)"
 env -u GECKODRIVER CHROMEDRIVER="$CHROMEDRIVER_BIN" \
   cargo test --target wasm32-unknown-unknown "${web_tests[@]}"
 
-step "Rust tests in a dedicated worker, headless Firefox (conformance suite on in-memory SQLite and OPFS)"
+step "Rust tests in a dedicated worker, headless Firefox (conformance suite on in-memory SQLite and OPFS, power cuts on OPFS)"
 env -u CHROMEDRIVER GECKODRIVER="$GECKODRIVER_BIN" \
   cargo test --target wasm32-unknown-unknown "${web_tests[@]}"
 
