@@ -14,7 +14,8 @@
 //! or zeroes the journal. `synchronous=FULL` flushes the WAL at every commit, so a session acknowledged
 //! to the caller survives a crash, a killed worker or a closed tab; `NORMAL` is 5-8 times cheaper but
 //! only syncs at checkpoints, so the last commits can be lost on a crash, which a session store must not
-//! do (a revoked session must stay revoked).
+//! do (a revoked session must stay revoked). `tests/powercut_web.rs` checks both against simulated
+//! power cuts (README, "Durability").
 //!
 //! Measured by `tests/web_bench.rs` (`scripts/bench-web.sh`) in a dedicated worker on a 2-core VM:
 //! one session upsert per autocommit into a small table after 50 warm-up commits, median of 200, in ms;
