@@ -21,8 +21,8 @@ cargo test --target wasm32-unknown-unknown "${node_tests[@]}"
 
 # The browser suites as a user runs them from the repository root: `wasm-pack test --headless --chrome`
 # and `--firefox` build every test file for wasm32 and run those that ask for a browser
-# (conformance_web: the suite in a dedicated worker on in-memory SQLite and OPFS; web; web_bench's
-# smoke run) and the doctests; native-only files compile to nothing, Node-only ones are skipped
+# (conformance_web: the suite in a dedicated worker on in-memory SQLite and OPFS; web; powercut_web:
+# 20 power cuts per durability on OPFS, PYLON_POWERCUT_CUTS at build time; web_bench's smoke run) and the doctests; native-only files compile to nothing, Node-only ones are skipped
 # (above). The knobs pass through: WASM_BINDGEN_TEST_TIMEOUT (scripts/env.sh: 120 s),
 # WASM_BINDGEN_TEST_NO_ORIGIN_ISOLATION=1 (no COOP/COEP), CHROMEDRIVER_BIN / GECKODRIVER_BIN.
 # The other driver's variable is unset so that the runner cannot pick the wrong browser.

@@ -12,8 +12,9 @@
 //! - at `synchronous=NORMAL` it holds at least every operation acknowledged before the last sync SQLite
 //!   issued (NORMAL syncs only at checkpoints and WAL restarts), so only commits since then are lost.
 //!
-//! The workload: create, touch, rotate, revoke (`remove`) and purge through `SessionStore` on a clock
-//! the test moves, from a seeded generator. One database per durability takes every cut in turn; after
+//! The workload (tests/common/powercut_workload.rs, shared with the OPFS test `tests/powercut_web.rs`):
+//! create, touch, rotate, revoke (`remove`) and purge through `SessionStore` on a clock the test moves,
+//! from a seeded generator. One database per durability takes every cut in turn; after
 //! every other check the WAL is left as recovery found it, so the next cut may land in the first
 //! checkpoint after a recovery.
 //! `PYLON_POWERCUT_CUTS` (default 30) cuts per durability; `PYLON_POWERCUT_SEED` the seed;
@@ -21,23 +22,22 @@
 
 #[path = "common/powercut.rs"]
 mod powercut;
+#[path = "common/powercut_workload.rs"]
+mod workload;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use pylon_sessions::{Error, NewSession, Policy, SessionStore, SqliteBackend, Token};
+use pylon_sessions::{SessionStore, SqliteBackend, Token};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use powercut::{Disk, Loss, VFS_NAME};
+use workload::{next_op, report, run, step, stored, Rng, State, Tally, POLICY};
 
-const POLICY: Policy = Policy {
-    idle_timeout: 90,
-    absolute_timeout: 240,
-};
 /// What `SqliteBackend::open` sets on a file (its `FILE_PRAGMAS`), with `synchronous` left to the test;
 /// `same_pragmas_as_open` checks they still match.
 const AUTOCHECKPOINT: i64 = 64;
@@ -47,202 +47,6 @@ const MAX_EVENTS: u64 = 1500;
 /// Or at a write, truncate or sync on the database file drawn from 1..=this (the first few
 /// checkpoints).
 const CHECKPOINT_EVENTS: u64 = 40;
-
-/// xorshift64*: the workload and the cuts from one seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn token(&mut self) -> Token {
-        let hex: String = (0..4).map(|_| format!("{:016x}", self.next())).collect();
-        Token::parse(&format!("pyl_{hex}")).unwrap()
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Row {
-    created: i64,
-    last_seen: i64,
-    expires: i64,
-}
-
-impl Row {
-    fn live(&self, now: i64) -> bool {
-        now < self.expires
-            && self.last_seen > now - POLICY.idle_timeout
-            && self.created > now - POLICY.absolute_timeout
-    }
-}
-
-/// What the database holds: sessions by id, revocation records by id (revoked at, kept until).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct State {
-    rows: BTreeMap<String, Row>,
-    revoked: BTreeMap<String, (i64, i64)>,
-}
-
-#[derive(Debug)]
-enum Op {
-    Create(Token),
-    Touch(Token),
-    Rotate(Token, Token),
-    Revoke(Token),
-    Purge,
-}
-
-/// What an operation answers: created, touched/rotated/removed (found), purged count.
-#[derive(Debug, PartialEq, Eq)]
-enum Answer {
-    Done(bool),
-    Count(u64),
-}
-
-/// The model: the state after `op` at `now`, and what the store must answer.
-fn step(state: &State, op: &Op, now: i64) -> (State, Answer) {
-    let mut next = state.clone();
-    let answer = match op {
-        Op::Create(t) => {
-            next.rows.insert(
-                t.id().to_string(),
-                Row {
-                    created: now,
-                    last_seen: now,
-                    expires: now + POLICY.absolute_timeout,
-                },
-            );
-            Answer::Done(true)
-        }
-        Op::Touch(t) => match next.rows.get_mut(t.id().as_str()) {
-            Some(row) if row.live(now) => {
-                row.last_seen = row.last_seen.max(now);
-                Answer::Done(true)
-            }
-            _ => Answer::Done(false),
-        },
-        Op::Rotate(old, new) => match next.rows.get(old.id().as_str()) {
-            Some(row) if row.live(now) => {
-                let mut row = next.rows.remove(old.id().as_str()).unwrap();
-                row.last_seen = now;
-                next.rows.insert(new.id().to_string(), row);
-                Answer::Done(true)
-            }
-            _ => Answer::Done(false),
-        },
-        Op::Revoke(t) => match next.rows.remove(t.id().as_str()) {
-            Some(row) => {
-                next.revoked
-                    .entry(t.id().to_string())
-                    .or_insert((now, row.expires));
-                Answer::Done(true)
-            }
-            None => Answer::Done(false),
-        },
-        Op::Purge => {
-            next.revoked.retain(|_, (_, until)| *until > now);
-            let before = next.rows.len();
-            next.rows.retain(|_, r| {
-                !(r.expires <= now
-                    || r.last_seen <= now - POLICY.idle_timeout
-                    || r.created <= now - POLICY.absolute_timeout)
-            });
-            Answer::Count((before - next.rows.len()) as u64)
-        }
-    };
-    (next, answer)
-}
-
-fn run(store: &SessionStore<SqliteBackend>, op: &Op) -> Result<Answer, Error> {
-    Ok(match op {
-        Op::Create(t) => {
-            let new = NewSession::new("user").with_device("powercut");
-            store.create_with_token(t.clone(), new)?;
-            Answer::Done(true)
-        }
-        Op::Touch(t) => Answer::Done(store.touch(t)?.is_some()),
-        Op::Rotate(old, new) => match store.rotate_to(old, new.clone()) {
-            Ok(_) => Answer::Done(true),
-            Err(Error::NotFound) => Answer::Done(false),
-            Err(e) => return Err(e),
-        },
-        Op::Revoke(t) => Answer::Done(store.remove(t)?),
-        Op::Purge => Answer::Count(store.purge_expired()?),
-    })
-}
-
-/// The state in the database, read with SQL.
-fn stored(conn: &Connection) -> State {
-    let mut state = State::default();
-    let mut stmt = conn
-        .prepare("SELECT id, created_at, last_seen_at, expires_at FROM _pylon_sessions")
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Row {
-                    created: r.get(1)?,
-                    last_seen: r.get(2)?,
-                    expires: r.get(3)?,
-                },
-            ))
-        })
-        .unwrap();
-    state.rows = rows.map(Result::unwrap).collect();
-    let mut stmt = conn
-        .prepare("SELECT id, revoked_at, keep_until FROM _pylon_sessions_revoked")
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))
-        .unwrap();
-    state.revoked = rows.map(Result::unwrap).collect();
-    state
-}
-
-fn pick(state: &State, tokens: &HashMap<String, Token>, rng: &mut Rng) -> Option<Token> {
-    let n = state.rows.len() as u64;
-    let id = state.rows.keys().nth(rng.below(n.max(1)) as usize)?;
-    Some(tokens[id].clone())
-}
-
-fn next_op(state: &State, tokens: &mut HashMap<String, Token>, rng: &mut Rng) -> Op {
-    let roll = rng.below(100);
-    let target = pick(state, tokens, rng);
-    let op = match (roll, target) {
-        (0..35, _) | (_, None) => Op::Create(rng.token()),
-        (35..65, Some(t)) => Op::Touch(t),
-        (65..80, Some(t)) => Op::Rotate(t, rng.token()),
-        (80..93, Some(t)) => Op::Revoke(t),
-        _ => Op::Purge,
-    };
-    if let Op::Create(t) | Op::Rotate(_, t) = &op {
-        tokens.insert(t.id().to_string(), t.clone());
-    }
-    op
-}
-
-#[derive(Debug, Default)]
-struct Tally {
-    cuts: usize,
-    by_loss: [usize; 3],
-    acknowledged: usize,
-    checked: usize,
-    lost_sessions: usize,
-    lost_ops: usize,
-    max_lost_ops: usize,
-    max_unsynced_ops: usize,
-    pending_writes: usize,
-    kept_writes: usize,
-    mid_checkpoint: usize,
-    wal_left: usize,
-}
 
 /// `n` power cuts on one database at `synchronous` = `durability`; panics at the first broken rule.
 fn power_cuts(durability: &str, n: usize) -> Tally {
@@ -330,6 +134,7 @@ fn power_cuts(durability: &str, n: usize) -> Tally {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();
         assert_eq!(integrity, "ok", "cut {cut} ({loss:?})");
+        tally.integrity_ok += 1;
         let found = stored(conn);
         // The longest prefix of the operations that the database holds.
         let Some(k) = (0..snapshots.len()).rev().find(|&k| snapshots[k] == found) else {
@@ -393,32 +198,6 @@ fn cuts() -> usize {
         .unwrap_or(30)
 }
 
-fn report(durability: &str, t: &Tally, started: Instant) {
-    println!(
-        "powercut {durability}: {} cuts ({} lost every unsynced write, {} a random subset, {} a torn \
-         last write; {} with database-file writes pending, mid-checkpoint; {} started on a WAL not \
-         checkpointed since recovery; {} of {} pending \
-         operations reached the disk), {} operations acknowledged, {} \
-         sessions checked, {} sessions lost, {} acknowledged operations lost (at most {} in one cut; \
-         at most {} acknowledged since the last sync), {:.1} s",
-        t.cuts,
-        t.by_loss[0],
-        t.by_loss[1],
-        t.by_loss[2],
-        t.mid_checkpoint,
-        t.wal_left,
-        t.kept_writes,
-        t.pending_writes,
-        t.acknowledged,
-        t.checked,
-        t.lost_sessions,
-        t.lost_ops,
-        t.max_lost_ops,
-        t.max_unsynced_ops,
-        started.elapsed().as_secs_f64()
-    );
-}
-
 #[test]
 fn same_pragmas_as_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -438,7 +217,10 @@ fn same_pragmas_as_open() {
 fn power_cut_at_full_loses_no_acknowledged_session() {
     let started = Instant::now();
     let tally = power_cuts("FULL", cuts());
-    report("full", &tally, started);
+    println!(
+        "{}",
+        report("full", &tally, started.elapsed().as_secs_f64())
+    );
     assert_eq!(tally.lost_sessions, 0);
     assert_eq!(tally.lost_ops, 0);
 }
@@ -447,7 +229,10 @@ fn power_cut_at_full_loses_no_acknowledged_session() {
 fn power_cut_at_normal_loses_only_commits_since_the_last_sync() {
     let started = Instant::now();
     let tally = power_cuts("NORMAL", cuts());
-    report("normal", &tally, started);
+    println!(
+        "{}",
+        report("normal", &tally, started.elapsed().as_secs_f64())
+    );
 }
 
 /// The VFS itself: unsynced writes are seen by reads, lost at a cut; synced ones stay.

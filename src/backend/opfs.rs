@@ -14,7 +14,8 @@
 //! or zeroes the journal. `synchronous=FULL` flushes the WAL at every commit, so a session acknowledged
 //! to the caller survives a crash, a killed worker or a closed tab; `NORMAL` is 5-8 times cheaper but
 //! only syncs at checkpoints, so the last commits can be lost on a crash, which a session store must not
-//! do (a revoked session must stay revoked).
+//! do (a revoked session must stay revoked). `tests/powercut_web.rs` checks both against simulated
+//! power cuts (README, "Durability").
 //!
 //! Measured by `tests/web_bench.rs` (`scripts/bench-web.sh`) in a dedicated worker on a 2-core VM:
 //! one session upsert per autocommit into a small table after 50 warm-up commits, median of 200, in ms;
@@ -275,6 +276,34 @@ impl OpfsPool {
     /// As [`SqliteBackend::open_with_vfs`]; [`Error::StorageUnavailable`] when the pool was released;
     /// [`Error::QuotaExceeded`] when a new database has no free files (see [`OpfsPool::prepare`]).
     pub fn open(&self, name: &str) -> Result<(SqliteBackend, Migration)> {
+        self.open_through(name, &self.vfs_name())
+    }
+
+    /// Test seam, not part of the API: [`OpfsPool::open`] with one more VFS between the shim and
+    /// the pool. `wrap` gets the name of the pool's own VFS and returns the name of a VFS it has
+    /// registered over it (`tests/powercut_web.rs` keeps unflushed writes there and cuts the
+    /// power); the shim is registered over that one as `<name>+gather`. Production code never calls
+    /// it.
+    ///
+    /// # Errors
+    /// As [`OpfsPool::open`]; [`Error::StorageUnavailable`] when the shim cannot be registered.
+    #[doc(hidden)]
+    pub fn open_wrapped(
+        &self,
+        name: &str,
+        wrap: impl FnOnce(&str) -> String,
+    ) -> Result<(SqliteBackend, Migration)> {
+        let below = wrap(&format!("pylon-opfs:{}", self.directory));
+        let shim = format!("{below}+gather");
+        super::gather::register(&below, &shim).map_err(|e| Error::StorageUnavailable {
+            reason: format!("the OPFS pool's VFS shim: {e}"),
+            source: None,
+        })?;
+        self.open_through(name, &shim)
+    }
+
+    /// [`OpfsPool::open`] through the VFS `vfs` (the shim over the pool's VFS).
+    fn open_through(&self, name: &str, vfs: &str) -> Result<(SqliteBackend, Migration)> {
         use sqlite_wasm_rs::vfs::VfsFilesManager;
         if self.util.is_paused() || self.util.is_uninstalled() {
             return Err(Error::StorageUnavailable {
@@ -301,7 +330,7 @@ impl OpfsPool {
             .util
             .contains(&format!("{name}-wal"))
             .map_err(classify)?;
-        SqliteBackend::open_with_vfs_checking(name, &self.vfs_name(), wal_left)
+        SqliteBackend::open_with_vfs_checking(name, vfs, wal_left)
     }
 
     /// Opens `name` for an app that must keep working when the database is damaged, as

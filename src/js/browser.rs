@@ -51,8 +51,9 @@ export interface OpenOptions {
    * every commit is flushed before it returns, so it survives a killed worker, a closed or crashed tab
    * and a crash or power loss of the machine. `"normal"`: commits are written to the OPFS file at once
    * but flushed only at checkpoints; they survive a killed worker or a closed or crashed tab, and the
-   * last ones can be lost if the machine or the browser's storage process goes down first (the
-   * database stays consistent). BENCHMARKS.md has the measured costs.
+   * last ones can be lost if the machine or the browser's storage process goes down first: at most
+   * the commits since the last checkpoint, which follows any commit that leaves 100 WAL pages (the
+   * database stays consistent; README, "Durability"). BENCHMARKS.md has the measured costs.
    */
   durability?: "full" | "normal";
   /**
