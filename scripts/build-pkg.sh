@@ -19,6 +19,15 @@ cp src/js/client.js src/js/worker.js src/js/tab-broker.js src/js/tab-channel.js 
   src/js/session-object.js pkg/
 node scripts/pkg-json.mjs
 
+# wasm-bindgen declares `[Symbol.dispose]()`, which `lib` settings before esnext.disposable (es2022) do
+# not know: declare the symbol too, so the types check under both (tests/js: tsc with each).
+dts=pkg/pylon_sessions.d.ts
+{
+  echo '// `Symbol.dispose` (TypeScript 5.2+ `using`), declared for `lib` settings before esnext.disposable.'
+  echo 'declare global { interface SymbolConstructor { readonly dispose: unique symbol; } }'
+  cat "$dts"
+} > "$dts.tmp" && mv "$dts.tmp" "$dts"
+
 # Before `init()` the generated module's `wasm` is undefined, and a call fails with "Cannot read properties
 # of undefined (reading 'sessionstore_open')". Make it a typed error that says what to do.
 node - <<'JS'

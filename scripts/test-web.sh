@@ -38,6 +38,9 @@ bash scripts/build-pkg.sh
 step "TypeScript declarations in pkg/"
 tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler --lib esnext,dom \
   tests/js/types.ts
+# An app on an older `lib` (es2022: no Symbol.dispose there) type-checks too.
+tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler --lib es2022,dom \
+  tests/js/types.ts
 echo "types ok"
 
 step "JS tests: exported API and page client in Chromium and Firefox, pkg/ in Node"
