@@ -18,11 +18,37 @@ use pylon_sessions::{
 };
 
 fn pool_config(schema_url: &str, schema: &str) -> PostgresPoolConfig {
-    let mut config = PostgresPoolConfig::from_url(schema_url).unwrap();
-    config
-        .pg_config_mut()
-        .options(format!("-c search_path={schema}"));
-    config
+    PostgresPoolConfig::from_url(schema_url)
+        .unwrap()
+        .schema(schema)
+        .unwrap()
+}
+
+#[test]
+fn pool_schema_chooses_where_the_tables_live() {
+    let rt = runtime();
+    let (_, schema) = pg::fresh_schema();
+    let config = PostgresPoolConfig::from_url(&pg::url())
+        .unwrap()
+        .schema(&schema)
+        .unwrap()
+        .pool_size(2);
+    let store = AsyncSessionStore::new(rt.block_on(PostgresPoolBackend::open(config)).unwrap());
+    rt.block_on(store.create(NewSession::new("alice"))).unwrap();
+    let n: i64 = rt.block_on(async {
+        let client = store.backend().pool().get().await.unwrap();
+        let sql = format!("SELECT count(*) FROM {schema}._pylon_sessions");
+        client.query_one(sql.as_str(), &[]).await.unwrap().get(0)
+    });
+    assert_eq!(n, 1, "the session is in {schema}");
+    for bad in ["", "1abc", "a b", "a;DROP", "x\"y", &"s".repeat(64)] {
+        let err = PostgresPoolConfig::from_url(&pg::url())
+            .unwrap()
+            .schema(bad)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}");
+        assert!(err.to_string().contains("schema"), "{err}");
+    }
 }
 
 fn pg_pool(rt: &tokio::runtime::Runtime) -> PostgresPoolBackend {

@@ -164,6 +164,41 @@ impl PostgresPoolConfig {
         self
     }
 
+    /// Keeps the session tables in `schema` (which must exist) instead of the role's default
+    /// `search_path`: sets the connection option `-c search_path=<schema>` (as the URL's
+    /// `?options=-c%20search_path%3D<schema>` does). Behind PgBouncer in transaction mode, which refuses
+    /// startup options unless told to ignore them, set the role's default instead
+    /// (`ALTER ROLE app SET search_path = app`).
+    ///
+    /// ```no_run
+    /// # fn f() -> pylon_sessions::Result<()> {
+    /// use pylon_sessions::PostgresPoolConfig;
+    /// let config = PostgresPoolConfig::from_url("postgres://app@db.internal/app")?
+    ///     .schema("auth")?
+    ///     .pool_size(16);
+    /// # let _ = config; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming `schema` unless it is a plain identifier (a letter or `_`,
+    /// then letters, digits, `_` or `$`; at most 63 bytes).
+    pub fn schema(mut self, schema: &str) -> Result<Self> {
+        let mut bytes = schema.bytes();
+        let plain = schema.len() <= 63
+            && bytes
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
+        if !plain {
+            return Err(Error::invalid(
+                "schema",
+                "expected a plain identifier: a letter or _, then letters, digits, _ or $ (at most 63 bytes)",
+            ));
+        }
+        self.pg.options(format!("-c search_path={schema}"));
+        Ok(self)
+    }
+
     /// The tokio-postgres settings, e.g. to set `options("-c search_path=…")`.
     pub fn pg_config_mut(&mut self) -> &mut tokio_postgres::Config {
         &mut self.pg
