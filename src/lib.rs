@@ -110,10 +110,14 @@ pub use session::{
     REVOCATION_RETENTION,
 };
 pub use store::{Clock, SessionStore, DEFAULT_TOUCH_INTERVAL};
-pub use token::{
-    Route, SessionId, Token, TokenFormat, TokenRouter, MAX_BUCKET_BITS, ROUTED_TOKEN_PREFIX,
-    TOKEN_PREFIX,
-};
+pub use token::{SessionId, Token, TOKEN_PREFIX};
+
+/// Tokens that say where their session lives, for a store sharded over many edge objects (Durable
+/// Objects): a stateless router reads the shard from the token and checks its MAC, with no lookup.
+/// See docs/edge.md.
+pub mod routing {
+    pub use crate::token::{Route, TokenFormat, TokenRouter, MAX_BUCKET_BITS, ROUTED_TOKEN_PREFIX};
+}
 pub use transfer::{ExportedSession, SessionExport, EXPORT_FORMAT, EXPORT_VERSION};
 
 /// The limits every store enforces on input; longer or malformed values get [`Error::InvalidInput`].

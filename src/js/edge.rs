@@ -5,7 +5,7 @@
 //! with a stable `code`, see [`convert::error_to_js`]). Everything is synchronous, as the hosts' SQL is.
 //!
 //! `TokenRouter` issues and reads routed (version 2) tokens for a service that spreads sessions over
-//! many Durable Objects (see [`crate::TokenRouter`] and docs/edge.md): a stateless Worker reads a
+//! many Durable Objects (see [`crate::routing::TokenRouter`] and docs/edge.md): a stateless Worker reads a
 //! presented token's bucket, checks its tag, and sends the call to that one object.
 //!
 //! Time: production workerd freezes `Date.now()` during a request, so every check in a request sees

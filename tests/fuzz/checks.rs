@@ -14,11 +14,12 @@ use axum::extract::FromRequest;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use pylon_sessions::axum::{read_credential, JsonBody, SessionConfig, TokenSource};
+use pylon_sessions::routing::{TokenFormat, TokenRouter};
 use pylon_sessions::rusqlite;
 use pylon_sessions::sync::{SyncRequest, MAX_HELD, MAX_OUTBOX};
 use pylon_sessions::{
     Error, ErrorKind, MemoryBackend, Migration, NewSession, SessionExport, SessionId, SessionStore,
-    SqliteBackend, Token, TokenFormat, TokenRouter,
+    SqliteBackend, Token,
 };
 
 /// Longest a parser may take on one input (however large: inputs stay under a few MiB) before the
