@@ -8,7 +8,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use pylon_sessions::{ErrorKind, NewSession, SessionStore, SqliteBackend, Token};
+use pylon_sessions::{
+    ErrorKind, NewSession, Session, SessionStatus, SessionStore, SqliteBackend, Token,
+};
 
 /// A database file with `n` sessions, checkpointed into the main file; returns the tokens.
 fn seeded(path: &Path, n: usize) -> Vec<Token> {
@@ -179,6 +181,105 @@ fn a_full_disk_is_quota_exceeded_reads_go_on_and_writes_resume_once_space_is_fre
     );
     assert!(resumed > 0, "writes resume once space is freed");
     store.backend().quick_check().unwrap();
+}
+
+/// Sign-out always works: at a full disk, removing sessions by token, by id, by user and "all
+/// others" succeeds, the sessions no longer validate (also after a reopen), and their revocation
+/// records are kept (the room set aside beside the database for them: `<file>-reserve`).
+#[test]
+fn sign_out_works_at_a_full_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    if !mount_tmpfs(dir.path(), "1m") {
+        eprintln!(
+            "SKIPPED sign_out_works_at_a_full_disk: mounting a tmpfs was refused (needs root)"
+        );
+        return;
+    }
+    let _unmount = Unmount(dir.path());
+    let path = dir.path().join("full.db");
+    let store = SessionStore::new(SqliteBackend::open(&path).unwrap());
+    let signed_in = |store: &SessionStore<SqliteBackend>, user: &str| -> (Token, Session) {
+        store.create(NewSession::new(user)).unwrap()
+    };
+    let by_token: Vec<_> = (0..50)
+        .map(|i| signed_in(&store, &format!("t{i}")))
+        .collect();
+    let by_id: Vec<_> = (0..50)
+        .map(|i| signed_in(&store, &format!("i{i}")))
+        .collect();
+    let by_user: Vec<_> = (0..20).map(|_| signed_in(&store, "bulk")).collect();
+    let (keep, _) = signed_in(&store, "others");
+    let others: Vec<_> = (0..20).map(|_| signed_in(&store, "others")).collect();
+    // Fill the disk.
+    let mut filler = 0;
+    let err = loop {
+        match store.create(NewSession::new(format!("f{filler}")).with_device("d".repeat(250))) {
+            Ok(_) => filler += 1,
+            Err(e) => break e,
+        }
+        assert!(filler < 100_000, "the disk never filled");
+    };
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
+    // Sign-outs at the full disk.
+    let mut failures = Vec::new();
+    let mut ok = 0;
+    for (t, _) in &by_token {
+        match store.remove(t) {
+            Ok(true) => ok += 1,
+            other => failures.push(format!("remove: {other:?}")),
+        }
+    }
+    for (_, s) in &by_id {
+        match store.remove_by_id(&s.id) {
+            Ok(true) => ok += 1,
+            other => failures.push(format!("remove_by_id: {other:?}")),
+        }
+    }
+    match store.remove_by_user("bulk", None) {
+        Ok(n) => ok += n,
+        Err(e) => failures.push(format!("remove_by_user: {e}")),
+    }
+    match store.remove_others(&keep) {
+        Ok(n) => ok += n,
+        Err(e) => failures.push(format!("remove_others: {e}")),
+    }
+    let gone: Vec<&(Token, Session)> = by_token
+        .iter()
+        .chain(&by_id)
+        .chain(&by_user)
+        .chain(&others)
+        .collect();
+    let attempted = gone.len();
+    let recorded = |store: &SessionStore<SqliteBackend>| {
+        gone.iter()
+            .filter(|(_, s)| matches!(store.status(&s.id), Ok(SessionStatus::Revoked { .. })))
+            .count()
+    };
+    let kept_records = recorded(&store);
+    let validating = |store: &SessionStore<SqliteBackend>| {
+        gone.iter()
+            .filter(|(t, _)| store.get(t).unwrap().is_some())
+            .count()
+    };
+    let at_full = validating(&store);
+    store.backend().quick_check().unwrap();
+    drop(store);
+    let reopened = SessionStore::new(SqliteBackend::open(&path).unwrap());
+    let after_reopen = validating(&reopened);
+    let kept_after_reopen = recorded(&reopened);
+    println!(
+        "sign-out at a full disk (1 MiB tmpfs, {filler} filler sessions): {ok}/{attempted} \
+         sign-outs succeeded, {} failed; {at_full} still validate, {after_reopen} after a reopen; \
+         revocation records kept: {kept_records} ({kept_after_reopen} after the reopen)",
+        failures.len()
+    );
+    assert_eq!(at_full, 0, "signed out at the full disk");
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(ok as usize, attempted);
+    assert_eq!(after_reopen, 0);
+    assert_eq!(reopened.get(&keep).unwrap().unwrap().user_id, "others");
+    assert_eq!(kept_after_reopen, attempted, "every revocation record kept");
+    reopened.backend().quick_check().unwrap();
 }
 
 /// A WAL left beside a database file by another database (SQLite's WAL does not name its database).

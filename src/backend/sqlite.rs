@@ -54,7 +54,45 @@ pub struct SqliteDriver {
     /// Here, a statement outside a transaction that fails `QuotaExceeded` because the WAL itself was
     /// full is retried once after a checkpoint.
     bounded: bool,
+    /// Room kept so that sign-outs work at a full quota or disk (see [`Reserve`]).
+    reserve: Reserve,
+    /// While the reserve is short: the time (unix seconds) of the next attempt to fill it, made
+    /// after a write that succeeded.
+    refill_at: Option<i64>,
 }
+
+/// Room kept for revocations. A revocation writes records, which may need new pages, and at a full
+/// disk SQLite cannot even checkpoint its WAL; so room is set aside while there is some, freed
+/// ([`Driver::release_reserve`]) when a revocation failed for want of it, and set aside again once
+/// writes succeed (at most every [`REFILL_EVERY_S`] while they keep failing).
+enum Reserve {
+    /// Memory, readers and connections the application opened.
+    None,
+    /// A database file: [`RESERVE_FILE_BYTES`] in the file `<database>-reserve` beside it, deleted to
+    /// give the disk space back.
+    File(std::path::PathBuf),
+    /// The OPFS pool, under a hard quota: about 128 KiB of rows in `_pylon_sessions_reserve` (not
+    /// part of the versioned schema, like the client-state table: created where it is used, ignored
+    /// elsewhere), deleted inside the revocation's transaction so that their pages hold its records.
+    Rows,
+}
+
+/// The size of a database file's reserve file.
+const RESERVE_FILE_BYTES: usize = 256 * 1024;
+/// Seconds between attempts to fill a short reserve while writes succeed but the reserve does not fit.
+const REFILL_EVERY_S: i64 = 15;
+const RESERVE_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_reserve \
+     (n INTEGER PRIMARY KEY, pad BLOB NOT NULL)";
+/// 32 rows of 3,900 bytes: two to an 8 KiB page (the wasm build's), one to a 4 KiB page.
+const RESERVE_ROWS: i64 = 32;
+const RESERVE_FILL: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r \
+     WHERE n < 32) INSERT OR IGNORE INTO _pylon_sessions_reserve (n, pad) SELECT n, zeroblob(3900) \
+     FROM r";
+const RESERVE_COUNT: &str = "SELECT count(*) FROM _pylon_sessions_reserve";
+/// The reserve rows hold only zeros: they are deleted without `secure_delete`, so their pages go to
+/// the free list without a WAL frame each.
+const RESERVE_RELEASE: &str = "PRAGMA secure_delete = OFF; DELETE FROM _pylon_sessions_reserve; \
+     PRAGMA secure_delete = ON;";
 
 impl std::fmt::Debug for SqliteDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,6 +171,12 @@ impl SqlBackend<SqliteDriver> {
         }
         let (mut backend, migration) = Self::with_pragmas_on(conn, FILE_PRAGMAS, false, keep)?;
         backend.write(|d| d.keep_id())?;
+        let mut reserve = path.as_os_str().to_owned();
+        reserve.push("-reserve");
+        backend.write(|d| {
+            d.keep_reserve(Reserve::File(reserve.into()));
+            Ok(())
+        })?;
         for _ in 0..readers {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let reader = Connection::open_with_flags(path, flags).map_err(classify)?;
@@ -308,6 +352,10 @@ impl SqlBackend<SqliteDriver> {
         let (backend, migration) = Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true, None)
             .map_err(|e| quota_on_short_io(true, e))?;
         backend.write(|d| d.keep_id())?;
+        backend.write(|d| {
+            d.keep_reserve(Reserve::Rows);
+            Ok(())
+        })?;
         Ok((backend, migration))
     }
 
@@ -621,9 +669,90 @@ impl SqliteDriver {
     /// `bounded`: storage with a hard quota (the OPFS pool), where a short write or failed truncate
     /// means a full quota (see the `bounded` field).
     fn new(conn: Connection, bounded: bool) -> Self {
-        SqliteDriver { conn, bounded }
+        SqliteDriver {
+            conn,
+            bounded,
+            reserve: Reserve::None,
+            refill_at: None,
+        }
     }
 
+    /// Keeps room for revocations from now on, filling the reserve if it is short (when it does not
+    /// fit, it is tried again after later writes).
+    fn keep_reserve(&mut self, reserve: Reserve) {
+        self.reserve = reserve;
+        self.refill_at = Some(0);
+        self.refill_reserve();
+    }
+
+    fn reserve_table_exists(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
+                 AND name = '_pylon_sessions_reserve'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(classify)
+    }
+
+    /// Whether the reserve holds all its room.
+    fn reserve_is_full(&self) -> bool {
+        match &self.reserve {
+            Reserve::None => true,
+            Reserve::File(path) => {
+                std::fs::metadata(path).is_ok_and(|m| m.len() >= RESERVE_FILE_BYTES as u64)
+            }
+            Reserve::Rows => self
+                .conn
+                .query_row(RESERVE_COUNT, [], |r| r.get::<_, i64>(0))
+                .is_ok_and(|n| n >= RESERVE_ROWS),
+        }
+    }
+
+    /// Fills a short reserve when it is time to try: on failure (no room yet) it is tried again
+    /// [`REFILL_EVERY_S`] later. Never fails: the reserve is room kept while there is some.
+    fn refill_reserve(&mut self) {
+        let now = platform::now();
+        if self.refill_at.is_none_or(|at| now < at) || !self.conn.is_autocommit() {
+            return;
+        }
+        if self.reserve_is_full() {
+            self.refill_at = None;
+            return;
+        }
+        let filled = match &self.reserve {
+            Reserve::None => true,
+            Reserve::File(path) => fill_reserve_file(path),
+            Reserve::Rows => {
+                let fill = format!("BEGIN IMMEDIATE; {RESERVE_DDL}; {RESERVE_FILL}; COMMIT;");
+                let ok = self.conn.execute_batch(&fill).is_ok();
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                ok
+            }
+        };
+        self.refill_at = (!filled).then_some(now + REFILL_EVERY_S);
+    }
+}
+
+/// Writes a reserve file of [`RESERVE_FILE_BYTES`] (real blocks: zeros written, not a sparse
+/// file), synced; removes it again when the disk has no room for all of it.
+fn fill_reserve_file(path: &Path) -> bool {
+    use std::io::Write;
+    let written = std::fs::File::create(path).and_then(|mut f| {
+        f.write_all(&vec![0; RESERVE_FILE_BYTES])?;
+        f.sync_all()
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written.is_ok()
+}
+
+impl SqliteDriver {
     fn classify(&self, e: rusqlite::Error) -> Error {
         quota_on_short_io(self.bounded, classify(e))
     }
@@ -700,10 +829,15 @@ impl Driver for SqliteDriver {
     const DIALECT: Dialect = Dialect::Sqlite;
 
     fn execute(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
-        if self.retries_when_full() {
-            return self.bounded_write(|d| d.run(sql, params));
+        let n = if self.retries_when_full() {
+            self.bounded_write(|d| d.run(sql, params))
+        } else {
+            self.run(sql, params)
+        };
+        if n.is_ok() {
+            self.refill_reserve();
         }
-        self.run(sql, params)
+        n
     }
 
     fn query(
@@ -753,7 +887,31 @@ impl Driver for SqliteDriver {
                 .map_err(|e| self.classify(e))?;
             Ok(v)
         });
-        done.map_err(|e| rollback(&self.conn, e))
+        let done = done.map_err(|e| rollback(&self.conn, e));
+        if done.is_ok() {
+            self.refill_reserve();
+        }
+        done
+    }
+
+    fn release_reserve(&mut self) -> Result<bool> {
+        let released = match &self.reserve {
+            Reserve::None => false,
+            Reserve::File(path) => std::fs::remove_file(path).is_ok(),
+            // No table: the reserve never fitted.
+            Reserve::Rows if !self.reserve_table_exists()? => false,
+            Reserve::Rows => {
+                let released = self.conn.execute_batch(RESERVE_RELEASE);
+                // Whatever happened, removed sessions keep being zeroed.
+                let _ = self.conn.execute_batch("PRAGMA secure_delete = ON;");
+                released.map_err(|e| self.classify(e))?;
+                true
+            }
+        };
+        if !matches!(self.reserve, Reserve::None) {
+            self.refill_at = Some(platform::now() + REFILL_EVERY_S);
+        }
+        Ok(released)
     }
 
     fn make_room(&mut self) -> Result<()> {
