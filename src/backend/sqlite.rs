@@ -16,6 +16,8 @@ use crate::platform;
 /// session acknowledged by `save` survives a crash of the process *and* a power cut (`NORMAL` would keep
 /// it across crashes only). `secure_delete=ON` zeroes removed rows, so revoked sessions and migrated
 /// plaintext tokens leave no bytes behind, and `busy_timeout` waits 5 s for other processes.
+/// Beside the file, `<file>-reserve` (256 KiB) keeps disk room for sign-outs at a full disk: it is
+/// deleted when a revocation does not fit, and written again once writes succeed.
 ///
 /// # Examples
 /// ```
