@@ -210,6 +210,9 @@ fn sign_out_works_at_a_full_disk() {
     let by_user: Vec<_> = (0..20).map(|_| signed_in(&store, "bulk")).collect();
     let (keep, _) = signed_in(&store, "others");
     let others: Vec<_> = (0..20).map(|_| signed_in(&store, "others")).collect();
+    let more: Vec<_> = (0..40)
+        .map(|i| signed_in(&store, &format!("m{i}")))
+        .collect();
     // Fill the disk.
     let mut filler = 0;
     let err = loop {
@@ -279,6 +282,37 @@ fn sign_out_works_at_a_full_disk() {
     assert_eq!(after_reopen, 0);
     assert_eq!(reopened.get(&keep).unwrap().unwrap().user_id, "others");
     assert_eq!(kept_after_reopen, attempted, "every revocation record kept");
+    reopened.backend().quick_check().unwrap();
+    // Second round: the room the sign-outs left was kept again, not taken by new sessions; full
+    // again, more sign-outs.
+    let mut refilled = 0;
+    while reopened
+        .create(NewSession::new(format!("g{refilled}")).with_device("d".repeat(250)))
+        .is_ok()
+    {
+        refilled += 1;
+        assert!(refilled < 100_000, "the disk never filled");
+    }
+    let ok_again = more
+        .iter()
+        .filter(|(t, _)| reopened.remove(t).is_ok())
+        .count();
+    let validating_again = more
+        .iter()
+        .filter(|(t, _)| reopened.get(t).unwrap().is_some())
+        .count();
+    let recorded_again = more
+        .iter()
+        .filter(|(_, s)| matches!(reopened.status(&s.id), Ok(SessionStatus::Revoked { .. })))
+        .count();
+    println!(
+        "second round, full again after {refilled} more sessions: {ok_again}/{} sign-outs \
+         succeeded, {validating_again} still validate, {recorded_again} records kept",
+        more.len()
+    );
+    assert_eq!(ok_again, more.len());
+    assert_eq!(validating_again, 0);
+    assert_eq!(recorded_again, more.len());
     reopened.backend().quick_check().unwrap();
 }
 

@@ -696,8 +696,9 @@ impl<D: Driver> SqlBackend<D> {
 }
 
 impl<D: Driver> SqlBackend<D> {
-    /// A revocation that did not fit even with the room kept for it: every session goes in a
-    /// transaction of its own, its removal first and its record after, in another transaction, so
+    /// A revocation that did not fit even with the room kept for it: 64 sessions at a time, each
+    /// chunk's records and removals in one transaction; a chunk that does not fit goes one session
+    /// at a time, its removal first and its record after, in another transaction, so
     /// that the session is gone even where its record cannot be written (a removal frees room, a
     /// record may need a new page). A record that does not fit is left out; the removal stands (what
     /// that means: SECURITY.md, "A full quota or disk"). Room is made before a removal that does not
@@ -725,6 +726,34 @@ impl<D: Driver> SqlBackend<D> {
             if chunk.is_empty() {
                 break;
             }
+            let until = |expires_at: i64| {
+                if expires_at != 0 {
+                    expires_at
+                } else {
+                    keep_until
+                }
+            };
+            // The chunk's records and removals in one transaction, when that fits.
+            let atomic = self.write(|d| {
+                d.transaction(|d| {
+                    let mut n = 0;
+                    for (id, expires_at) in &chunk {
+                        let id = Param::Text(Some(id));
+                        let record = [id, Param::Int(now), Param::Int(until(*expires_at))];
+                        d.execute(RECORD_REVOKED_VALUES, &record)?;
+                        n += d.execute(REMOVE, &[id])?;
+                    }
+                    Ok(n)
+                })
+            });
+            match atomic {
+                Ok(n) => {
+                    removed += n;
+                    continue;
+                }
+                Err(Error::QuotaExceeded(_)) => {}
+                Err(e) => return Err(e),
+            }
             for (id, expires_at) in &chunk {
                 let id = Param::Text(Some(id));
                 let remove = || self.write(|d| d.transaction(|d| d.execute(REMOVE, &[id])));
@@ -751,12 +780,7 @@ impl<D: Driver> SqlBackend<D> {
                     other => other?,
                 };
                 removed += gone;
-                let until = if *expires_at != 0 {
-                    *expires_at
-                } else {
-                    keep_until
-                };
-                let record = [id, Param::Int(now), Param::Int(until)];
+                let record = [id, Param::Int(now), Param::Int(until(*expires_at))];
                 if self
                     .write(|d| d.transaction(|d| d.execute(RECORD_REVOKED_VALUES, &record)))
                     .is_err()

@@ -87,8 +87,9 @@ const RESERVE_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_reserve \
      (n INTEGER PRIMARY KEY, pad BLOB NOT NULL)";
 /// 32 rows of 3,900 bytes: two to an 8 KiB page (the wasm build's), one to a 4 KiB page.
 const RESERVE_ROWS: i64 = 32;
+/// The reserve rows numbered 1 to `{}` that are missing (the number formatted in).
 const RESERVE_FILL: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r \
-     WHERE n < 32) INSERT OR IGNORE INTO _pylon_sessions_reserve (n, pad) SELECT n, zeroblob(3900) \
+     WHERE n < {}) INSERT OR IGNORE INTO _pylon_sessions_reserve (n, pad) SELECT n, zeroblob(3900) \
      FROM r";
 const RESERVE_COUNT: &str = "SELECT count(*) FROM _pylon_sessions_reserve";
 /// The reserve rows hold only zeros: they are deleted without `secure_delete`, so their pages go to
@@ -713,45 +714,67 @@ impl SqliteDriver {
         }
     }
 
-    /// Fills a short reserve when it is time to try: on failure (no room yet) it is tried again
-    /// [`REFILL_EVERY_S`] later. Never fails: the reserve is room kept while there is some.
+    /// Fills a short reserve when it is time to try, as far as there is room: right after the
+    /// reserve was released (before other writes take the room the revocation left), then every
+    /// [`REFILL_EVERY_S`] while it is short. Never fails: the reserve is room kept while there is some.
     fn refill_reserve(&mut self) {
         let now = platform::now();
         if self.refill_at.is_none_or(|at| now < at) || !self.conn.is_autocommit() {
             return;
         }
-        if self.reserve_is_full() {
-            self.refill_at = None;
-            return;
-        }
-        let filled = match &self.reserve {
-            Reserve::None => true,
-            Reserve::File(path) => fill_reserve_file(path),
-            Reserve::Rows => {
-                let fill = format!("BEGIN IMMEDIATE; {RESERVE_DDL}; {RESERVE_FILL}; COMMIT;");
-                let ok = self.conn.execute_batch(&fill).is_ok();
-                if !self.conn.is_autocommit() {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+        if !self.reserve_is_full() {
+            match &self.reserve {
+                Reserve::None => {}
+                Reserve::File(path) => fill_reserve_file(path),
+                Reserve::Rows => {
+                    // All the rows, else as many as fit (halving).
+                    let mut rows = RESERVE_ROWS;
+                    while rows > 0 {
+                        let fill = RESERVE_FILL.replace("{}", &rows.to_string());
+                        let sql = format!("BEGIN IMMEDIATE; {RESERVE_DDL}; {fill}; COMMIT;");
+                        let filled = self.conn.execute_batch(&sql).is_ok();
+                        if !self.conn.is_autocommit() {
+                            let _ = self.conn.execute_batch("ROLLBACK");
+                        }
+                        if filled {
+                            break;
+                        }
+                        rows /= 2;
+                    }
                 }
-                ok
             }
-        };
-        self.refill_at = (!filled).then_some(now + REFILL_EVERY_S);
+        }
+        self.refill_at = (!self.reserve_is_full()).then_some(now + REFILL_EVERY_S);
     }
 }
 
-/// Writes a reserve file of [`RESERVE_FILE_BYTES`] (real blocks: zeros written, not a sparse
-/// file), synced; removes it again when the disk has no room for all of it.
-fn fill_reserve_file(path: &Path) -> bool {
-    use std::io::Write;
-    let written = std::fs::File::create(path).and_then(|mut f| {
-        f.write_all(&vec![0; RESERVE_FILE_BYTES])?;
-        f.sync_all()
-    });
-    if written.is_err() {
-        let _ = std::fs::remove_file(path);
+/// Writes the reserve file up to [`RESERVE_FILE_BYTES`] (real blocks: zeros written, not a sparse
+/// file), as far as the disk has room, and syncs it.
+fn fill_reserve_file(path: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    const PIECE: usize = 16 * 1024;
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+    else {
+        return;
+    };
+    let Ok(mut len) = file.seek(SeekFrom::End(0)) else {
+        return;
+    };
+    // Whole pieces only: a short write at a full disk is cut back.
+    len -= len % PIECE as u64;
+    let zeros = [0u8; PIECE];
+    while len < RESERVE_FILE_BYTES as u64 {
+        if file.seek(SeekFrom::Start(len)).is_err() || file.write_all(&zeros).is_err() {
+            let _ = file.set_len(len);
+            break;
+        }
+        len += PIECE as u64;
     }
-    written.is_ok()
+    let _ = file.sync_all();
 }
 
 impl SqliteDriver {
@@ -911,7 +934,8 @@ impl Driver for SqliteDriver {
             }
         };
         if !matches!(self.reserve, Reserve::None) {
-            self.refill_at = Some(platform::now() + REFILL_EVERY_S);
+            // Kept again right after this revocation, with what room it leaves.
+            self.refill_at = Some(0);
         }
         Ok(released)
     }
