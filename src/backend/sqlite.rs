@@ -73,7 +73,7 @@ enum Reserve {
     /// A database file: [`RESERVE_FILE_BYTES`] in the file `<database>-reserve` beside it, deleted to
     /// give the disk space back.
     File(std::path::PathBuf),
-    /// The OPFS pool, under a hard quota: about 128 KiB of rows in `_pylon_sessions_reserve` (not
+    /// The OPFS pool, under a hard quota: 64 KiB of rows in `_pylon_sessions_reserve` (not
     /// part of the versioned schema, like the client-state table: created where it is used, ignored
     /// elsewhere), deleted inside the revocation's transaction so that their pages hold its records.
     Rows,
@@ -85,8 +85,9 @@ const RESERVE_FILE_BYTES: usize = 256 * 1024;
 const REFILL_EVERY_S: i64 = 15;
 const RESERVE_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_reserve \
      (n INTEGER PRIMARY KEY, pad BLOB NOT NULL)";
-/// 32 rows of 3,900 bytes: two to an 8 KiB page (the wasm build's), one to a 4 KiB page.
-const RESERVE_ROWS: i64 = 32;
+/// 16 rows of 3,900 bytes: two to an 8 KiB page (the wasm build's), one to a 4 KiB page; 64 KiB,
+/// room for some 200 revocation records. Each database costs that much more quota.
+const RESERVE_ROWS: i64 = 16;
 /// The reserve rows numbered 1 to `{}` that are missing (the number formatted in).
 const RESERVE_FILL: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r \
      WHERE n < {}) INSERT OR IGNORE INTO _pylon_sessions_reserve (n, pad) SELECT n, zeroblob(3900) \
@@ -684,8 +685,16 @@ impl SqliteDriver {
     /// fit, it is tried again after later writes).
     fn keep_reserve(&mut self, reserve: Reserve) {
         self.reserve = reserve;
+        let was_full = self.reserve_is_full();
         self.refill_at = Some(0);
         self.refill_reserve();
+        if !was_full && matches!(self.reserve, Reserve::Rows) {
+            // The rows' pages went through the WAL: give that room back at once (a hard quota
+            // counts the WAL's bytes too; a new database's WAL would otherwise start this large).
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
 
     fn reserve_table_exists(&self) -> Result<bool> {
