@@ -412,3 +412,151 @@ fn a_database_reopens_with_its_own_wal() {
     assert_eq!(reopened.get(&late).unwrap().unwrap().user_id, "late");
     assert_eq!(reopened.load_all().unwrap().len(), tokens.len() + 1);
 }
+
+/// A SQLite driver on which revocation records never fit (every insert into
+/// `_pylon_sessions_revoked` fails `QuotaExceeded`), as on a storage full beyond the room kept for
+/// them: sign-outs must still remove the sessions.
+struct NoRoomForRecords(rusqlite::Connection);
+
+struct RowOf<'a, 'b>(&'a rusqlite::Row<'b>);
+
+impl pylon_sessions::backend::sql::Row for RowOf<'_, '_> {
+    fn int(&self, idx: usize) -> pylon_sessions::Result<Option<i64>> {
+        self.0
+            .get(idx)
+            .map_err(|e| pylon_sessions::Error::Database(e.into()))
+    }
+    fn text(&self, idx: usize) -> pylon_sessions::Result<Option<String>> {
+        self.0
+            .get(idx)
+            .map_err(|e| pylon_sessions::Error::Database(e.into()))
+    }
+}
+
+impl NoRoomForRecords {
+    fn statement<'c>(
+        &'c self,
+        sql: &str,
+        params: &[pylon_sessions::backend::sql::Param<'_>],
+    ) -> pylon_sessions::Result<rusqlite::CachedStatement<'c>> {
+        use pylon_sessions::backend::sql::Param;
+        let db = |e: rusqlite::Error| pylon_sessions::Error::Database(e.into());
+        let mut stmt = self.0.prepare_cached(sql).map_err(db)?;
+        for (i, p) in params.iter().enumerate() {
+            match *p {
+                Param::Int(v) => stmt.raw_bind_parameter(i + 1, v),
+                Param::Text(v) => stmt.raw_bind_parameter(i + 1, v),
+            }
+            .map_err(db)?;
+        }
+        Ok(stmt)
+    }
+}
+
+impl pylon_sessions::backend::sql::Driver for NoRoomForRecords {
+    const DIALECT: pylon_sessions::backend::sql::Dialect =
+        pylon_sessions::backend::sql::Dialect::Sqlite;
+
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[pylon_sessions::backend::sql::Param<'_>],
+    ) -> pylon_sessions::Result<u64> {
+        if sql.starts_with("INSERT INTO _pylon_sessions_revoked") {
+            return Err(pylon_sessions::Error::QuotaExceeded(
+                "no room for a revocation record".into(),
+            ));
+        }
+        let mut stmt = self.statement(sql, params)?;
+        stmt.raw_execute()
+            .map(|n| n as u64)
+            .map_err(|e| pylon_sessions::Error::Database(e.into()))
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[pylon_sessions::backend::sql::Param<'_>],
+        each: &mut dyn FnMut(&dyn pylon_sessions::backend::sql::Row) -> pylon_sessions::Result<()>,
+    ) -> pylon_sessions::Result<()> {
+        let mut stmt = self.statement(sql, params)?;
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows
+            .next()
+            .map_err(|e| pylon_sessions::Error::Database(e.into()))?
+        {
+            each(&RowOf(row))?;
+        }
+        Ok(())
+    }
+
+    fn table_columns(&mut self, table: &str) -> pylon_sessions::Result<Vec<String>> {
+        let mut stmt = self
+            .0
+            .prepare("SELECT name FROM pragma_table_info(?1)")
+            .map_err(|e| pylon_sessions::Error::Database(e.into()))?;
+        let names = stmt
+            .query_map([table], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(|e| pylon_sessions::Error::Database(e.into()))?;
+        Ok(names)
+    }
+
+    fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> pylon_sessions::Result<T>,
+    ) -> pylon_sessions::Result<T> {
+        let db = |e: rusqlite::Error| pylon_sessions::Error::Database(e.into());
+        self.0.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+        match f(self) {
+            Ok(v) => {
+                self.0.execute_batch("COMMIT").map_err(db)?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.0.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Where no revocation record fits at all, every kind of sign-out still removes its sessions (the
+/// removal first, the record after); the records are missing, which SECURITY.md ("A full quota or
+/// disk") describes: the store says "unknown", and a replayed create with the token is not refused.
+#[test]
+fn sign_out_removes_the_session_even_where_no_record_fits() {
+    use pylon_sessions::backend::sql::SqlBackend;
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let (backend, _) = SqlBackend::new(NoRoomForRecords(conn), 1).unwrap();
+    let store = SessionStore::new(backend);
+    let signed_in = |user: &str| store.create(NewSession::new(user)).unwrap();
+    let by_token: Vec<_> = (0..5).map(|i| signed_in(&format!("t{i}"))).collect();
+    let by_id: Vec<_> = (0..5).map(|i| signed_in(&format!("i{i}"))).collect();
+    let bulk: Vec<_> = (0..70).map(|_| signed_in("bulk")).collect();
+    let (keep, _) = signed_in("others");
+    let others: Vec<_> = (0..70).map(|_| signed_in("others")).collect();
+    for (t, _) in &by_token {
+        assert!(store.remove(t).unwrap());
+    }
+    for (_, s) in &by_id {
+        assert!(store.remove_by_id(&s.id).unwrap());
+    }
+    assert_eq!(store.remove_by_user("bulk", None).unwrap(), 70);
+    assert_eq!(store.remove_others(&keep).unwrap(), 70);
+    for (t, s) in by_token.iter().chain(&by_id).chain(&bulk).chain(&others) {
+        assert!(store.get(t).unwrap().is_none(), "signed out");
+        assert_eq!(
+            store.status(&s.id).unwrap(),
+            SessionStatus::Unknown,
+            "no record"
+        );
+    }
+    assert_eq!(store.get(&keep).unwrap().unwrap().user_id, "others");
+    // The documented bound: without a record, a replayed create with the token is not refused.
+    let (t, s) = &by_token[0];
+    let (_, again) = store
+        .create_with_token(t.clone(), NewSession::new(s.user_id.clone()))
+        .unwrap();
+    assert_eq!(again.id, s.id);
+}
