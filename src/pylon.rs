@@ -320,11 +320,12 @@ const PYLON_INDEX_EXPIRY: &str =
 const PYLON_INSERT: &str = "INSERT INTO _pylon_sessions \
      (token, user_id, expires_at, created_at, device, tenant_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 /// This crate's objects, dropped by [`rollback`] (the session table's indexes go with it).
-const DROP_OURS: [&str; 4] = [
+const DROP_OURS: [&str; 5] = [
     "DROP TABLE _pylon_sessions",
     "DROP TABLE IF EXISTS _pylon_sessions_revoked",
     "DROP TABLE IF EXISTS _pylon_sessions_meta",
     "DROP TABLE IF EXISTS _pylon_sessions_client",
+    "DROP TABLE IF EXISTS _pylon_sessions_reserve",
 ];
 const DROP_ID_VIEW: &str = "DROP VIEW IF EXISTS _pylon_sessions_id";
 
@@ -766,8 +767,11 @@ pub fn rollback_with(target: &str, sealing: TokenSealing) -> Result<RollbackRepo
             .0
             .rollback()
     } else {
-        SqliteSessionBackend::open_with(target, sealing)?
+        let report = SqliteSessionBackend::open_with(target, sealing)?
             .0
-            .rollback()
+            .rollback()?;
+        // The room this crate kept beside the file for sign-outs at a full disk (Pylon keeps none).
+        let _ = std::fs::remove_file(format!("{target}-reserve"));
+        Ok(report)
     }
 }

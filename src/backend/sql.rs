@@ -135,6 +135,17 @@ pub trait Driver {
     fn make_room(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Frees the room kept for revocations (see [`SessionBackend::revoke`] on [`SqlBackend`]):
+    /// called first in the transaction that retries a revocation which failed for want of room.
+    /// A SQLite file deletes the reserve file beside it; the OPFS pool deletes its reserve rows in
+    /// this transaction, so their pages hold the revocation records. `false` when nothing was kept.
+    ///
+    /// # Errors
+    /// The driver's error, classified.
+    fn release_reserve(&mut self) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The statements every SQL store runs, in SQLite's `?N` spelling (see [`postgres_placeholders`]).
@@ -252,15 +263,25 @@ pub mod statements {
     /// [`PURGE_REVOKED`] at most `?2` rows at a time.
     pub const PURGE_REVOKED_CHUNK: &str = "DELETE FROM _pylon_sessions_revoked WHERE id IN \
          (SELECT id FROM _pylon_sessions_revoked WHERE keep_until <= ?1 LIMIT ?2)";
-    /// The ids of up to `?3` sessions [`REMOVE_BY_USER`] deletes (a revocation in chunks).
-    pub const USER_IDS_CHUNK: &str = "SELECT id FROM _pylon_sessions WHERE user_id = ?1 \
+    /// The id and `expires_at` of session `?1` if it is there (`?2`: a limit, for the same shape as
+    /// the chunks below).
+    pub const ONE_ID_CHUNK: &str =
+        "SELECT id, expires_at FROM _pylon_sessions WHERE id = ?1 LIMIT ?2";
+    /// The ids and `expires_at` of up to `?3` sessions [`REMOVE_BY_USER`] deletes (a revocation
+    /// one session at a time).
+    pub const USER_IDS_CHUNK: &str =
+        "SELECT id, expires_at FROM _pylon_sessions WHERE user_id = ?1 \
          AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) LIMIT ?3";
-    /// The ids of up to `?5` sessions [`REMOVE_OTHERS`] deletes (a revocation in chunks).
+    /// The ids and `expires_at` of up to `?5` sessions [`REMOVE_OTHERS`] deletes.
     pub const OTHERS_IDS_CHUNK: &str = concat!(
-        "SELECT id FROM _pylon_sessions WHERE ",
+        "SELECT id, expires_at FROM _pylon_sessions WHERE ",
         others!(),
         " LIMIT ?5"
     );
+    /// Records the revocation of session `?1` from values (`?2` = now, `?3` = kept until), for a
+    /// session already removed.
+    pub const RECORD_REVOKED_VALUES: &str = "INSERT INTO _pylon_sessions_revoked \
+         (id, revoked_at, keep_until) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING";
     /// [`REMOVE_BY_USER`] at most `?3` rows at a time.
     pub const REMOVE_BY_USER_CHUNK: &str = "DELETE FROM _pylon_sessions WHERE id IN (SELECT id \
          FROM _pylon_sessions WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) \
@@ -346,8 +367,10 @@ const ALL_STATEMENTS: &[&str] = &[
     PURGE_CHUNK,
     PURGE_REVOKED_CHUNK,
     REMOVE_BY_USER_CHUNK,
+    ONE_ID_CHUNK,
     USER_IDS_CHUNK,
     OTHERS_IDS_CHUNK,
+    RECORD_REVOKED_VALUES,
     REVOKED_DDL,
     REVOKED_INDEX,
     CLIENT_STATE_DDL,
@@ -672,6 +695,105 @@ impl<D: Driver> SqlBackend<D> {
     }
 }
 
+impl<D: Driver> SqlBackend<D> {
+    /// A revocation that did not fit even with the room kept for it: 64 sessions at a time, each
+    /// chunk's records and removals in one transaction; a chunk that does not fit goes one session
+    /// at a time, its removal first and its record after, in another transaction, so
+    /// that the session is gone even where its record cannot be written (a removal frees room, a
+    /// record may need a new page). A record that does not fit is left out; the removal stands (what
+    /// that means: SECURITY.md, "A full quota or disk"). Room is made before a removal that does not
+    /// fit is tried again; when it still does not fit the error says how many sessions went.
+    fn revoke_removing_first(
+        &self,
+        plan: &RevocationSql<'_>,
+        first: Error,
+        now: i64,
+        keep_until: i64,
+    ) -> Result<u64> {
+        let mut first = Some(first);
+        let (mut removed, mut unrecorded) = (0u64, 0u64);
+        loop {
+            let mut params = plan.remove_params().to_vec();
+            params.push(Param::Int(64));
+            let mut chunk = Vec::new();
+            self.write(|d| {
+                d.query(plan.ids, &params, &mut |row| {
+                    let id = row.text(0)?.unwrap_or_default();
+                    chunk.push((id, row.int(1)?.unwrap_or(0)));
+                    Ok(())
+                })
+            })?;
+            if chunk.is_empty() {
+                break;
+            }
+            let until = |expires_at: i64| {
+                if expires_at != 0 {
+                    expires_at
+                } else {
+                    keep_until
+                }
+            };
+            // The chunk's records and removals in one transaction, when that fits.
+            let atomic = self.write(|d| {
+                d.transaction(|d| {
+                    let mut n = 0;
+                    for (id, expires_at) in &chunk {
+                        let id = Param::Text(Some(id));
+                        let record = [id, Param::Int(now), Param::Int(until(*expires_at))];
+                        d.execute(RECORD_REVOKED_VALUES, &record)?;
+                        n += d.execute(REMOVE, &[id])?;
+                    }
+                    Ok(n)
+                })
+            });
+            match atomic {
+                Ok(n) => {
+                    removed += n;
+                    continue;
+                }
+                Err(Error::QuotaExceeded(_)) => {}
+                Err(e) => return Err(e),
+            }
+            for (id, expires_at) in &chunk {
+                let id = Param::Text(Some(id));
+                let remove = || self.write(|d| d.transaction(|d| d.execute(REMOVE, &[id])));
+                let gone = match remove() {
+                    Err(Error::QuotaExceeded(e)) => {
+                        let _ = self.write(Driver::make_room);
+                        match remove() {
+                            Err(Error::QuotaExceeded(_)) if removed == 0 => {
+                                // Nothing went: the first error says why.
+                                return Err(first.take().unwrap_or(Error::QuotaExceeded(e)));
+                            }
+                            Err(Error::QuotaExceeded(_)) => {
+                                return Err(Error::QuotaExceeded(
+                                    format!(
+                                        "{removed} sessions went before the storage ran out of \
+                                         room; the rest remain (call again once there is room): {e}"
+                                    )
+                                    .into(),
+                                ))
+                            }
+                            other => other?,
+                        }
+                    }
+                    other => other?,
+                };
+                removed += gone;
+                let record = [id, Param::Int(now), Param::Int(until(*expires_at))];
+                if self
+                    .write(|d| d.transaction(|d| d.execute(RECORD_REVOKED_VALUES, &record)))
+                    .is_err()
+                {
+                    unrecorded += 1;
+                }
+            }
+        }
+        crate::trace::unrecorded_revocations(unrecorded);
+        Ok(removed)
+    }
+}
+
 fn read_version<D: Driver>(d: &mut D) -> Result<Option<i64>> {
     let mut version = None;
     d.query(READ_VERSION, &[], &mut |row| {
@@ -711,21 +833,26 @@ fn text(s: &str) -> Param<'_> {
 pub(crate) struct RevocationSql<'a> {
     pub(crate) record: &'static str,
     pub(crate) remove: &'static str,
-    /// The ids of the sessions `remove` deletes, a chunk at a time (its last parameter is the chunk
-    /// size); `None` for a single session.
-    pub(crate) chunk_ids: Option<&'static str>,
+    /// The ids and `expires_at` of the sessions `remove` deletes, a chunk at a time (its last
+    /// parameter is the chunk size).
+    pub(crate) ids: &'static str,
     pub(crate) params: Vec<Param<'a>>,
     remove_len: usize,
 }
 
 impl<'a> RevocationSql<'a> {
     pub(crate) fn of(what: Revocation<'a>, now: i64, keep_until: i64) -> Self {
-        let (record, remove, chunk_ids, mut params) = match what {
-            Revocation::One(id) => (RECORD_REVOKED_ONE, REMOVE, None, vec![text(id.as_str())]),
+        let (record, remove, ids, mut params) = match what {
+            Revocation::One(id) => (
+                RECORD_REVOKED_ONE,
+                REMOVE,
+                ONE_ID_CHUNK,
+                vec![text(id.as_str())],
+            ),
             Revocation::User { user_id, tenant_id } => (
                 RECORD_REVOKED_USER,
                 REMOVE_BY_USER,
-                Some(USER_IDS_CHUNK),
+                USER_IDS_CHUNK,
                 vec![text(user_id), Param::Text(tenant_id)],
             ),
             Revocation::Others {
@@ -736,7 +863,7 @@ impl<'a> RevocationSql<'a> {
             } => (
                 RECORD_REVOKED_OTHERS,
                 REMOVE_OTHERS,
-                Some(OTHERS_IDS_CHUNK),
+                OTHERS_IDS_CHUNK,
                 vec![
                     text(user_id),
                     Param::Text(tenant_id),
@@ -750,7 +877,7 @@ impl<'a> RevocationSql<'a> {
         RevocationSql {
             record,
             remove,
-            chunk_ids,
+            ids,
             params,
             remove_len,
         }
@@ -905,38 +1032,30 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
 
     fn revoke(&self, what: Revocation<'_>, now: i64, keep_until: i64) -> Result<u64> {
         let plan = RevocationSql::of(what, now, keep_until);
-        let whole = self.write(|d| {
-            d.transaction(|d| {
-                d.execute(plan.record, &plan.params)?;
-                d.execute(plan.remove, plan.remove_params())
-            })
-        });
-        let Some(chunk_ids) = plan.chunk_ids else {
-            return whole;
-        };
-        // Each chunk records and removes its sessions one by one, in one transaction.
-        whole.or_else(|e| {
-            self.in_chunks(e, &mut |d, rows| {
+        let whole = |release: bool| {
+            self.write(|d| {
                 d.transaction(|d| {
-                    let mut params = plan.remove_params().to_vec();
-                    params.push(rows);
-                    let mut ids = Vec::new();
-                    d.query(chunk_ids, &params, &mut |row| {
-                        ids.extend(row.text(0)?);
-                        Ok(())
-                    })?;
-                    for id in &ids {
-                        let id = Param::Text(Some(id));
-                        d.execute(
-                            RECORD_REVOKED_ONE,
-                            &[id, Param::Int(now), Param::Int(keep_until)],
-                        )?;
-                        d.execute(REMOVE, &[id])?;
+                    if release {
+                        d.release_reserve()?;
                     }
-                    Ok(ids.len() as u64)
+                    d.execute(plan.record, &plan.params)?;
+                    d.execute(plan.remove, plan.remove_params())
                 })
             })
-        })
+        };
+        let first = match whole(false) {
+            Err(e @ Error::QuotaExceeded(_)) => e,
+            other => return other,
+        };
+        // A full quota or disk: room made (the WAL checkpointed; a failure here changes nothing),
+        // then the same transaction again, with the room kept for revocations freed inside it.
+        let _ = self.write(Driver::make_room);
+        match whole(true) {
+            Err(Error::QuotaExceeded(_)) => {
+                self.revoke_removing_first(&plan, first, now, keep_until)
+            }
+            other => other,
+        }
     }
 
     fn revoked_at(&self, id: &SessionId) -> Result<Option<i64>> {

@@ -16,6 +16,8 @@ use crate::platform;
 /// session acknowledged by `save` survives a crash of the process *and* a power cut (`NORMAL` would keep
 /// it across crashes only). `secure_delete=ON` zeroes removed rows, so revoked sessions and migrated
 /// plaintext tokens leave no bytes behind, and `busy_timeout` waits 5 s for other processes.
+/// Beside the file, `<file>-reserve` (256 KiB) keeps disk room for sign-outs at a full disk: it is
+/// deleted when a revocation does not fit, and written again once writes succeed.
 ///
 /// # Examples
 /// ```
@@ -54,7 +56,47 @@ pub struct SqliteDriver {
     /// Here, a statement outside a transaction that fails `QuotaExceeded` because the WAL itself was
     /// full is retried once after a checkpoint.
     bounded: bool,
+    /// Room kept so that sign-outs work at a full quota or disk (see [`Reserve`]).
+    reserve: Reserve,
+    /// While the reserve is short: the time (unix seconds) of the next attempt to fill it, made
+    /// after a write that succeeded.
+    refill_at: Option<i64>,
 }
+
+/// Room kept for revocations. A revocation writes records, which may need new pages, and at a full
+/// disk SQLite cannot even checkpoint its WAL; so room is set aside while there is some, freed
+/// ([`Driver::release_reserve`]) when a revocation failed for want of it, and set aside again once
+/// writes succeed (at most every [`REFILL_EVERY_S`] while they keep failing).
+enum Reserve {
+    /// Memory, readers and connections the application opened.
+    None,
+    /// A database file: [`RESERVE_FILE_BYTES`] in the file `<database>-reserve` beside it, deleted to
+    /// give the disk space back.
+    File(std::path::PathBuf),
+    /// The OPFS pool, under a hard quota: 64 KiB of rows in `_pylon_sessions_reserve` (not
+    /// part of the versioned schema, like the client-state table: created where it is used, ignored
+    /// elsewhere), deleted inside the revocation's transaction so that their pages hold its records.
+    Rows,
+}
+
+/// The size of a database file's reserve file.
+const RESERVE_FILE_BYTES: usize = 256 * 1024;
+/// Seconds between attempts to fill a short reserve while writes succeed but the reserve does not fit.
+const REFILL_EVERY_S: i64 = 15;
+const RESERVE_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_reserve \
+     (n INTEGER PRIMARY KEY, pad BLOB NOT NULL)";
+/// 16 rows of 3,900 bytes: two to an 8 KiB page (the wasm build's), one to a 4 KiB page; 64 KiB,
+/// room for some 200 revocation records. Each database costs that much more quota.
+const RESERVE_ROWS: i64 = 16;
+/// The reserve rows numbered 1 to `{}` that are missing (the number formatted in).
+const RESERVE_FILL: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r \
+     WHERE n < {}) INSERT OR IGNORE INTO _pylon_sessions_reserve (n, pad) SELECT n, zeroblob(3900) \
+     FROM r";
+const RESERVE_COUNT: &str = "SELECT count(*) FROM _pylon_sessions_reserve";
+/// The reserve rows hold only zeros: they are deleted without `secure_delete`, so their pages go to
+/// the free list without a WAL frame each.
+const RESERVE_RELEASE: &str = "PRAGMA secure_delete = OFF; DELETE FROM _pylon_sessions_reserve; \
+     PRAGMA secure_delete = ON;";
 
 impl std::fmt::Debug for SqliteDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,6 +175,12 @@ impl SqlBackend<SqliteDriver> {
         }
         let (mut backend, migration) = Self::with_pragmas_on(conn, FILE_PRAGMAS, false, keep)?;
         backend.write(|d| d.keep_id())?;
+        let mut reserve = path.as_os_str().to_owned();
+        reserve.push("-reserve");
+        backend.write(|d| {
+            d.keep_reserve(Reserve::File(reserve.into()));
+            Ok(())
+        })?;
         for _ in 0..readers {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let reader = Connection::open_with_flags(path, flags).map_err(classify)?;
@@ -308,6 +356,10 @@ impl SqlBackend<SqliteDriver> {
         let (backend, migration) = Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true, None)
             .map_err(|e| quota_on_short_io(true, e))?;
         backend.write(|d| d.keep_id())?;
+        backend.write(|d| {
+            d.keep_reserve(Reserve::Rows);
+            Ok(())
+        })?;
         Ok((backend, migration))
     }
 
@@ -621,9 +673,120 @@ impl SqliteDriver {
     /// `bounded`: storage with a hard quota (the OPFS pool), where a short write or failed truncate
     /// means a full quota (see the `bounded` field).
     fn new(conn: Connection, bounded: bool) -> Self {
-        SqliteDriver { conn, bounded }
+        SqliteDriver {
+            conn,
+            bounded,
+            reserve: Reserve::None,
+            refill_at: None,
+        }
     }
 
+    /// Keeps room for revocations from now on, filling the reserve if it is short (when it does not
+    /// fit, it is tried again after later writes).
+    fn keep_reserve(&mut self, reserve: Reserve) {
+        self.reserve = reserve;
+        let was_full = self.reserve_is_full();
+        self.refill_at = Some(0);
+        self.refill_reserve();
+        if !was_full && matches!(self.reserve, Reserve::Rows) {
+            // The rows' pages went through the WAL: give that room back at once (a hard quota
+            // counts the WAL's bytes too; a new database's WAL would otherwise start this large).
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
+
+    fn reserve_table_exists(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
+                 AND name = '_pylon_sessions_reserve'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(classify)
+    }
+
+    /// Whether the reserve holds all its room.
+    fn reserve_is_full(&self) -> bool {
+        match &self.reserve {
+            Reserve::None => true,
+            Reserve::File(path) => {
+                std::fs::metadata(path).is_ok_and(|m| m.len() >= RESERVE_FILE_BYTES as u64)
+            }
+            Reserve::Rows => self
+                .conn
+                .query_row(RESERVE_COUNT, [], |r| r.get::<_, i64>(0))
+                .is_ok_and(|n| n >= RESERVE_ROWS),
+        }
+    }
+
+    /// Fills a short reserve when it is time to try, as far as there is room: right after the
+    /// reserve was released (before other writes take the room the revocation left), then every
+    /// [`REFILL_EVERY_S`] while it is short. Never fails: the reserve is room kept while there is some.
+    fn refill_reserve(&mut self) {
+        let now = platform::now();
+        if self.refill_at.is_none_or(|at| now < at) || !self.conn.is_autocommit() {
+            return;
+        }
+        if !self.reserve_is_full() {
+            match &self.reserve {
+                Reserve::None => {}
+                Reserve::File(path) => fill_reserve_file(path),
+                Reserve::Rows => {
+                    // All the rows, else as many as fit (halving).
+                    let mut rows = RESERVE_ROWS;
+                    while rows > 0 {
+                        let fill = RESERVE_FILL.replace("{}", &rows.to_string());
+                        let sql = format!("BEGIN IMMEDIATE; {RESERVE_DDL}; {fill}; COMMIT;");
+                        let filled = self.conn.execute_batch(&sql).is_ok();
+                        if !self.conn.is_autocommit() {
+                            let _ = self.conn.execute_batch("ROLLBACK");
+                        }
+                        if filled {
+                            break;
+                        }
+                        rows /= 2;
+                    }
+                }
+            }
+        }
+        self.refill_at = (!self.reserve_is_full()).then_some(now + REFILL_EVERY_S);
+    }
+}
+
+/// Writes the reserve file up to [`RESERVE_FILE_BYTES`] (real blocks: zeros written, not a sparse
+/// file), as far as the disk has room, and syncs it.
+fn fill_reserve_file(path: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    const PIECE: usize = 16 * 1024;
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+    else {
+        return;
+    };
+    let Ok(mut len) = file.seek(SeekFrom::End(0)) else {
+        return;
+    };
+    // Whole pieces only: a short write at a full disk is cut back.
+    len -= len % PIECE as u64;
+    let zeros = [0u8; PIECE];
+    while len < RESERVE_FILE_BYTES as u64 {
+        if file.seek(SeekFrom::Start(len)).is_err() || file.write_all(&zeros).is_err() {
+            let _ = file.set_len(len);
+            break;
+        }
+        len += PIECE as u64;
+    }
+    let _ = file.sync_all();
+}
+
+impl SqliteDriver {
     fn classify(&self, e: rusqlite::Error) -> Error {
         quota_on_short_io(self.bounded, classify(e))
     }
@@ -700,10 +863,15 @@ impl Driver for SqliteDriver {
     const DIALECT: Dialect = Dialect::Sqlite;
 
     fn execute(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
-        if self.retries_when_full() {
-            return self.bounded_write(|d| d.run(sql, params));
+        let n = if self.retries_when_full() {
+            self.bounded_write(|d| d.run(sql, params))
+        } else {
+            self.run(sql, params)
+        };
+        if n.is_ok() {
+            self.refill_reserve();
         }
-        self.run(sql, params)
+        n
     }
 
     fn query(
@@ -753,7 +921,32 @@ impl Driver for SqliteDriver {
                 .map_err(|e| self.classify(e))?;
             Ok(v)
         });
-        done.map_err(|e| rollback(&self.conn, e))
+        let done = done.map_err(|e| rollback(&self.conn, e));
+        if done.is_ok() {
+            self.refill_reserve();
+        }
+        done
+    }
+
+    fn release_reserve(&mut self) -> Result<bool> {
+        let released = match &self.reserve {
+            Reserve::None => false,
+            Reserve::File(path) => std::fs::remove_file(path).is_ok(),
+            // No table: the reserve never fitted.
+            Reserve::Rows if !self.reserve_table_exists()? => false,
+            Reserve::Rows => {
+                let released = self.conn.execute_batch(RESERVE_RELEASE);
+                // Whatever happened, removed sessions keep being zeroed.
+                let _ = self.conn.execute_batch("PRAGMA secure_delete = ON;");
+                released.map_err(|e| self.classify(e))?;
+                true
+            }
+        };
+        if !matches!(self.reserve, Reserve::None) {
+            // Kept again right after this revocation, with what room it leaves.
+            self.refill_at = Some(0);
+        }
+        Ok(released)
     }
 
     fn make_room(&mut self) -> Result<()> {

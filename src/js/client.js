@@ -99,6 +99,68 @@ function syncOptions(options, sync) {
 }
 
 
+/** The longest prefix of a bad argument an error message quotes, in characters. */
+const QUOTE_MAX = 64;
+
+/** A bad argument for an error message: at most its first `QUOTE_MAX` characters, quoted. */
+function quote(value) {
+  let text;
+  try {
+    text = typeof value === "string" ? value : String(value);
+  } catch {
+    text = Object.prototype.toString.call(value);
+  }
+  return JSON.stringify(text.length > QUOTE_MAX ? `${text.slice(0, QUOTE_MAX)}…` : text);
+}
+
+/**
+ * A worker script's URL from `settings` (`workerUrl`, `brokerUrl`): a string or `URL` that resolves
+ * against this page to a URL on its origin (a worker from another origin is refused by the browser,
+ * some at once, some later with an event that says nothing). Returned as given.
+ */
+function scriptUrl(value, field) {
+  if (typeof value !== "string" && !(value instanceof URL)) {
+    throw new SessionStoreError("InvalidInput", `settings.${field}: expected a string or URL, got ${typeof value}`, field);
+  }
+  let url;
+  try {
+    url = new URL(value, globalThis.location?.href);
+  } catch {
+    throw new SessionStoreError("InvalidInput", `settings.${field}: not a URL: ${quote(value)}`, field);
+  }
+  const origin = globalThis.location?.origin;
+  if (origin && origin !== "null" && url.origin !== origin) {
+    throw new SessionStoreError(
+      "InvalidInput",
+      `settings.${field}: a worker must come from this page's origin (${quote(origin)}), not ${quote(url.origin)}`,
+      field,
+    );
+  }
+  return value;
+}
+
+/** The settings of `SessionStoreClient.open`, each read once and checked. */
+function readSettings(settings) {
+  if (settings === undefined) return {};
+  if (settings === null || typeof settings !== "object") {
+    throw new SessionStoreError("InvalidInput", `settings: expected an object, got ${settings === null ? "null" : typeof settings}`, "settings");
+  }
+  const out = {};
+  for (const key of ["workerUrl", "brokerUrl", "persist", "timeout", "sync", "onStatus"]) {
+    try {
+      out[key] = settings[key];
+    } catch {
+      throw new SessionStoreError("InvalidInput", `settings.${key}: reading it threw`, key);
+    }
+  }
+  if (out.workerUrl !== undefined && out.workerUrl !== null) scriptUrl(out.workerUrl, "workerUrl");
+  if (out.brokerUrl !== undefined && out.brokerUrl !== null && out.brokerUrl !== false) scriptUrl(out.brokerUrl, "brokerUrl");
+  if (out.timeout !== undefined && out.timeout !== null && !(typeof out.timeout === "number" && out.timeout > 0)) {
+    throw new SessionStoreError("InvalidInput", `settings.timeout: expected a number of milliseconds above 0, got ${quote(out.timeout)}`, "timeout");
+  }
+  return out;
+}
+
 /**
  * Starts the store's worker. The `new Worker(new URL(…, import.meta.url))` expression is written out in
  * full so that bundlers (Vite, webpack) find worker.js, bundle it and ship it with the app; esbuild, which
@@ -195,10 +257,20 @@ export class SessionStoreClient extends EventTarget {
    * @param {{ workerUrl?: string | URL, brokerUrl?: string | URL | false, persist?: boolean, timeout?: number, sync?: object, onStatus?: Function }} [settings]
    */
   static async open(options = {}, settings = {}) {
-    const shared = options?.storage !== "memory";
-    const name = `pylon-sessions:${typeof options?.dbName === "string" ? options.dbName : "sessions.db"}`;
-    const sync = syncOptions(options, settings.sync);
-    if (sync) options = { ...options, ...sync.storeDefaults };
+    let shared;
+    let name;
+    let sync;
+    try {
+      settings = readSettings(settings);
+      shared = options?.storage !== "memory";
+      name = `pylon-sessions:${typeof options?.dbName === "string" ? options.dbName : "sessions.db"}`;
+      sync = syncOptions(options, settings.sync);
+      if (sync) options = { ...options, ...sync.storeDefaults };
+    } catch (err) {
+      // Arguments that throw when read (getters, proxies) are bad input too.
+      if (err instanceof SessionStoreError) throw err;
+      throw new SessionStoreError("InvalidInput", `open: reading the options threw: ${quote(err?.message ?? err)}`);
+    }
     const client = new SessionStoreClient(
       startWorker(settings.workerUrl), shared ? name : null, settings.timeout ?? DEFAULT_TIMEOUT_MS, settings.brokerUrl,
     );

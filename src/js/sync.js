@@ -683,7 +683,7 @@ export class SyncEngine {
       case "syncNow": return this.syncNow();
       case "status": return this.status();
       case "trigger": this.trigger(typeof arg === "string" ? arg : "trigger"); return null;
-      default: throw syncError("InvalidInput", `unknown sync call ${String(op)}`);
+      default: throw syncError("InvalidInput", `unknown sync call ${String(op).slice(0, 64)}`);
     }
   }
 

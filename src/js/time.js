@@ -5,6 +5,18 @@
 /** Latest time a store accepts: 9999-12-31T23:59:59Z, in unix seconds. */
 const MAX_SECONDS = 253402300799;
 
+/** A bad argument in a message: at most its first 64 characters, quoted. */
+function quote(value) {
+  let text;
+  try {
+    text = String(value);
+  } catch {
+    text = Object.prototype.toString.call(value);
+  }
+  if (text.length > 64) text = `${text.slice(0, 64)}…`;
+  return typeof value === "string" ? JSON.stringify(text) : text;
+}
+
 /**
  * A session time (unix seconds) as a `Date`; `null` for 0, which `expiresAt` uses for "never".
  * Throws a `RangeError` for anything that is not whole unix seconds a store could hold (a value in
@@ -14,7 +26,7 @@ const MAX_SECONDS = 253402300799;
  */
 export function toDate(seconds) {
   if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_SECONDS) {
-    throw new RangeError(`toDate: expected whole unix seconds in 0..=${MAX_SECONDS}, got ${String(seconds)}`);
+    throw new RangeError(`toDate: expected whole unix seconds in 0..=${MAX_SECONDS}, got ${quote(seconds)}`);
   }
   return seconds === 0 ? null : new Date(seconds * 1000);
 }
@@ -27,6 +39,6 @@ export function toDate(seconds) {
  */
 export function toSeconds(date) {
   const ms = date instanceof Date ? date.getTime() : date;
-  if (typeof ms !== "number" || !Number.isFinite(ms)) throw new RangeError("toSeconds: expected a Date or milliseconds");
+  if (typeof ms !== "number" || !Number.isFinite(ms)) throw new RangeError(`toSeconds: expected a Date or milliseconds, got ${quote(date)}`);
   return Math.floor(ms / 1000);
 }

@@ -144,7 +144,7 @@ async function run(method, args) {
     if (!sync) throw failure("InvalidInput", "sync is not configured: open the store with settings.sync");
     return sync.call(args[0], args[1]);
   }
-  if (!METHODS.has(method)) throw failure("InvalidInput", `unknown method ${String(method)}`);
+  if (!METHODS.has(method)) throw failure("InvalidInput", `unknown method ${String(method).slice(0, 64)}`);
   if (!store) throw failure("Closed", "store is closed");
   // Who a removal concerns, read before it goes (a cheap point read; errors are the removal's to report).
   let before = null;
@@ -238,7 +238,7 @@ async function serve(key, method, args, text, answer) {
       error: {
         name: "SessionStoreError",
         code: "ReplayMismatch",
-        message: `this request's id was already used for another call; ${String(method)} was not run`,
+        message: `this request's id was already used for another call; ${String(method).slice(0, 64)} was not run`,
       },
     });
   }

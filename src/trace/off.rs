@@ -15,3 +15,8 @@ pub(crate) fn purged(_result: &Result<u64, Error>) {}
 #[allow(dead_code)]
 #[inline(always)]
 pub(crate) fn storage_error(_engine: &'static str, _error: &Error) {}
+
+/// After a revocation at a full quota or disk removed sessions whose records did not fit.
+#[allow(dead_code)]
+#[inline(always)]
+pub(crate) fn unrecorded_revocations(_sessions: u64) {}

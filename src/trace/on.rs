@@ -42,3 +42,11 @@ pub(crate) fn purged(result: &Result<u64, Error>) {
 pub(crate) fn storage_error(engine: &'static str, error: &Error) {
     tracing::warn!(target: "pylon_sessions", engine, kind = error.kind().code(), error = %error, "storage error");
 }
+
+/// After a revocation at a full quota or disk removed sessions whose records did not fit.
+#[allow(dead_code)]
+pub(crate) fn unrecorded_revocations(sessions: u64) {
+    if sessions > 0 {
+        tracing::warn!(target: "pylon_sessions", sessions, "sessions removed at a full quota or disk without a revocation record");
+    }
+}

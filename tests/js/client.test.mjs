@@ -386,6 +386,52 @@ for (const name of BROWSERS) describe(`SessionStoreClient in ${name}`, () => {
     assert.match(r.message, /worker/);
   });
 
+  test("bad open settings reject with InvalidInput; messages quote at most 64 characters of a bad argument", async () => {
+    const r = await onPage(async ({ SessionStoreClient, toDate, toSeconds }) => {
+      const attempt = async (settings) => {
+        try {
+          const store = await SessionStoreClient.open({ storage: "memory" }, settings);
+          await store.close();
+          return { code: "opened" };
+        } catch (e) {
+          return { code: e.code, name: e.name, message: String(e.message) };
+        }
+      };
+      const throwing = {};
+      Object.defineProperty(throwing, "workerUrl", { get() { throw new Error("x".repeat(100_000)); } });
+      const long = "http://[" + "y".repeat(1 << 20);
+      const out = {
+        nullSettings: await attempt(null),
+        number: await attempt(42),
+        notUrl: await attempt({ workerUrl: long }),
+        symbol: await attempt({ workerUrl: Symbol("w") }),
+        otherOrigin: await attempt({ workerUrl: "https://example.com/worker.js" }),
+        brokerSymbol: await attempt({ brokerUrl: Symbol("b") }),
+        getter: await attempt(throwing),
+        proxy: await attempt(new Proxy({}, { get() { throw new TypeError("no"); } })),
+        timeout: await attempt({ timeout: "soon" }),
+      };
+      const message = (fn) => {
+        try { fn(); return null; } catch (e) { return { name: e.name, message: e.message }; }
+      };
+      out.toDate = message(() => toDate("9".repeat(1 << 20)));
+      out.toDateObject = message(() => toDate({ toString: () => "z".repeat(1 << 20) }));
+      out.toSeconds = message(() => toSeconds("8".repeat(1 << 20)));
+      out.toSecondsSymbol = message(() => toSeconds(Symbol("s")));
+      return out;
+    });
+    for (const key of ["nullSettings", "number", "notUrl", "symbol", "otherOrigin", "brokerSymbol", "getter", "proxy", "timeout"]) {
+      assert.equal(r[key].code, "InvalidInput", `${key}: ${JSON.stringify(r[key]).slice(0, 300)}`);
+      assert.equal(r[key].name, "SessionStoreError", key);
+      assert.ok(r[key].message.length < 200, `${key}: a message of ${r[key].message.length} characters`);
+    }
+    for (const key of ["toDate", "toDateObject", "toSeconds", "toSecondsSymbol"]) {
+      assert.equal(r[key]?.name, "RangeError", key);
+      assert.ok(r[key].message.length < 160, `${key}: a message of ${r[key].message.length} characters`);
+    }
+    assert.match(r.toDate.message, /got "9{64}…"/);
+  });
+
   test("no uncaught page errors", async () => {
     assert.deepEqual(await browser.errors(), []);
   });

@@ -26,6 +26,29 @@ const FIREFOX_LIMIT = 4 * 1024 * 1024;
 
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
+/**
+ * Removes databases (and their WALs) a test left in the origin's pool, through a store of the same
+ * pool in `worker`, so that later tests do not meet a quota earlier ones filled (Firefox's limit is
+ * 4 MiB for everything, and every database keeps room for revocations).
+ */
+function removeDatabases(worker, names) {
+  return worker.evaluate(async (names) => {
+    const { SessionStore } = await self.ready;
+    const helper = await SessionStore.open({ dbName: "quota-cleanup.db", storage: "opfs" });
+    const removed = [];
+    try {
+      for (const n of names) {
+        for (const file of [n, `${n}-wal`]) {
+          try { if (helper.removeKeptFile(file)) removed.push(file); } catch (e) { removed.push(`${file}: ${e.code}`); }
+        }
+      }
+    } finally {
+      helper.close();
+    }
+    return removed;
+  }, names);
+}
+
 for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
   let browser;
   let worker;
@@ -215,13 +238,121 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     if (r.revokeAtFull === "QuotaExceeded") {
       // Chunks that fitted went (and the error says how many), the rest after the purge.
       if (r.carolAfterFailure < r.carolBefore) {
-        assert.match(r.revokeAtFullMessage, new RegExp(`${r.carolBefore - r.carolAfterFailure} rows went`));
+        assert.match(r.revokeAtFullMessage, new RegExp(`${r.carolBefore - r.carolAfterFailure} (rows|sessions) went`));
       }
       assert.equal(r.revokedAgain, r.carolAfterFailure, "after the purge the rest go");
     }
     assert.equal(r.carolLeft, 0);
     assert.ok(r.purgedAgain >= r.refilled, `purged ${r.purgedAgain} of ${r.refilled}`);
     assert.equal(r.resumedAgain, 50);
+  });
+
+  test("sign-out always works at a full quota: remove by token, by id, by user and others; none validates, also after a reopen; revocation records kept", async (t) => {
+    const cdp = name === "chromium" ? await browser.context.newCDPSession(browser.page.page) : null;
+    await cdp?.send("Storage.overrideQuotaForOrigin", { origin: browser.server.url, quotaSize: QUOTA });
+    let r;
+    try {
+      r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        // The same helper store as the quota test above: it removes the full database afterwards.
+        const other = await SessionStore.open({ dbName: "quota-cleanup.db", storage: "opfs" });
+        const dbName = "signout.db";
+        let store = await SessionStore.open({ dbName, storage: "opfs" });
+        const out = { failures: [] };
+        try {
+          const now = Math.floor(Date.now() / 1000);
+          const hex = () => Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
+          const doc = (n) => ({
+            format: "pylon-sessions", version: 1, exportedAt: now,
+            sessions: Array.from({ length: n }, (_, i) => ({
+              id: hex(), userId: `filler${i % 500}`, tenantId: null, device: "Browser on Linux",
+              createdAt: now, lastSeenAt: now, expiresAt: now + 86_400,
+            })),
+          });
+          const signIn = (userId) => store.create({ userId });
+          const byToken = Array.from({ length: 50 }, (_, i) => signIn(`t${i}`));
+          const byId = Array.from({ length: 50 }, (_, i) => signIn(`i${i}`));
+          const bulk = Array.from({ length: 20 }, () => signIn("bulk"));
+          const keep = signIn("others");
+          const others = Array.from({ length: 20 }, () => signIn("others"));
+          // Fill the quota: batches of 250, then one session at a time.
+          out.filled = 0;
+          let full = null;
+          for (let k = 0; out.filled < 60_000 && !full; k++) {
+            try {
+              out.filled += store.importSessions(doc(250));
+            } catch (e) {
+              if (e.code !== "QuotaExceeded") throw e;
+              break;
+            }
+          }
+          for (let i = 0; i < 20_000 && !full; i++) {
+            try {
+              store.create({ userId: "filler" });
+              out.filled++;
+            } catch (e) {
+              full = e.code;
+            }
+          }
+          out.full = full;
+          // The sign-outs, at the full quota.
+          out.ok = 0;
+          for (const s of byToken) {
+            try { if (store.remove(s.token)) out.ok++; else out.failures.push("remove: false"); } catch (e) { out.failures.push(`remove: ${e.code}`); }
+          }
+          for (const s of byId) {
+            try { if (store.removeById(s.session.id)) out.ok++; else out.failures.push("removeById: false"); } catch (e) { out.failures.push(`removeById: ${e.code}`); }
+          }
+          try { out.ok += store.removeByUser("bulk"); } catch (e) { out.failures.push(`removeByUser: ${e.code}`); }
+          try { out.ok += store.removeOthers(keep.token); } catch (e) { out.failures.push(`removeOthers: ${e.code}`); }
+          const gone = [...byToken, ...byId, ...bulk, ...others];
+          out.attempted = gone.length;
+          out.fullAfter = await self.codeOf(() => { for (let i = 0; i < 20_000; i++) store.create({ userId: "filler" }); });
+          out.validating = gone.filter((s) => store.get(s.token) !== null).length;
+          store.close();
+          store = await SessionStore.open({ dbName, storage: "opfs" });
+          out.validatingAfterReopen = gone.filter((s) => store.get(s.token) !== null).length;
+          out.keeper = store.get(keep.token)?.userId ?? null;
+          out.integrity = await self.codeOf(() => store.integrityCheck());
+          // A replayed create of a revoked token is refused while its record is kept.
+          out.recorded = 0;
+          for (const s of gone) {
+            try {
+              store.create({ userId: s.session.userId }, s.token);
+            } catch (e) {
+              if (e.code === "InvalidInput") out.recorded++;
+            }
+          }
+        } finally {
+          store.close();
+          // Give the room back for the other tests.
+          out.cleaned = await self.codeOf(() => other.removeKeptFile(dbName));
+          other.removeKeptFile(`${dbName}-wal`);
+          other.close();
+          out.usageAfter = (await navigator.storage.estimate()).usage;
+        }
+        return out;
+      });
+    } finally {
+      await cdp?.send("Storage.overrideQuotaForOrigin", { origin: browser.server.url });
+    }
+    console.log(`# sign-out at a full quota ${name}: ${r.ok}/${r.attempted} sign-outs succeeded (${r.failures.length} calls failed: ${JSON.stringify(r.failures.slice(0, 5))}), after ${r.filled} filler sessions (${name === "firefox" ? `temporary storage limit ${FIREFOX_LIMIT / 1048576} MiB` : `origin quota ${QUOTA / 1048576} MiB`}); ${r.validating} still validate, ${r.validatingAfterReopen} after a reopen; revocation records kept ${r.recorded}/${r.attempted}; origin usage after cleanup ${(r.usageAfter / 1048576).toFixed(2)} MiB`);
+    if (name === "firefox" && r.full === null) {
+      t.skip("Firefox: the fixed limit did not reach OPFS writes");
+      return;
+    }
+    assert.equal(r.full, "QuotaExceeded");
+    assert.equal(r.fullAfter, "QuotaExceeded", "still full after the sign-outs");
+    assert.deepEqual(r.failures, []);
+    assert.equal(r.ok, r.attempted);
+    assert.equal(r.validating, 0);
+    assert.equal(r.validatingAfterReopen, 0);
+    assert.equal(r.keeper, "others");
+    assert.equal(r.integrity, "ok");
+    assert.equal(r.cleaned, "ok");
+    // Where a record did not fit the session is gone all the same (SECURITY.md); here the room kept
+    // for revocations holds them all.
+    assert.equal(r.recorded, r.attempted);
   });
 
   test(`a writer terminated mid-commit ${ROUNDS} times loses no acknowledged session`, async () => {
@@ -240,6 +371,7 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     assert.ok(r.acknowledged > 0);
     assert.ok(r.stored >= r.acknowledged, `stored ${r.stored} < acknowledged ${r.acknowledged}`);
     assert.equal(r.lost, 0);
+    assert.ok((await removeDatabases(worker, ["kill-loop.db"])).includes("kill-loop.db"));
   });
 
   test(`durability "normal": a writer terminated mid-commit ${Math.ceil(ROUNDS / 2)} times loses no acknowledged session (each commit is in the file when create returns)`, async () => {
@@ -256,6 +388,7 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     }
     assert.ok(r.acknowledged > 0);
     assert.equal(r.lost, 0);
+    assert.ok((await removeDatabases(worker, ["kill-loop-normal.db"])).includes("kill-loop-normal.db"));
   });
 
   test("a durable create writes its WAL frames in one call (the VFS shim), and every session reads back", async () => {
