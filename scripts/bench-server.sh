@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Server benchmark (issue 8): validated requests per second and p50/p99 latency of `GET /me` over HTTP on
 # 127.0.0.1, at 1, 16 and 64 keep-alive connections, for
-#   - this crate's axum example server on Postgres (also with --touch-interval 0, and --blocking: the old
-#     blocking store behind a mutex) and on SQLite (also with --touch-interval 0);
+#   - this crate's axum example server on Postgres (also with --cache, --touch-interval 0, and --blocking:
+#     the old blocking store behind a mutex) and on SQLite (also with --cache and --touch-interval 0);
 #   - the same server shape on tower-sessions + tower-sessions-sqlx-store (benches/server, `tower`);
 #   - the floor: the same route reading the same row through the raw pool with the same SQL (`floor`).
 # The load generator is benches/server's `load` (hyper 1 client, one connection per task). Each server runs
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 # SECS] [--blocking]` or `--store sqlite --path FILE [--touch-interval SECS]`; POST /login {"user": ...}
 # sets a session cookie (or answers {"token": ...}); GET /me answers 200 with a body naming the user.
 CRATE_EXAMPLE=${CRATE_EXAMPLE:-axum_server}
-CRATE_FEATURES=${CRATE_FEATURES:-axum,sqlite,postgres,postgres-pool}
+CRATE_FEATURES=${CRATE_FEATURES:-axum,sqlite,postgres,postgres-pool,cache}
 # `bench` is the crate's speed-tuned profile (opt-level 3, no LTO), the same settings benches/server builds
 # its contenders with; `release` is size-tuned for the browser build (opt-level "z") and would handicap it.
 CRATE_PROFILE=${CRATE_PROFILE:-bench}
@@ -190,6 +190,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq 1 "$rounds"); do
   if [ -n "$CRATE" ]; then
     run_contender "crate pg" pg "$CRATE" --store postgres
+    run_contender "crate pg, cache" pg "$CRATE" --store postgres --cache
     run_contender "crate pg, touch interval 0" pg "$CRATE" --store postgres --touch-interval 0
     run_contender "crate pg, blocking + mutex" pg "$CRATE" --store postgres --blocking
   fi
@@ -197,6 +198,7 @@ for round in $(seq 1 "$rounds"); do
   run_contender "floor pg" pg "$FLOOR" --store postgres
   if [ -n "$CRATE" ]; then
     run_contender "crate sqlite" sqlite "$CRATE" --store sqlite
+    run_contender "crate sqlite, cache" sqlite "$CRATE" --store sqlite --cache
     run_contender "crate sqlite, touch interval 0" sqlite "$CRATE" --store sqlite --touch-interval 0
   fi
   run_contender "tower-sessions sqlite" sqlite "$TOWER" --store sqlite
