@@ -105,7 +105,9 @@ pub use backend::{HostBackend, HostDriver};
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
 pub use backend::{PostgresBackend, PostgresDriver};
 #[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
-pub use backend::{PostgresPoolBackend, PostgresPoolConfig, SslMode};
+pub use backend::{
+    PostgresPoolBackend, PostgresPoolConfig, SslMode, LISTENER_APPLICATION_NAME, NOTIFY_CHANNEL,
+};
 #[cfg(feature = "sqlite")]
 pub use backend::{SqliteBackend, SqliteDriver};
 #[cfg(all(feature = "cache", not(target_family = "wasm")))]
