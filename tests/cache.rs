@@ -554,3 +554,85 @@ async fn two_server_processes_under_load() {
     );
     drop((a, b));
 }
+
+// ---- SQLite: two stores on one file (as two processes would be) -----------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writers_on_one_file_see_each_others_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db");
+    let open = |path: std::path::PathBuf| async move {
+        AsyncSessionStore::new(Blocking::new(SqliteBackend::open(path).unwrap()))
+            .with_cache(CacheConfig::default())
+            .await
+            .unwrap()
+    };
+    let a = open(path.clone()).await;
+    let b = open(path.clone()).await;
+    let start = Instant::now();
+    while !b.backend().is_fresh() {
+        assert!(start.elapsed() < Duration::from_secs(5), "never fresh");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut times = Vec::new();
+    for i in 0..10 {
+        let (token, _) = a.create(NewSession::new(format!("u{i}"))).await.unwrap();
+        assert!(b.touch(&token).await.unwrap().is_some());
+        let hits = b.backend().stats().hits;
+        assert!(b.touch(&token).await.unwrap().is_some());
+        assert_eq!(b.backend().stats().hits, hits + 1, "validated from memory");
+        assert!(a.remove(&token).await.unwrap());
+        let start = Instant::now();
+        loop {
+            if b.touch(&token).await.unwrap().is_none() {
+                break;
+            }
+            assert!(
+                start.elapsed() < BOUND + SLACK,
+                "the other store served a revoked session"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        times.push(start.elapsed());
+    }
+    times.sort();
+    println!(
+        "SQLite, two stores on one file: revocation refused by the other after p50 {:?}, max {:?}",
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touch_notifies_no_one() {
+    let db = tokio::task::spawn_blocking(|| Db::new("touch"))
+        .await
+        .unwrap();
+    let url = db.url();
+    let a = node(&url, None).await;
+    let b = node(&url, None).await;
+    until_fresh(&b, Duration::from_secs(5)).await;
+    let (token, session) = a.create(NewSession::new("alice")).await.unwrap();
+    assert!(b.touch(&token).await.unwrap().is_some());
+    let before = b.backend().stats().invalidations;
+    for t in 1..=5 {
+        use pylon_sessions::AsyncSessionBackend;
+        assert!(a
+            .backend()
+            .inner()
+            .touch(&session.id, session.last_seen_at + t)
+            .await
+            .unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(b.backend().is_fresh());
+    assert_eq!(
+        b.backend().stats().invalidations,
+        before,
+        "a touch (last_seen_at only) sent a notification"
+    );
+    let hits = b.backend().stats().hits;
+    assert!(b.touch(&token).await.unwrap().is_some());
+    assert_eq!(b.backend().stats().hits, hits + 1);
+    drop((a, b, db));
+}

@@ -239,6 +239,16 @@ pub trait SessionBackend {
         let _ = id;
         Ok(None)
     }
+
+    /// A number that changes whenever a writer other than this backend commits to the same storage
+    /// (SQLite: `PRAGMA data_version`); `None` (the default) when the backend cannot tell. A cache in
+    /// front of [`Blocking`] polls it to notice other processes' writes.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn change_counter(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
 }
 
 /// The refusal of a move onto an id another session has (as the SQL stores' primary key refuses it).
