@@ -9,7 +9,10 @@
 //!
 //! `--cache` validates from memory (`AsyncSessionStore::with_cache`): on Postgres every node listens
 //! for the sessions others end, and refuses a revoked one within the cache's staleness bound (1 s at
-//! most, milliseconds normally); on SQLite or memory this process must be the only writer.
+//! most, milliseconds normally); on SQLite other processes' writes are noticed within 100 ms; with
+//! `--store memory` there is only this process. (With `--blocking` the cache sees this process's
+//! writes only: the blocking Postgres client has no change feed.)
+//!
 //! `--blocking` keeps Postgres on the synchronous client (one connection, run on tokio's blocking pool),
 //! for the benchmark's comparison; `--bearer` turns cookies off and returns tokens in JSON.
 //! The sign-in here trusts the user name it is given: a real app checks a password or a passkey first.

@@ -13,10 +13,12 @@
 //!   paused process) it flushes and validates from the database until the feed is back. So a session
 //!   ended on any node is refused everywhere at most `stale_bound` after its transaction commits
 //!   (typically within milliseconds: one notification).
-//! - Backends without a change feed (SQLite through [`crate::Blocking`]): the cache sees the writes
-//!   made through this store only, and is correct only while this process is the one writer.
-//!   [`AsyncSessionStore::with_cache`] cannot tell that another process writes the same file; do not
-//!   turn the cache on for a SQLite file that several processes write.
+//! - SQLite through [`crate::Blocking`]: the writes made through this store invalidate directly, and
+//!   other processes' commits are noticed through `PRAGMA data_version`
+//!   ([`crate::SessionBackend::change_counter`]), polled every 100 ms: a change flushes the cache. The
+//!   same bound holds, so several processes on one file are correct.
+//! - Backends without a change feed (memory, the blocking `PostgresBackend`): the cache sees this
+//!   process's writes only, and is correct only while this process is the one writer.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

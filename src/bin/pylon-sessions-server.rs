@@ -8,7 +8,7 @@
 //! `--cache` validates sessions from memory (`AsyncSessionStore::with_cache`). On PostgreSQL every
 //! server listens for the sessions the others end or change and drops them: a sign-out on one server
 //! is refused by all within the cache's staleness bound (1 s at most, milliseconds normally). On the
-//! SQLite file this server must be the only process writing it.
+//! SQLite file, other processes' writes are noticed within 100 ms (`PRAGMA data_version`).
 //! `--bearer` turns cookies off: the sign-in answer carries the token, and requests present it as
 //! `Authorization: Bearer` (the page client's bearer mode). `--scheme https` (default `http`, which
 //! this server speaks) is for a server behind a proxy that terminates TLS: the scheme of the origin
@@ -195,8 +195,8 @@ pub async fn serve(
 
 /// Opens the store: Postgres when `database_url` is given, else the SQLite file.
 /// With `cache`, sessions are validated from memory (see `AsyncSessionStore::with_cache`): on
-/// Postgres every server listens for the sessions the others end; on SQLite this server must be the
-/// file's only writer.
+/// Postgres every server listens for the sessions the others end; on SQLite the cache notices other
+/// processes' commits (`PRAGMA data_version`, polled every 100 ms).
 pub async fn sessions(
     database_url: Option<&str>,
     db: &std::path::Path,
