@@ -840,7 +840,7 @@ fn text(s: &str) -> Param<'_> {
 }
 
 impl AsyncSessionBackend for PostgresPoolBackend {
-    /// `LISTEN`s on a connection of its own (see [`super::listen`]): installs the notifying triggers
+    /// `LISTEN`s on a connection of its own (the `cache` module says how): installs the notifying triggers
     /// if they are missing, reports each session another node ends or changes, and proves the feed
     /// current with a ping of its own every 250 ms.
     async fn watch(&self, sink: InvalidationSink) -> Result<Option<Watch>> {
