@@ -214,7 +214,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 # Each contender runs two servers on one fresh database; `load --propagate` signs in on A, validates on
 # B twice, signs out on A and asks B until it refuses (at most $limit s; rounds still served then count
 # as stale).
-if [ "$smoke" = 1 ]; then prop_rounds=5 limit=1; else prop_rounds=50 limit=3; fi
+if [ "$smoke" = 1 ]; then prop_rounds=5 limit=1; else prop_rounds=30 limit=2; fi
 declare -A prop
 prop_labels=()
 server2_pid=""

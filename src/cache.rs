@@ -442,8 +442,7 @@ impl<B: AsyncSessionBackend> AsyncSessionBackend for Cached<B> {
     }
 
     async fn insert_new(&self, session: &Session) -> Result<bool> {
-        let r = self.inner.insert_new(session).await;
-        self.state.drop_one(&session.id);
-        r
+        // Nothing to drop: a miss is never cached, and an id that has a session is not inserted.
+        self.inner.insert_new(session).await
     }
 }
