@@ -308,7 +308,11 @@ echo "|---|--:|--:|--:|--:|"
 for label in "${prop_labels[@]}"; do
   line=${prop[$label]}
   [[ $line =~ propagate_p50_us=([0-9]+)\ propagate_p99_us=([0-9]+)\ propagate_max_us=([0-9]+)\ stale=([0-9]+) ]]
-  echo "| $label | ${BASH_REMATCH[1]} | ${BASH_REMATCH[2]} | ${BASH_REMATCH[3]} | ${BASH_REMATCH[4]} of $prop_rounds |"
+  if [ "${BASH_REMATCH[4]}" = "$prop_rounds" ]; then
+    echo "| $label | - | - | - | ${BASH_REMATCH[4]} of $prop_rounds (never refused) |"
+  else
+    echo "| $label | ${BASH_REMATCH[1]} | ${BASH_REMATCH[2]} | ${BASH_REMATCH[3]} | ${BASH_REMATCH[4]} of $prop_rounds |"
+  fi
 done
 
 if [ "$total_errors" != 0 ]; then
