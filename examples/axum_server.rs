@@ -4,8 +4,14 @@
 //! ```text
 //! cargo run --example axum_server --all-features -- [--listen 127.0.0.1:3000]
 //!     [--store sqlite --path sessions.db | --store postgres --database-url URL [--pool-size N] | --store memory]
-//!     [--touch-interval SECS] [--blocking] [--bearer] [--insecure-cookie]
+//!     [--touch-interval SECS] [--blocking] [--bearer] [--insecure-cookie] [--cache]
 //! ```
+//!
+//! `--cache` validates from memory (`AsyncSessionStore::with_cache`): on Postgres every node listens
+//! for the sessions others end, and refuses a revoked one within the cache's staleness bound (1 s at
+//! most, milliseconds normally); on SQLite other processes' writes are noticed within 100 ms; with
+//! `--store memory` there is only this process. (With `--blocking` the cache sees this process's
+//! writes only: the blocking Postgres client has no change feed.)
 //!
 //! `--blocking` keeps Postgres on the synchronous client (one connection, run on tokio's blocking pool),
 //! for the benchmark's comparison; `--bearer` turns cookies off and returns tokens in JSON.
@@ -22,7 +28,7 @@ use pylon_sessions::axum::{
     session_routes, ApiError, CurrentSession, JsonBody, SessionConfig, Sessions, SignedIn,
 };
 use pylon_sessions::{
-    AsyncSessionStore, Blocking, MemoryBackend, NewSession, Policy, PostgresBackend,
+    AsyncSessionStore, Blocking, CacheConfig, MemoryBackend, NewSession, Policy, PostgresBackend,
     PostgresPoolBackend, PostgresPoolConfig, SqliteBackend,
 };
 use serde::Deserialize;
@@ -72,6 +78,7 @@ struct Args {
     blocking: bool,
     bearer: bool,
     insecure_cookie: bool,
+    cache: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -85,6 +92,7 @@ fn args() -> Result<Args, String> {
         blocking: false,
         bearer: false,
         insecure_cookie: false,
+        cache: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -107,13 +115,14 @@ fn args() -> Result<Args, String> {
             "--blocking" => a.blocking = true,
             "--bearer" => a.bearer = true,
             "--insecure-cookie" => a.insecure_cookie = true,
+            "--cache" => a.cache = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(a)
 }
 
-fn store_of<B: pylon_sessions::AsyncSessionBackend + 'static>(
+async fn store_of<B: pylon_sessions::AsyncSessionBackend + 'static>(
     backend: B,
     a: &Args,
 ) -> pylon_sessions::Result<Sessions> {
@@ -136,7 +145,11 @@ fn store_of<B: pylon_sessions::AsyncSessionBackend + 'static>(
         scheme: "http".into(),
         ..SessionConfig::default()
     };
-    Sessions::new(store).with_config(config)
+    if a.cache {
+        Sessions::new(store.with_cache(CacheConfig::default()).await?).with_config(config)
+    } else {
+        Sessions::new(store).with_config(config)
+    }
 }
 
 #[tokio::main]
@@ -144,8 +157,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = args()
         .map_err(|e| format!("{e}\n(see the comment at the top of examples/axum_server.rs)"))?;
     let sessions = match a.store.as_str() {
-        "memory" => store_of(Blocking::new(MemoryBackend::new()), &a)?,
-        "sqlite" => store_of(Blocking::new(SqliteBackend::open(&a.path)?), &a)?,
+        "memory" => store_of(Blocking::new(MemoryBackend::new()), &a).await?,
+        "sqlite" => store_of(Blocking::new(SqliteBackend::open(&a.path)?), &a).await?,
         "postgres" => {
             let url = a
                 .database_url
@@ -154,12 +167,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if a.blocking {
                 let backend =
                     tokio::task::spawn_blocking(move || PostgresBackend::connect(&url)).await??;
-                store_of(Blocking::new(backend), &a)?
+                store_of(Blocking::new(backend), &a).await?
             } else {
                 let config = PostgresPoolConfig::from_url(&url)?
                     .pool_size(a.pool_size)
                     .timeout(Duration::from_secs(5));
-                store_of(PostgresPoolBackend::open(config).await?, &a)?
+                store_of(PostgresPoolBackend::open(config).await?, &a).await?
             }
         }
         other => return Err(format!("unknown store {other:?} (sqlite, postgres, memory)").into()),

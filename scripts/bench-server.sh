@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Server benchmark (issue 8): validated requests per second and p50/p99 latency of `GET /me` over HTTP on
 # 127.0.0.1, at 1, 16 and 64 keep-alive connections, for
-#   - this crate's axum example server on Postgres (also with --touch-interval 0, and --blocking: the old
-#     blocking store behind a mutex) and on SQLite (also with --touch-interval 0);
-#   - the same server shape on tower-sessions + tower-sessions-sqlx-store (benches/server, `tower`);
+#   - this crate's axum example server on Postgres (also with --cache, --touch-interval 0, and --blocking:
+#     the old blocking store behind a mutex) and on SQLite (also with --cache and --touch-interval 0);
+#   - the same server shape on tower-sessions + tower-sessions-sqlx-store (benches/server, `tower`), also
+#     with its moka `CachingSessionStore` (`--cache`);
 #   - the floor: the same route reading the same row through the raw pool with the same SQL (`floor`).
 # The load generator is benches/server's `load` (hyper 1 client, one connection per task). Each server runs
 # alone, in turn; each Postgres contender gets a fresh database (dropped after), each SQLite one a fresh file.
@@ -25,7 +26,7 @@ cd "$(dirname "$0")/.."
 # SECS] [--blocking]` or `--store sqlite --path FILE [--touch-interval SECS]`; POST /login {"user": ...}
 # sets a session cookie (or answers {"token": ...}); GET /me answers 200 with a body naming the user.
 CRATE_EXAMPLE=${CRATE_EXAMPLE:-axum_server}
-CRATE_FEATURES=${CRATE_FEATURES:-axum,sqlite,postgres,postgres-pool}
+CRATE_FEATURES=${CRATE_FEATURES:-axum,sqlite,postgres,postgres-pool,cache}
 # `bench` is the crate's speed-tuned profile (opt-level 3, no LTO), the same settings benches/server builds
 # its contenders with; `release` is size-tuned for the browser build (opt-level "z") and would handicap it.
 CRATE_PROFILE=${CRATE_PROFILE:-bench}
@@ -55,6 +56,7 @@ server_pid=""
 databases=()
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "${server2_pid:-}" ]; then kill "$server2_pid" 2>/dev/null || true; wait "$server2_pid" 2>/dev/null || true; fi
   for db in "${databases[@]}"; do
     psql "$PG_URL" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   done
@@ -190,19 +192,60 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq 1 "$rounds"); do
   if [ -n "$CRATE" ]; then
     run_contender "crate pg" pg "$CRATE" --store postgres
+    run_contender "crate pg, cache" pg "$CRATE" --store postgres --cache
     run_contender "crate pg, touch interval 0" pg "$CRATE" --store postgres --touch-interval 0
     run_contender "crate pg, blocking + mutex" pg "$CRATE" --store postgres --blocking
   fi
   run_contender "tower-sessions pg" pg "$TOWER" --store postgres
+  run_contender "tower-sessions pg, moka cache" pg "$TOWER" --store postgres --cache
   run_contender "floor pg" pg "$FLOOR" --store postgres
   if [ -n "$CRATE" ]; then
     run_contender "crate sqlite" sqlite "$CRATE" --store sqlite
+    run_contender "crate sqlite, cache" sqlite "$CRATE" --store sqlite --cache
     run_contender "crate sqlite, touch interval 0" sqlite "$CRATE" --store sqlite --touch-interval 0
   fi
   run_contender "tower-sessions sqlite" sqlite "$TOWER" --store sqlite
+  run_contender "tower-sessions sqlite, moka cache" sqlite "$TOWER" --store sqlite --cache
   run_contender "floor sqlite" sqlite "$FLOOR" --store sqlite
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- propagation: two nodes on one database, sign-out on A to refusal on B ---------------------------
+# Each contender runs two servers on one fresh database; `load --propagate` signs in on A, validates on
+# B twice, signs out on A and asks B until it refuses (at most $limit s; rounds still served then count
+# as stale).
+if [ "$smoke" = 1 ]; then prop_rounds=5 limit=1; else prop_rounds=30 limit=2; fi
+declare -A prop
+prop_labels=()
+server2_pid=""
+run_pair() { # label logout-path command...
+  local label=$1 logout=$2; shift 2
+  prop_labels+=("$label")
+  serial=$((serial + 1))
+  local db="pylon_srvbench_$$_$serial"
+  databases+=("$db")
+  psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null
+  echo "==> propagation: $label" >&2
+  start_server "$@" --database-url "$(db_url "$db")" || exit 1
+  local first_pid=$server_pid first_url=$base_url
+  start_server "$@" --database-url "$(db_url "$db")" || exit 1
+  server2_pid=$server_pid
+  server_pid=$first_pid
+  local line
+  line=$("$LOAD" --propagate --url "$first_url" --other "$base_url" --logout "$logout" --rounds "$prop_rounds" --limit "$limit" 2>"$tmp/load.err" || true)
+  echo "    $line" >&2
+  [[ $line =~ propagate_p50_us= ]] || { cat "$tmp/load.err" "$tmp/server.log" >&2; exit 1; }
+  prop[$label]=$line
+  kill "$server2_pid" 2>/dev/null || true; wait "$server2_pid" 2>/dev/null || true; server2_pid=""
+  stop_server
+  psql "$PG_URL" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+}
+if [ -n "$CRATE" ]; then
+  run_pair "crate pg, cache" /signout "$CRATE" --store postgres --cache
+  run_pair "crate pg" /signout "$CRATE" --store postgres
+fi
+run_pair "tower-sessions pg, moka cache" /logout "$TOWER" --store postgres --cache
+run_pair "tower-sessions pg" /logout "$TOWER" --store postgres
 
 # ---- the table ------------------------------------------------------------------------------------------
 ratio() { # a b -> a/b with two decimals, or "-"
@@ -247,10 +290,29 @@ for label in "${labels[@]}"; do
       engine=$(awk '{print $2}' <<<"$label"); engine=${engine%,}
       vs_tower=$(ratios "$label" "tower-sessions $engine")
       vs_floor=$(ratios "$label" "floor $engine") ;;
-    tower-sessions*) vs_floor=$(ratios "$label" "floor $engine") ;;
+    tower-sessions*)
+      engine=$(awk '{print $2}' <<<"$label"); engine=${engine%,}
+      vs_floor=$(ratios "$label" "floor $engine") ;;
   esac
   row+=" ${vs_tower:--} | ${vs_floor:--} |"
   echo "$row"
+done
+
+echo
+echo "### Propagation: sign-out on node A to refusal on node B (same database)"
+echo
+echo "- $prop_rounds sign-outs per contender; from A's answer to B's first refusal, B asked back to back on one keep-alive connection; stale: sign-outs B still served after $limit s"
+echo
+echo "| contender | p50 us | p99 us | max us | stale after $limit s |"
+echo "|---|--:|--:|--:|--:|"
+for label in "${prop_labels[@]}"; do
+  line=${prop[$label]}
+  [[ $line =~ propagate_p50_us=([0-9]+)\ propagate_p99_us=([0-9]+)\ propagate_max_us=([0-9]+)\ stale=([0-9]+) ]]
+  if [ "${BASH_REMATCH[4]}" = "$prop_rounds" ]; then
+    echo "| $label | - | - | - | ${BASH_REMATCH[4]} of $prop_rounds (never refused) |"
+  else
+    echo "| $label | ${BASH_REMATCH[1]} | ${BASH_REMATCH[2]} | ${BASH_REMATCH[3]} | ${BASH_REMATCH[4]} of $prop_rounds |"
+  fi
 done
 
 if [ "$total_errors" != 0 ]; then

@@ -105,6 +105,22 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
         &self.backend
     }
 
+    /// The same store (policy, clock, touch interval) over a backend made from this one: how a cache
+    /// wraps it.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) async fn try_map_backend<C, F>(
+        self,
+        wrap: impl FnOnce(B) -> F,
+    ) -> Result<AsyncSessionStore<C>>
+    where
+        F: std::future::Future<Output = Result<C>>,
+    {
+        Ok(AsyncSessionStore {
+            backend: wrap(self.backend).await?,
+            rules: self.rules,
+        })
+    }
+
     /// Issues a new token and stores its session.
     ///
     /// # Errors

@@ -45,6 +45,8 @@ mod async_store;
 #[cfg(all(feature = "axum", not(target_family = "wasm")))]
 pub mod axum;
 pub mod backend;
+#[cfg(all(feature = "cache", not(target_family = "wasm")))]
+pub mod cache;
 mod error;
 #[cfg(all(feature = "tokio", not(target_family = "wasm")))]
 pub mod purge;
@@ -95,15 +97,22 @@ pub use backend::sql::{Migration, SCHEMA_VERSION};
 pub use backend::Blocking;
 #[cfg(all(web, feature = "sqlite"))]
 pub use backend::{persistence, LockWait, OpfsPool};
-pub use backend::{AsyncSessionBackend, MemoryBackend, Revocation, SessionBackend};
+pub use backend::{
+    AsyncSessionBackend, Invalidation, InvalidationSink, MemoryBackend, Revocation, SessionBackend,
+    Watch,
+};
 #[cfg(web)]
 pub use backend::{HostBackend, HostDriver};
 #[cfg(all(feature = "postgres", not(target_family = "wasm")))]
 pub use backend::{PostgresBackend, PostgresDriver};
 #[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
-pub use backend::{PostgresPoolBackend, PostgresPoolConfig, SslMode};
+pub use backend::{
+    PostgresPoolBackend, PostgresPoolConfig, SslMode, LISTENER_APPLICATION_NAME, NOTIFY_CHANNEL,
+};
 #[cfg(feature = "sqlite")]
 pub use backend::{SqliteBackend, SqliteDriver};
+#[cfg(all(feature = "cache", not(target_family = "wasm")))]
+pub use cache::{CacheConfig, CacheStats, Cached};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use session::{
     NewGuest, NewSession, Policy, Session, SessionStatus, TokenStorage, GUEST_PREFIX,

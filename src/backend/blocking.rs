@@ -1,8 +1,11 @@
 //! [`Blocking`]: any synchronous backend, run on tokio's blocking thread pool.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::backend::{AsyncSessionBackend, Revocation, SessionBackend};
+use crate::backend::{
+    AsyncSessionBackend, Invalidation, InvalidationSink, Revocation, SessionBackend, Watch,
+};
 use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::token::{SessionId, Token};
@@ -70,7 +73,49 @@ impl<B: SessionBackend + Send + Sync + 'static> Blocking<B> {
     }
 }
 
+/// How often a cache's feed over [`SessionBackend::change_counter`] polls it.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl<B: SessionBackend + Send + Sync + 'static> AsyncSessionBackend for Blocking<B> {
+    /// A feed when the backend has a [`SessionBackend::change_counter`] (SQLite): polled every
+    /// 100 ms; unchanged, everything committed before the poll is known ([`Invalidation::UpTo`]);
+    /// changed (another process or connection committed), [`Invalidation::All`] first. No counter: no
+    /// feed (`None`).
+    async fn watch(&self, sink: InvalidationSink) -> Result<Option<Watch>> {
+        let Some(mut last) = self.run(|b| b.change_counter()).await? else {
+            return Ok(None);
+        };
+        sink(Invalidation::Lost);
+        let inner = Arc::clone(&self.inner);
+        let task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(POLL_EVERY);
+            loop {
+                ticker.tick().await;
+                let at = Instant::now();
+                let b = Arc::clone(&inner);
+                match tokio::task::spawn_blocking(move || b.change_counter()).await {
+                    Ok(Ok(Some(now))) => {
+                        if now != last {
+                            last = now;
+                            sink(Invalidation::All);
+                        }
+                        sink(Invalidation::UpTo(at));
+                    }
+                    _ => sink(Invalidation::Lost),
+                }
+            }
+        });
+        Ok(Some(Watch::new(AbortOnDrop(task))))
+    }
+
     async fn load_all(&self) -> Result<Vec<Session>> {
         self.run(|b| b.load_all()).await
     }

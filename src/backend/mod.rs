@@ -1,6 +1,9 @@
 //! The storage trait and its backends. Target and feature gates for backends live here and nowhere else.
 
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
 
 use crate::error::Result;
 use crate::session::Session;
@@ -48,6 +51,11 @@ pub use blocking::Blocking;
 mod postgres_pool;
 #[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
 pub use postgres_pool::{PostgresPoolBackend, PostgresPoolConfig, SslMode};
+
+#[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
+mod listen;
+#[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
+pub use listen::{LISTENER_APPLICATION_NAME, NOTIFY_CHANNEL};
 
 /// Where sessions are kept: Pylon's `load_all` / `save` / `remove`, plus the lookups a real store needs.
 ///
@@ -236,6 +244,16 @@ pub trait SessionBackend {
         let _ = id;
         Ok(None)
     }
+
+    /// A number that changes whenever a writer other than this backend commits to the same storage
+    /// (SQLite: `PRAGMA data_version`); `None` (the default) when the backend cannot tell. A cache in
+    /// front of [`Blocking`] polls it to notice other processes' writes.
+    ///
+    /// # Errors
+    /// Driver errors.
+    fn change_counter(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
 }
 
 /// The refusal of a move onto an id another session has (as the SQL stores' primary key refuses it).
@@ -376,4 +394,49 @@ pub trait AsyncSessionBackend: Send + Sync {
     fn revoked_at(&self, id: &SessionId) -> impl Future<Output = Result<Option<i64>>> + Send;
     /// As [`SessionBackend::insert_new`].
     fn insert_new(&self, session: &Session) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Starts telling `sink` of the writes other processes make (for a cache in front of this
+    /// backend): `Ok(None)` when the backend has no such feed (the default), meaning a cache is correct
+    /// only while this process is the one writer. The feed stops when the returned [`Watch`] drops.
+    ///
+    /// # Errors
+    /// Backend errors while setting the feed up.
+    fn watch(&self, sink: InvalidationSink) -> impl Future<Output = Result<Option<Watch>>> + Send {
+        let _ = sink;
+        async { Ok(None) }
+    }
+}
+
+/// What a backend's change feed ([`AsyncSessionBackend::watch`]) reports, in commit order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalidation {
+    /// A session was removed or changed (not a mere touch): drop whatever is cached for it.
+    Session(SessionId),
+    /// Many sessions changed at once (e.g. the table was truncated): drop everything, the feed still holds.
+    All,
+    /// Every write committed before this instant has been reported.
+    UpTo(Instant),
+    /// The feed is lost (or has just been re-established): reports may have been missed, so drop
+    /// everything and trust nothing cached until the next [`Invalidation::UpTo`].
+    Lost,
+}
+
+/// Where a change feed delivers [`Invalidation`]s; called from the feed's own task, in order.
+pub type InvalidationSink = Arc<dyn Fn(Invalidation) + Send + Sync>;
+
+/// A running change feed ([`AsyncSessionBackend::watch`]); dropping it stops the feed.
+pub struct Watch(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl Watch {
+    /// Wraps whatever keeps a feed alive (its drop stops it).
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Watch(Box::new(guard))
+    }
+}
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch").finish_non_exhaustive()
+    }
 }

@@ -32,7 +32,7 @@ use crate::backend::sql::{
     identity_params, postgres_placeholders, session_from_row, session_params, Dialect, Migration,
     Param, RevocationSql, Row, META_DDL, READ_VERSION, SCHEMA_VERSION, TABLE, WRITE_VERSION,
 };
-use crate::backend::{id_taken, AsyncSessionBackend, Revocation};
+use crate::backend::{id_taken, AsyncSessionBackend, InvalidationSink, Revocation, Watch};
 use crate::error::{Error, Result};
 use crate::platform;
 use crate::session::{check_identity, Session};
@@ -551,6 +551,8 @@ pub struct PostgresPoolBackend {
     timeout: Duration,
     sql: Arc<HashMap<&'static str, String>>,
     migration: Migration,
+    /// What the pool connects with, for the change feed's own connection ([`AsyncSessionBackend::watch`]).
+    connect: Arc<(tokio_postgres::Config, MakeRustlsConnect)>,
 }
 
 impl fmt::Debug for PostgresPoolBackend {
@@ -604,6 +606,7 @@ impl PostgresPoolBackend {
     /// [`Error::UnknownSchema`], and other driver errors.
     pub async fn open(config: PostgresPoolConfig) -> Result<Self> {
         let (pg, tls) = config.connector()?;
+        let connect = Arc::new((pg.clone(), tls.clone()));
         let manager = Manager::from_config(
             pg,
             tls,
@@ -628,6 +631,7 @@ impl PostgresPoolBackend {
             timeout: config.timeout,
             sql: Arc::new(sql),
             migration: Migration::UpToDate,
+            connect,
         };
         backend.migration = backend.bounded(backend.migrate(platform::now())).await?;
         Ok(backend)
@@ -846,7 +850,7 @@ fn io_and_tls<'a>(e: &'a (dyn std::error::Error + 'static)) -> (bool, Option<&'a
 
 /// Maps a tokio-postgres error to the portable [`Error`]: an unreachable or restarting server, a
 /// broken connection or a failed TLS handshake is [`Error::StorageUnavailable`].
-fn classify(e: tokio_postgres::Error) -> Error {
+pub(super) fn classify(e: tokio_postgres::Error) -> Error {
     let error = classify_kind(e);
     crate::trace::storage_error("postgres", &error);
     error
@@ -915,6 +919,15 @@ fn text(s: &str) -> Param<'_> {
 }
 
 impl AsyncSessionBackend for PostgresPoolBackend {
+    /// `LISTEN`s on a connection of its own (the `cache` module says how): installs the notifying triggers
+    /// if they are missing, reports each session another node ends or changes, and proves the feed
+    /// current with a ping of its own every 250 ms.
+    async fn watch(&self, sink: InvalidationSink) -> Result<Option<Watch>> {
+        super::listen::start(Arc::clone(&self.connect), self.timeout, sink)
+            .await
+            .map(Some)
+    }
+
     async fn load_all(&self) -> Result<Vec<Session>> {
         self.sessions(LOAD_ALL, &[]).await
     }

@@ -1068,7 +1068,24 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
             Ok(at)
         })
     }
+
+    /// SQLite: `PRAGMA data_version` on the writer connection, which changes when any other
+    /// connection (another process, another backend on the file) commits. Postgres: `None`.
+    fn change_counter(&self) -> Result<Option<i64>> {
+        if D::DIALECT != Dialect::Sqlite {
+            return Ok(None);
+        }
+        let mut version = None;
+        lock(&self.writer).query(DATA_VERSION, &[], &mut |row| {
+            version = row.int(0)?;
+            Ok(())
+        })?;
+        Ok(version)
+    }
 }
+
+/// SQLite's counter of commits by other connections (see [`SessionBackend::change_counter`]).
+const DATA_VERSION: &str = "PRAGMA data_version";
 
 #[cfg(test)]
 mod tests {

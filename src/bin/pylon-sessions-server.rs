@@ -3,8 +3,12 @@
 //!
 //! ```text
 //! pylon-sessions-server [--listen 127.0.0.1:8080] [--db pylon-sessions.db] [--root DIR] [--bearer]
-//!     [--scheme http|https] [--max-connections N]
+//!     [--scheme http|https] [--max-connections N] [--cache]
 //! ```
+//! `--cache` validates sessions from memory (`AsyncSessionStore::with_cache`). On PostgreSQL every
+//! server listens for the sessions the others end or change and drops them: a sign-out on one server
+//! is refused by all within the cache's staleness bound (1 s at most, milliseconds normally). On the
+//! SQLite file, other processes' writes are noticed within 100 ms (`PRAGMA data_version`).
 //! `--bearer` turns cookies off: the sign-in answer carries the token, and requests present it as
 //! `Authorization: Bearer` (the page client's bearer mode). `--scheme https` (default `http`, which
 //! this server speaks) is for a server behind a proxy that terminates TLS: the scheme of the origin
@@ -49,8 +53,8 @@ use pylon_sessions::axum::{
     session_routes, ApiError, JsonBody, SessionConfig, Sessions, SignedIn, MAX_JSON_BODY,
 };
 use pylon_sessions::{
-    AsyncSessionStore, Blocking, NewSession, Policy, PostgresPoolBackend, PostgresPoolConfig,
-    SqliteBackend,
+    AsyncSessionBackend, AsyncSessionStore, Blocking, CacheConfig, NewSession, Policy,
+    PostgresPoolBackend, PostgresPoolConfig, SqliteBackend,
 };
 use serde::Deserialize;
 use tower_http::services::ServeDir;
@@ -359,23 +363,35 @@ pub async fn serve(
 }
 
 /// Opens the store: Postgres when `database_url` is given, else the SQLite file.
+/// With `cache`, sessions are validated from memory (see `AsyncSessionStore::with_cache`): on
+/// Postgres every server listens for the sessions the others end; on SQLite the cache notices other
+/// processes' commits (`PRAGMA data_version`, polled every 100 ms).
 pub async fn sessions(
     database_url: Option<&str>,
     db: &std::path::Path,
+    cache: bool,
 ) -> pylon_sessions::Result<Sessions> {
-    Ok(match database_url {
+    async fn made<B: AsyncSessionBackend + 'static>(
+        store: AsyncSessionStore<B>,
+        cache: bool,
+    ) -> pylon_sessions::Result<Sessions> {
+        Ok(if cache {
+            Sessions::new(store.with_cache(CacheConfig::default()).await?)
+        } else {
+            Sessions::new(store)
+        })
+    }
+    match database_url {
         Some(url) => {
             let config = PostgresPoolConfig::from_url(url)?.timeout(Duration::from_secs(5));
-            Sessions::new(
-                AsyncSessionStore::new(PostgresPoolBackend::open(config).await?)
-                    .with_policy(POLICY),
-            )
+            let backend = PostgresPoolBackend::open(config).await?;
+            made(AsyncSessionStore::new(backend).with_policy(POLICY), cache).await
         }
         None => {
-            let backend = SqliteBackend::open(db)?;
-            Sessions::new(AsyncSessionStore::new(Blocking::new(backend)).with_policy(POLICY))
+            let backend = Blocking::new(SqliteBackend::open(db)?);
+            made(AsyncSessionStore::new(backend).with_policy(POLICY), cache).await
         }
-    })
+    }
 }
 
 #[tokio::main]
@@ -386,6 +402,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut db = PathBuf::from("pylon-sessions.db");
     let mut root = repo.clone();
     let mut bearer = false;
+    let mut cache = false;
     let mut scheme = "http".to_owned();
     let mut max_connections = default_max_connections();
     let mut args = std::env::args().skip(1);
@@ -397,6 +414,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--db" => db = value()?.into(),
             "--root" => root = value()?.into(),
             "--bearer" => bearer = true,
+            "--cache" => cache = true,
             "--max-connections" => match value()?.parse() {
                 Ok(n) if n > 0 => max_connections = n,
                 _ => return Err(format!("{flag}: a number above 0").into()),
@@ -414,7 +432,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let database_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
-    let sessions = sessions(database_url.as_deref(), &db)
+    let sessions = sessions(database_url.as_deref(), &db, cache)
         .await?
         .with_config(SessionConfig {
             cookie: !bearer,

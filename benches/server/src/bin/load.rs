@@ -7,6 +7,12 @@
 //!
 //! Prints one line: `rps=<f> p50_us=<n> p99_us=<n> errors=<n> requests=<n>` and exits 1 when errors > 0.
 //! `load --free-port` prints a free TCP port on 127.0.0.1 (for the script) and exits.
+//!
+//! `load --propagate --url A --other B --logout PATH --rounds N --limit S`: two servers on one database.
+//! Each round signs in on A, validates on B twice (so a cache on B holds the session), signs out on A
+//! (`POST PATH`), then asks B until it refuses (anything but 200), at most S seconds. Prints
+//! `propagate_p50_us=<n> propagate_p99_us=<n> propagate_max_us=<n> stale=<rounds B still served after S s> rounds=<n>`
+//! (times from A's sign-out answer to B's first refusal).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +29,7 @@ use tokio::net::TcpStream;
 
 const USAGE: &str =
     "usage: load --url http://127.0.0.1:PORT --connections N --seconds S [--warmup S]
+       load --propagate --url http://A --other http://B --logout PATH [--rounds N] [--limit S]
        load --free-port";
 
 /// Where to send requests.
@@ -73,11 +80,14 @@ async fn main() {
 
 /// Runs the load; returns the number of errors.
 async fn run() -> Result<u64> {
-    let args = Args::parse(USAGE, &["free-port"]);
+    let args = Args::parse(USAGE, &["free-port", "propagate"]);
     if args.flag("free-port") {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         println!("{}", listener.local_addr()?.port());
         return Ok(0);
+    }
+    if args.flag("propagate") {
+        return propagate(&args).await;
     }
     let base = args.req("url").trim_end_matches('/').to_owned();
     let authority = base
@@ -127,6 +137,97 @@ async fn run() -> Result<u64> {
         total.ok + total.errors,
     );
     Ok(total.errors)
+}
+
+fn target(url: &str) -> Result<Target> {
+    let base = url.trim_end_matches('/').to_owned();
+    let authority = base
+        .strip_prefix("http://")
+        .filter(|a| !a.is_empty() && !a.contains('/'))
+        .ok_or("URLs must look like http://HOST:PORT")?
+        .to_owned();
+    Ok(Target { authority, base })
+}
+
+async fn open(t: &Target) -> Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(&t.authority).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn status_of(
+    sender: &mut SendRequest<Full<Bytes>>,
+    t: &Target,
+    method: &str,
+    path: &str,
+    proof: &(hyper::header::HeaderName, String),
+) -> Result<u16> {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, &t.authority)
+        .header(ORIGIN, &t.base)
+        .header(proof.0.clone(), &proof.1)
+        .body(Full::new(Bytes::new()))?;
+    sender.ready().await?;
+    let res = sender.send_request(req).await?;
+    let status = res.status().as_u16();
+    res.into_body().collect().await?;
+    Ok(status)
+}
+
+/// Revocation on one node to refusal on the other (see the module docs).
+async fn propagate(args: &Args) -> Result<u64> {
+    let a = target(args.req("url"))?;
+    let b = target(args.req("other"))?;
+    let logout = args.req("logout").to_owned();
+    let rounds: usize = args.num("rounds", 20);
+    let limit = Duration::from_secs_f64(args.num("limit", 2.0));
+    let mut times = Vec::new();
+    let mut stale = 0u64;
+    for round in 0..rounds {
+        let mut on_a = open(&a).await?;
+        let mut on_b = open(&b).await?;
+        let proof = login(&mut on_a, &a, &format!("propagate-{round}")).await?;
+        for _ in 0..2 {
+            let s = status_of(&mut on_b, &b, "GET", "/me", &proof).await?;
+            if s != 200 {
+                return Err(format!("GET /me on the other node: {s}").into());
+            }
+        }
+        let s = status_of(&mut on_a, &a, "POST", &logout, &proof).await?;
+        if !(200..300).contains(&s) {
+            return Err(format!("POST {logout}: {s}").into());
+        }
+        let start = Instant::now();
+        loop {
+            if status_of(&mut on_b, &b, "GET", "/me", &proof).await? != 200 {
+                times.push(start.elapsed());
+                break;
+            }
+            if start.elapsed() > limit {
+                stale += 1;
+                break;
+            }
+        }
+    }
+    times.sort();
+    let at = |q: f64| -> u128 {
+        if times.is_empty() {
+            return 0;
+        }
+        let i = ((times.len() as f64 - 1.0) * q).round() as usize;
+        times[i].as_micros()
+    };
+    println!(
+        "propagate_p50_us={} propagate_p99_us={} propagate_max_us={} stale={stale} rounds={rounds}",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    Ok(0)
 }
 
 /// One connection: sign in, then `GET /me` until `end`.

@@ -18,12 +18,15 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tower_sessions::cookie::time::Duration;
-use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
+use tower_sessions::{CachingSessionStore, Expiry, Session, SessionManagerLayer, SessionStore};
+use tower_sessions_moka_store::MokaStore;
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-const USAGE: &str = "usage: tower --listen 127.0.0.1:PORT --store postgres --database-url URL [--pool N] [--no-ping]
-       tower --listen 127.0.0.1:PORT --store sqlite --path FILE [--pool N] [--no-ping]
+const USAGE: &str = "usage: tower --listen 127.0.0.1:PORT --store postgres --database-url URL [--pool N] [--no-ping] [--cache]
+       tower --listen 127.0.0.1:PORT --store sqlite --path FILE [--pool N] [--no-ping] [--cache]
 --pool: connections in the sqlx pool (default 16)
+--cache: tower-sessions' CachingSessionStore with a MokaStore (100,000 sessions) in front of the sqlx store;
+         an entry lives until its session's expiry, and no other node learns of a deletion
 --no-ping: turn off sqlx's ping before each acquire (on by default, as users get it; for Postgres it is one
            more round trip per request)";
 
@@ -38,7 +41,8 @@ async fn main() {
 }
 
 async fn run() -> Result<()> {
-    let args = Args::parse(USAGE, &["no-ping"]);
+    let args = Args::parse(USAGE, &["no-ping", "cache"]);
+    let cache = args.flag("cache");
     let listen = args.req("listen");
     let pool_size: u32 = args.num("pool", 16);
     let ping = !args.flag("no-ping");
@@ -51,7 +55,7 @@ async fn run() -> Result<()> {
                 .await?;
             let store = PostgresStore::new(pool);
             store.migrate().await?;
-            app(store)
+            app_maybe_cached(store, cache)
         }
         "sqlite" => {
             // The same durability as the crate's SQLite store: WAL, synchronous=FULL.
@@ -67,11 +71,22 @@ async fn run() -> Result<()> {
                 .await?;
             let store = SqliteStore::new(pool);
             store.migrate().await?;
-            app(store)
+            app_maybe_cached(store, cache)
         }
         other => return Err(format!("--store {other:?}: expected postgres or sqlite").into()),
     };
     serve(listen, router).await
+}
+
+fn app_maybe_cached<S: SessionStore + Clone>(store: S, cache: bool) -> Router {
+    if cache {
+        app(CachingSessionStore::new(
+            MokaStore::new(Some(100_000)),
+            store,
+        ))
+    } else {
+        app(store)
+    }
 }
 
 fn app<S: SessionStore + Clone>(store: S) -> Router {
