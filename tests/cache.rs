@@ -120,17 +120,21 @@ async fn until_fresh(n: &Node, within: Duration) {
     }
 }
 
-/// Polls `n` until the token is refused; the time it took. Never accepts it past `limit`.
+/// Polls `n` until the token is refused; the time it took. Never accepts it when asked past `limit`
+/// (the time a call was made, not answered: a slow machine only delays answers).
 async fn refused_within(n: &Node, token: &pylon_sessions::Token, limit: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        if let Ok(None) = n.touch(token).await {
-            return start.elapsed();
+        let asked = start.elapsed();
+        match n.touch(token).await {
+            Ok(None) => return start.elapsed(),
+            Ok(Some(_)) => assert!(
+                asked < limit,
+                "a revoked session was still served when asked {asked:?} after (bound {limit:?})"
+            ),
+            // Storage down (a restart): not an answer either way; the outage ends.
+            Err(_) => assert!(asked < Duration::from_secs(60), "storage never came back"),
         }
-        assert!(
-            start.elapsed() < limit,
-            "a revoked session was still served after {limit:?}"
-        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -170,14 +174,12 @@ async fn a_revocation_on_one_node_reaches_the_other() {
     a.set_device(&t3b, Some("phone")).await.unwrap();
     let start = Instant::now();
     loop {
+        let asked = start.elapsed();
         let s = b.touch(&t3b).await.unwrap().unwrap();
         if s.device.as_deref() == Some("phone") {
             break;
         }
-        assert!(
-            start.elapsed() < BOUND + SLACK,
-            "a changed device stayed stale"
-        );
+        assert!(asked < BOUND + SLACK, "a changed device stayed stale");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     times.sort();
@@ -526,16 +528,16 @@ async fn two_server_processes_under_load() {
         assert!(r.status().is_success(), "sign-out: {}", r.status());
         let start = Instant::now();
         loop {
+            // When the request was sent: under this load B's answer may wait in its queue.
+            let asked = start.elapsed();
             match status(&http, &b, &token).await {
                 401 => break,
-                200 => {}
+                200 => assert!(
+                    asked < BOUND + SLACK,
+                    "server B served a revoked session to a request sent {asked:?} after the sign-out"
+                ),
                 other => panic!("unexpected status {other}"),
             }
-            assert!(
-                start.elapsed() < BOUND + SLACK,
-                "server B served a revoked session for {:?}",
-                start.elapsed()
-            );
         }
         times.push(start.elapsed());
     }
@@ -584,12 +586,13 @@ async fn sqlite_writers_on_one_file_see_each_others_revocations() {
         assert!(a.remove(&token).await.unwrap());
         let start = Instant::now();
         loop {
+            let asked = start.elapsed();
             if b.touch(&token).await.unwrap().is_none() {
                 break;
             }
             assert!(
-                start.elapsed() < BOUND + SLACK,
-                "the other store served a revoked session"
+                asked < BOUND + SLACK,
+                "the other store served a revoked session when asked {asked:?} after"
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
