@@ -79,7 +79,7 @@ export RUSTDOCFLAGS=-Dwarnings
 cargo doc --quiet --no-deps --lib -p pylon-sessions --all-features
 cargo doc --quiet --no-deps --lib -p pylon-sessions --no-default-features
 # Each feature alone: a doc link to an item another feature gates breaks when that one is off.
-for feature in sqlite postgres tokio postgres-pool axum serde tracing pylon; do
+for feature in sqlite postgres tokio postgres-pool axum cache serde tracing pylon; do
   cargo doc --quiet --no-deps --lib -p pylon-sessions --no-default-features --features "$feature"
 done
 # A library build on wasm32 needs getrandom's backend chosen by someone: here, the command line.

@@ -1,6 +1,6 @@
 //! A task that purges expired sessions on a fixed interval (feature `tokio`), the
 //! `continuously_delete_expired` of other session stores: [`AsyncSessionStore::purge_every`] and, for
-//! an axum app, [`Sessions::purge_every`](crate::axum::Sessions::purge_every).
+//! an axum app, `axum::Sessions::purge_every`.
 //!
 //! A failed purge (storage down, a lock) is logged (`tracing`, target `pylon_sessions`), counted in
 //! [`PurgeStats`] and tried again at the next tick: the task never ends on an error. It ends when its

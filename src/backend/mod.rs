@@ -247,7 +247,7 @@ pub trait SessionBackend {
 
     /// A number that changes whenever a writer other than this backend commits to the same storage
     /// (SQLite: `PRAGMA data_version`); `None` (the default) when the backend cannot tell. A cache in
-    /// front of [`Blocking`] polls it to notice other processes' writes.
+    /// front of `Blocking` polls it to notice other processes' writes.
     ///
     /// # Errors
     /// Driver errors.
