@@ -475,6 +475,58 @@ async fn status(http: &reqwest::Client, s: &Server, token: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to a process.
+fn signal(child: &Child, signal: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_server_never_serves_what_was_revoked_while_it_slept() {
+    let db = tokio::task::spawn_blocking(|| Db::new("paused"))
+        .await
+        .unwrap();
+    let url = db.url();
+    let a = Server::start(&url);
+    let b = Server::start(&url);
+    let http = reqwest::Client::new();
+    for round in 0..3 {
+        let token = sign_in(&http, &a, &format!("sleeper{round}")).await;
+        // B validates it twice: the second answer comes from its cache.
+        assert_eq!(status(&http, &b, &token).await, 200);
+        assert_eq!(status(&http, &b, &token).await, 200);
+        // B is paused (a stop-the-world pause, a frozen VM) while A signs the session out.
+        signal(&b.child, "STOP");
+        let r = http
+            .post(a.url("/api/signout"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "sign-out: {}", r.status());
+        tokio::time::sleep(BOUND + Duration::from_millis(500) * round).await;
+        signal(&b.child, "CONT");
+        // B's first answer after waking is a refusal: its feed's last returned ping is older than the
+        // bound, so it reads from the database until it has heard everything up to now.
+        let started = Instant::now();
+        assert_eq!(
+            status(&http, &b, &token).await,
+            401,
+            "round {round}: a paused node served a session revoked while it slept"
+        );
+        println!(
+            "round {round}: paused {:?}, first answer after waking: 401 in {:?}",
+            BOUND + Duration::from_millis(500) * round,
+            started.elapsed()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_server_processes_under_load() {
     let db = tokio::task::spawn_blocking(|| Db::new("procs"))
