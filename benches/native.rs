@@ -151,7 +151,7 @@ mod native {
             Entrant {
                 name: "crate",
                 contender: Box::new(CrateStore(SessionStore::new(
-                    PostgresBackend::connect_with(krate)?.0,
+                    PostgresBackend::connect_with(krate)?,
                 ))),
                 seeder: seeder(krate, false)?,
             },

@@ -14,7 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         absolute_timeout: 86_400,
     };
 
-    let (backend, migration) = SqliteBackend::open_reporting(&path)?;
+    let backend = SqliteBackend::open(&path)?;
+    let migration = backend.migration();
     println!("opened {} ({migration:?})", path.display());
     let store = SessionStore::new(backend).with_policy(policy);
     let purged = store.purge_expired()?;

@@ -697,7 +697,7 @@ impl SqliteSessionBackend {
     /// # Errors
     /// As [`SqliteSessionBackend::open`].
     pub fn open_with(path: impl AsRef<Path>, sealing: TokenSealing) -> Result<Self> {
-        let (backend, _) = {
+        let backend = {
             let keep = DropIn::<SqliteDriver>::keep(&sealing);
             SqliteBackend::open_keeping(path.as_ref(), DEFAULT_READERS, Some(&keep))?
         };
@@ -733,7 +733,7 @@ impl PostgresSessionBackend {
         let client = postgres::Config::from(config)
             .connect(tls)
             .map_err(PostgresPoolConfig::connect_error)?;
-        let (backend, _) = {
+        let backend = {
             let keep = DropIn::<PostgresDriver>::keep(&sealing);
             PostgresBackend::from_client_keeping(client, Some(&keep))?
         };

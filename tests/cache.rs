@@ -79,7 +79,7 @@ fn cached_sqlite() -> BlockOn<Cached<Blocking<SqliteBackend>>> {
 
 fn cached_sqlite_dump(b: &mut BlockOn<Cached<Blocking<SqliteBackend>>>) -> String {
     let image = b.inner.inner().inner().image().unwrap();
-    let (mut copy, _) = SqliteBackend::from_image(&image).unwrap();
+    let mut copy = SqliteBackend::from_image(&image).unwrap();
     sqlite_dump(&mut copy)
 }
 

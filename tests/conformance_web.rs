@@ -24,7 +24,7 @@ async fn opfs() -> SqliteBackend {
         c.get()
     });
     let pool = OpfsPool::install(&dir).await.unwrap();
-    pool.open(&format!("test-{n}.db")).unwrap().0
+    pool.open(&format!("test-{n}.db")).unwrap()
 }
 
 mod sqlite_memory {

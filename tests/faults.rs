@@ -93,7 +93,7 @@ fn open_recovering_moves_a_damaged_file_aside_and_starts_empty() {
         *b = 0xA5;
     }
     std::fs::write(&path, &bytes).unwrap();
-    let (backend, _, recovery) = SqliteBackend::open_recovering(&path).unwrap();
+    let (backend, recovery) = SqliteBackend::open_recovering(&path).unwrap();
     let recovery = recovery.expect("damage found");
     assert!(
         recovery.reason.contains("corrupt") || recovery.reason.contains("quick_check"),
@@ -111,12 +111,12 @@ fn open_recovering_moves_a_damaged_file_aside_and_starts_empty() {
     assert!(store.get(&t).unwrap().is_some());
     drop(store);
     // A sound file is left alone.
-    let (_, _, again) = SqliteBackend::open_recovering(&path).unwrap();
+    let (_, again) = SqliteBackend::open_recovering(&path).unwrap();
     assert_eq!(again, None);
     // Not a database at all: moved aside too.
     let text = dir.path().join("notes.db");
     std::fs::write(&text, b"just some text, not SQLite\n".repeat(100)).unwrap();
-    let (_, _, r) = SqliteBackend::open_recovering(&text).unwrap();
+    let (_, r) = SqliteBackend::open_recovering(&text).unwrap();
     assert!(r.is_some());
 }
 
@@ -353,7 +353,7 @@ fn a_wal_from_another_database_is_refused() {
             assert!(std::fs::read(&ours).unwrap() == before, "nothing written");
         }
         // The recovery path keeps both files aside and starts empty.
-        let (backend, _, recovery) = SqliteBackend::open_recovering(&ours).unwrap();
+        let (backend, recovery) = SqliteBackend::open_recovering(&ours).unwrap();
         let recovery = recovery.expect("recovered");
         assert!(
             recovery.reason.contains("another database")
@@ -528,7 +528,7 @@ impl pylon_sessions::backend::sql::Driver for NoRoomForRecords {
 fn sign_out_removes_the_session_even_where_no_record_fits() {
     use pylon_sessions::backend::sql::SqlBackend;
     let conn = rusqlite::Connection::open_in_memory().unwrap();
-    let (backend, _) = SqlBackend::new(NoRoomForRecords(conn), 1).unwrap();
+    let backend = SqlBackend::new(NoRoomForRecords(conn), 1).unwrap();
     let store = SessionStore::new(backend);
     let signed_in = |user: &str| store.create(NewSession::new(user)).unwrap();
     let by_token: Vec<_> = (0..5).map(|i| signed_in(&format!("t{i}"))).collect();

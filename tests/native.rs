@@ -73,7 +73,8 @@ fn sqlite_file_migrates_pylon_schema_and_scrubs_plaintext() {
             file_contains(dir.path(), LEGACY_TOKENS[0]),
             "fixture holds plaintext"
         );
-        let (backend, migration) = SqliteBackend::open_reporting(&path).unwrap();
+        let backend = SqliteBackend::open(&path).unwrap();
+        let migration = backend.migration();
         assert_eq!(migration, Migration::Legacy(3));
         let mut store = check_migrated(backend, with_tenant);
         let dump = sqlite_dump(store.backend_mut());
@@ -82,7 +83,8 @@ fn sqlite_file_migrates_pylon_schema_and_scrubs_plaintext() {
             assert!(!dump.contains(t), "plaintext in the table");
             assert!(!file_contains(dir.path(), t), "plaintext {t} left on disk");
         }
-        let (backend, again) = SqliteBackend::open_reporting(&path).unwrap();
+        let backend = SqliteBackend::open(&path).unwrap();
+        let again = backend.migration();
         assert_eq!(again, Migration::UpToDate, "idempotent");
         check_migrated(backend, with_tenant);
     }
@@ -92,7 +94,8 @@ fn sqlite_file_migrates_pylon_schema_and_scrubs_plaintext() {
 fn sqlite_memory_migrates_pylon_schema() {
     let conn = rusqlite::Connection::open_in_memory().unwrap();
     write_legacy_sqlite(&conn, true);
-    let (backend, migration) = SqliteBackend::from_connection(conn).unwrap();
+    let backend = SqliteBackend::from_connection(conn).unwrap();
+    let migration = backend.migration();
     assert_eq!(migration, Migration::Legacy(3));
     check_migrated(backend, true);
 }
@@ -223,7 +226,8 @@ fn sqlite_schema_version_1_is_upgraded() {
         backend.close().unwrap();
         token
     };
-    let (backend, migration) = SqliteBackend::open_reporting(&path).unwrap();
+    let backend = SqliteBackend::open(&path).unwrap();
+    let migration = backend.migration();
     assert_eq!(migration, Migration::Upgraded(1));
     let store = SessionStore::new(backend);
     assert!(store.get(&token).unwrap().is_some(), "sessions kept");
@@ -232,7 +236,7 @@ fn sqlite_schema_version_1_is_upgraded() {
         store.status(&token.id()).unwrap(),
         pylon_sessions::SessionStatus::Revoked { .. }
     ));
-    let (_, again) = SqliteBackend::open_reporting(&path).unwrap();
+    let again = SqliteBackend::open(&path).unwrap().migration();
     assert_eq!(again, Migration::UpToDate);
 }
 

@@ -487,7 +487,7 @@ fn concurrent_opens_through_transaction_mode_migrate_once() {
             let url = url.clone();
             std::thread::spawn(move || {
                 if i % 2 == 0 {
-                    PostgresBackend::connect_with(&url.parse().unwrap()).map(|(_, m)| m)
+                    PostgresBackend::connect_with(&url.parse().unwrap()).map(|b| b.migration())
                 } else {
                     let rt = runtime();
                     rt.block_on(PostgresPoolBackend::connect(&url))
@@ -744,7 +744,7 @@ fn statement_cache_cost() {
             (unnamed[1].as_secs_f64() / cached[1].as_secs_f64() - 1.0) * 100.0,
         );
     }
-    let store = SessionStore::new(PostgresBackend::connect_with(&config).unwrap().0);
+    let store = SessionStore::new(PostgresBackend::connect_with(&config).unwrap());
     let (mut create, mut get) = (Duration::ZERO, Duration::ZERO);
     for i in 0..n {
         let started = Instant::now();

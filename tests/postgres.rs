@@ -23,7 +23,7 @@ fn pg_dump(b: &mut PostgresBackend) -> String {
 
 fn postgres_backend() -> PostgresBackend {
     let (config, _) = pg::fresh_schema();
-    PostgresBackend::connect_with(&config).unwrap().0
+    PostgresBackend::connect_with(&config).unwrap()
 }
 
 mod postgres {
@@ -59,14 +59,15 @@ fn postgres_migrates_pylon_schema() {
                 .unwrap();
             }
         }
-        let (backend, migration) = PostgresBackend::connect_with(&config).unwrap();
+        let backend = PostgresBackend::connect_with(&config).unwrap();
+        let migration = backend.migration();
         assert_eq!(migration, Migration::Legacy(3));
         let mut store = check_migrated(backend, with_tenant);
         let dump = pg_dump(store.backend_mut());
         for t in LEGACY_TOKENS {
             assert!(!dump.contains(t));
         }
-        let (_, again) = PostgresBackend::connect_with(&config).unwrap();
+        let again = PostgresBackend::connect_with(&config).unwrap().migration();
         assert_eq!(again, Migration::UpToDate);
         let version: i64 = raw
             .query_one(
@@ -85,7 +86,9 @@ fn postgres_migration_runs_once_under_concurrent_opens() {
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let config = config.clone();
-            std::thread::spawn(move || PostgresBackend::connect_with(&config).map(|(_, m)| m))
+            std::thread::spawn(move || {
+                PostgresBackend::connect_with(&config).map(|b| b.migration())
+            })
         })
         .collect();
     let results: Vec<_> = handles
@@ -140,7 +143,7 @@ fn errors_say_what_the_server_said_and_no_values() {
 
     // A unique violation's DETAIL quotes the key, a check violation's the whole row.
     let (config, _) = pg::fresh_schema();
-    let store = SessionStore::new(PostgresBackend::connect_with(&config).unwrap().0);
+    let store = SessionStore::new(PostgresBackend::connect_with(&config).unwrap());
     let user = "user-that-must-not-be-logged";
     let (token, _) = store.create(NewSession::new(user)).unwrap();
     let mut raw = pg::connect_raw(&config);

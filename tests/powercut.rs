@@ -97,7 +97,7 @@ fn power_cuts(durability: &str, n: usize) -> Tally {
              PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}; PRAGMA busy_timeout = 5000;"
         ))
         .unwrap();
-        let (backend, _) = SqliteBackend::from_connection(conn).unwrap();
+        let backend = SqliteBackend::from_connection(conn).unwrap();
         let store = store_on(backend);
         while !disk.is_cut() {
             clock.fetch_add(1 + rng.below(3) as i64, Ordering::SeqCst);

@@ -67,7 +67,7 @@ async fn power_cuts(durability: &str, n: usize) -> Tally {
     );
     let pool = OpfsPool::install(&dir).await.unwrap();
     // Created by the crate itself (schema and database id), closed cleanly.
-    pool.open(DB).unwrap().0.close().unwrap();
+    pool.open(DB).unwrap().close().unwrap();
     let disk = Disk::new();
 
     let clock = Arc::new(AtomicI64::new(1_700_000_000));
@@ -97,7 +97,7 @@ async fn power_cuts(durability: &str, n: usize) -> Tally {
                 .is_ok_and(|wal| wal.len() > 32),
         );
         // The store's own opening (pragmas, migration check), through the VFS.
-        let (mut backend, _) = pool.open_wrapped(DB, |base| disk.wrap(base)).unwrap();
+        let mut backend = pool.open_wrapped(DB, |base| disk.wrap(base)).unwrap();
         if durability == "NORMAL" {
             // What the JS facade does for `durability: "normal"`.
             backend
@@ -134,7 +134,7 @@ async fn power_cuts(durability: &str, n: usize) -> Tally {
         snapshots.extend(in_flight);
 
         // The real OPFS files, through the pool's own VFS and shim.
-        let (mut backend, _) = pool
+        let mut backend = pool
             .open(DB)
             .unwrap_or_else(|e| panic!("cut {cut} ({loss:?}): reopen failed: {e}"));
         let conn = backend.connection();
@@ -223,7 +223,7 @@ async fn the_vfs_loses_exactly_the_unflushed_writes() {
     let dir = format!("powercut-vfs-{}", js_sys::Date::now() as u64);
     let pool = OpfsPool::install(&dir).await.unwrap();
     let disk = Disk::new();
-    let (mut backend, _) = pool.open_wrapped("t.db", |base| disk.wrap(base)).unwrap();
+    let mut backend = pool.open_wrapped("t.db", |base| disk.wrap(base)).unwrap();
     let conn = backend.connection();
     conn.execute_batch(
         "CREATE TABLE t(x); INSERT INTO t VALUES (1); PRAGMA synchronous = OFF; \
@@ -238,7 +238,7 @@ async fn the_vfs_loses_exactly_the_unflushed_writes() {
     drop(backend);
     let cut = disk.power_cut(Loss::Everything, &mut || 0);
     assert!(cut.pending > 0);
-    let (mut backend, _) = pool.open("t.db").unwrap();
+    let mut backend = pool.open("t.db").unwrap();
     let rows: Vec<i64> = backend
         .connection()
         .prepare("SELECT x FROM t")

@@ -88,7 +88,7 @@ fn sqlite_blocking() -> BlockOn<Blocking<SqliteBackend>> {
 
 fn blocking_dump(b: &mut BlockOn<Blocking<SqliteBackend>>) -> String {
     let image = b.inner.inner().image().unwrap();
-    let (mut copy, _) = SqliteBackend::from_image(&image).unwrap();
+    let mut copy = SqliteBackend::from_image(&image).unwrap();
     sqlite_dump(&mut copy)
 }
 

@@ -49,7 +49,7 @@ fn sqlite_file(dir: &tempfile::TempDir, name: &str) -> SqliteBackend {
 
 fn postgres() -> PostgresBackend {
     let (config, _) = pg::fresh_schema();
-    PostgresBackend::connect_with(&config).expect("connect").0
+    PostgresBackend::connect_with(&config).expect("connect")
 }
 
 #[test]
@@ -145,7 +145,8 @@ fn sqlite_image_round_trip_and_refusals() {
     let backend = store.into_backend();
     let image = backend.image().expect("image");
     assert!(image.starts_with(b"SQLite format 3\0"));
-    let (copy, migration) = SqliteBackend::from_image(&image).expect("from image");
+    let copy = SqliteBackend::from_image(&image).expect("from image");
+    let migration = copy.migration();
     assert_eq!(migration, pylon_sessions::Migration::UpToDate);
     let copy = SessionStore::new(copy).with_clock(|| T0);
     assert_eq!(

@@ -18,7 +18,7 @@ fn sqlite_image_round_trip_on_wasm() {
     let backend = store.into_backend();
     let image = backend.image().unwrap();
     assert!(image.starts_with(b"SQLite format 3\0"));
-    let (copy, _) = SqliteBackend::from_image(&image).unwrap();
+    let copy = SqliteBackend::from_image(&image).unwrap();
     let copy = SessionStore::new(copy).with_clock(|| T0);
     assert_eq!(copy.get(&token).unwrap().unwrap().user_id, "alice");
     let err = SqliteBackend::from_image(&image[..50]).unwrap_err();

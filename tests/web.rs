@@ -23,7 +23,8 @@ fn in_memory_sqlite_store() {
 #[wasm_bindgen_test]
 async fn opfs_store() {
     let pool = OpfsPool::install(&unique("test-opfs")).await.unwrap();
-    let (backend, migration) = pool.open("exercise.db").unwrap();
+    let backend = pool.open("exercise.db").unwrap();
+    let migration = backend.migration();
     assert_eq!(migration, Migration::Created);
     let mut backend = exercise(backend);
     let ok: String = backend
@@ -44,7 +45,7 @@ async fn opfs_store() {
 async fn opfs_sessions_survive_close_and_reopen() {
     let dir = unique("test-persist");
     let pool = OpfsPool::install(&dir).await.unwrap();
-    let (backend, _) = pool.open("persist.db").unwrap();
+    let backend = pool.open("persist.db").unwrap();
     let store = SessionStore::new(backend).with_token_storage(TokenStorage::Keep);
     let mut tokens = Vec::new();
     for i in 0..20 {
@@ -63,7 +64,8 @@ async fn opfs_sessions_survive_close_and_reopen() {
 
     // Reinstall in the same worker: the pool is taken back, the data read from OPFS.
     let pool = OpfsPool::install(&dir).await.unwrap();
-    let (backend, migration) = pool.open("persist.db").unwrap();
+    let backend = pool.open("persist.db").unwrap();
+    let migration = backend.migration();
     assert_eq!(migration, Migration::UpToDate);
     let store = SessionStore::new(backend).with_token_storage(TokenStorage::Keep);
     assert_eq!(store.load_all().unwrap(), before);
@@ -84,8 +86,8 @@ async fn opfs_sessions_survive_close_and_reopen() {
 #[wasm_bindgen_test]
 async fn two_databases_share_one_pool() {
     let pool = OpfsPool::install(&unique("test-two")).await.unwrap();
-    let (a, _) = pool.open("a.db").unwrap();
-    let (b, _) = pool.open("b.db").unwrap();
+    let a = pool.open("a.db").unwrap();
+    let b = pool.open("b.db").unwrap();
     let a = SessionStore::new(a);
     let b = SessionStore::new(b);
     let (ta, _) = a.create(NewSession::new("alice")).unwrap();

@@ -87,7 +87,7 @@ async fn journal_locking_and_sync_modes() {
 async fn durable_create_and_get() {
     let dir = format!("bench-store-{}", js_sys::Date::now() as u64);
     let pool = OpfsPool::install(&dir).await.unwrap();
-    let (backend, _) = pool.open("sessions.db").unwrap();
+    let backend = pool.open("sessions.db").unwrap();
     let store = SessionStore::new(backend);
     let mut tokens = Vec::new();
     let create = time(300, |i| {

@@ -39,8 +39,7 @@ use wasm_bindgen::closure::ScopedClosure;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::backend::sql::{
-    Dialect, Driver, Migration, Param, Row, SqlBackend, MAX_BOUND_PARAMS, MAX_ROW_BYTES,
-    MAX_STATEMENT_BYTES,
+    Dialect, Driver, Param, Row, SqlBackend, MAX_BOUND_PARAMS, MAX_ROW_BYTES, MAX_STATEMENT_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::platform::describe_js_error;
@@ -177,7 +176,7 @@ impl SqlBackend<HostDriver> {
     ///
     /// # Errors
     /// As [`HostDriver::new`] and [`SqlBackend::migrate`]; what the host throws, classified.
-    pub fn open_host(host: JsValue, now: i64) -> Result<(Self, Migration)> {
+    pub fn open_host(host: JsValue, now: i64) -> Result<Self> {
         Self::open_host_with(host, now, None)
     }
 
@@ -187,7 +186,7 @@ impl SqlBackend<HostDriver> {
         host: JsValue,
         now: i64,
         packed: Option<PackedCall>,
-    ) -> Result<(Self, Migration)> {
+    ) -> Result<Self> {
         let mut driver = HostDriver::new(host)?;
         driver.packed = packed;
         SqlBackend::new(driver, now)

@@ -51,7 +51,7 @@
 //! # async fn demo() -> pylon_sessions::Result<()> {
 //! use pylon_sessions::{NewSession, OpfsPool, SessionStore};
 //! let pool = OpfsPool::install(OpfsPool::DEFAULT_DIRECTORY).await?;
-//! let (backend, _migration) = pool.open("sessions.db")?;
+//! let backend = pool.open("sessions.db")?; // backend.migration(): what opening did
 //! let mut store = SessionStore::new(backend);
 //! store.create(NewSession::new("alice"))?;
 //! store.into_backend().close()?;
@@ -66,7 +66,6 @@ use sqlite_wasm_vfs::sahpool::{install, OpfsSAHError, OpfsSAHPoolCfgBuilder, Opf
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::backend::sql::Migration;
 use crate::backend::{Recovery, SqliteBackend};
 use crate::error::{Error, Result};
 use crate::platform::describe_js_error;
@@ -275,7 +274,7 @@ impl OpfsPool {
     /// # Errors
     /// As [`SqliteBackend::open_with_vfs`]; [`Error::StorageUnavailable`] when the pool was released;
     /// [`Error::QuotaExceeded`] when a new database has no free files (see [`OpfsPool::prepare`]).
-    pub fn open(&self, name: &str) -> Result<(SqliteBackend, Migration)> {
+    pub fn open(&self, name: &str) -> Result<SqliteBackend> {
         self.open_through(name, &self.vfs_name())
     }
 
@@ -292,7 +291,7 @@ impl OpfsPool {
         &self,
         name: &str,
         wrap: impl FnOnce(&str) -> String,
-    ) -> Result<(SqliteBackend, Migration)> {
+    ) -> Result<SqliteBackend> {
         let below = wrap(&format!("pylon-opfs:{}", self.directory));
         let shim = format!("{below}+gather");
         super::gather::register(&below, &shim).map_err(|e| Error::StorageUnavailable {
@@ -303,7 +302,7 @@ impl OpfsPool {
     }
 
     /// [`OpfsPool::open`] through the VFS `vfs` (the shim over the pool's VFS).
-    fn open_through(&self, name: &str, vfs: &str) -> Result<(SqliteBackend, Migration)> {
+    fn open_through(&self, name: &str, vfs: &str) -> Result<SqliteBackend> {
         use sqlite_wasm_rs::vfs::VfsFilesManager;
         if self.util.is_paused() || self.util.is_uninstalled() {
             return Err(Error::StorageUnavailable {
@@ -337,21 +336,18 @@ impl OpfsPool {
     /// [`SqliteBackend::open_recovering`] does for files: the database is checked (`PRAGMA
     /// quick_check`), and when it is corrupt or not a database its bytes are kept aside in the pool
     /// as `<name>.corrupt-<unix time>` (and its WAL, if any, as `<name>.corrupt-<unix time>.wal`; read
-    /// them with [`OpfsPool::read_file`]) and an empty database is created in its place. The third
+    /// them with [`OpfsPool::read_file`]) and an empty database is created in its place. The second
     /// value says where the bytes went and why; `None` when the database was sound.
     ///
     /// # Errors
     /// As [`OpfsPool::open`] for everything but corruption; [`Error::QuotaExceeded`] when there is no
     /// room for the copy (the damaged database is then left as it was).
-    pub async fn open_recovering(
-        &self,
-        name: &str,
-    ) -> Result<(SqliteBackend, Migration, Option<Recovery>)> {
+    pub async fn open_recovering(&self, name: &str) -> Result<(SqliteBackend, Option<Recovery>)> {
         use sqlite_wasm_rs::vfs::transfer::DbTransfer;
         use sqlite_wasm_rs::vfs::VfsFilesManager;
         let reason = match self.open(name) {
-            Ok((backend, migration)) => match backend.quick_check() {
-                Ok(()) => return Ok((backend, migration, None)),
+            Ok(backend) => match backend.quick_check() {
+                Ok(()) => return Ok((backend, None)),
                 Err(e @ Error::Corrupt(_)) => {
                     // Kept as they are: the WAL is not checkpointed into the damaged file.
                     backend.close_as_is();
@@ -384,13 +380,13 @@ impl OpfsPool {
             .map_err(classify)?;
         self.util.remove(name).map_err(classify)?;
         self.prepare(name).await?;
-        let (backend, migration) = self.open(name)?;
+        let backend = self.open(name)?;
         let recovery = Recovery {
             moved_to: kept.into(),
             reason: std::error::Error::source(&reason)
                 .map_or_else(|| reason.to_string(), |s| format!("{reason}: {s}")),
         };
-        Ok((backend, migration, Some(recovery)))
+        Ok((backend, Some(recovery)))
     }
 
     /// The bytes of a file in the pool that no connection has open (a database kept aside by

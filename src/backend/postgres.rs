@@ -8,7 +8,7 @@ use postgres::{Client, Config, NoTls};
 
 use crate::backend::pg_error::{self, ServerError};
 use crate::backend::sql::{
-    postgres_placeholders, Dialect, Driver, KeepLegacyTokens, Migration, Param, Row, SqlBackend,
+    postgres_placeholders, Dialect, Driver, KeepLegacyTokens, Param, Row, SqlBackend,
 };
 use crate::error::{Error, Result};
 use crate::platform;
@@ -58,14 +58,14 @@ impl SqlBackend<PostgresDriver> {
         let config: Config = url
             .parse()
             .map_err(|e: postgres::Error| Error::invalid("url", e.to_string()))?;
-        Ok(Self::connect_with(&config)?.0)
+        Self::connect_with(&config)
     }
 
     /// Connects with a full [`Config`] (e.g. with `options("-c search_path=…")`) and migrates.
     ///
     /// # Errors
     /// As [`PostgresBackend::connect`].
-    pub fn connect_with(config: &Config) -> Result<(Self, Migration)> {
+    pub fn connect_with(config: &Config) -> Result<Self> {
         use postgres::config::{Host, SslMode};
         let local = config.get_hosts().iter().all(|h| match h {
             Host::Unix(_) => true,
@@ -93,15 +93,12 @@ impl SqlBackend<PostgresDriver> {
     ///
     /// # Errors
     /// As [`PostgresBackend::connect`].
-    pub fn from_client(client: Client) -> Result<(Self, Migration)> {
+    pub fn from_client(client: Client) -> Result<Self> {
         Self::from_client_keeping(client, None)
     }
 
     /// As [`PostgresBackend::from_client`]; a Pylon table's tokens are kept as `keep` turns them.
-    pub(crate) fn from_client_keeping(
-        client: Client,
-        keep: KeepLegacyTokens<'_>,
-    ) -> Result<(Self, Migration)> {
+    pub(crate) fn from_client_keeping(client: Client, keep: KeepLegacyTokens<'_>) -> Result<Self> {
         let driver = PostgresDriver {
             client,
             texts: HashMap::new(),

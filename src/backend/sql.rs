@@ -416,12 +416,14 @@ pub struct SqlBackend<D> {
     writer: Mutex<D>,
     readers: Vec<Mutex<D>>,
     next_reader: AtomicUsize,
+    migration: Migration,
 }
 
 impl<D> fmt::Debug for SqlBackend<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqlBackend")
             .field("readers", &self.readers.len())
+            .field("migration", &self.migration)
             .finish_non_exhaustive()
     }
 }
@@ -433,28 +435,32 @@ fn lock<D>(m: &Mutex<D>) -> MutexGuard<'_, D> {
 }
 
 impl<D: Driver> SqlBackend<D> {
-    /// Wraps a driver and brings its schema up to date (see [`SqlBackend::migrate`]).
+    /// Wraps a driver and brings its schema up to date (see [`SqlBackend::migrate`]); what that did
+    /// is [`SqlBackend::migration`].
     ///
     /// # Errors
     /// As [`SqlBackend::migrate`].
-    pub fn new(driver: D, now: i64) -> Result<(Self, Migration)> {
+    pub fn new(driver: D, now: i64) -> Result<Self> {
         Self::new_keeping(driver, now, None)
     }
 
     /// As [`SqlBackend::new`], keeping the tokens of a Pylon table being converted as `keep` turns
     /// them (see [`KeepLegacyTokens`]).
-    pub(crate) fn new_keeping(
-        driver: D,
-        now: i64,
-        keep: KeepLegacyTokens<'_>,
-    ) -> Result<(Self, Migration)> {
-        let backend = SqlBackend {
+    pub(crate) fn new_keeping(driver: D, now: i64, keep: KeepLegacyTokens<'_>) -> Result<Self> {
+        let mut backend = SqlBackend {
             writer: Mutex::new(driver),
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
+            migration: Migration::UpToDate,
         };
-        let migration = backend.migrate_keeping(now, keep)?;
-        Ok((backend, migration))
+        backend.migration = backend.migrate_keeping(now, keep)?;
+        Ok(backend)
+    }
+
+    /// What opening did to the schema: created it, upgraded it, converted a Pylon table, or found it
+    /// up to date.
+    pub fn migration(&self) -> Migration {
+        self.migration
     }
 
     /// Adds a read-only connection to the same database (opened after the migration), used by reads

@@ -5,7 +5,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use crate::backend::sql::{Dialect, Driver, KeepLegacyTokens, Migration, Param, Row, SqlBackend};
+use crate::backend::sql::{Dialect, Driver, KeepLegacyTokens, Param, Row, SqlBackend};
 use crate::error::{Error, Result};
 use crate::platform;
 
@@ -133,30 +133,23 @@ const EXCLUSIVE_PRAGMAS: &str = "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal
      PRAGMA journal_size_limit = 1040384; PRAGMA temp_store = MEMORY;";
 
 impl SqlBackend<SqliteDriver> {
-    /// Opens (or creates) a database file and migrates it.
+    /// Opens (or creates) a database file and migrates it; what the migration did is
+    /// [`SqlBackend::migration`].
     ///
     /// # Errors
     /// [`Error::Corrupt`] for a file that is not a SQLite database (it is not written to),
     /// [`Error::SchemaTooNew`], [`Error::Locked`], and other driver errors.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(Self::open_reporting(path)?.0)
-    }
-
-    /// As [`SqliteBackend::open`], also saying what the migration did.
-    ///
-    /// # Errors
-    /// As [`SqliteBackend::open`].
-    pub fn open_reporting(path: impl AsRef<Path>) -> Result<(Self, Migration)> {
         Self::open_with_readers(path, DEFAULT_READERS)
     }
 
-    /// As [`SqliteBackend::open_reporting`], with `readers` read-only connections beside the writer
+    /// As [`SqliteBackend::open`], with `readers` read-only connections beside the writer
     /// ([`SqliteBackend::open`] opens [`DEFAULT_READERS`]). Reads run on them concurrently with each
     /// other and with the writer (WAL); 0 sends every call through the one writer connection.
     ///
     /// # Errors
     /// As [`SqliteBackend::open`].
-    pub fn open_with_readers(path: impl AsRef<Path>, readers: usize) -> Result<(Self, Migration)> {
+    pub fn open_with_readers(path: impl AsRef<Path>, readers: usize) -> Result<Self> {
         Self::open_keeping(path.as_ref(), readers, None)
     }
 
@@ -165,7 +158,7 @@ impl SqlBackend<SqliteDriver> {
         path: &Path,
         readers: usize,
         keep: KeepLegacyTokens<'_>,
-    ) -> Result<(Self, Migration)> {
+    ) -> Result<Self> {
         let first_page = first_page_beside_wal(path)?;
         let conn = Connection::open(path).map_err(classify)?;
         if let Err(e) = check_wal_is_ours(&conn, first_page.as_deref().and_then(id_on_page)) {
@@ -173,7 +166,7 @@ impl SqlBackend<SqliteDriver> {
             let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
             return Err(e);
         }
-        let (mut backend, migration) = Self::with_pragmas_on(conn, FILE_PRAGMAS, false, keep)?;
+        let mut backend = Self::with_pragmas_on(conn, FILE_PRAGMAS, false, keep)?;
         backend.write(|d| d.keep_id())?;
         let mut reserve = path.as_os_str().to_owned();
         reserve.push("-reserve");
@@ -192,23 +185,23 @@ impl SqlBackend<SqliteDriver> {
                 .map_err(classify)?;
             backend.add_reader(SqliteDriver::new(reader, false));
         }
-        Ok((backend, migration))
+        Ok(backend)
     }
 
     /// Opens a database file for an app that must keep working when the file is damaged: the file is
     /// checked (`PRAGMA quick_check`, which reads every page), and when it is corrupt or not a
     /// database at all it is moved aside with its `-wal` and `-shm` (to `<name>.corrupt-<unix time>`,
-    /// kept for export or inspection) and an empty database is created in its place. The third value
+    /// kept for export or inspection) and an empty database is created in its place. The second value
     /// says what was moved and why; `None` when the file was sound.
     ///
     /// # Errors
     /// As [`SqliteBackend::open`] for everything but corruption, and the file system's error when the
     /// damaged file cannot be moved.
-    pub fn open_recovering(path: impl AsRef<Path>) -> Result<(Self, Migration, Option<Recovery>)> {
+    pub fn open_recovering(path: impl AsRef<Path>) -> Result<(Self, Option<Recovery>)> {
         let path = path.as_ref();
         let reason = match Self::open_with_readers(path, DEFAULT_READERS) {
-            Ok((backend, migration)) => match backend.quick_check() {
-                Ok(()) => return Ok((backend, migration, None)),
+            Ok(backend) => match backend.quick_check() {
+                Ok(()) => return Ok((backend, None)),
                 Err(e @ Error::Corrupt(_)) => {
                     backend.close_as_is();
                     e
@@ -248,13 +241,13 @@ impl SqlBackend<SqliteDriver> {
                 std::fs::rename(&side, to).map_err(fs_error)?;
             }
         }
-        let (backend, migration) = Self::open_with_readers(path, DEFAULT_READERS)?;
+        let backend = Self::open_with_readers(path, DEFAULT_READERS)?;
         let recovery = Recovery {
             moved_to,
             reason: std::error::Error::source(&reason)
                 .map_or_else(|| reason.to_string(), |s| format!("{reason}: {s}")),
         };
-        Ok((backend, migration, Some(recovery)))
+        Ok((backend, Some(recovery)))
     }
 
     /// Reads every page (`PRAGMA quick_check`).
@@ -319,7 +312,7 @@ impl SqlBackend<SqliteDriver> {
     /// Driver errors (out of memory).
     pub fn open_in_memory() -> Result<Self> {
         let conn = Connection::open_in_memory().map_err(classify)?;
-        Ok(Self::with_pragmas(conn, "")?.0)
+        Self::with_pragmas(conn, "")
     }
 
     /// Opens `name` through a registered SQLite VFS that has no shared memory (such as the browser's
@@ -327,17 +320,13 @@ impl SqlBackend<SqliteDriver> {
     ///
     /// # Errors
     /// As [`SqliteBackend::open`].
-    pub fn open_with_vfs(name: &str, vfs: &str) -> Result<(Self, Migration)> {
+    pub fn open_with_vfs(name: &str, vfs: &str) -> Result<Self> {
         Self::open_with_vfs_checking(name, vfs, false)
     }
 
     /// [`SqliteBackend::open_with_vfs`]; with `wal_left`, the database has a WAL from before (its
     /// last user did not close it), which is checked to be its own first ([`check_wal_is_ours`]).
-    pub(crate) fn open_with_vfs_checking(
-        name: &str,
-        vfs: &str,
-        wal_left: bool,
-    ) -> Result<(Self, Migration)> {
+    pub(crate) fn open_with_vfs_checking(name: &str, vfs: &str, wal_left: bool) -> Result<Self> {
         let file_id = if wal_left {
             id_without_wal(name, vfs)?
         } else {
@@ -353,14 +342,14 @@ impl SqlBackend<SqliteDriver> {
             let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
             return Err(e);
         }
-        let (backend, migration) = Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true, None)
+        let backend = Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true, None)
             .map_err(|e| quota_on_short_io(true, e))?;
         backend.write(|d| d.keep_id())?;
         backend.write(|d| {
             d.keep_reserve(Reserve::Rows);
             Ok(())
         })?;
-        Ok((backend, migration))
+        Ok(backend)
     }
 
     /// Uses a connection the application already has (its pragmas are left as they are, but for
@@ -368,16 +357,12 @@ impl SqlBackend<SqliteDriver> {
     ///
     /// # Errors
     /// As [`SqliteBackend::open`].
-    pub fn from_connection(conn: Connection) -> Result<(Self, Migration)> {
+    pub fn from_connection(conn: Connection) -> Result<Self> {
         Self::from_driver(conn, false, None)
     }
 
     /// `bounded`: the connection's storage has a hard quota (see [`SqliteDriver`]'s `bounded`).
-    fn from_driver(
-        conn: Connection,
-        bounded: bool,
-        keep: KeepLegacyTokens<'_>,
-    ) -> Result<(Self, Migration)> {
+    fn from_driver(conn: Connection, bounded: bool, keep: KeepLegacyTokens<'_>) -> Result<Self> {
         // Removed sessions (and migrated plaintext tokens) must leave no bytes in free pages, however
         // the connection was opened.
         conn.execute_batch("PRAGMA secure_delete = ON;")
@@ -385,7 +370,7 @@ impl SqlBackend<SqliteDriver> {
         SqlBackend::new_keeping(SqliteDriver::new(conn, bounded), platform::now(), keep)
     }
 
-    fn with_pragmas(conn: Connection, pragmas: &str) -> Result<(Self, Migration)> {
+    fn with_pragmas(conn: Connection, pragmas: &str) -> Result<Self> {
         Self::with_pragmas_on(conn, pragmas, false, None)
     }
 
@@ -394,7 +379,7 @@ impl SqlBackend<SqliteDriver> {
         pragmas: &str,
         bounded: bool,
         keep: KeepLegacyTokens<'_>,
-    ) -> Result<(Self, Migration)> {
+    ) -> Result<Self> {
         conn.execute_batch(&format!("{pragmas}{COMMON_PRAGMAS}"))
             .map_err(classify)?;
         // Query planner stability: a cached statement keeps its plan when new values are bound.
@@ -424,7 +409,7 @@ impl SqlBackend<SqliteDriver> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the bytes are not a SQLite database, else as [`SqliteBackend::open`].
-    pub fn from_image(image: &[u8]) -> Result<(Self, Migration)> {
+    pub fn from_image(image: &[u8]) -> Result<Self> {
         const MAGIC: &[u8] = b"SQLite format 3\0";
         if image.len() < 100 || !image.starts_with(MAGIC) {
             return Err(Error::Corrupt("not a SQLite database image".into()));

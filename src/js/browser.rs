@@ -306,10 +306,13 @@ async fn open_opfs(opts: &Options) -> Result<OpenedOpfs> {
     let opened = if opts.recover {
         pool.open_recovering(&opts.db_name).await
     } else {
-        pool.open(&opts.db_name).map(|(b, m)| (b, m, None))
+        pool.open(&opts.db_name).map(|b| (b, None))
     };
     match opened {
-        Ok((backend, migration, recovered)) => Ok((backend, migration, pool, recovered)),
+        Ok((backend, recovered)) => {
+            let migration = backend.migration();
+            Ok((backend, migration, pool, recovered))
+        }
         Err(e) => {
             if let Err(release) = pool.release() {
                 return Err(Error::Database(

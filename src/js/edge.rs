@@ -163,8 +163,8 @@ impl JsEdgeStore {
     fn open_inner(host: JsValue, options: &JsValue) -> Result<JsEdgeStore> {
         let opts = self::options(options)?;
         let start = read_clock(opts.clock.as_ref())?;
-        let (backend, migration) =
-            HostBackend::open_host_with(host, start, Some(packed_host_call))?;
+        let backend = HostBackend::open_host_with(host, start, Some(packed_host_call))?;
+        let migration = backend.migration();
         let now = Arc::new(AtomicI64::new(start));
         let cell = Arc::clone(&now);
         let store = opts

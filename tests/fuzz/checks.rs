@@ -528,11 +528,15 @@ pub fn check_legacy(table: &LegacyTable) {
     };
     let before = dump(&path);
     let opened = timed("legacy migration", before.len(), MIGRATION_BUDGET, || {
-        SqliteBackend::open_reporting(&path)
+        SqliteBackend::open(&path)
     });
     match opened {
-        Ok((backend, migration)) => {
-            assert_eq!(migration, Migration::Legacy(inserted), "{table:?}");
+        Ok(backend) => {
+            assert_eq!(
+                backend.migration(),
+                Migration::Legacy(inserted),
+                "{table:?}"
+            );
             let store = SessionStore::new(backend);
             match store.load_all() {
                 Ok(sessions) => assert_eq!(sessions.len() as u64, inserted),
