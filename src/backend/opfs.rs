@@ -567,8 +567,9 @@ impl<'a> Waiter<'a> {
             return Err(Error::Locked(
                 format!(
                     "another worker kept the OPFS pool for {waited:.0} ms (the bound is {} ms, \
-                     `lockTimeout`): a tab or worker that still holds it is alive; close it or \
-                     open this store from it",
+                     `lockTimeout`): a tab or worker that still holds it is alive, or a store of \
+                     this origin with another dbName is open (every dbName of an origin shares \
+                     the one pool, which one worker holds): close that store first",
                     self.max_wait_ms
                 )
                 .into(),
