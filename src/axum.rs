@@ -589,23 +589,26 @@ impl Sessions {
         method: &Method,
         headers: &HeaderMap,
     ) -> Result<CurrentSession, ApiError> {
-        let (token, source) = match read_credential(&self.config, method, headers) {
-            Ok(credential) => credential,
-            Err(mut e) => {
-                // A cookie that cannot be a token (or a damaged Cookie header) is cleared, so the
-                // browser stops sending it.
-                let cookie_sent = e.status == StatusCode::UNAUTHORIZED
-                    && e.message != NO_SESSION
-                    && matches!(
-                        presented_token(&self.config, headers),
-                        Ok((_, TokenSource::Cookie)) | Err(_)
-                    );
-                if cookie_sent && self.config.cookie && headers.contains_key(COOKIE) {
-                    e.clear_cookie = self.signed_out().cookie;
-                }
-                return Err(e);
+        // A Cookie header that cannot be read, or a cookie that cannot be a token, is cleared so the
+        // browser stops sending it; a cross-site request (403) leaves the cookie alone.
+        let clear = |mut e: ApiError| {
+            if self.config.cookie && headers.contains_key(COOKIE) && e.message != NO_SESSION {
+                e.clear_cookie = self.signed_out().cookie;
             }
+            e
         };
+        let (raw, source) = presented_token(&self.config, headers).map_err(clear)?;
+        if source == TokenSource::Cookie {
+            check_origin(&self.config, method, headers)?;
+        }
+        let token = Token::parse(raw).map_err(|_| {
+            let e = ApiError::unauthorized("malformed session token");
+            if source == TokenSource::Cookie {
+                clear(e)
+            } else {
+                e
+            }
+        })?;
         match self.store.touch(&token).await? {
             Some(session) => Ok(CurrentSession {
                 session,

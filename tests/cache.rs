@@ -8,15 +8,14 @@
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::block_on::{runtime, BlockOn};
 use common::cluster::Cluster;
+use common::demo::DemoServer;
 use common::{pg, sqlite_dump};
 use pylon_sessions::{
     AsyncSessionStore, Blocking, CacheConfig, Cached, NewSession, PostgresPoolBackend,
@@ -404,54 +403,12 @@ async fn postgres_immediate_restart_serves_no_revoked_session() {
 
 // ---- two demo server processes under load ----------------------------------------------------------
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+/// A demo server on `url` with the cache on, bearer tokens.
+fn server(url: &str) -> DemoServer {
+    DemoServer::postgres(url, &["--bearer", "--cache"])
 }
 
-impl Server {
-    fn start(database_url: &str) -> Server {
-        let dir = env!("CARGO_MANIFEST_DIR");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pylon-sessions-server"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--bearer",
-                "--cache",
-                "--root",
-                dir,
-            ])
-            .env("DATABASE_URL", database_url)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .parse()
-            .unwrap();
-        Server { child, addr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn sign_in(http: &reqwest::Client, s: &Server, user: &str) -> String {
+async fn sign_in(http: &reqwest::Client, s: &DemoServer, user: &str) -> String {
     let r: serde_json::Value = http
         .post(s.url("/api/signin"))
         .json(&serde_json::json!({ "user": user }))
@@ -466,7 +423,7 @@ async fn sign_in(http: &reqwest::Client, s: &Server, user: &str) -> String {
     r["token"].as_str().expect("a bearer token").to_owned()
 }
 
-async fn status(http: &reqwest::Client, s: &Server, token: &str) -> u16 {
+async fn status(http: &reqwest::Client, s: &DemoServer, token: &str) -> u16 {
     http.get(s.url("/api/session"))
         .bearer_auth(token)
         .send()
@@ -492,8 +449,8 @@ async fn a_paused_server_never_serves_what_was_revoked_while_it_slept() {
         .await
         .unwrap();
     let url = db.url();
-    let a = Server::start(&url);
-    let b = Server::start(&url);
+    let a = server(&url);
+    let b = server(&url);
     let http = reqwest::Client::new();
     for round in 0..3 {
         let token = sign_in(&http, &a, &format!("sleeper{round}")).await;
@@ -533,8 +490,8 @@ async fn two_server_processes_under_load() {
         .await
         .unwrap();
     let url = db.url();
-    let a = Server::start(&url);
-    let b = Server::start(&url);
+    let a = server(&url);
+    let b = server(&url);
     let http = reqwest::Client::new();
     // 64 connections of load on each server, validating their own sessions.
     let stop = Arc::new(AtomicBool::new(false));

@@ -8,9 +8,7 @@
 //! Timings are printed, and asserted only against generous bounds (the stated limits are 10 s; a
 //! shared 2-core machine may be slow), so that a slow run does not fail.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,55 +20,8 @@ const STATED: Duration = Duration::from_secs(10);
 /// What the tests allow before calling a connection held: the stated limit, plenty of slack.
 const GENEROUS: Duration = Duration::from_secs(45);
 
-/// The demo server binary on a fresh SQLite file and an ephemeral port; killed on drop.
-struct Demo {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Demo {
-    fn start(extra: &[&str]) -> Demo {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pylon-sessions-server"))
-            .args(["--listen", "127.0.0.1:0", "--db"])
-            .arg(dir.path().join("demo.db"))
-            .arg("--root")
-            .arg(env!("CARGO_MANIFEST_DIR"))
-            .args(extra)
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .parse()
-            .unwrap();
-        Demo {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::demo::DemoServer;
 
 /// What became of a raw request: the status of the answer, or that the server closed the
 /// connection without one, or that nothing happened within the wait.
@@ -129,7 +80,7 @@ fn request(method: &str, path: &str, addr: SocketAddr) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_declared_body_is_answered_at_once() {
-    let demo = Demo::start(&[]);
+    let demo = DemoServer::sqlite(&[]);
     let addr = demo.addr;
     for path in ["/api/signin", "/api/sync"] {
         let head = format!(
@@ -174,7 +125,7 @@ async fn oversize_declared_body_is_answered_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_slow_connections_time_out_while_others_are_served() {
-    let demo = Demo::start(&[]);
+    let demo = DemoServer::sqlite(&[]);
     let addr = demo.addr;
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -301,7 +252,7 @@ async fn a_client_that_stops_reading_is_cut_by_the_write_timeout() {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir(root.path().join("www")).unwrap();
     std::fs::write(root.path().join("www/big.bin"), vec![7u8; FILE]).unwrap();
-    let demo = Demo::start(&["--root", root.path().to_str().unwrap()]);
+    let demo = DemoServer::sqlite(&["--root", root.path().to_str().unwrap()]);
     let addr = demo.addr;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let one = format!("GET /big.bin HTTP/1.1\r\nHost: {addr}\r\n\r\n");
@@ -344,7 +295,7 @@ async fn a_client_that_stops_reading_is_cut_by_the_write_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_wait_for_a_free_slot() {
     const CAP: usize = 16;
-    let demo = Demo::start(&["--max-connections", &CAP.to_string()]);
+    let demo = DemoServer::sqlite(&["--max-connections", &CAP.to_string()]);
     let addr = demo.addr;
     // Take every slot with idle connections (each is held until the header timeout, 10 s).
     let mut idle = Vec::new();
@@ -373,7 +324,7 @@ async fn connections_past_the_cap_wait_for_a_free_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_and_malformed_paths_are_never_5xx() {
-    let demo = Demo::start(&[]);
+    let demo = DemoServer::sqlite(&[]);
     let addr = demo.addr;
     let wait = Duration::from_secs(20);
     let mut paths = Vec::new();
@@ -428,7 +379,7 @@ async fn long_and_malformed_paths_are_never_5xx() {
 
 // ---- (4) the Origin check compares scheme, host and port ----------------------------------------
 
-async fn sign_in_from(demo: &Demo, origin: &str) -> u16 {
+async fn sign_in_from(demo: &DemoServer, origin: &str) -> u16 {
     reqwest::Client::new()
         .post(format!("{}/api/signin", demo.origin()))
         .header("origin", origin)
@@ -442,7 +393,7 @@ async fn sign_in_from(demo: &Demo, origin: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origin_must_match_scheme_host_and_port() {
-    let demo = Demo::start(&[]);
+    let demo = DemoServer::sqlite(&[]);
     let port = demo.addr.port();
     let other = if port == 65535 { port - 1 } else { port + 1 };
     for (origin, expected) in [
@@ -463,7 +414,7 @@ async fn origin_must_match_scheme_host_and_port() {
         assert_eq!(status, expected, "Origin {origin}");
     }
     // Behind a TLS proxy the server is told its scheme.
-    let tls = Demo::start(&["--scheme", "https"]);
+    let tls = DemoServer::sqlite(&["--scheme", "https"]);
     let port = tls.addr.port();
     for (origin, expected) in [
         (format!("https://127.0.0.1:{port}"), 200),
@@ -479,7 +430,7 @@ async fn origin_must_match_scheme_host_and_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_methods_and_headers_are_never_5xx() {
-    let demo = Demo::start(&[]);
+    let demo = DemoServer::sqlite(&[]);
     let addr = demo.addr;
     let wait = Duration::from_secs(20);
     let plain = |method: &str, path: &str, headers: &str| {

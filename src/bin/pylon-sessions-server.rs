@@ -165,17 +165,11 @@ async fn register(
 ) -> Result<SignedIn, ApiError> {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     check_password(&body.password)?;
-    // The user name is checked as sessions check it (README, Limits) before any work.
-    if body.user.is_empty() || body.user.len() > 256 || body.user.chars().any(char::is_control) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidInput",
-            "user: 1 to 256 bytes, no control characters",
-        ));
-    }
     let mut new = NewSession::new(body.user);
     new.tenant_id = body.tenant;
     new.device = body.device;
+    // Checked as the store checks it (`limits`) before any hashing, so a bad name costs nothing.
+    new.validate()?;
     let password = body.password;
     let hash = blocking(move || {
         argon2::Argon2::default()

@@ -8,6 +8,8 @@ pub mod conformance;
 pub mod block_on;
 #[cfg(not(target_family = "wasm"))]
 pub mod cluster;
+#[cfg(all(not(target_family = "wasm"), feature = "server"))]
+pub mod demo;
 #[cfg(not(target_family = "wasm"))]
 pub mod legacy;
 #[cfg(not(target_family = "wasm"))]
