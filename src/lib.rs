@@ -92,7 +92,7 @@ pub use wasm_bindgen;
 pub use {deadpool_postgres, tokio_postgres};
 
 pub use async_store::AsyncSessionStore;
-pub use backend::sql::{Migration, SCHEMA_VERSION};
+pub use backend::sql::{Migration, TableName, SCHEMA_VERSION};
 #[cfg(all(feature = "tokio", not(target_family = "wasm")))]
 pub use backend::Blocking;
 #[cfg(all(web, feature = "sqlite"))]

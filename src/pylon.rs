@@ -699,7 +699,12 @@ impl SqliteSessionBackend {
     pub fn open_with(path: impl AsRef<Path>, sealing: TokenSealing) -> Result<Self> {
         let backend = {
             let keep = DropIn::<SqliteDriver>::keep(&sealing);
-            SqliteBackend::open_keeping(path.as_ref(), DEFAULT_READERS, Some(&keep))?
+            SqliteBackend::open_keeping(
+                path.as_ref(),
+                DEFAULT_READERS,
+                Some(&keep),
+                &crate::TableName::default(),
+            )?
         };
         Ok(Self(DropIn::new(backend, sealing)?))
     }
@@ -735,7 +740,7 @@ impl PostgresSessionBackend {
             .map_err(PostgresPoolConfig::connect_error)?;
         let backend = {
             let keep = DropIn::<PostgresDriver>::keep(&sealing);
-            PostgresBackend::from_client_keeping(client, Some(&keep))?
+            PostgresBackend::from_client_keeping(client, Some(&keep), &crate::TableName::default())?
         };
         Ok(Self(DropIn::new(backend, sealing)?))
     }

@@ -24,6 +24,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::postgres_pool::classify;
 use super::{Invalidation, InvalidationSink, Watch};
+use crate::backend::sql::TableName;
 use crate::error::Result;
 use crate::token::SessionId;
 
@@ -84,6 +85,7 @@ type Connect = Arc<(tokio_postgres::Config, MakeRustlsConnect)>;
 pub(crate) async fn start(
     connect: Connect,
     timeout: Duration,
+    table: &TableName,
     sink: InvalidationSink,
 ) -> Result<Watch> {
     let (client, connection) = config(&connect)
@@ -91,7 +93,8 @@ pub(crate) async fn start(
         .await
         .map_err(classify)?;
     let driver = tokio::spawn(connection);
-    let installed = tokio::time::timeout(timeout, client.batch_execute(INSTALL)).await;
+    let installed =
+        tokio::time::timeout(timeout, client.batch_execute(&table.apply(INSTALL))).await;
     driver.abort();
     match installed {
         Ok(r) => r.map_err(classify)?,

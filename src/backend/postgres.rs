@@ -8,7 +8,7 @@ use postgres::{Client, Config, NoTls};
 
 use crate::backend::pg_error::{self, ServerError};
 use crate::backend::sql::{
-    postgres_placeholders, Dialect, Driver, KeepLegacyTokens, Param, Row, SqlBackend,
+    postgres_placeholders, Dialect, Driver, KeepLegacyTokens, Param, Row, SqlBackend, TableName,
 };
 use crate::error::{Error, Result};
 use crate::platform;
@@ -38,6 +38,8 @@ pub type PostgresBackend = SqlBackend<PostgresDriver>;
 pub struct PostgresDriver {
     client: Client,
     texts: HashMap<&'static str, String>,
+    /// The session table's name, put in every statement's place of `_pylon_sessions`.
+    table: TableName,
 }
 
 impl std::fmt::Debug for PostgresDriver {
@@ -94,14 +96,28 @@ impl SqlBackend<PostgresDriver> {
     /// # Errors
     /// As [`PostgresBackend::connect`].
     pub fn from_client(client: Client) -> Result<Self> {
-        Self::from_client_keeping(client, None)
+        Self::from_client_keeping(client, None, &TableName::default())
+    }
+
+    /// As [`PostgresBackend::from_client`], with the session tables named after `table` instead of
+    /// `_pylon_sessions` (see [`TableName`]; for another schema, connect with its `search_path`).
+    ///
+    /// # Errors
+    /// As [`PostgresBackend::connect`].
+    pub fn from_client_with_table(client: Client, table: &TableName) -> Result<Self> {
+        Self::from_client_keeping(client, None, table)
     }
 
     /// As [`PostgresBackend::from_client`]; a Pylon table's tokens are kept as `keep` turns them.
-    pub(crate) fn from_client_keeping(client: Client, keep: KeepLegacyTokens<'_>) -> Result<Self> {
+    pub(crate) fn from_client_keeping(
+        client: Client,
+        keep: KeepLegacyTokens<'_>,
+        table: &TableName,
+    ) -> Result<Self> {
         let driver = PostgresDriver {
             client,
             texts: HashMap::new(),
+            table: table.clone(),
         };
         SqlBackend::new_keeping(driver, platform::now(), keep)
     }
@@ -238,7 +254,7 @@ impl Driver for PostgresDriver {
         let text = self
             .texts
             .entry(sql)
-            .or_insert_with(|| postgres_placeholders(sql));
+            .or_insert_with(|| postgres_placeholders(&self.table.apply(sql)));
         self.client
             .execute_typed(text, &typed_params(params))
             .map_err(classify)
@@ -253,7 +269,7 @@ impl Driver for PostgresDriver {
         let text = self
             .texts
             .entry(sql)
-            .or_insert_with(|| postgres_placeholders(sql));
+            .or_insert_with(|| postgres_placeholders(&self.table.apply(sql)));
         for row in self
             .client
             .query_typed(text, &typed_params(params))
@@ -270,7 +286,7 @@ impl Driver for PostgresDriver {
             .query_typed(
                 "SELECT column_name::text FROM information_schema.columns \
                  WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-                &[(&table, Type::TEXT)],
+                &[(&self.table.apply(table).as_ref(), Type::TEXT)],
             )
             .map_err(classify)?;
         rows.iter()
@@ -279,11 +295,10 @@ impl Driver for PostgresDriver {
     }
 
     fn transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        self.client
-            .batch_execute(
-                "BEGIN; SELECT pg_advisory_xact_lock(hashtext(current_schema() || '._pylon_sessions'))",
-            )
-            .map_err(classify)?;
+        let begin = self.table.apply(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtext(current_schema() || '._pylon_sessions'))",
+        );
+        self.client.batch_execute(&begin).map_err(classify)?;
         let result = f(self);
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         match (result, self.client.batch_execute(end).map_err(classify)) {

@@ -30,7 +30,7 @@ use crate::backend::sql::migration::{self, LegacyRow, Plan};
 use crate::backend::sql::statements::*;
 use crate::backend::sql::{
     identity_params, postgres_placeholders, session_from_row, session_params, Dialect, Migration,
-    Param, RevocationSql, Row, META_DDL, READ_VERSION, SCHEMA_VERSION, TABLE, WRITE_VERSION,
+    Param, RevocationSql, Row, TableName, META_DDL, READ_VERSION, SCHEMA_VERSION, WRITE_VERSION,
 };
 use crate::backend::{id_taken, AsyncSessionBackend, InvalidationSink, Revocation, Watch};
 use crate::error::{Error, Result};
@@ -89,6 +89,7 @@ pub struct PostgresPoolConfig {
     pool_size: usize,
     timeout: Duration,
     allow_plaintext_remote: bool,
+    table: TableName,
 }
 
 impl fmt::Debug for PostgresPoolConfig {
@@ -100,6 +101,7 @@ impl fmt::Debug for PostgresPoolConfig {
             .field("ca_file", &self.ca_file)
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
+            .field("table", &self.table)
             .finish()
     }
 }
@@ -128,6 +130,7 @@ impl PostgresPoolConfig {
             pool_size: Self::DEFAULT_POOL_SIZE,
             timeout: Self::DEFAULT_TIMEOUT,
             allow_plaintext_remote: false,
+            table: TableName::default(),
         })
     }
 
@@ -196,6 +199,26 @@ impl PostgresPoolConfig {
             ));
         }
         self.pg.options(format!("-c search_path={schema}"));
+        Ok(self)
+    }
+
+    /// Names the session tables after `table` instead of `_pylon_sessions` (see [`TableName`]):
+    /// `<table>`, `<table>_meta`, `<table>_revoked`, their indexes and, with the cache, their
+    /// triggers. Every node of one store must use the same name (and schema).
+    ///
+    /// ```no_run
+    /// # fn main() -> pylon_sessions::Result<()> {
+    /// use pylon_sessions::PostgresPoolConfig;
+    /// let config = PostgresPoolConfig::from_url("postgres://app@db.internal/app")?
+    ///     .schema("auth")?
+    ///     .table("web_sessions")?;
+    /// # let _ = config; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming `table`, as [`TableName::new`].
+    pub fn table(mut self, table: &str) -> Result<Self> {
+        self.table = TableName::new(table)?;
         Ok(self)
     }
 
@@ -550,6 +573,8 @@ pub struct PostgresPoolBackend {
     pool: Pool,
     timeout: Duration,
     sql: Arc<HashMap<&'static str, String>>,
+    /// The session table's name, put in every statement's place of `_pylon_sessions`.
+    table: TableName,
     migration: Migration,
     /// What the pool connects with, for the change feed's own connection ([`AsyncSessionBackend::watch`]).
     connect: Arc<(tokio_postgres::Config, MakeRustlsConnect)>,
@@ -624,12 +649,13 @@ impl PostgresPoolBackend {
             .map_err(|e| Error::invalid("pool", e.to_string()))?;
         let sql = RUNTIME_STATEMENTS
             .iter()
-            .map(|s| (*s, postgres_placeholders(s)))
+            .map(|s| (*s, postgres_placeholders(&config.table.apply(s))))
             .collect();
         let mut backend = PostgresPoolBackend {
             pool,
             timeout: config.timeout,
             sql: Arc::new(sql),
+            table: config.table.clone(),
             migration: Migration::UpToDate,
             connect,
         };
@@ -673,14 +699,16 @@ impl PostgresPoolBackend {
     async fn migrate(&self, now: i64) -> Result<Migration> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(classify)?;
-        tx.batch_execute(
+        // Every statement with this store's table name in place of `_pylon_sessions`.
+        let t = |sql: &'static str| self.table.apply(sql);
+        tx.batch_execute(&t(
             "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '._pylon_sessions'))",
-        )
+        ))
         .await
         .map_err(classify)?;
-        tx.batch_execute(META_DDL).await.map_err(classify)?;
+        tx.batch_execute(&t(META_DDL)).await.map_err(classify)?;
         let version = tx
-            .query_typed_opt(READ_VERSION, &[])
+            .query_typed_opt(&t(READ_VERSION), &[])
             .await
             .map_err(classify)?
             .map(|r| r.try_get::<_, i64>(0))
@@ -692,7 +720,7 @@ impl PostgresPoolBackend {
                     "SELECT column_name::text FROM information_schema.columns \
                      WHERE table_schema = current_schema() AND table_name = $1 \
                      ORDER BY ordinal_position",
-                    &[(&TABLE, Type::TEXT)],
+                    &[(&self.table.as_str(), Type::TEXT)],
                 )
                 .await
                 .map_err(classify)?;
@@ -707,20 +735,20 @@ impl PostgresPoolBackend {
             Plan::Upgrade { from } => Migration::Upgraded(from),
             Plan::Create => {
                 for sql in migration::create_steps(Dialect::Postgres) {
-                    tx.batch_execute(sql).await.map_err(classify)?;
+                    tx.batch_execute(&t(sql)).await.map_err(classify)?;
                 }
                 Migration::Created
             }
             Plan::Legacy { read } => {
-                let rows = tx.query_typed(read, &[]).await.map_err(classify)?;
+                let rows = tx.query_typed(&t(read), &[]).await.map_err(classify)?;
                 let rows = rows
                     .iter()
                     .map(|r| LegacyRow::read(&PgRow(r), now))
                     .collect::<Result<Vec<_>>>()?;
-                tx.batch_execute(migration::next_table(Dialect::Postgres))
+                tx.batch_execute(&t(migration::next_table(Dialect::Postgres)))
                     .await
                     .map_err(classify)?;
-                let insert = postgres_placeholders(INSERT_MIGRATED);
+                let insert = postgres_placeholders(&t(INSERT_MIGRATED));
                 for row in &rows {
                     let (id, rest) = row.params(now);
                     let mut params = vec![Param::Text(Some(&id))];
@@ -730,16 +758,16 @@ impl PostgresPoolBackend {
                         .map_err(classify)?;
                 }
                 for sql in migration::LEGACY_FINISH {
-                    tx.batch_execute(sql).await.map_err(classify)?;
+                    tx.batch_execute(&t(sql)).await.map_err(classify)?;
                 }
                 Migration::Legacy(rows.len() as u64)
             }
         };
         for sql in migration::ADD_REVOKED {
-            tx.batch_execute(sql).await.map_err(classify)?;
+            tx.batch_execute(&t(sql)).await.map_err(classify)?;
         }
         tx.execute_typed(
-            postgres_placeholders(WRITE_VERSION).as_str(),
+            postgres_placeholders(&t(WRITE_VERSION)).as_str(),
             &[(&SCHEMA_VERSION, Type::INT8)],
         )
         .await
@@ -923,7 +951,7 @@ impl AsyncSessionBackend for PostgresPoolBackend {
     /// if they are missing, reports each session another node ends or changes, and proves the feed
     /// current with a ping of its own every 250 ms.
     async fn watch(&self, sink: InvalidationSink) -> Result<Option<Watch>> {
-        super::listen::start(Arc::clone(&self.connect), self.timeout, sink)
+        super::listen::start(Arc::clone(&self.connect), self.timeout, &self.table, sink)
             .await
             .map(Some)
     }

@@ -298,6 +298,92 @@ pub fn postgres_placeholders(sql: &str) -> String {
 /// The session table's name.
 pub(crate) const TABLE: &str = "_pylon_sessions";
 
+/// The name of a store's session table, from which its other tables, indexes and triggers are named
+/// (`<name>_meta`, `<name>_revoked`, `<name>_client`, `<name>_user_idx`, …): `_pylon_sessions`
+/// unless the app chooses another, e.g. to keep two independent stores in one database or to follow
+/// its own naming. The statements are written once with `_pylon_sessions`; a driver given another
+/// name runs them with that name in its place.
+///
+/// ```
+/// use pylon_sessions::TableName;
+/// let table = TableName::new("auth_sessions")?;
+/// assert_eq!(table.as_str(), "auth_sessions");
+/// assert!(TableName::new("sessions; DROP TABLE users").is_err());
+/// assert_eq!(TableName::default().as_str(), "_pylon_sessions");
+/// # Ok::<(), pylon_sessions::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TableName(std::borrow::Cow<'static, str>);
+
+impl Default for TableName {
+    fn default() -> Self {
+        TableName(std::borrow::Cow::Borrowed(TABLE))
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TableName {
+    /// Longest accepted name, in bytes: with the longest suffix (`_revoked_until_idx`) every derived
+    /// name stays within Postgres' 63-byte identifiers.
+    pub const MAX_LEN: usize = 40;
+
+    /// A table name: 1 to [`TableName::MAX_LEN`] bytes of lowercase ASCII letters, digits and `_`,
+    /// not starting with a digit, and not in SQLite's or Postgres' reserved `sqlite_` and `pg_`
+    /// namespaces. (Lowercase only: Postgres folds unquoted names to lowercase, and the statements
+    /// never quote them.)
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming `table`.
+    pub fn new(name: &str) -> Result<Self> {
+        let plain = (1..=Self::MAX_LEN).contains(&name.len())
+            && !name.as_bytes()[0].is_ascii_digit()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !plain {
+            return Err(Error::invalid(
+                "table",
+                format!(
+                    "expected 1 to {} bytes of lowercase letters, digits and _, not starting \
+                     with a digit",
+                    Self::MAX_LEN
+                ),
+            ));
+        }
+        if name.starts_with("sqlite_") || name.starts_with("pg_") {
+            return Err(Error::invalid(
+                "table",
+                "names starting with sqlite_ or pg_ are reserved by the database",
+            ));
+        }
+        Ok(TableName(std::borrow::Cow::Owned(name.to_owned())))
+    }
+
+    /// The session table's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the default, `_pylon_sessions`.
+    pub fn is_default(&self) -> bool {
+        self.0 == TABLE
+    }
+
+    /// `sql` (one of this crate's statements) with this name in place of `_pylon_sessions`.
+    pub(crate) fn apply<'a>(&self, sql: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.is_default() {
+            std::borrow::Cow::Borrowed(sql)
+        } else {
+            std::borrow::Cow::Owned(sql.replace(TABLE, &self.0))
+        }
+    }
+}
+
 pub(crate) const META_DDL: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions_meta \
      (name TEXT PRIMARY KEY NOT NULL, value BIGINT NOT NULL)";
 pub(crate) const READ_VERSION: &str =

@@ -5,7 +5,7 @@ use std::path::Path;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use crate::backend::sql::{Dialect, Driver, KeepLegacyTokens, Param, Row, SqlBackend};
+use crate::backend::sql::{Dialect, Driver, KeepLegacyTokens, Param, Row, SqlBackend, TableName};
 use crate::error::{Error, Result};
 use crate::platform;
 
@@ -58,6 +58,8 @@ pub struct SqliteDriver {
     bounded: bool,
     /// Room kept so that sign-outs work at a full quota or disk (see [`Reserve`]).
     reserve: Reserve,
+    /// The session table's name, put in every statement's place of `_pylon_sessions`.
+    table: TableName,
     /// While the reserve is short: the time (unix seconds) of the next attempt to fill it, made
     /// after a write that succeeded.
     refill_at: Option<i64>,
@@ -150,7 +152,28 @@ impl SqlBackend<SqliteDriver> {
     /// # Errors
     /// As [`SqliteBackend::open`].
     pub fn open_with_readers(path: impl AsRef<Path>, readers: usize) -> Result<Self> {
-        Self::open_keeping(path.as_ref(), readers, None)
+        Self::open_keeping(path.as_ref(), readers, None, &TableName::default())
+    }
+
+    /// As [`SqliteBackend::open`], with the session tables named after `table` instead of
+    /// `_pylon_sessions` (see [`TableName`]): e.g. two independent stores in one file, or sessions
+    /// in an app's own database under its own naming.
+    ///
+    /// ```
+    /// use pylon_sessions::{NewSession, SessionStore, SqliteBackend, TableName};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("app.db");
+    /// let users = SqliteBackend::open_with_table(&path, &TableName::new("user_sessions")?)?;
+    /// let admins = SqliteBackend::open_with_table(&path, &TableName::new("admin_sessions")?)?;
+    /// let (token, _) = SessionStore::new(users).create(NewSession::new("alice"))?;
+    /// assert!(SessionStore::new(admins).get(&token)?.is_none());
+    /// # Ok::<(), pylon_sessions::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`SqliteBackend::open`].
+    pub fn open_with_table(path: impl AsRef<Path>, table: &TableName) -> Result<Self> {
+        Self::open_keeping(path.as_ref(), DEFAULT_READERS, None, table)
     }
 
     /// As [`SqliteBackend::open_with_readers`]; a Pylon table's tokens are kept as `keep` turns them.
@@ -158,6 +181,7 @@ impl SqlBackend<SqliteDriver> {
         path: &Path,
         readers: usize,
         keep: KeepLegacyTokens<'_>,
+        table: &TableName,
     ) -> Result<Self> {
         let first_page = first_page_beside_wal(path)?;
         let conn = Connection::open(path).map_err(classify)?;
@@ -166,7 +190,7 @@ impl SqlBackend<SqliteDriver> {
             let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
             return Err(e);
         }
-        let mut backend = Self::with_pragmas_on(conn, FILE_PRAGMAS, false, keep)?;
+        let mut backend = Self::with_pragmas_on(conn, FILE_PRAGMAS, false, keep, table)?;
         backend.write(|d| d.keep_id())?;
         let mut reserve = path.as_os_str().to_owned();
         reserve.push("-reserve");
@@ -183,7 +207,7 @@ impl SqlBackend<SqliteDriver> {
             reader
                 .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
                 .map_err(classify)?;
-            backend.add_reader(SqliteDriver::new(reader, false));
+            backend.add_reader(SqliteDriver::new(reader, false, table.clone()));
         }
         Ok(backend)
     }
@@ -342,8 +366,9 @@ impl SqlBackend<SqliteDriver> {
             let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
             return Err(e);
         }
-        let backend = Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true, None)
-            .map_err(|e| quota_on_short_io(true, e))?;
+        let backend =
+            Self::with_pragmas_on(conn, EXCLUSIVE_PRAGMAS, true, None, &TableName::default())
+                .map_err(|e| quota_on_short_io(true, e))?;
         backend.write(|d| d.keep_id())?;
         backend.write(|d| {
             d.keep_reserve(Reserve::Rows);
@@ -358,20 +383,35 @@ impl SqlBackend<SqliteDriver> {
     /// # Errors
     /// As [`SqliteBackend::open`].
     pub fn from_connection(conn: Connection) -> Result<Self> {
-        Self::from_driver(conn, false, None)
+        Self::from_driver(conn, false, None, &TableName::default())
+    }
+
+    /// As [`SqliteBackend::from_connection`], with the session tables named after `table` (see
+    /// [`SqliteBackend::open_with_table`]).
+    ///
+    /// # Errors
+    /// As [`SqliteBackend::open`].
+    pub fn from_connection_with_table(conn: Connection, table: &TableName) -> Result<Self> {
+        Self::from_driver(conn, false, None, table)
     }
 
     /// `bounded`: the connection's storage has a hard quota (see [`SqliteDriver`]'s `bounded`).
-    fn from_driver(conn: Connection, bounded: bool, keep: KeepLegacyTokens<'_>) -> Result<Self> {
+    fn from_driver(
+        conn: Connection,
+        bounded: bool,
+        keep: KeepLegacyTokens<'_>,
+        table: &TableName,
+    ) -> Result<Self> {
         // Removed sessions (and migrated plaintext tokens) must leave no bytes in free pages, however
         // the connection was opened.
         conn.execute_batch("PRAGMA secure_delete = ON;")
             .map_err(classify)?;
-        SqlBackend::new_keeping(SqliteDriver::new(conn, bounded), platform::now(), keep)
+        let driver = SqliteDriver::new(conn, bounded, table.clone());
+        SqlBackend::new_keeping(driver, platform::now(), keep)
     }
 
     fn with_pragmas(conn: Connection, pragmas: &str) -> Result<Self> {
-        Self::with_pragmas_on(conn, pragmas, false, None)
+        Self::with_pragmas_on(conn, pragmas, false, None, &TableName::default())
     }
 
     fn with_pragmas_on(
@@ -379,6 +419,7 @@ impl SqlBackend<SqliteDriver> {
         pragmas: &str,
         bounded: bool,
         keep: KeepLegacyTokens<'_>,
+        table: &TableName,
     ) -> Result<Self> {
         conn.execute_batch(&format!("{pragmas}{COMMON_PRAGMAS}"))
             .map_err(classify)?;
@@ -386,7 +427,7 @@ impl SqlBackend<SqliteDriver> {
         // Without it SQLite re-plans `list_by_user` (a bound `?2 IS NULL`) on every call.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(classify)?;
-        Self::from_driver(conn, bounded, keep)
+        Self::from_driver(conn, bounded, keep, table)
     }
 
     /// A raw image of the whole database (`sqlite3_serialize`), committed data only: a byte-for-byte
@@ -657,10 +698,11 @@ fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Param<'_>]) -> Resul
 impl SqliteDriver {
     /// `bounded`: storage with a hard quota (the OPFS pool), where a short write or failed truncate
     /// means a full quota (see the `bounded` field).
-    fn new(conn: Connection, bounded: bool) -> Self {
+    fn new(conn: Connection, bounded: bool, table: TableName) -> Self {
         SqliteDriver {
             conn,
             bounded,
+            table,
             reserve: Reserve::None,
             refill_at: None,
         }
@@ -777,7 +819,10 @@ impl SqliteDriver {
     }
 
     fn run(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&self.table.apply(sql))
+            .map_err(classify)?;
         bind(&mut stmt, params)?;
         let n = stmt.raw_execute();
         drop(stmt);
@@ -791,7 +836,10 @@ impl SqliteDriver {
         each: &mut dyn FnMut(&dyn Row) -> Result<()>,
     ) -> Result<()> {
         let full = self.bounded;
-        let mut stmt = self.conn.prepare_cached(sql).map_err(classify)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&self.table.apply(sql))
+            .map_err(classify)?;
         bind(&mut stmt, params)?;
         let mut rows = stmt.raw_query();
         while let Some(row) = rows
@@ -877,7 +925,7 @@ impl Driver for SqliteDriver {
             .prepare_cached("SELECT name FROM pragma_table_info(?1)")
             .map_err(classify)?;
         let names = stmt
-            .query_map([table], |r| r.get(0))
+            .query_map([self.table.apply(table)], |r| r.get(0))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
             .map_err(classify)?;
         Ok(names)
