@@ -425,10 +425,11 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
   });
 
   test("the page client says it waits for a pool another worker holds, and fails Locked only past lockTimeout", async () => {
-    // A live holder: a worker of this page with a store of the same pool open.
+    // A live holder: a worker of this page with the same dbName open outside the page client (stores
+    // of other dbNames have pools of their own and never wait).
     await worker.evaluate(async () => {
       const { SessionStore } = await self.ready;
-      self.holder = await SessionStore.open({ dbName: "faults-holder.db", storage: "opfs" });
+      self.holder = await SessionStore.open({ dbName: "faults-wait.db", storage: "opfs" });
     });
     const bounded = await browser.page.evaluate(async () => {
       const { SessionStoreClient } = await import("/pkg/client.js");
@@ -445,6 +446,7 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     });
     assert.equal(bounded.code, "Locked", JSON.stringify(bounded));
     assert.match(bounded.message, /lockTimeout/);
+    assert.match(bounded.message, /"faults-wait\.db" is open in another worker/);
     assert.ok(bounded.ms >= 600, `gave up after ${bounded.ms} ms`);
     assert.ok(bounded.statuses.length >= 2, JSON.stringify(bounded.statuses));
     assert.equal(bounded.statuses[0].status, "locked-waiting");
