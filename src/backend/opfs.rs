@@ -73,6 +73,7 @@
 //! # async fn demo() -> pylon_sessions::Result<()> {
 //! use pylon_sessions::{NewSession, OpfsPool, SessionStore};
 //! let pool = OpfsPool::install_store("sessions.db", 10_000, &mut |_| {}).await?;
+//! pool.prepare("sessions.db").await?; // room for a new database and its WAL
 //! let backend = pool.open("sessions.db")?; // backend.migration(): what opening did
 //! let mut store = SessionStore::new(backend);
 //! store.create(NewSession::new("alice"))?;
