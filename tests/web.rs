@@ -134,6 +134,7 @@ async fn each_db_name_has_a_pool_and_the_shared_one_keeps_its_names() {
     // The old name: the shared pool, with its sessions, while new-a's pool is held.
     let old_a = install("old-a.db", 2_000).await.unwrap();
     assert_eq!(old_a.directory(), shared);
+    old_a.prepare("old-a.db").await.unwrap(); // a file for its WAL
     let old_store = SessionStore::new(old_a.open("old-a.db").unwrap());
     assert_eq!(
         old_store.get(&kept[0]).unwrap().unwrap().user_id,
