@@ -240,6 +240,45 @@ for (const name of BROWSERS) describe(`several stores of one origin in ${name}`,
     await closeAll(browser.page);
   });
 
+  test("a torn list is listed again; where createWritable is missing, the list is written through a sync access handle", async () => {
+    const r = await files.evaluate(async () => {
+      const { SessionStore } = await self.ready;
+      const { sharedMarker } = await import("/tests/js/fixtures/opfs-files.js");
+      const shared = await (await navigator.storage.getDirectory()).getDirectoryHandle(".pylon-sessions");
+      const open = async (dbName) => {
+        const store = await SessionStore.open({ dbName, storage: "opfs", tokenStorage: "keep" });
+        const found = store.loadAll().map((s) => s.userId);
+        store.close();
+        return found;
+      };
+      const out = {};
+      // A list cut short (a crash mid-write without createWritable): not trusted, listed again.
+      const torn = await (await shared.getFileHandle("stores.json")).createWritable();
+      await torn.write('{"v":1,"names":["stores-leg');
+      await torn.close();
+      out.tornFound = await open("stores-legacy-2.db");
+      out.afterTorn = await sharedMarker();
+      // No createWritable (older browsers): written whole through a sync access handle instead.
+      await shared.removeEntry("stores.json");
+      const saved = Object.getOwnPropertyDescriptor(FileSystemFileHandle.prototype, "createWritable");
+      delete FileSystemFileHandle.prototype.createWritable;
+      try {
+        out.found = await open("stores-legacy-2.db");
+        out.fresh = await open("stores-fallback.db");
+      } finally {
+        Object.defineProperty(FileSystemFileHandle.prototype, "createWritable", saved);
+      }
+      out.marker = await sharedMarker();
+      return out;
+    });
+    const names = ["stores-legacy-2.db", "stores-legacy.db"];
+    assert.deepEqual(r.tornFound, ["old@stores-legacy-2.db", "old@stores-legacy-2.db"]);
+    assert.deepEqual(r.afterTorn, { v: 1, names });
+    assert.deepEqual(r.found, ["old@stores-legacy-2.db", "old@stores-legacy-2.db"]);
+    assert.deepEqual(r.fresh, []);
+    assert.deepEqual(r.marker, { v: 1, names });
+  });
+
   test("no uncaught page errors", async () => {
     assert.deepEqual(await browser.errors(), []);
   });
