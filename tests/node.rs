@@ -24,4 +24,9 @@ async fn opfs_is_unavailable_in_node() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StorageUnavailable, "{err}");
+    // A store's own pool too: no OPFS root to look for the shared pool in, the same error.
+    let err = OpfsPool::install_store("sessions.db", 100, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StorageUnavailable, "{err}");
 }

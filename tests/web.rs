@@ -100,6 +100,62 @@ async fn two_databases_share_one_pool() {
     pool.release().unwrap();
 }
 
+/// Each database name has a pool of its own, so several are held at once, and a name an earlier
+/// version kept in the shared pool (made here the old way: that pool installed by its directory) is
+/// found there with its sessions while other names have pools of their own beside it. (One worker
+/// here: waits between workers are in tests/js/stores.test.mjs.)
+#[wasm_bindgen_test]
+async fn each_db_name_has_a_pool_and_the_shared_one_keeps_its_names() {
+    let (shared, stores) = (unique("test-shared"), unique("test-stores"));
+    let install = |db: &'static str, wait: u32| {
+        let (shared, stores) = (shared.clone(), stores.clone());
+        async move { OpfsPool::install_store_at(&shared, &stores, db, wait, &mut |_| {}).await }
+    };
+    assert_eq!(
+        OpfsPool::store_directory("Main_DB.db").unwrap(),
+        ".pylon-sessions-stores/_main___d_b.db"
+    );
+    assert!(OpfsPool::store_directory(".hidden").is_err());
+
+    // The layout of earlier versions: two names in the shared pool, no list of them.
+    let old = OpfsPool::install(&shared).await.unwrap();
+    let mut kept = Vec::new();
+    for db in ["old-a.db", "old-b.db"] {
+        let store = SessionStore::new(old.open(db).unwrap()).with_token_storage(TokenStorage::Keep);
+        kept.push(store.create(NewSession::new(db)).unwrap().0);
+        store.into_backend().close().unwrap();
+    }
+    old.release().unwrap();
+
+    // A new name: a pool of its own (the shared one is free, so it is listed and let go).
+    let a = install("new-a.db", 2_000).await.unwrap();
+    assert!(!a.is_shared());
+    assert_eq!(a.directory(), format!("{stores}/new-a.db"));
+    // The old name: the shared pool, with its sessions, while new-a's pool is held.
+    let old_a = install("old-a.db", 2_000).await.unwrap();
+    assert_eq!(old_a.directory(), shared);
+    old_a.prepare("old-a.db").await.unwrap(); // a file for its WAL
+    let old_store = SessionStore::new(old_a.open("old-a.db").unwrap());
+    assert_eq!(
+        old_store.get(&kept[0]).unwrap().unwrap().user_id,
+        "old-a.db"
+    );
+    // Another new name beside both.
+    let b = install("new-b.db", 2_000).await.unwrap();
+    b.prepare("new-b.db").await.unwrap();
+    let b_store = SessionStore::new(b.open("new-b.db").unwrap());
+    let (tb, _) = b_store.create(NewSession::new("bob")).unwrap();
+    assert!(old_store.get(&tb).unwrap().is_none());
+    assert!(b_store.get(&kept[0]).unwrap().is_none());
+    assert_eq!(b.file_names().unwrap(), vec!["new-b.db", "new-b.db-wal"]);
+
+    b_store.into_backend().close().unwrap();
+    b.release().unwrap();
+    old_store.into_backend().close().unwrap();
+    old_a.release().unwrap();
+    a.release().unwrap();
+}
+
 /// Tokens come from a pool drawn 1 KiB at a time (platform/web.rs): across several refills every
 /// token is new, of the issued format, and its secret is not all zeros (a pool handed out twice, or
 /// read after zeroing, would show).

@@ -46,11 +46,34 @@
 //! database file hold a commit's pages before the commit is written, so a full quota never leaves a
 //! checkpoint without room (`SqliteDriver`'s quota notes).
 //!
+//! # One pool per dbName
+//!
+//! One worker at a time can hold a pool directory, so stores that share a pool cannot be open at
+//! once. [`OpfsPool::install_store`] (what the JS `SessionStore.open` and the page client use) gives
+//! each database name a pool of its own: `.pylon-sessions-stores/<name>` (the name with `_` written
+//! `__` and each capital letter as `_` and its small letter, e.g. `Main_DB` as `_main___d_b`, so that
+//! names that differ only in case never share a directory where a browser folds case). Stores of
+//! different names never wait for each other, in one tab or in several.
+//!
+//! Before, every name of an origin lived in the one pool [`OpfsPool::DEFAULT_DIRECTORY`]
+//! (`.pylon-sessions`). Those databases stay where they are: the names kept there are listed in a
+//! marker file beside that pool's files, `.pylon-sessions/stores.json` (`{"v":1,"names":[...]}`),
+//! written (with `createWritable`, which replaces the file whole when it closes) by whoever holds that
+//! pool, from the pool's own list of files. Opening a name:
+//! - no `.pylon-sessions` directory: a pool of its own (a new origin never creates the shared one);
+//! - a marker that lists it: the shared pool, as before (and still one worker at a time among the
+//!   names kept there);
+//! - a marker that does not: a pool of its own;
+//! - no marker (the first open after the upgrade): the shared pool is taken (waiting, as before, while
+//!   another worker, e.g. an older version of the app in another tab, holds it), its files listed in a
+//!   new marker, and kept when the name is among them, else released for a pool of its own.
+//!
 //! # Examples
 //! ```no_run
 //! # async fn demo() -> pylon_sessions::Result<()> {
 //! use pylon_sessions::{NewSession, OpfsPool, SessionStore};
-//! let pool = OpfsPool::install(OpfsPool::DEFAULT_DIRECTORY).await?;
+//! let pool = OpfsPool::install_store("sessions.db", 10_000, &mut |_| {}).await?;
+//! pool.prepare("sessions.db").await?; // room for a new database and its WAL
 //! let backend = pool.open("sessions.db")?; // backend.migration(): what opening did
 //! let mut store = SessionStore::new(backend);
 //! store.create(NewSession::new("alice"))?;
@@ -133,8 +156,132 @@ impl fmt::Debug for OpfsPool {
 }
 
 impl OpfsPool {
-    /// The pool directory [`crate::SessionStore`]s use unless told otherwise.
+    /// The pool directory every database of an origin shared before [`OpfsPool::install_store`]
+    /// gave each name a pool of its own; it keeps serving the names already in it (module docs, "One
+    /// pool per dbName").
     pub const DEFAULT_DIRECTORY: &'static str = ".pylon-sessions";
+
+    /// The directory under which [`OpfsPool::install_store`] keeps each database name's own pool.
+    pub const STORES_DIRECTORY: &'static str = ".pylon-sessions-stores";
+
+    /// The marker file, in the shared pool's directory (outside its files), that lists the names kept
+    /// in that pool.
+    pub const SHARED_MARKER: &'static str = "stores.json";
+
+    /// The pool directory of the database `db_name` when it is not kept in the shared pool:
+    /// `.pylon-sessions-stores/` and the name, with `_` written `__` and each capital letter as `_`
+    /// and its small letter.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a name that is not 1 to 64 letters, digits, `.`, `_` or `-`, or
+    /// that starts with `.`.
+    pub fn store_directory(db_name: &str) -> Result<String> {
+        Ok(format!("{}/{}", Self::STORES_DIRECTORY, escape(db_name)?))
+    }
+
+    /// Installs the pool that keeps the database `db_name`: the shared pool of earlier versions when
+    /// the name lives there, else a pool of its own ([`OpfsPool::store_directory`]), so that stores
+    /// of different names are open at once in different workers. Waits for another worker as
+    /// [`OpfsPool::install_waiting_with`] does. Call [`OpfsPool::prepare`] before opening a new
+    /// database.
+    ///
+    /// # Errors
+    /// As [`OpfsPool::install_waiting_with`]; [`Error::Locked`] says who is likely to hold the pool
+    /// and what to do; [`Error::InvalidInput`] for a bad name (see [`OpfsPool::store_directory`]).
+    pub async fn install_store(
+        db_name: &str,
+        max_wait_ms: u32,
+        on_wait: &mut dyn FnMut(&LockWait),
+    ) -> Result<Self> {
+        Self::install_store_at(
+            Self::DEFAULT_DIRECTORY,
+            Self::STORES_DIRECTORY,
+            db_name,
+            max_wait_ms,
+            on_wait,
+        )
+        .await
+    }
+
+    /// Test seam, not part of the API: [`OpfsPool::install_store`] with another shared pool directory
+    /// and another directory for the pools of their own (`tests/web.rs` keeps each test's apart).
+    ///
+    /// # Errors
+    /// As [`OpfsPool::install_store`].
+    #[doc(hidden)]
+    pub async fn install_store_at(
+        shared: &str,
+        stores: &str,
+        db_name: &str,
+        max_wait_ms: u32,
+        on_wait: &mut dyn FnMut(&LockWait),
+    ) -> Result<Self> {
+        let own = format!("{stores}/{}", escape(db_name)?);
+        let mut waited_ms = 0.0;
+        match shared_names(shared).await? {
+            Shared::None => {}
+            Shared::Listed(names) => {
+                if names.iter().any(|n| n == db_name) {
+                    let holder = Holder::Shared { db_name, shared };
+                    let pool = Self::install_dir(shared, max_wait_ms, on_wait, &holder).await?;
+                    // Kept current by whoever holds the pool (a name removed from it, say).
+                    pool.update_marker(Some(&names)).await;
+                    return Ok(pool);
+                }
+            }
+            Shared::Unknown => {
+                let holder = Holder::Unknown { db_name, shared };
+                let pool = Self::install_dir(shared, max_wait_ms, on_wait, &holder).await?;
+                let names = pool.update_marker(None).await;
+                if names.iter().any(|n| n == db_name) {
+                    return Ok(pool);
+                }
+                waited_ms = pool.waited_ms;
+                pool.release()?;
+            }
+        }
+        let mut pool =
+            Self::install_dir(&own, max_wait_ms, on_wait, &Holder::Own { db_name }).await?;
+        pool.waited_ms += waited_ms;
+        Ok(pool)
+    }
+
+    /// Whether this pool is the shared one of earlier versions ([`OpfsPool::DEFAULT_DIRECTORY`]).
+    pub fn is_shared(&self) -> bool {
+        self.directory == Self::DEFAULT_DIRECTORY
+    }
+
+    /// The pool's directory, relative to the OPFS root.
+    pub fn directory(&self) -> &str {
+        &self.directory
+    }
+
+    /// The database names this pool holds (its files but WALs and journals).
+    fn database_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .file_names()?
+            .into_iter()
+            .filter(|n| !n.ends_with("-wal") && !n.ends_with("-journal"))
+            .collect())
+    }
+
+    /// Writes the marker of this (shared) pool from its files when it differs from `listed` (what the
+    /// marker said, `None` when there was none), and returns the names. A marker that cannot be
+    /// written (a full quota) is left as it was: the next open lists the pool again.
+    async fn update_marker(&self, listed: Option<&[String]>) -> Vec<String> {
+        let Ok(names) = self.database_names() else {
+            return listed.map(<[String]>::to_vec).unwrap_or_default();
+        };
+        if listed != Some(names.as_slice()) {
+            if let Err(e) = write_marker(&self.directory, &names).await {
+                crate::platform::console_warn(&format!(
+                    "pylon-sessions: the list of stores kept in the shared OPFS pool could not be \
+                     written (it is listed again at the next open): {e}"
+                ));
+            }
+        }
+        names
+    }
 
     /// Installs the pool kept in `directory` (relative to the OPFS root), or takes back one this worker
     /// installed and released, retrying for up to [`DEFAULT_LOCK_WAIT_MS`] while another worker still
@@ -174,6 +321,16 @@ impl OpfsPool {
         max_wait_ms: u32,
         on_wait: &mut dyn FnMut(&LockWait),
     ) -> Result<Self> {
+        Self::install_dir(directory, max_wait_ms, on_wait, &Holder::Any { directory }).await
+    }
+
+    /// [`OpfsPool::install_waiting_with`], saying past the bound who is likely to hold the pool.
+    async fn install_dir(
+        directory: &str,
+        max_wait_ms: u32,
+        on_wait: &mut dyn FnMut(&LockWait),
+        holder: &Holder<'_>,
+    ) -> Result<Self> {
         // One VFS name per directory, so two pools can live in one worker.
         let vfs_name = format!("pylon-opfs:{directory}");
         let cfg = OpfsSAHPoolCfgBuilder::new()
@@ -182,7 +339,7 @@ impl OpfsPool {
             .initial_capacity(CAPACITY)
             .build();
         let started = js_sys::Date::now();
-        let mut waiter = Waiter::new(max_wait_ms, on_wait);
+        let mut waiter = Waiter::new(max_wait_ms, on_wait, holder);
         let util = retry(&mut waiter, || {
             install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false)
         })
@@ -537,16 +694,22 @@ struct Waiter<'a> {
     delay: i32,
     reported: Option<f64>,
     on_wait: &'a mut dyn FnMut(&LockWait),
+    holder: &'a Holder<'a>,
 }
 
 impl<'a> Waiter<'a> {
-    fn new(max_wait_ms: u32, on_wait: &'a mut dyn FnMut(&LockWait)) -> Self {
+    fn new(
+        max_wait_ms: u32,
+        on_wait: &'a mut dyn FnMut(&LockWait),
+        holder: &'a Holder<'a>,
+    ) -> Self {
         Waiter {
             max_wait_ms,
             started: js_sys::Date::now(),
             delay: RETRY_FAST_MS,
             reported: None,
             on_wait,
+            holder,
         }
     }
 
@@ -567,10 +730,9 @@ impl<'a> Waiter<'a> {
             return Err(Error::Locked(
                 format!(
                     "another worker kept the OPFS pool for {waited:.0} ms (the bound is {} ms, \
-                     `lockTimeout`): a tab or worker that still holds it is alive, or a store of \
-                     this origin with another dbName is open (every dbName of an origin shares \
-                     the one pool, which one worker holds): close that store first",
-                    self.max_wait_ms
+                     `lockTimeout`): {}",
+                    self.max_wait_ms,
+                    self.holder.advice()
                 )
                 .into(),
             ));
@@ -580,6 +742,240 @@ impl<'a> Waiter<'a> {
         }
         sleep(self.delay).await
     }
+}
+
+/// Whose pool a wait is for, so that [`Error::Locked`] names the likely holder and what to do.
+enum Holder<'a> {
+    /// A pool installed by its directory ([`OpfsPool::install_waiting_with`]).
+    Any { directory: &'a str },
+    /// The pool of `db_name` alone ([`OpfsPool::store_directory`]).
+    Own { db_name: &'a str },
+    /// The shared pool of earlier versions, whose marker lists `db_name`.
+    Shared { db_name: &'a str, shared: &'a str },
+    /// The shared pool of earlier versions, without a marker yet: whether `db_name` is in it is known
+    /// once it is taken.
+    Unknown { db_name: &'a str, shared: &'a str },
+}
+
+impl Holder<'_> {
+    fn advice(&self) -> String {
+        match self {
+            Holder::Any { directory } => format!(
+                "a tab or worker that has a database of the pool `{directory}` open is alive, or \
+                 a closed or crashed one's handles are not freed yet: close that database first"
+            ),
+            Holder::Own { db_name } => format!(
+                "\"{db_name}\" is open in another worker (its pool holds no other store: stores of \
+                 other dbNames never wait for it), which is a tab or worker that opened it with \
+                 `SessionStore.open` directly, or a closed or crashed one whose handles the browser \
+                 has not freed yet; the page client (`SessionStoreClient.open`) shares one store \
+                 between the tabs of an origin: open it that way everywhere, or close the other \
+                 store first"
+            ),
+            Holder::Shared { db_name, shared } => format!(
+                "\"{db_name}\" was created before each dbName had an OPFS pool of its own, and stays \
+                 in the pool every store of the origin shared then (`{shared}`, one worker at a \
+                 time): another store kept there (another dbName created then, or an older version \
+                 of this app in another tab) is open; close it first, or give these sessions a pool \
+                 of their own: `exportSessions`, then `importSessions` into a store with a new dbName"
+            ),
+            Holder::Unknown { db_name, shared } => format!(
+                "the OPFS pool every store of the origin shared before each dbName had one of its \
+                 own (`{shared}`) is held, most likely by an older version of this app in another \
+                 tab, and until it is free nobody can tell whether \"{db_name}\" was kept there: \
+                 close or reload the tabs of this origin that run the older version"
+            ),
+        }
+    }
+}
+
+/// `db_name` as a directory name: `_` as `__`, each capital letter as `_` and its small letter.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a name that is not 1 to 64 letters, digits, `.`, `_` or `-`, or that
+/// starts with `.`.
+fn escape(db_name: &str) -> Result<String> {
+    if db_name.is_empty()
+        || db_name.len() > 64
+        || db_name.starts_with('.')
+        || !db_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(Error::invalid(
+            "dbName",
+            "use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'",
+        ));
+    }
+    let mut out = String::with_capacity(db_name.len() + 4);
+    for c in db_name.chars() {
+        match c {
+            '_' => out.push_str("__"),
+            c if c.is_ascii_uppercase() => {
+                out.push('_');
+                out.push(c.to_ascii_lowercase());
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// What the shared pool's directory says about the names kept in it.
+enum Shared {
+    /// There is no shared pool directory: nothing was ever kept there.
+    None,
+    /// Its marker lists these names.
+    Listed(Vec<String>),
+    /// It has no marker (or one that cannot be read): only its pool's files tell.
+    Unknown,
+}
+
+/// Whether a DOMException (or any error) is named `NotFoundError`.
+fn not_found(e: &JsValue) -> bool {
+    Reflect::get(e, &JsValue::from_str("name"))
+        .ok()
+        .and_then(|v| v.as_string())
+        .is_some_and(|n| n == "NotFoundError")
+}
+
+/// The OPFS root, or `None` where there is none (the install that follows says why).
+async fn opfs_root() -> Option<web_sys::FileSystemDirectoryHandle> {
+    let storage = get(&js_sys::global(), "navigator")
+        .and_then(|nav| get(&nav, "storage"))
+        .ok()?;
+    if storage.is_undefined() || storage.is_null() {
+        return None;
+    }
+    let get_directory = get(&storage, "getDirectory")
+        .ok()?
+        .dyn_into::<Function>()
+        .ok()?;
+    let promise = get_directory
+        .call0(&storage)
+        .ok()?
+        .dyn_into::<Promise>()
+        .ok()?;
+    JsFuture::from(promise).await.ok()?.dyn_into().ok()
+}
+
+/// The directory `path` (relative to `root`, `/`-separated), created when `create`; `Ok(None)` when
+/// it does not exist.
+async fn directory(
+    root: web_sys::FileSystemDirectoryHandle,
+    path: &str,
+    create: bool,
+) -> std::result::Result<Option<web_sys::FileSystemDirectoryHandle>, JsValue> {
+    let options = web_sys::FileSystemGetDirectoryOptions::new();
+    options.set_create(create);
+    let mut handle = root;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        match JsFuture::from(handle.get_directory_handle_with_options(part, &options)).await {
+            Ok(next) => handle = next.dyn_into()?,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(handle))
+}
+
+/// Reads the shared pool's marker. Only a directory that is not there says "none": any other
+/// failure to read the directory is an error, never a reason to start a store empty elsewhere.
+async fn shared_names(shared: &str) -> Result<Shared> {
+    let Some(root) = opfs_root().await else {
+        // No OPFS here: the install that follows fails and says why.
+        return Ok(Shared::None);
+    };
+    let dir = match directory(root, shared, false).await {
+        Ok(Some(dir)) => dir,
+        Ok(None) => return Ok(Shared::None),
+        Err(e) => return Err(unavailable("the shared OPFS pool's directory", &e)),
+    };
+    let file = match JsFuture::from(dir.get_file_handle(OpfsPool::SHARED_MARKER)).await {
+        Ok(handle) => handle.unchecked_into::<web_sys::FileSystemFileHandle>(),
+        Err(_) => return Ok(Shared::Unknown),
+    };
+    let text = async {
+        let file: web_sys::File = JsFuture::from(file.get_file()).await?.dyn_into()?;
+        JsFuture::from(file.text()).await
+    }
+    .await;
+    Ok(text
+        .ok()
+        .and_then(|t| t.as_string())
+        .and_then(|t| parse_marker(&t))
+        .map_or(Shared::Unknown, Shared::Listed))
+}
+
+/// The names of a marker `{"v":1,"names":[...]}`; `None` when it is anything else (a torn write).
+fn parse_marker(text: &str) -> Option<Vec<String>> {
+    let value = js_sys::JSON::parse(text).ok()?;
+    if Reflect::get(&value, &JsValue::from_str("v")).ok()?.as_f64() != Some(1.0) {
+        return None;
+    }
+    let names = Reflect::get(&value, &JsValue::from_str("names")).ok()?;
+    let names = names.dyn_into::<js_sys::Array>().ok()?;
+    names.iter().map(|n| n.as_string()).collect()
+}
+
+/// Writes the marker of the shared pool in `shared` (whose pool this worker holds): with
+/// `createWritable`, which replaces the file whole when it closes, else (browsers without it) with a
+/// sync access handle, written, cut to size and flushed.
+async fn write_marker(shared: &str, names: &[String]) -> Result<()> {
+    let fail = |e: JsValue| unavailable("writing the shared OPFS pool's list of stores", &e);
+    let root = opfs_root().await.ok_or_else(|| Error::StorageUnavailable {
+        reason: "no OPFS root".into(),
+        source: None,
+    })?;
+    let dir = directory(root, shared, true)
+        .await
+        .map_err(fail)?
+        .ok_or_else(|| fail(JsValue::from_str("no directory")))?;
+    let list = js_sys::Array::new();
+    for n in names {
+        list.push(&JsValue::from_str(n));
+    }
+    let marker = js_sys::Object::new();
+    Reflect::set(&marker, &JsValue::from_str("v"), &JsValue::from(1)).map_err(fail)?;
+    Reflect::set(&marker, &JsValue::from_str("names"), &list).map_err(fail)?;
+    let text: String = js_sys::JSON::stringify(&marker).map_err(fail)?.into();
+    let options = web_sys::FileSystemGetFileOptions::new();
+    options.set_create(true);
+    let file: web_sys::FileSystemFileHandle =
+        JsFuture::from(dir.get_file_handle_with_options(OpfsPool::SHARED_MARKER, &options))
+            .await
+            .map_err(fail)?
+            .dyn_into()
+            .map_err(fail)?;
+    let writable = get(&file, "createWritable")?;
+    if writable.is_function() {
+        let stream: web_sys::FileSystemWritableFileStream = JsFuture::from(file.create_writable())
+            .await
+            .map_err(fail)?
+            .dyn_into()
+            .map_err(fail)?;
+        JsFuture::from(stream.write_with_str(&text).map_err(fail)?)
+            .await
+            .map_err(fail)?;
+        JsFuture::from(stream.close()).await.map_err(fail)?;
+        return Ok(());
+    }
+    let handle: web_sys::FileSystemSyncAccessHandle =
+        JsFuture::from(file.create_sync_access_handle())
+            .await
+            .map_err(fail)?
+            .dyn_into()
+            .map_err(fail)?;
+    let written = (|| {
+        let bytes = text.as_bytes();
+        let at = web_sys::FileSystemReadWriteOptions::new();
+        at.set_at(0.0);
+        handle.write_with_u8_array_and_options(bytes, &at)?;
+        handle.truncate_with_u32(bytes.len() as u32)?;
+        handle.flush()
+    })();
+    handle.close();
+    written.map_err(fail)
 }
 
 /// Runs `op`, retrying while another worker still holds the pool's handles, as `waiter` says.

@@ -26,7 +26,11 @@ export type StorageKind = "opfs" | "memory" | "auto";
 
 /** Options of `SessionStore.open`; every field is optional. */
 export interface OpenOptions {
-  /** Database file name in the OPFS pool (default `"sessions.db"`; letters, digits, `._-`, at most 64). */
+  /**
+   * The store's name (default `"sessions.db"`; letters, digits, `._-`, at most 64). Each dbName has an
+   * OPFS pool of its own, so stores of different dbNames are open at once, in one tab or several; a
+   * dbName created before that stays in the pool every store shared then (README, "Several stores").
+   */
   dbName?: string;
   /** Default `"opfs"`. */
   storage?: StorageKind;
@@ -42,8 +46,9 @@ export interface OpenOptions {
    */
   touchInterval?: number;
   /**
-   * Milliseconds `open` waits for an OPFS pool another worker holds (default 10000): a crashed or
-   * closed tab's handles are freed by the browser within about 2 s; past the bound, `Locked`.
+   * Milliseconds `open` waits for this store's OPFS pool while another worker holds it (default
+   * 10000): a crashed or closed tab's handles are freed by the browser within about 2 s; past the
+   * bound, `Locked`, whose message names the likely holder and what to do.
    */
   lockTimeout?: number;
   /**
@@ -96,7 +101,10 @@ export interface StorageStats {
   freePages: number;
   /** `pageSize * pageCount`: the database file once its WAL is checkpointed. */
   databaseBytes: number;
-  /** Files in the OPFS pool (databases, WALs, kept-aside copies); empty for memory storage. */
+  /**
+   * Files in this store's OPFS pool (its database, WAL and kept-aside copies; in the pool shared by
+   * dbNames created before each had its own, theirs too); empty for memory storage.
+   */
   files: string[];
 }
 
@@ -295,9 +303,8 @@ async fn open_opfs(opts: &Options) -> Result<OpenedOpfs> {
             let _ = f.call1(&JsValue::NULL, &detail);
         }
     };
-    let pool =
-        OpfsPool::install_waiting_with(OpfsPool::DEFAULT_DIRECTORY, lock_timeout, &mut on_wait)
-            .await?;
+    // The pool of this dbName alone, or the shared one of earlier versions for a name kept there.
+    let pool = OpfsPool::install_store(&opts.db_name, lock_timeout, &mut on_wait).await?;
     // Files for this database only: every file of the pool costs quota and a handle at each install.
     if let Err(e) = pool.prepare(&opts.db_name).await {
         let _ = pool.release();

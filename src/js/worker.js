@@ -1,7 +1,8 @@
 // The dedicated worker behind `SessionStoreClient` (client.js). Every tab's client starts one; for OPFS
 // storage the worker that holds the Web Lock `pylon-sessions:<dbName>` is the owner: it alone opens the
 // database (OPFS sync access handles exist only in dedicated workers, and one worker at a time can hold
-// the pool) and serves every tab of the origin. The others wait in the lock's queue; when the owner's
+// the store's pool; each dbName has its own, so stores of other dbNames have other owners) and serves
+// every tab of the origin. The others wait in the lock's queue; when the owner's
 // tab closes, reloads or crashes, the browser grants the lock to the next one, which opens the store and
 // announces itself. See docs/multi-tab.md.
 //

@@ -130,8 +130,9 @@ pub fn why_no_opfs() -> String {
     }
 }
 
-/// Writes a warning to the JS console (`console.warn`), where there is one.
-#[cfg(all(feature = "js", feature = "sqlite"))]
+/// Writes a warning to the JS console (`console.warn`), where there is one (the OPFS backend's
+/// notes, the JS facade's fallback).
+#[cfg(feature = "sqlite")]
 pub fn console_warn(message: &str) {
     use js_sys::Reflect;
     use wasm_bindgen::{JsCast, JsValue};

@@ -27,23 +27,21 @@ const FIREFOX_LIMIT = 4 * 1024 * 1024;
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
 /**
- * Removes databases (and their WALs) a test left in the origin's pool, through a store of the same
- * pool in `worker`, so that later tests do not meet a quota earlier ones filled (Firefox's limit is
- * 4 MiB for everything, and every database keeps room for revocations).
+ * Removes stores a test left (each dbName's own pool directory) from `worker`, so that later tests do
+ * not meet a quota earlier ones filled (Firefox's limit is 4 MiB for everything, and every database
+ * keeps room for revocations). Returns the names removed (or why not).
  */
 function removeDatabases(worker, names) {
   return worker.evaluate(async (names) => {
-    const { SessionStore } = await self.ready;
-    const helper = await SessionStore.open({ dbName: "quota-cleanup.db", storage: "opfs" });
+    const { removeStore } = await import("/tests/js/fixtures/opfs-files.js");
     const removed = [];
-    try {
-      for (const n of names) {
-        for (const file of [n, `${n}-wal`]) {
-          try { if (helper.removeKeptFile(file)) removed.push(file); } catch (e) { removed.push(`${file}: ${e.code}`); }
-        }
+    for (const n of names) {
+      try {
+        await removeStore(n);
+        removed.push(n);
+      } catch (e) {
+        removed.push(`${n}: ${e}`);
       }
-    } finally {
-      helper.close();
     }
     return removed;
   }, names);
@@ -188,11 +186,11 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
       out.left = store.loadAll().length;
       out.keeperAfter = store.get(token)?.userId ?? null;
       out.closed = await self.codeOf(() => store.close());
-      // Give the room back for the other tests: remove the full database from another store.
+      // Give the room back for the other tests: remove the full store (its pool's directory).
       // A database that is not there yet needs room in the pool: typed, at once (or it opens).
       out.newAtFull = await self.codeOf(async () => (await SessionStore.open({ dbName: "quota-new.db", storage: "opfs" })).close());
-      out.cleaned = await self.codeOf(() => other.removeKeptFile("quota.db"));
-      other.removeKeptFile("quota.db-wal");
+      const { removeStore } = await import("/tests/js/fixtures/opfs-files.js");
+      out.cleaned = await self.codeOf(() => removeStore("quota.db"));
       other.close();
       return out;
     });
@@ -326,8 +324,8 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
         } finally {
           store.close();
           // Give the room back for the other tests.
-          out.cleaned = await self.codeOf(() => other.removeKeptFile(dbName));
-          other.removeKeptFile(`${dbName}-wal`);
+          const { removeStore } = await import("/tests/js/fixtures/opfs-files.js");
+          out.cleaned = await self.codeOf(() => removeStore(dbName));
           other.close();
           out.usageAfter = (await navigator.storage.estimate()).usage;
         }
@@ -425,10 +423,11 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
   });
 
   test("the page client says it waits for a pool another worker holds, and fails Locked only past lockTimeout", async () => {
-    // A live holder: a worker of this page with a store of the same pool open.
+    // A live holder: a worker of this page with the same dbName open outside the page client (stores
+    // of other dbNames have pools of their own and never wait).
     await worker.evaluate(async () => {
       const { SessionStore } = await self.ready;
-      self.holder = await SessionStore.open({ dbName: "faults-holder.db", storage: "opfs" });
+      self.holder = await SessionStore.open({ dbName: "faults-wait.db", storage: "opfs" });
     });
     const bounded = await browser.page.evaluate(async () => {
       const { SessionStoreClient } = await import("/pkg/client.js");
@@ -445,6 +444,7 @@ for (const name of BROWSERS) describe(`faults on OPFS in ${name}`, () => {
     });
     assert.equal(bounded.code, "Locked", JSON.stringify(bounded));
     assert.match(bounded.message, /lockTimeout/);
+    assert.match(bounded.message, /"faults-wait\.db" is open in another worker/);
     assert.ok(bounded.ms >= 600, `gave up after ${bounded.ms} ms`);
     assert.ok(bounded.statuses.length >= 2, JSON.stringify(bounded.statuses));
     assert.equal(bounded.statuses[0].status, "locked-waiting");
