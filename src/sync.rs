@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::session::{Policy, Session, SessionStatus};
+use crate::session::{Attributes, Policy, Session, SessionStatus};
 use crate::token::{SessionId, Token};
 
 /// Most sessions one sync may list.
@@ -200,6 +200,10 @@ pub enum Verdict {
         last_seen_at: i64,
         /// When it expires if left unused (0 = never).
         deadline: i64,
+        /// The session's attributes (left out when it has none), so the device keeps what the
+        /// server set last.
+        #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+        attributes: Attributes,
     },
     /// Not signed in any more.
     #[serde(rename_all = "camelCase")]
@@ -221,6 +225,7 @@ impl Verdict {
                 expires_at: s.expires_at,
                 last_seen_at: s.last_seen_at,
                 deadline: s.deadline(policy),
+                attributes: s.attributes.clone(),
             },
             SessionStatus::Expired(_) => Verdict::Gone {
                 id,
@@ -274,6 +279,9 @@ pub struct Device {
     pub expires_at: i64,
     /// Whether this is the caller's own session.
     pub current: bool,
+    /// The session's attributes (left out when it has none).
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
 }
 
 impl Device {
@@ -288,6 +296,7 @@ impl Device {
             last_seen_at: s.last_seen_at,
             expires_at: s.expires_at,
             current,
+            attributes: s.attributes.clone(),
         }
     }
 }
