@@ -734,7 +734,9 @@ pub fn attributes(value: &JsValue) -> Result<Attributes> {
             format!("must be a plain object, got {}", type_name(value)),
         ));
     }
-    // What is left of the JSON size limit: reading stops as soon as it is spent.
+    // What is left of the JSON size limit: reading stops as soon as it is spent. Each value costs at
+    // most what its compact JSON takes (escapes not counted), so nothing within the limit is refused
+    // here; `validate` measures the JSON exactly.
     let mut budget = limits::ATTRIBUTES_BYTES_MAX;
     let serde_json::Value::Object(map) = json_value(value, 1, &mut budget, limits::ATTRIBUTES_MAX)?
     else {
@@ -837,7 +839,9 @@ fn json_value(
         for i in 0..len as u32 {
             let item = Reflect::get_u32(value, i)
                 .map_err(|_| Error::invalid("attributes", "reading an array item threw"))?;
-            spend(budget, 1)?;
+            if i > 0 {
+                spend(budget, 1)?; // the comma
+            }
             items.push(json_value(&item, depth + 1, budget, usize::MAX)?);
         }
         return Ok(Value::Array(items));
@@ -866,7 +870,8 @@ fn json_value(
             if depth == 1 {
                 crate::session::check_text("attributes", &name, limits::ATTRIBUTE_KEY_MAX)?;
             }
-            spend(budget, name.len() + 4)?;
+            // The key's quotes and colon, and the comma before every entry but the first.
+            spend(budget, name.len() + 3 + usize::from(count > 1))?;
             let item = Reflect::get(value, &key)
                 .map_err(|_| Error::invalid("attributes", format!("reading `{name}` threw")))?;
             map.insert(name, json_value(&item, depth + 1, budget, usize::MAX)?);
