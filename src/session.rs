@@ -826,6 +826,78 @@ mod tests {
     }
 
     #[test]
+    fn attributes_are_a_bounded_json_object() {
+        use serde_json::json;
+        let field = |a: &Attributes| match a.validate() {
+            Err(Error::InvalidInput { field, reason }) => Some((field, reason)),
+            Ok(()) => None,
+            Err(other) => panic!("{other:?}"),
+        };
+        let ok = Attributes::new()
+            .with("mfa", true)
+            .with("roles", json!(["a", {"b": null}]));
+        assert_eq!(field(&ok), None);
+        assert_eq!(ok.to_json(), r#"{"mfa":true,"roles":["a",{"b":null}]}"#);
+        assert_eq!(Attributes::from_json(&ok.to_json()).unwrap(), ok);
+        assert_eq!(ok.stored().as_deref(), Some(ok.to_json().as_str()));
+        assert_eq!(Attributes::new().stored(), None, "none is NULL");
+        // Serde: a plain JSON object (transparent), an empty set by default.
+        assert_eq!(serde_json::to_value(&ok).unwrap(), Value::from(ok.clone()));
+        assert_eq!(
+            serde_json::from_str::<Attributes>("[1]").map_err(|_| ()),
+            Err(())
+        );
+        assert!(Attributes::try_from(json!("x")).is_err());
+        assert_eq!(Attributes::try_from(json!({"a": 1})).unwrap().len(), 1);
+        let new: NewSession = serde_json::from_str(r#"{"userId":"u"}"#).unwrap();
+        assert!(new.attributes.is_empty());
+        let new: NewSession =
+            serde_json::from_str(r#"{"userId":"u","attributes":{"mfa":true}}"#).unwrap();
+        assert_eq!(new.attributes.get("mfa"), Some(&json!(true)));
+        // The limits, inclusive.
+        let keys = |n: usize| (0..n).map(|i| (format!("k{i}"), i)).collect::<Attributes>();
+        assert_eq!(field(&keys(limits::ATTRIBUTES_MAX)), None);
+        assert!(field(&keys(limits::ATTRIBUTES_MAX + 1))
+            .unwrap()
+            .1
+            .contains("keys"));
+        let key = |n: usize| Attributes::new().with("k".repeat(n), 1);
+        assert_eq!(field(&key(limits::ATTRIBUTE_KEY_MAX)), None);
+        assert!(field(&key(limits::ATTRIBUTE_KEY_MAX + 1)).is_some());
+        assert!(field(&key(0)).unwrap().1.contains("empty"));
+        assert!(field(&Attributes::new().with("a\u{7}", 1)).is_some());
+        let text = |n: usize| Attributes::new().with("k", "x".repeat(n));
+        assert_eq!(text(limits::ATTRIBUTES_BYTES_MAX - 8).to_json().len(), 4096);
+        assert_eq!(field(&text(limits::ATTRIBUTES_BYTES_MAX - 8)), None);
+        assert!(field(&text(limits::ATTRIBUTES_BYTES_MAX - 7)).is_some());
+        let nested = |n: usize| {
+            let v = (0..n).fold(json!(1), |v, _| json!([v]));
+            Attributes::new().with("d", v)
+        };
+        assert_eq!(field(&nested(limits::ATTRIBUTES_DEPTH_MAX - 1)), None);
+        assert!(field(&nested(limits::ATTRIBUTES_DEPTH_MAX)).is_some());
+        assert!(
+            field(&nested(1_000)).is_some(),
+            "bounded work however deep"
+        );
+        // Sessions and new sessions check them too.
+        let mut s = session(0, 0);
+        s.attributes = keys(limits::ATTRIBUTES_MAX + 1);
+        assert!(matches!(
+            s.validate(),
+            Err(Error::InvalidInput {
+                field: "attributes",
+                ..
+            })
+        ));
+        assert!(NewSession::new("u")
+            .with_attributes(keys(40))
+            .validate()
+            .is_err());
+        assert!(NewGuest::new().with_attribute("", 1).validate().is_err());
+    }
+
+    #[test]
     fn bad_fields_are_named() {
         let mut s = session(0, 0);
         s.user_id = "a\0b".into();

@@ -586,6 +586,41 @@ mod tests {
         .unwrap();
         assert_eq!(text, r#"{"state":"gone","id":"x","reason":"revoked"}"#);
     }
+
+    #[test]
+    fn live_verdicts_and_devices_carry_attributes_only_when_there_are_some() {
+        let token = Token::generate().unwrap();
+        let mut s = Session {
+            id: token.id(),
+            token: None,
+            user_id: "alice".into(),
+            tenant_id: None,
+            device: None,
+            created_at: 1,
+            last_seen_at: 2,
+            expires_at: 0,
+            attributes: Attributes::new(),
+        };
+        let live = |s: &Session| {
+            serde_json::to_value(Verdict::of(
+                &s.id,
+                &SessionStatus::Live(s.clone()),
+                &Policy::NEVER,
+            ))
+            .unwrap()
+        };
+        assert!(live(&s).get("attributes").is_none(), "as before: no key");
+        assert!(serde_json::to_value(Device::of(&s, true))
+            .unwrap()
+            .get("attributes")
+            .is_none());
+        s.attributes = Attributes::new().with("mfa", true);
+        assert_eq!(live(&s)["attributes"], serde_json::json!({"mfa": true}));
+        let device = serde_json::to_value(Device::of(&s, true)).unwrap();
+        assert_eq!(device["attributes"], serde_json::json!({"mfa": true}));
+        let back: Device = serde_json::from_value(device).unwrap();
+        assert_eq!(back.attributes, s.attributes);
+    }
 }
 
 /// The JSON fixtures in `tests/fixtures/sync/`, shared with the JS tests, stay valid messages.
