@@ -468,7 +468,8 @@ impl<B: SessionBackend> SessionStore<B> {
     /// another to create a session, which dies after committing) stores one session, not two.
     ///
     /// When a session with this token already exists for the same user, tenant and device, it is
-    /// returned unchanged: the call is safe to repeat.
+    /// returned unchanged: the call is safe to repeat. Its attributes are not compared (they may have
+    /// been set since the first call): the stored session is returned with the attributes it has.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad field or policy, or when the token already belongs to a
