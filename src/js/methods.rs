@@ -57,7 +57,8 @@ export interface SessionExport {
   format: "pylon-sessions";
   version: number;
   exportedAt: number;
-  sessions: Session[];
+  /** `attributes` may be left out (documents written before attributes existed have none). */
+  sessions: Array<Omit<Session, "attributes"> & { attributes?: Attributes | null }>;
 }
 "#;
 

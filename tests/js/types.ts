@@ -53,6 +53,10 @@ export async function inWorker(): Promise<void> {
   // @ts-expect-error setAttributes needs the attributes
   store.setAttributes(token);
   void [mfa, replaced];
+  // A document written before attributes existed still type-checks for import.
+  store.importSessions({ format: "pylon-sessions", version: 1, exportedAt: 0, sessions: [
+    { id: "0".repeat(64), userId: "u", tenantId: null, device: null, createdAt: 0, lastSeenAt: 0, expiresAt: 0 },
+  ] });
   // @ts-expect-error userId is required
   store.create({ device: "x" });
   // @ts-expect-error caller-chosen tokens are strings
