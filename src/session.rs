@@ -876,10 +876,7 @@ mod tests {
         };
         assert_eq!(field(&nested(limits::ATTRIBUTES_DEPTH_MAX - 1)), None);
         assert!(field(&nested(limits::ATTRIBUTES_DEPTH_MAX)).is_some());
-        assert!(
-            field(&nested(1_000)).is_some(),
-            "bounded work however deep"
-        );
+        assert!(field(&nested(1_000)).is_some(), "bounded work however deep");
         // Sessions and new sessions check them too.
         let mut s = session(0, 0);
         s.attributes = keys(limits::ATTRIBUTES_MAX + 1);
