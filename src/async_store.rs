@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::backend::{AsyncSessionBackend, Revocation};
 use crate::error::{Error, Result};
-use crate::session::{NewGuest, NewSession, Policy, Session, SessionStatus, TokenStorage};
+use crate::session::{
+    Attributes, NewGuest, NewSession, Policy, Session, SessionStatus, TokenStorage,
+};
 use crate::store::{check_device, check_tenant, check_user, Creation, Rules};
 use crate::sync::{CheckedRequest, Step, SyncPlan, SyncResponse};
 use crate::token::{SessionId, Token};
@@ -367,6 +369,28 @@ impl<B: AsyncSessionBackend> AsyncSessionStore<B> {
         check_device(device)?;
         self.update(token, |s| s.device = device.map(str::to_owned))
             .await
+    }
+
+    /// As [`crate::SessionStore::set_attributes`].
+    ///
+    /// # Errors
+    /// As [`crate::SessionStore::set_attributes`].
+    pub async fn set_attributes(
+        &self,
+        token: &Token,
+        attributes: Attributes,
+    ) -> Result<Option<Session>> {
+        attributes.validate()?;
+        let now = self.rules.now()?;
+        let id = token.id();
+        let Some(mut session) = self.rules.live(self.backend.get(&id).await?, now) else {
+            return Ok(None);
+        };
+        if !self.backend.set_attributes(&id, &attributes).await? {
+            return Ok(None);
+        }
+        session.attributes = attributes;
+        Ok(Some(session))
     }
 
     async fn update(&self, token: &Token, change: impl FnOnce(&mut Session)) -> Result<Session> {

@@ -89,7 +89,7 @@ use serde::de::DeserializeOwned;
 use crate::backend::AsyncSessionBackend;
 use crate::error::{Error, ErrorKind, Result};
 use crate::purge::PurgeTask;
-use crate::session::{NewSession, Policy, Session, SessionStatus};
+use crate::session::{Attributes, NewSession, Policy, Session, SessionStatus};
 use crate::sync::{CheckedRequest, Device, SyncRequest, SyncResponse, Verdict};
 use crate::token::{SessionId, Token};
 use crate::AsyncSessionStore;
@@ -229,6 +229,11 @@ trait ErasedStore: Send + Sync {
     fn create(&self, new: NewSession) -> BoxFuture<'_, Result<(Token, Session)>>;
     fn touch<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Option<Session>>>;
     fn rotate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<(Token, Session)>>;
+    fn set_attributes<'a>(
+        &'a self,
+        token: &'a Token,
+        attributes: Attributes,
+    ) -> BoxFuture<'a, Result<Option<Session>>>;
     fn remove<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<bool>>;
     fn get_by_id<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<Option<Session>>>;
     fn remove_by_id<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<bool>>;
@@ -262,6 +267,13 @@ impl<B: AsyncSessionBackend> ErasedStore for AsyncSessionStore<B> {
     }
     fn rotate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<(Token, Session)>> {
         Box::pin(AsyncSessionStore::rotate(self, token))
+    }
+    fn set_attributes<'a>(
+        &'a self,
+        token: &'a Token,
+        attributes: Attributes,
+    ) -> BoxFuture<'a, Result<Option<Session>>> {
+        Box::pin(AsyncSessionStore::set_attributes(self, token, attributes))
     }
     fn remove<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<bool>> {
         Box::pin(AsyncSessionStore::remove(self, token))
@@ -530,6 +542,24 @@ impl Sessions {
     pub async fn rotate(&self, current: &CurrentSession) -> Result<SignedIn, ApiError> {
         let (token, session) = self.store.rotate(&current.token).await?;
         Ok(self.signed_in(token, session))
+    }
+
+    /// Replaces the current session's attributes as a whole (see [`Attributes`]; e.g. after a second
+    /// factor passed) and returns the session; the token and cookie stay. A privilege change that
+    /// should also renew the token calls [`Sessions::rotate`] too.
+    ///
+    /// # Errors
+    /// 400 for a set over [`crate::limits`]; 401 when the session went meanwhile; 503 when storage is
+    /// down. Nothing is written on error.
+    pub async fn set_attributes(
+        &self,
+        current: &CurrentSession,
+        attributes: Attributes,
+    ) -> Result<Session, ApiError> {
+        self.store
+            .set_attributes(&current.token, attributes)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("session expired or revoked"))
     }
 
     /// Signs the current session out and clears the cookie.

@@ -30,7 +30,7 @@ use moka::sync::Cache;
 use crate::async_store::AsyncSessionStore;
 use crate::backend::{AsyncSessionBackend, Invalidation, InvalidationSink, Revocation, Watch};
 use crate::error::Result;
-use crate::session::Session;
+use crate::session::{Attributes, Session};
 use crate::token::{SessionId, Token};
 
 /// How big the cache may grow and how stale it may be.
@@ -406,6 +406,12 @@ impl<B: AsyncSessionBackend> AsyncSessionBackend for Cached<B> {
             .inner
             .update_identity(id, user_id, tenant_id, device)
             .await;
+        self.state.drop_one(id);
+        r
+    }
+
+    async fn set_attributes(&self, id: &SessionId, attributes: &Attributes) -> Result<bool> {
+        let r = self.inner.set_attributes(id, attributes).await;
         self.state.drop_one(id);
         r
     }

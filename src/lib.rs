@@ -86,6 +86,8 @@ mod trace;
 pub use postgres;
 #[cfg(feature = "sqlite")]
 pub use rusqlite;
+/// The JSON values of [`Attributes`].
+pub use serde_json;
 #[cfg(web)]
 pub use wasm_bindgen;
 #[cfg(all(feature = "postgres-pool", not(target_family = "wasm")))]
@@ -115,7 +117,7 @@ pub use backend::{SqliteBackend, SqliteDriver};
 pub use cache::{CacheConfig, CacheStats, Cached};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use session::{
-    NewGuest, NewSession, Policy, Session, SessionStatus, TokenStorage, GUEST_PREFIX,
+    Attributes, NewGuest, NewSession, Policy, Session, SessionStatus, TokenStorage, GUEST_PREFIX,
     REVOCATION_RETENTION,
 };
 pub use store::{Clock, SessionStore, DEFAULT_TOUCH_INTERVAL};
@@ -143,4 +145,13 @@ pub mod limits {
     pub const TOKEN_MAX_LEN: usize = 512;
     /// Latest accepted timestamp: 9999-12-31T23:59:59Z, in unix seconds.
     pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
+    /// Most keys in a session's [`Attributes`](crate::Attributes).
+    pub const ATTRIBUTES_MAX: usize = 32;
+    /// Longest attribute key, in bytes (keys are never empty).
+    pub const ATTRIBUTE_KEY_MAX: usize = 64;
+    /// Largest set of attributes, in bytes of compact JSON (`{"key":value,…}`).
+    pub const ATTRIBUTES_BYTES_MAX: usize = 4096;
+    /// Deepest nesting of arrays and objects in a set of [`Attributes`](crate::Attributes), the set
+    /// itself counted (`{"a":[1]}` is 2 deep): what every JSON parser on the way reads back.
+    pub const ATTRIBUTES_DEPTH_MAX: usize = 16;
 }

@@ -32,7 +32,8 @@
 //! # The way back
 //!
 //! [`rollback`] (or `pylon-sessions-pylon rollback FILE|URL`) writes Pylon's own `_pylon_sessions`
-//! table again with every live session and its token, in one transaction; stock pylon-runtime then
+//! table again with every live session and its token (not its attributes: Pylon has none), in one
+//! transaction; stock pylon-runtime then
 //! loads all of them and saves new ones. Until then a stock pylon-runtime pointed at a converted SQLite
 //! file fails to open it ("there is already a table named _pylon_sessions_exp_idx": the drop-in leaves
 //! a view of that name, which Pylon's `CREATE INDEX IF NOT EXISTS` trips on) and says so in its log,
@@ -51,14 +52,14 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 
-use crate::backend::sql::statements::{SET_TOKEN, UPSERT};
+use crate::backend::sql::statements::{SET_TOKEN, UPSERT_KEEPING_ATTRIBUTES};
 use crate::backend::sql::{session_params, Dialect, Driver, Param, SqlBackend};
 use crate::backend::DEFAULT_READERS;
 use crate::backend::{PostgresBackend, PostgresDriver, Revocation, SessionBackend, SqliteDriver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::token::{hex, random_bytes};
 use crate::REVOCATION_RETENTION;
-use crate::{platform, PostgresPoolConfig, Session, SessionId, SqliteBackend, Token};
+use crate::{platform, Attributes, PostgresPoolConfig, Session, SessionId, SqliteBackend, Token};
 
 /// The environment variable holding the key that seals tokens (64 hex digits).
 pub const KEY_VAR: &str = "PYLON_SESSIONS_KEY";
@@ -420,13 +421,15 @@ impl<D: Driver> DropIn<D> {
             created_at,
             last_seen_at: platform::now().max(created_at),
             expires_at: timestamp("expires_at", s.expires_at)?,
+            attributes: Attributes::new(),
         };
         session.validate()?;
         // The stored token is not the token itself (sealed), so it goes in by its own statement, in
         // the same transaction.
         self.backend.write(|d| {
             d.transaction(|d| {
-                d.execute(UPSERT, &session_params(&session))?;
+                // Pylon's sessions carry no attributes: those an app set on this session stay.
+                d.execute(UPSERT_KEEPING_ATTRIBUTES, &session_params(&session, &None))?;
                 d.execute(
                     SET_TOKEN,
                     &[
@@ -751,6 +754,8 @@ impl PostgresSessionBackend {
 /// gone). `target` is a SQLite file or a Postgres URL (`postgres://…`, `postgresql://…`); tokens are
 /// opened with the keys in the environment, as the drop-in opens them. After it, stock pylon-runtime
 /// loads every session and saves new ones; opening the file with the drop-in again converts it again.
+/// Session attributes (set by an app through this crate's own API) are not carried back: Pylon's table
+/// has no place for them, and they are gone with this crate's table.
 ///
 /// # Errors
 /// As the drop-in's constructors (a missing or wrong key: nothing is changed), and driver errors

@@ -1,8 +1,10 @@
 //! The session model, the timeout policy and input validation.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::limits;
@@ -40,6 +42,246 @@ pub struct Session {
     pub last_seen_at: i64,
     /// Absolute expiry; 0 = never.
     pub expires_at: i64,
+    /// A small, bounded set of the app's own fields (see [`Attributes`] and [`crate::limits`]):
+    /// set at creation ([`NewSession::with_attribute`]), replaced with
+    /// [`crate::SessionStore::set_attributes`]. Kept across rotations, upgrades and refreshes.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub attributes: Attributes,
+}
+
+/// A session's attributes: a small JSON object of the app's own fields (e.g. "two-factor passed",
+/// the sign-in IP), set when the session is created and replaced as a whole later.
+///
+/// Bounded by [`crate::limits`]: at most [`limits::ATTRIBUTES_MAX`] keys, each 1 to
+/// [`limits::ATTRIBUTE_KEY_MAX`] bytes with no control characters, and at most
+/// [`limits::ATTRIBUTES_BYTES_MAX`] bytes as compact JSON for the whole set. Stores refuse a set over
+/// the limits with [`Error::InvalidInput`] (field `attributes`) and store nothing. Attributes are kept
+/// in clear beside the session: never put a secret or a token in them.
+///
+/// Serialises as a JSON object.
+///
+/// # Examples
+/// ```
+/// use pylon_sessions::{serde_json::json, Attributes, MemoryBackend, NewSession, SessionStore};
+/// let store = SessionStore::new(MemoryBackend::new());
+/// let (token, session) = store.create(NewSession::new("alice").with_attribute("ip", "203.0.113.7"))?;
+/// assert_eq!(session.attributes.get("ip"), Some(&json!("203.0.113.7")));
+/// let mut attributes = session.attributes.clone();
+/// attributes.insert("mfa", true);
+/// let session = store.set_attributes(&token, attributes)?.expect("live");
+/// assert_eq!(session.attributes.get("mfa"), Some(&json!(true)));
+/// # Ok::<(), pylon_sessions::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Attributes(BTreeMap<String, Value>);
+
+impl Attributes {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    /// Sets `key` to `value`, returning the value it had. The limits are checked when the set is
+    /// stored (or with [`Attributes::validate`]).
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        self.0.insert(key.into(), value.into())
+    }
+
+    /// This set with `key` set to `value` (see [`Attributes::insert`]).
+    #[must_use]
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.0.remove(key)
+    }
+
+    /// The keys and values, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.0.iter()
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The map itself.
+    pub fn into_inner(self) -> BTreeMap<String, Value> {
+        self.0
+    }
+
+    /// The set as compact JSON (`{}` when empty).
+    pub fn to_json(&self) -> String {
+        // A map of strings to JSON values always serialises.
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// Parses a JSON object and checks it against [`crate::limits`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (field `attributes`) for text that is not a JSON object, or a set over
+    /// the limits.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let attributes: Attributes = serde_json::from_str(json)
+            .map_err(|e| Error::invalid("attributes", format!("not a JSON object: {e}")))?;
+        attributes.validate()?;
+        Ok(attributes)
+    }
+
+    /// Checks the set against [`crate::limits`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (field `attributes`) naming the first limit broken.
+    pub fn validate(&self) -> Result<()> {
+        if self.0.len() > limits::ATTRIBUTES_MAX {
+            return Err(Error::invalid(
+                "attributes",
+                format!(
+                    "{} keys is more than the limit of {}",
+                    self.0.len(),
+                    limits::ATTRIBUTES_MAX
+                ),
+            ));
+        }
+        for key in self.0.keys() {
+            if key.is_empty() {
+                return Err(Error::invalid("attributes", "a key must not be empty"));
+            }
+            if key.len() > limits::ATTRIBUTE_KEY_MAX {
+                return Err(Error::invalid(
+                    "attributes",
+                    format!(
+                        "a key of {} bytes is longer than the limit of {}",
+                        key.len(),
+                        limits::ATTRIBUTE_KEY_MAX
+                    ),
+                ));
+            }
+            if key.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    "attributes",
+                    "control characters (including NUL) are not allowed in a key",
+                ));
+            }
+        }
+        let depth = 1 + self.0.values().map(depth).max().unwrap_or(0);
+        if depth > limits::ATTRIBUTES_DEPTH_MAX {
+            return Err(Error::invalid(
+                "attributes",
+                format!(
+                    "nested {depth} deep, more than the limit of {}",
+                    limits::ATTRIBUTES_DEPTH_MAX
+                ),
+            ));
+        }
+        if !self.0.is_empty() {
+            let bytes = self.to_json().len();
+            if bytes > limits::ATTRIBUTES_BYTES_MAX {
+                return Err(Error::invalid(
+                    "attributes",
+                    format!(
+                        "{bytes} bytes of JSON is more than the limit of {}",
+                        limits::ATTRIBUTES_BYTES_MAX
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The text a SQL store keeps: `None` (NULL) for an empty set, compact JSON otherwise.
+    pub(crate) fn stored(&self) -> Option<String> {
+        (!self.0.is_empty()).then(|| self.to_json())
+    }
+}
+
+/// How deep arrays and objects nest in `value` (0 for a scalar), counted without recursing past
+/// [`limits::ATTRIBUTES_DEPTH_MAX`] + 1 levels, however deep the value.
+fn depth(value: &Value) -> usize {
+    let mut level = vec![value];
+    let mut deepest = 0;
+    while deepest <= limits::ATTRIBUTES_DEPTH_MAX {
+        let next: Vec<&Value> = level
+            .iter()
+            .flat_map(|v| -> Box<dyn Iterator<Item = &Value> + '_> {
+                match v {
+                    Value::Array(items) => Box::new(items.iter()),
+                    Value::Object(map) => Box::new(map.values()),
+                    _ => Box::new(std::iter::empty()),
+                }
+            })
+            .collect();
+        if !level.iter().any(|v| v.is_array() || v.is_object()) {
+            break;
+        }
+        deepest += 1;
+        level = next;
+    }
+    deepest
+}
+
+impl From<BTreeMap<String, Value>> for Attributes {
+    fn from(map: BTreeMap<String, Value>) -> Self {
+        Attributes(map)
+    }
+}
+
+impl From<serde_json::Map<String, Value>> for Attributes {
+    fn from(map: serde_json::Map<String, Value>) -> Self {
+        Attributes(map.into_iter().collect())
+    }
+}
+
+impl TryFrom<Value> for Attributes {
+    type Error = Error;
+
+    /// A JSON object's fields (not checked against the limits: see [`Attributes::validate`]).
+    fn try_from(value: Value) -> Result<Self> {
+        match value {
+            Value::Object(map) => Ok(map.into()),
+            _ => Err(Error::invalid("attributes", "must be a JSON object")),
+        }
+    }
+}
+
+impl From<Attributes> for Value {
+    fn from(attributes: Attributes) -> Self {
+        Value::Object(attributes.0.into_iter().collect())
+    }
+}
+
+impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Attributes {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Attributes(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+impl<'a> IntoIterator for &'a Attributes {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, Value>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 /// What a store knows of a session id: the answer to "why does this token not sign anyone in?".
@@ -76,6 +318,9 @@ pub struct NewSession {
     /// Optional device label (1 to [`limits::DEVICE_MAX`] bytes).
     #[serde(default)]
     pub device: Option<String>,
+    /// The session's first attributes (see [`Attributes`]); none by default.
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 impl NewSession {
@@ -96,6 +341,18 @@ impl NewSession {
     /// Sets the device label.
     pub fn with_device(mut self, device: impl Into<String>) -> Self {
         self.device = Some(device.into());
+        self
+    }
+
+    /// Sets one attribute (see [`Attributes`]; the limits are checked at creation).
+    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.insert(key, value);
+        self
+    }
+
+    /// Sets the whole set of attributes.
+    pub fn with_attributes(mut self, attributes: Attributes) -> Self {
+        self.attributes = attributes;
         self
     }
 }
@@ -133,6 +390,9 @@ pub struct NewGuest {
     /// Optional device label (1 to [`limits::DEVICE_MAX`] bytes).
     #[serde(default)]
     pub device: Option<String>,
+    /// The session's first attributes (see [`Attributes`]); none by default.
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 impl NewGuest {
@@ -153,12 +413,25 @@ impl NewGuest {
         self
     }
 
+    /// Sets one attribute (see [`Attributes`]; the limits are checked at creation).
+    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.insert(key, value);
+        self
+    }
+
+    /// Sets the whole set of attributes.
+    pub fn with_attributes(mut self, attributes: Attributes) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
     /// The [`NewSession`] for this guest under a guest user id (checked as [`NewSession::validate`]).
     pub(crate) fn session(self, user_id: String) -> NewSession {
         NewSession {
             user_id,
             tenant_id: self.tenant_id,
             device: self.device,
+            attributes: self.attributes,
         }
     }
 
@@ -172,7 +445,8 @@ impl NewGuest {
             self.tenant_id.as_deref(),
             limits::TENANT_ID_MAX,
         )?;
-        check_opt_text("device", self.device.as_deref(), limits::DEVICE_MAX)
+        check_opt_text("device", self.device.as_deref(), limits::DEVICE_MAX)?;
+        self.attributes.validate()
     }
 }
 
@@ -420,6 +694,7 @@ impl Session {
         check_time("created_at", self.created_at)?;
         check_time("last_seen_at", self.last_seen_at)?;
         check_time("expires_at", self.expires_at)?;
+        self.attributes.validate()?;
         if let Some(token) = &self.token {
             if token.id() != self.id {
                 return Err(Error::invalid("id", "does not match the token's hash"));
@@ -441,7 +716,8 @@ impl NewSession {
             self.tenant_id.as_deref(),
             limits::TENANT_ID_MAX,
         )?;
-        check_opt_text("device", self.device.as_deref(), limits::DEVICE_MAX)
+        check_opt_text("device", self.device.as_deref(), limits::DEVICE_MAX)?;
+        self.attributes.validate()
     }
 }
 
@@ -508,6 +784,7 @@ mod tests {
             created_at: 0,
             last_seen_at,
             expires_at,
+            attributes: Attributes::new(),
         }
     }
 
@@ -546,6 +823,75 @@ mod tests {
         let id = crate::token::guest_id().unwrap();
         assert!(is_guest_id(&id), "{id}");
         assert_ne!(id, crate::token::guest_id().unwrap());
+    }
+
+    #[test]
+    fn attributes_are_a_bounded_json_object() {
+        use serde_json::json;
+        let field = |a: &Attributes| match a.validate() {
+            Err(Error::InvalidInput { field, reason }) => Some((field, reason)),
+            Ok(()) => None,
+            Err(other) => panic!("{other:?}"),
+        };
+        let ok = Attributes::new()
+            .with("mfa", true)
+            .with("roles", json!(["a", {"b": null}]));
+        assert_eq!(field(&ok), None);
+        assert_eq!(ok.to_json(), r#"{"mfa":true,"roles":["a",{"b":null}]}"#);
+        assert_eq!(Attributes::from_json(&ok.to_json()).unwrap(), ok);
+        assert_eq!(ok.stored().as_deref(), Some(ok.to_json().as_str()));
+        assert_eq!(Attributes::new().stored(), None, "none is NULL");
+        // Serde: a plain JSON object (transparent), an empty set by default.
+        assert_eq!(serde_json::to_value(&ok).unwrap(), Value::from(ok.clone()));
+        assert_eq!(
+            serde_json::from_str::<Attributes>("[1]").map_err(|_| ()),
+            Err(())
+        );
+        assert!(Attributes::try_from(json!("x")).is_err());
+        assert_eq!(Attributes::try_from(json!({"a": 1})).unwrap().len(), 1);
+        let new: NewSession = serde_json::from_str(r#"{"userId":"u"}"#).unwrap();
+        assert!(new.attributes.is_empty());
+        let new: NewSession =
+            serde_json::from_str(r#"{"userId":"u","attributes":{"mfa":true}}"#).unwrap();
+        assert_eq!(new.attributes.get("mfa"), Some(&json!(true)));
+        // The limits, inclusive.
+        let keys = |n: usize| (0..n).map(|i| (format!("k{i}"), i)).collect::<Attributes>();
+        assert_eq!(field(&keys(limits::ATTRIBUTES_MAX)), None);
+        assert!(field(&keys(limits::ATTRIBUTES_MAX + 1))
+            .unwrap()
+            .1
+            .contains("keys"));
+        let key = |n: usize| Attributes::new().with("k".repeat(n), 1);
+        assert_eq!(field(&key(limits::ATTRIBUTE_KEY_MAX)), None);
+        assert!(field(&key(limits::ATTRIBUTE_KEY_MAX + 1)).is_some());
+        assert!(field(&key(0)).unwrap().1.contains("empty"));
+        assert!(field(&Attributes::new().with("a\u{7}", 1)).is_some());
+        let text = |n: usize| Attributes::new().with("k", "x".repeat(n));
+        assert_eq!(text(limits::ATTRIBUTES_BYTES_MAX - 8).to_json().len(), 4096);
+        assert_eq!(field(&text(limits::ATTRIBUTES_BYTES_MAX - 8)), None);
+        assert!(field(&text(limits::ATTRIBUTES_BYTES_MAX - 7)).is_some());
+        let nested = |n: usize| {
+            let v = (0..n).fold(json!(1), |v, _| json!([v]));
+            Attributes::new().with("d", v)
+        };
+        assert_eq!(field(&nested(limits::ATTRIBUTES_DEPTH_MAX - 1)), None);
+        assert!(field(&nested(limits::ATTRIBUTES_DEPTH_MAX)).is_some());
+        assert!(field(&nested(1_000)).is_some(), "bounded work however deep");
+        // Sessions and new sessions check them too.
+        let mut s = session(0, 0);
+        s.attributes = keys(limits::ATTRIBUTES_MAX + 1);
+        assert!(matches!(
+            s.validate(),
+            Err(Error::InvalidInput {
+                field: "attributes",
+                ..
+            })
+        ));
+        assert!(NewSession::new("u")
+            .with_attributes(keys(40))
+            .validate()
+            .is_err());
+        assert!(NewGuest::new().with_attribute("", 1).validate().is_err());
     }
 
     #[test]

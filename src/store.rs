@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crate::backend::{Revocation, SessionBackend};
 use crate::error::{Error, Result};
 use crate::platform;
-use crate::session::{NewGuest, NewSession, Policy, Session, SessionStatus, TokenStorage};
+use crate::session::{
+    Attributes, NewGuest, NewSession, Policy, Session, SessionStatus, TokenStorage,
+};
 use crate::sync::{CheckedRequest, Step, SyncPlan, SyncResponse};
 use crate::token::{SessionId, Token};
 use crate::transfer::SessionExport;
@@ -131,6 +133,7 @@ impl Rules {
             created_at: now,
             last_seen_at: now,
             expires_at: self.policy.expiry_for(now),
+            attributes: new.attributes,
         }
     }
 
@@ -465,7 +468,8 @@ impl<B: SessionBackend> SessionStore<B> {
     /// another to create a session, which dies after committing) stores one session, not two.
     ///
     /// When a session with this token already exists for the same user, tenant and device, it is
-    /// returned unchanged: the call is safe to repeat.
+    /// returned unchanged: the call is safe to repeat. Its attributes are not compared (they may have
+    /// been set since the first call): the stored session is returned with the attributes it has.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad field or policy, or when the token already belongs to a
@@ -786,6 +790,37 @@ impl<B: SessionBackend> SessionStore<B> {
     pub fn set_device(&self, token: &Token, device: Option<&str>) -> Result<Session> {
         check_device(device)?;
         self.update(token, |s| s.device = device.map(str::to_owned))
+    }
+
+    /// Replaces the attributes of `token`'s live session as a whole (see [`Attributes`]), in one
+    /// atomic write, and returns the session; `None` when there is no live session for `token`. Its
+    /// token, identity and times stay; rotations, upgrades and refreshes keep the attributes.
+    ///
+    /// # Examples
+    /// ```
+    /// use pylon_sessions::{Attributes, MemoryBackend, NewSession, SessionStore};
+    /// let store = SessionStore::new(MemoryBackend::new());
+    /// let (token, _) = store.create(NewSession::new("alice").with_attribute("mfa", false))?;
+    /// let session = store.set_attributes(&token, Attributes::new().with("mfa", true))?.unwrap();
+    /// assert_eq!(session.attributes.get("mfa"), Some(&true.into()));
+    /// # Ok::<(), pylon_sessions::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (field `attributes`) for a set over [`crate::limits`]; backend errors.
+    /// Nothing is written on error.
+    pub fn set_attributes(&self, token: &Token, attributes: Attributes) -> Result<Option<Session>> {
+        attributes.validate()?;
+        let now = self.rules.now()?;
+        let id = token.id();
+        let Some(mut session) = self.rules.live(self.backend.get(&id)?, now) else {
+            return Ok(None);
+        };
+        if !self.backend.set_attributes(&id, &attributes)? {
+            return Ok(None);
+        }
+        session.attributes = attributes;
+        Ok(Some(session))
     }
 
     /// Changes the identity of `token`'s live session with `change`, in one write.

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::session::{Policy, Session, SessionStatus};
+use crate::session::{Attributes, Policy, Session, SessionStatus};
 use crate::token::{SessionId, Token};
 
 /// Most sessions one sync may list.
@@ -200,6 +200,10 @@ pub enum Verdict {
         last_seen_at: i64,
         /// When it expires if left unused (0 = never).
         deadline: i64,
+        /// The session's attributes (left out when it has none), so the device keeps what the
+        /// server set last.
+        #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+        attributes: Attributes,
     },
     /// Not signed in any more.
     #[serde(rename_all = "camelCase")]
@@ -221,6 +225,7 @@ impl Verdict {
                 expires_at: s.expires_at,
                 last_seen_at: s.last_seen_at,
                 deadline: s.deadline(policy),
+                attributes: s.attributes.clone(),
             },
             SessionStatus::Expired(_) => Verdict::Gone {
                 id,
@@ -274,6 +279,9 @@ pub struct Device {
     pub expires_at: i64,
     /// Whether this is the caller's own session.
     pub current: bool,
+    /// The session's attributes (left out when it has none).
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
 }
 
 impl Device {
@@ -288,6 +296,7 @@ impl Device {
             last_seen_at: s.last_seen_at,
             expires_at: s.expires_at,
             current,
+            attributes: s.attributes.clone(),
         }
     }
 }
@@ -576,6 +585,41 @@ mod tests {
         })
         .unwrap();
         assert_eq!(text, r#"{"state":"gone","id":"x","reason":"revoked"}"#);
+    }
+
+    #[test]
+    fn live_verdicts_and_devices_carry_attributes_only_when_there_are_some() {
+        let token = Token::generate().unwrap();
+        let mut s = Session {
+            id: token.id(),
+            token: None,
+            user_id: "alice".into(),
+            tenant_id: None,
+            device: None,
+            created_at: 1,
+            last_seen_at: 2,
+            expires_at: 0,
+            attributes: Attributes::new(),
+        };
+        let live = |s: &Session| {
+            serde_json::to_value(Verdict::of(
+                &s.id,
+                &SessionStatus::Live(s.clone()),
+                &Policy::NEVER,
+            ))
+            .unwrap()
+        };
+        assert!(live(&s).get("attributes").is_none(), "as before: no key");
+        assert!(serde_json::to_value(Device::of(&s, true))
+            .unwrap()
+            .get("attributes")
+            .is_none());
+        s.attributes = Attributes::new().with("mfa", true);
+        assert_eq!(live(&s)["attributes"], serde_json::json!({"mfa": true}));
+        let device = serde_json::to_value(Device::of(&s, true)).unwrap();
+        assert_eq!(device["attributes"], serde_json::json!({"mfa": true}));
+        let back: Device = serde_json::from_value(device).unwrap();
+        assert_eq!(back.attributes, s.attributes);
     }
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::SessionBackend;
 use crate::error::{Error, Result};
-use crate::session::{Session, TokenStorage};
+use crate::session::{Attributes, Session, TokenStorage};
 use crate::token::{SessionId, Token};
 
 /// The `format` field of every export document.
@@ -27,7 +27,10 @@ pub const EXPORT_VERSION: u32 = 1;
 ///
 /// Serialises (with serde, e.g. `serde_json`) to
 /// `{ "format": "pylon-sessions", "version": 1, "exportedAt": …, "sessions": [ … ] }`, each session as
-/// `{ id, token?, userId, tenantId, device, createdAt, lastSeenAt, expiresAt }` (unix seconds).
+/// `{ id, token?, userId, tenantId, device, createdAt, lastSeenAt, expiresAt, attributes? }` (unix
+/// seconds; `attributes`, a JSON object, only when the session has some). A document without
+/// attributes is exactly what earlier versions of this crate wrote and read; one with attributes is
+/// refused whole by them (an unknown field), never imported without its attributes.
 ///
 /// # Examples
 /// ```
@@ -76,6 +79,9 @@ pub struct ExportedSession {
     pub last_seen_at: i64,
     /// Absolute expiry; 0 = never.
     pub expires_at: i64,
+    /// The session's attributes (see [`Attributes`]); left out of the document when there are none.
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
 }
 
 impl fmt::Debug for ExportedSession {
@@ -89,6 +95,7 @@ impl fmt::Debug for ExportedSession {
             .field("created_at", &self.created_at)
             .field("last_seen_at", &self.last_seen_at)
             .field("expires_at", &self.expires_at)
+            .field("attributes", &self.attributes)
             .finish()
     }
 }
@@ -104,6 +111,7 @@ impl From<&Session> for ExportedSession {
             created_at: s.created_at,
             last_seen_at: s.last_seen_at,
             expires_at: s.expires_at,
+            attributes: s.attributes.clone(),
         }
     }
 }
@@ -124,6 +132,7 @@ impl ExportedSession {
             created_at: self.created_at,
             last_seen_at: self.last_seen_at,
             expires_at: self.expires_at,
+            attributes: self.attributes.clone(),
         };
         session.validate()?;
         Ok(session)
@@ -238,6 +247,7 @@ mod tests {
             created_at: 10,
             last_seen_at: 20,
             expires_at: 0,
+            attributes: Attributes::new().with("mfa", true),
         }
     }
 

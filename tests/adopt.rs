@@ -328,3 +328,130 @@ async fn a_malformed_session_cookie_is_cleared() {
         assert!(set.contains("Max-Age=0"), "{set}");
     }
 }
+
+/// Attributes in an app's own handlers: set at sign-in (a `NewSession` that carries them), read from
+/// the extractor's session, replaced by a handler through `Sessions::set_attributes`, read again on
+/// the next request; over the limits is a 400 that stores nothing; a session gone is a 401.
+#[tokio::test]
+async fn sign_in_with_attributes_read_and_update_them_in_handlers() {
+    use axum::extract::State;
+    use axum::routing::post;
+    use pylon_sessions::axum::ApiError;
+    use pylon_sessions::serde_json::{json, Value};
+    use pylon_sessions::Attributes;
+
+    async fn read(current: CurrentSession) -> axum::Json<Value> {
+        axum::Json(Value::from(current.session.attributes))
+    }
+    async fn second_factor(
+        State(sessions): State<Sessions>,
+        current: CurrentSession,
+    ) -> Result<axum::Json<Value>, ApiError> {
+        let mut attributes = current.session.attributes.clone();
+        attributes.insert("mfa", true);
+        let session = sessions.set_attributes(&current, attributes).await?;
+        Ok(axum::Json(Value::from(session.attributes)))
+    }
+    async fn too_much(
+        State(sessions): State<Sessions>,
+        current: CurrentSession,
+    ) -> Result<(), ApiError> {
+        let many: Attributes = (0..=pylon_sessions::limits::ATTRIBUTES_MAX)
+            .map(|i| (format!("k{i}"), i))
+            .collect();
+        sessions.set_attributes(&current, many).await.map(|_| ())
+    }
+
+    let shared = store();
+    let sessions = Sessions::new(Arc::clone(&shared))
+        .with_config(http())
+        .unwrap();
+    let app = Router::new()
+        .route("/attributes", get(read))
+        .route("/mfa", post(second_factor))
+        .route("/too-much", post(too_much))
+        .with_state(sessions.clone());
+
+    let signed = sessions
+        .sign_in(
+            &Default::default(),
+            NewSession::new("alice")
+                .with_attribute("mfa", false)
+                .with_attribute("ip", "203.0.113.7"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(signed.session.attributes.get("mfa"), Some(&json!(false)));
+    let bearer = format!("Bearer {}", signed.token.expose());
+    let call = |method: &str, uri: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", &bearer)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let body = |res: axum::response::Response| async move {
+        let bytes = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        pylon_sessions::serde_json::from_slice::<Value>(&bytes).unwrap()
+    };
+
+    let res = app
+        .clone()
+        .oneshot(call("GET", "/attributes"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body(res).await, json!({"ip": "203.0.113.7", "mfa": false}));
+
+    let res = app.clone().oneshot(call("POST", "/mfa")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body(res).await, json!({"ip": "203.0.113.7", "mfa": true}));
+
+    let res = app
+        .clone()
+        .oneshot(call("GET", "/attributes"))
+        .await
+        .unwrap();
+    assert_eq!(body(res).await, json!({"ip": "203.0.113.7", "mfa": true}));
+
+    let res = app
+        .clone()
+        .oneshot(call("POST", "/too-much"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = app
+        .clone()
+        .oneshot(call("GET", "/attributes"))
+        .await
+        .unwrap();
+    assert_eq!(
+        body(res).await,
+        json!({"ip": "203.0.113.7", "mfa": true}),
+        "nothing stored"
+    );
+
+    // Through the store too, and a session gone meanwhile is a 401 from the helper.
+    let current = sessions
+        .current(&axum::http::Method::GET, &{
+            let mut h = axum::http::HeaderMap::new();
+            h.insert("authorization", bearer.parse().unwrap());
+            h
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        shared.get(&signed.token).await.unwrap().unwrap().attributes,
+        current.session.attributes
+    );
+    shared.remove(&signed.token).await.unwrap();
+    let err = sessions
+        .set_attributes(&current, Attributes::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+}

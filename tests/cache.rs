@@ -648,3 +648,143 @@ async fn a_touch_notifies_no_one() {
     assert_eq!(b.backend().stats().hits, hits + 1);
     drop((a, b, db));
 }
+
+/// Waits until node `n` serves `token`'s session with `attributes` (a change made on another node).
+async fn attributes_reach(
+    n: &Node,
+    token: &pylon_sessions::Token,
+    attributes: &pylon_sessions::Attributes,
+    what: &str,
+) {
+    let start = Instant::now();
+    loop {
+        let asked = start.elapsed();
+        let s = n.touch(token).await.unwrap().expect("live");
+        if s.attributes == *attributes {
+            return;
+        }
+        assert!(asked < BOUND + SLACK, "{what}: attributes stayed stale");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// `set_attributes` on node A changes nothing but the `attributes` column: the update trigger's
+/// `WHEN` names it, so node B's cache drops the session and serves the new set within the bound. A
+/// database whose trigger was installed by an earlier version (a `WHEN` blind to attributes) gets the
+/// new one from the next node that starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_attributes_on_one_node_reaches_the_others_cache() {
+    use pylon_sessions::Attributes;
+    let db = tokio::task::spawn_blocking(|| Db::new("attrs"))
+        .await
+        .unwrap();
+    let url = db.url();
+    let a = node(&url, None).await;
+    // The update trigger as schema version 2 installed it.
+    let old_trigger = "DROP TRIGGER _pylon_sessions_notify_update ON _pylon_sessions; \
+        CREATE TRIGGER _pylon_sessions_notify_update AFTER UPDATE ON _pylon_sessions \
+        FOR EACH ROW WHEN ((OLD.id, OLD.token, OLD.user_id, OLD.tenant_id, OLD.device, \
+        OLD.created_at, OLD.expires_at) IS DISTINCT FROM (NEW.id, NEW.token, NEW.user_id, \
+        NEW.tenant_id, NEW.device, NEW.created_at, NEW.expires_at)) \
+        EXECUTE PROCEDURE _pylon_sessions_notify()";
+    {
+        let client = a.backend().inner().pool().get().await.unwrap();
+        client.batch_execute(old_trigger).await.unwrap();
+    }
+    let b = node(&url, None).await;
+    until_fresh(&a, Duration::from_secs(5)).await;
+    until_fresh(&b, Duration::from_secs(5)).await;
+    {
+        let client = a.backend().inner().pool().get().await.unwrap();
+        let def: String = client
+            .query_one(
+                "SELECT pg_get_triggerdef(oid) FROM pg_trigger \
+                 WHERE tgname = '_pylon_sessions_notify_update'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(def.contains("attributes"), "the old trigger stayed: {def}");
+    }
+    let (token, _) = a
+        .create(NewSession::new("alice").with_attribute("mfa", false))
+        .await
+        .unwrap();
+    let first = b.touch(&token).await.unwrap().unwrap();
+    assert_eq!(first.attributes, Attributes::new().with("mfa", false));
+    let hits = b.backend().stats().hits;
+    assert!(b.touch(&token).await.unwrap().is_some());
+    assert_eq!(b.backend().stats().hits, hits + 1, "cached on B");
+    for (i, attrs) in [
+        Attributes::new().with("mfa", true),
+        Attributes::new()
+            .with("mfa", true)
+            .with("ip", "203.0.113.7"),
+        Attributes::new(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let set = a
+            .set_attributes(&token, attrs.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(set.attributes, attrs);
+        // The node that wrote serves the new set at once.
+        assert_eq!(a.touch(&token).await.unwrap().unwrap().attributes, attrs);
+        attributes_reach(&b, &token, &attrs, &format!("change {i}")).await;
+    }
+    // And the other way round.
+    let attrs = Attributes::new().with("from", "b");
+    b.set_attributes(&token, attrs.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    attributes_reach(&a, &token, &attrs, "from B").await;
+    drop((a, b, db));
+}
+
+/// The pool backend's own migration upgrades a version-2 schema to version 3 in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_upgrades_a_version_2_schema_in_place() {
+    use pylon_sessions::{Attributes, Migration};
+    let (_, schema) = tokio::task::spawn_blocking(pg::fresh_schema).await.unwrap();
+    let store = AsyncSessionStore::new(
+        PostgresPoolBackend::open(pool_config(&pg::url(), Some(&schema)))
+            .await
+            .unwrap(),
+    );
+    let (token, _) = store.create(NewSession::new("alice")).await.unwrap();
+    let before = store.load_all().await.unwrap();
+    {
+        let client = store.backend().pool().get().await.unwrap();
+        client
+            .batch_execute(
+                "ALTER TABLE _pylon_sessions DROP COLUMN attributes; \
+                 UPDATE _pylon_sessions_meta SET value = 2 WHERE name = 'schema_version'",
+            )
+            .await
+            .unwrap();
+    }
+    drop(store);
+    let backend = PostgresPoolBackend::open(pool_config(&pg::url(), Some(&schema)))
+        .await
+        .unwrap();
+    assert_eq!(backend.migration(), Migration::Upgraded(2));
+    let store = AsyncSessionStore::new(backend);
+    assert_eq!(store.load_all().await.unwrap(), before, "nothing lost");
+    let attrs = Attributes::new().with("mfa", true);
+    let set = store
+        .set_attributes(&token, attrs.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(set.attributes, attrs);
+    assert_eq!(store.get(&token).await.unwrap().unwrap().attributes, attrs);
+    let again = PostgresPoolBackend::open(pool_config(&pg::url(), Some(&schema)))
+        .await
+        .unwrap();
+    assert_eq!(again.migration(), Migration::UpToDate);
+}

@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::FileFailurePersistence;
 use pylon_sessions::sync::{HeldSession, OutboxAction, SyncRequest};
-use pylon_sessions::{ExportedSession, SessionExport, Token};
+use pylon_sessions::{Attributes, ExportedSession, SessionExport, Token};
 use serde_json::Value;
 
 use checks::{Cell, LegacyTable};
@@ -306,6 +306,7 @@ const KEYS: &[&str] = &[
     "createdAt",
     "lastSeenAt",
     "expiresAt",
+    "attributes",
     "surprise",
     "",
 ];
@@ -544,7 +545,32 @@ fn sync_request() -> impl Strategy<Value = SyncRequest> {
         .prop_map(|(sessions, outbox)| SyncRequest { sessions, outbox })
 }
 
-/// An export document built directly, with any strings and times.
+/// A session's attributes: mostly within the limits, sometimes past them (keys many, long, empty or
+/// with control characters; values long or nested).
+fn attributes() -> impl Strategy<Value = Attributes> {
+    use pylon_sessions::serde_json::{json, Value};
+    let value = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        ".{0,20}".prop_map(Value::from),
+        (1..6_000usize).prop_map(|n| Value::from("v".repeat(n))),
+        (0..40usize).prop_map(|depth| (0..depth).fold(json!(1), |v, _| json!([v]))),
+    ];
+    let key = prop_oneof![
+        4 => "[a-z]{1,10}",
+        1 => ".{0,70}",
+        1 => (60..70usize).prop_map(|n| "k".repeat(n)),
+    ];
+    prop_oneof![
+        3 => Just(Attributes::new()),
+        4 => prop::collection::btree_map(key.clone(), value.clone(), 0..6).prop_map(Attributes::from),
+        1 => prop::collection::btree_map(key, value, 30..40).prop_map(Attributes::from),
+    ]
+}
+
+/// An export document built directly, with any strings, times and attributes.
 fn export_document() -> impl Strategy<Value = SessionExport> {
     let session = (
         known_string(),
@@ -557,9 +583,18 @@ fn export_document() -> impl Strategy<Value = SessionExport> {
             prop_oneof![any::<i64>(), 0..2_000_000_000i64],
             prop_oneof![any::<i64>(), Just(0i64)],
         ),
+        attributes(),
     )
         .prop_map(
-            |(id, token, user_id, tenant_id, device, (created_at, last_seen_at, expires_at))| {
+            |(
+                id,
+                token,
+                user_id,
+                tenant_id,
+                device,
+                (created_at, last_seen_at, expires_at),
+                attributes,
+            )| {
                 // Half the time the id is the token's, so the document gets past the first check.
                 let id = match token.as_deref().map(Token::parse) {
                     Some(Ok(t)) if created_at % 2 == 0 => t.id().to_string(),
@@ -574,6 +609,7 @@ fn export_document() -> impl Strategy<Value = SessionExport> {
                     created_at,
                     last_seen_at,
                     expires_at,
+                    attributes,
                 }
             },
         );

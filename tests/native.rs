@@ -204,8 +204,21 @@ fn errors_keep_their_driver_source() {
     assert!(source.to_string().contains("not a database"), "{source}");
 }
 
-/// A database written by the version-1 schema (no revocation records) is upgraded in place when
-/// opened: sessions kept, revocations recorded from then on.
+/// The columns of `_pylon_sessions` in a SQLite file.
+fn sqlite_columns(conn: &rusqlite::Connection) -> Vec<String> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('_pylon_sessions') ORDER BY cid")
+        .unwrap();
+    let names = stmt.query_map([], |r| r.get(0)).unwrap();
+    names.collect::<Result<_, _>>().unwrap()
+}
+
+/// The version-2 session table: the version-3 one without its `attributes` column.
+const TO_VERSION_2: &str = "ALTER TABLE _pylon_sessions DROP COLUMN attributes; \
+     UPDATE _pylon_sessions_meta SET value = 2 WHERE name = 'schema_version';";
+
+/// A database written by the version-1 schema (no revocation records, no attributes) is upgraded in
+/// place when opened: sessions kept, revocations recorded from then on, attributes taken.
 #[test]
 fn sqlite_schema_version_1_is_upgraded() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,11 +231,12 @@ fn sqlite_schema_version_1_is_upgraded() {
         let mut backend = store.into_backend();
         backend
             .connection()
-            .execute_batch(
-                "DROP TABLE _pylon_sessions_revoked; \
-                 UPDATE _pylon_sessions_meta SET value = 1 WHERE name = 'schema_version';",
-            )
+            .execute_batch(&format!(
+                "DROP TABLE _pylon_sessions_revoked; {TO_VERSION_2} \
+                 UPDATE _pylon_sessions_meta SET value = 1 WHERE name = 'schema_version';"
+            ))
             .unwrap();
+        assert!(!sqlite_columns(backend.connection()).contains(&"attributes".to_owned()));
         backend.close().unwrap();
         token
     };
@@ -231,6 +245,13 @@ fn sqlite_schema_version_1_is_upgraded() {
     assert_eq!(migration, Migration::Upgraded(1));
     let store = SessionStore::new(backend);
     assert!(store.get(&token).unwrap().is_some(), "sessions kept");
+    let attrs = pylon_sessions::Attributes::new().with("mfa", true);
+    let set = store
+        .set_attributes(&token, attrs.clone())
+        .unwrap()
+        .unwrap();
+    assert_eq!(set.attributes, attrs);
+    assert_eq!(store.get(&token).unwrap().unwrap().attributes, attrs);
     assert!(store.remove(&token).unwrap());
     assert!(matches!(
         store.status(&token.id()).unwrap(),
@@ -238,6 +259,136 @@ fn sqlite_schema_version_1_is_upgraded() {
     ));
     let again = SqliteBackend::open(&path).unwrap().migration();
     assert_eq!(again, Migration::UpToDate);
+}
+
+/// A version-2 database (the last one without attributes) is upgraded to version 3 in place, in one
+/// transaction: every session, revocation record and kept token stays; attributes are empty and can
+/// be set; a crash-free reopen finds it up to date; a version-2 file that cannot be upgraded (a
+/// column of that name already there: damaged by hand) is refused with nothing changed.
+#[test]
+fn sqlite_schema_version_2_is_upgraded_in_place() {
+    use pylon_sessions::{Attributes, NewSession, SessionStatus, TokenStorage, SCHEMA_VERSION};
+    assert_eq!(SCHEMA_VERSION, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    let (kept, revoked, before) = {
+        let store = SessionStore::new(SqliteBackend::open(&path).unwrap())
+            .with_token_storage(TokenStorage::Keep);
+        let (kept, _) = store
+            .create(
+                NewSession::new("alice")
+                    .with_tenant("acme")
+                    .with_device("laptop"),
+            )
+            .unwrap();
+        let (revoked, _) = store.create(NewSession::new("bob")).unwrap();
+        assert!(store.remove(&revoked).unwrap());
+        let before = store.load_all().unwrap();
+        let mut backend = store.into_backend();
+        backend.connection().execute_batch(TO_VERSION_2).unwrap();
+        assert_eq!(
+            sqlite_columns(backend.connection()),
+            [
+                "id",
+                "token",
+                "user_id",
+                "tenant_id",
+                "device",
+                "created_at",
+                "last_seen_at",
+                "expires_at"
+            ]
+        );
+        backend.close().unwrap();
+        (kept, revoked, before)
+    };
+    let backend = SqliteBackend::open(&path).unwrap();
+    assert_eq!(backend.migration(), Migration::Upgraded(2));
+    let mut store = SessionStore::new(backend).with_token_storage(TokenStorage::Keep);
+    assert!(sqlite_columns(store.backend_mut().connection()).ends_with(&["attributes".to_owned()]));
+    assert_eq!(
+        store.load_all().unwrap(),
+        before,
+        "nothing lost, tokens kept"
+    );
+    assert!(before.iter().all(|s| s.attributes.is_empty()));
+    assert!(matches!(
+        store.status(&revoked.id()).unwrap(),
+        SessionStatus::Revoked { .. }
+    ));
+    let attrs = Attributes::new()
+        .with("mfa", true)
+        .with("ip", "203.0.113.7");
+    store.set_attributes(&kept, attrs.clone()).unwrap().unwrap();
+    let (new, _) = store
+        .create(NewSession::new("carol").with_attributes(attrs.clone()))
+        .unwrap();
+    drop(store);
+    let backend = SqliteBackend::open(&path).unwrap();
+    assert_eq!(backend.migration(), Migration::UpToDate);
+    let store = SessionStore::new(backend);
+    assert_eq!(store.get(&kept).unwrap().unwrap().attributes, attrs);
+    assert_eq!(store.get(&new).unwrap().unwrap().attributes, attrs);
+
+    // A table that says version 2 but already has the column: the upgrade fails in its transaction
+    // and leaves the file as it was.
+    let mut backend = store.into_backend();
+    backend
+        .connection()
+        .execute_batch("UPDATE _pylon_sessions_meta SET value = 2 WHERE name = 'schema_version';")
+        .unwrap();
+    backend.close().unwrap();
+    let err = SqliteBackend::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Database, "{err}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row(
+            "SELECT value FROM _pylon_sessions_meta WHERE name = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, 2, "rolled back");
+}
+
+/// A stored set of attributes that is not a JSON object, or breaks the limits (written by hand or
+/// by a damaged file), reads as `Corrupt` naming the row, never as a panic or a silent empty set.
+#[test]
+fn damaged_attributes_read_as_corrupt() {
+    let store = SessionStore::new(SqliteBackend::open_in_memory().unwrap());
+    let (token, _) = store
+        .create(pylon_sessions::NewSession::new("alice"))
+        .unwrap();
+    let mut backend = store.into_backend();
+    let too_many = format!(
+        "{{{}}}",
+        (0..=pylon_sessions::limits::ATTRIBUTES_MAX)
+            .map(|i| format!("\"k{i}\":1"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for bad in [
+        "[1,2]",
+        "\"text\"",
+        "{\"a\":",
+        "nul",
+        "{\"\":1}",
+        too_many.as_str(),
+    ] {
+        backend
+            .connection()
+            .execute(
+                "UPDATE _pylon_sessions SET attributes = ?1",
+                rusqlite::params![bad],
+            )
+            .unwrap();
+        let store = SessionStore::new(backend);
+        let err = store.get(&token).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{bad}: {err}");
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert_eq!(store.load_all().unwrap_err().kind(), ErrorKind::Corrupt);
+        backend = store.into_backend();
+    }
 }
 
 /// A browser in cookie mode keeps the server's session by id alone, and its sync bookkeeping in the
@@ -257,6 +408,7 @@ fn hash_only_store_adopts_sessions_and_keeps_client_state() {
         created_at: now - 10,
         last_seen_at: now - 10,
         expires_at: now + 3600,
+        attributes: Default::default(),
     };
     {
         let store = SessionStore::new(SqliteBackend::open(&path).unwrap());

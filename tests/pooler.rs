@@ -703,12 +703,12 @@ fn statement_cache_cost() {
             client
                 .execute(
                     &stmt_upsert,
-                    &[id, &none, &user, &none, &none, &t, &t, &0i64],
+                    &[id, &none, &user, &none, &none, &t, &t, &0i64, &none],
                 )
                 .unwrap();
             cached[0] += started.elapsed();
             let started = Instant::now();
-            let params: [(&(dyn ToSql + Sync), Type); 8] = [
+            let params: [(&(dyn ToSql + Sync), Type); 9] = [
                 (&other, Type::TEXT),
                 (&none, Type::TEXT),
                 (&user, Type::TEXT),
@@ -717,6 +717,7 @@ fn statement_cache_cost() {
                 (&t, Type::INT8),
                 (&t, Type::INT8),
                 (&0i64, Type::INT8),
+                (&none, Type::TEXT), // attributes
             ];
             client.execute_typed(&upsert, &params).unwrap();
             unnamed[0] += started.elapsed();

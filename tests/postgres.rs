@@ -80,6 +80,61 @@ fn postgres_migrates_pylon_schema() {
     }
 }
 
+/// A version-2 schema (no `attributes` column) is upgraded to version 3 in place, in one
+/// transaction: sessions and revocation records kept, attributes taken from then on.
+#[test]
+fn postgres_schema_version_2_is_upgraded_in_place() {
+    use pylon_sessions::{Attributes, SessionStatus};
+    let (config, _) = pg::fresh_schema();
+    let (kept, revoked, before) = {
+        let store = SessionStore::new(PostgresBackend::connect_with(&config).unwrap());
+        let (kept, _) = store
+            .create(NewSession::new("alice").with_tenant("acme"))
+            .unwrap();
+        let (revoked, _) = store.create(NewSession::new("bob")).unwrap();
+        assert!(store.remove(&revoked).unwrap());
+        (kept, revoked, store.load_all().unwrap())
+    };
+    let mut raw = pg::connect_raw(&config);
+    raw.batch_execute(
+        "ALTER TABLE _pylon_sessions DROP COLUMN attributes; \
+         UPDATE _pylon_sessions_meta SET value = 2 WHERE name = 'schema_version'",
+    )
+    .unwrap();
+    let backend = PostgresBackend::connect_with(&config).unwrap();
+    assert_eq!(backend.migration(), Migration::Upgraded(2));
+    let store = SessionStore::new(backend);
+    assert_eq!(store.load_all().unwrap(), before, "nothing lost");
+    assert!(matches!(
+        store.status(&revoked.id()).unwrap(),
+        SessionStatus::Revoked { .. }
+    ));
+    let attrs = Attributes::new().with("mfa", true);
+    store.set_attributes(&kept, attrs.clone()).unwrap().unwrap();
+    let column: String = raw
+        .query_one(
+            "SELECT data_type::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '_pylon_sessions' \
+             AND column_name = 'attributes'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(column, "text");
+    let again = PostgresBackend::connect_with(&config).unwrap();
+    assert_eq!(again.migration(), Migration::UpToDate);
+    let store = SessionStore::new(again);
+    assert_eq!(store.get(&kept).unwrap().unwrap().attributes, attrs);
+    let version: i64 = raw
+        .query_one(
+            "SELECT value FROM _pylon_sessions_meta WHERE name = 'schema_version'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
 #[test]
 fn postgres_migration_runs_once_under_concurrent_opens() {
     let (config, _) = pg::fresh_schema();

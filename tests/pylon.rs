@@ -424,3 +424,88 @@ fn live_postgres_table_upgrades_restarts_and_rolls_back() {
         )
         .expect("stock Pylon's upsert works again");
 }
+
+// --- session attributes ------------------------------------------------------------------------------
+
+/// A file the drop-in converted under schema version 2 (no `attributes` column) is upgraded in place
+/// at the next open, nobody signed out; attributes an app sets through this crate's own store on the
+/// same file survive Pylon saving the session again (the drop-in's save keeps them); the way back
+/// still writes Pylon's own table, without them.
+#[test]
+fn pylon_saves_keep_attributes_an_app_set_and_rollback_writes_pylons_table() {
+    use pylon_sessions::{Attributes, Migration, SqliteBackend, Token};
+    let dir = tempfile::tempdir().unwrap();
+    let (path, live) = live_pylon_file(dir.path());
+    drop(SqliteSessionBackend::open_with(&path, sealed()).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE _pylon_sessions DROP COLUMN attributes; \
+         UPDATE _pylon_sessions_meta SET value = 2 WHERE name = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+
+    let backend = SqliteSessionBackend::open_with(&path, sealed()).unwrap();
+    let app = pylon_sessions::SessionStore::new(SqliteBackend::open(&path).unwrap());
+    assert_eq!(
+        app.backend().migration(),
+        Migration::UpToDate,
+        "upgraded by the drop-in"
+    );
+    let store = SessionStore::with_backend(Box::new(backend));
+    assert_eq!(
+        signed_in(&store, &live),
+        5,
+        "nobody signed out by the upgrade"
+    );
+    drop(store);
+
+    let backend = SqliteSessionBackend::open_with(&path, sealed()).unwrap();
+    let token = Token::parse(&live[1].token).unwrap();
+    let attrs = Attributes::new()
+        .with("mfa", true)
+        .with("ip", "203.0.113.7");
+    app.set_attributes(&token, attrs.clone()).unwrap().unwrap();
+    // Pylon saves the session again (a changed device label): its sessions carry no attributes.
+    let mut again = live[1].clone();
+    again.device = Some("Firefox on Linux".into());
+    backend.save(&again);
+    assert_eq!(backend.failures(), 0);
+    let got = app.get(&token).unwrap().unwrap();
+    assert_eq!(
+        got.device.as_deref(),
+        Some("Firefox on Linux"),
+        "the save went in"
+    );
+    assert_eq!(got.attributes, attrs, "and kept what the app set");
+    let store = SessionStore::with_backend(Box::new(backend));
+    assert_eq!(store.get(&live[1].token).unwrap().device, again.device);
+    drop(store);
+    drop(app);
+
+    let report = pylon::rollback_with(&path, sealed()).unwrap();
+    assert_eq!(report.restored, 5);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('_pylon_sessions') ORDER BY cid")
+        .unwrap();
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "token",
+            "user_id",
+            "expires_at",
+            "created_at",
+            "device",
+            "tenant_id"
+        ],
+        "Pylon's own table"
+    );
+    drop(stmt);
+    conn.execute_batch(PYLON_DDL).unwrap();
+}

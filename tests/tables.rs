@@ -291,3 +291,58 @@ async fn the_cache_follows_a_named_table() {
         start.elapsed()
     );
 }
+
+/// A version 2 store under a chosen name (before attributes) upgrades in place under that name, on
+/// SQLite and on the Postgres pool, keeping its sessions.
+#[test]
+fn a_named_version_2_store_upgrades_in_place() {
+    // SQLite: made at version 3, then taken back to 2 as an earlier crate left it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = SessionStore::new(SqliteBackend::open_with_table(&path, &table()).unwrap());
+    let (token, _) = store.create(NewSession::new("dora")).unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        "ALTER TABLE {NAME} DROP COLUMN attributes; \
+         UPDATE {NAME}_meta SET value = 2 WHERE name = 'schema_version';"
+    ))
+    .unwrap();
+    drop(conn);
+    let store = SessionStore::new(SqliteBackend::open_with_table(&path, &table()).unwrap());
+    assert_eq!(store.backend().migration(), Migration::Upgraded(2));
+    let attrs = pylon_sessions::Attributes::new().with("mfa", true);
+    let s = store
+        .set_attributes(&token, attrs.clone())
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.attributes, attrs);
+    assert_eq!(store.get(&token).unwrap().unwrap().attributes, attrs);
+
+    // The Postgres pool.
+    let rt = runtime();
+    let (config, schema) = pg::fresh_schema();
+    let open = || {
+        rt.block_on(PostgresPoolBackend::open(
+            pool_config(&schema).table(NAME).unwrap(),
+        ))
+        .unwrap()
+    };
+    let store = AsyncSessionStore::new(open());
+    let (token, _) = rt.block_on(store.create(NewSession::new("dora"))).unwrap();
+    drop(store);
+    pg::connect_raw(&config)
+        .batch_execute(&format!(
+            "ALTER TABLE {NAME} DROP COLUMN attributes; \
+             UPDATE {NAME}_meta SET value = 2 WHERE name = 'schema_version';"
+        ))
+        .unwrap();
+    let backend = open();
+    assert_eq!(backend.migration(), Migration::Upgraded(2));
+    let store = AsyncSessionStore::new(backend);
+    let s = rt
+        .block_on(store.set_attributes(&token, attrs.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.attributes, attrs);
+}

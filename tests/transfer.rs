@@ -5,8 +5,8 @@ mod common;
 
 use common::pg;
 use pylon_sessions::{
-    ErrorKind, MemoryBackend, NewSession, Policy, PostgresBackend, SessionBackend, SessionExport,
-    SessionStore, SqliteBackend, Token, TokenStorage,
+    Attributes, ErrorKind, MemoryBackend, NewSession, Policy, PostgresBackend, SessionBackend,
+    SessionExport, SessionStore, SqliteBackend, Token, TokenStorage,
 };
 
 const T0: i64 = 1_800_000_000;
@@ -30,11 +30,24 @@ fn fill<B: SessionBackend>(backend: B, tokens: TokenStorage) -> (SessionStore<B>
         if i % 2 == 0 {
             new = new.with_device(format!("device {i} \u{e9}\u{1f600}"));
         }
+        if i % 2 == 1 {
+            new = new
+                .with_attribute("mfa", i > 2)
+                .with_attribute("ip", format!("203.0.113.{i}"))
+                .with_attribute(
+                    "seen",
+                    serde_json::json!([i, 0.5, null, {"ua": "\u{1f600}"}]),
+                );
+        }
         out.push(store.create(new).expect("create").0);
     }
     store.touch(&out[1]).expect("touch");
     let (rotated, _) = store.rotate(&out[2]).expect("rotate");
     out[2] = rotated;
+    store
+        .set_attributes(&out[2], Attributes::new().with("rotated", true))
+        .expect("set")
+        .expect("live");
     (store, out)
 }
 
@@ -59,6 +72,15 @@ fn memory_to_sqlite_to_memory_round_trip_equal() {
         let (memory, issued) = fill(MemoryBackend::new(), tokens);
         let first = memory.export().expect("export");
         assert_eq!(first.sessions.len(), 6);
+        assert_eq!(
+            first
+                .sessions
+                .iter()
+                .filter(|s| !s.attributes.is_empty())
+                .count(),
+            4,
+            "three created with attributes, one set later"
+        );
         let with_tokens = first.sessions.iter().filter(|s| s.token.is_some()).count();
         assert_eq!(
             with_tokens,
@@ -178,4 +200,102 @@ fn import_refuses_bad_documents_whole() {
     assert!(to.load_all().expect("load").is_empty(), "nothing written");
     doc.format = "something-else".into();
     assert!(to.import(&doc).is_err());
+}
+
+/// Attributes travel in the document (left out for sessions without any), and a document written
+/// before attributes existed (no `attributes` key anywhere) still imports, with none.
+#[test]
+fn attributes_round_trip_and_old_documents_still_import() {
+    let (memory, issued) = fill(MemoryBackend::new(), TokenStorage::HashOnly);
+    let doc = memory.export().expect("export");
+    let json = serde_json::to_value(&doc).expect("to json");
+    for s in json["sessions"].as_array().unwrap() {
+        if let Some(a) = s.get("attributes") {
+            assert!(a.as_object().is_some_and(|o| !o.is_empty()), "{s}");
+        }
+    }
+    let mfa = |v: bool| {
+        json["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["attributes"]["mfa"] == serde_json::json!(v))
+            .count()
+    };
+    assert_eq!((mfa(false), mfa(true)), (1, 2));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = SessionStore::new(sqlite_file(&dir, "attrs.db")).with_clock(|| T0);
+    sqlite.import(&doc).expect("import");
+    assert_eq!(sqlite.load_all().unwrap(), memory.load_all().unwrap());
+    assert_eq!(
+        sqlite.get(&issued[2]).unwrap().unwrap().attributes,
+        Attributes::new().with("rotated", true)
+    );
+    // A document of an earlier version of this crate: no attributes key.
+    let old = format!(
+        r#"{{"format":"pylon-sessions","version":1,"exportedAt":{T0},"sessions":[
+            {{"id":"{}","userId":"dora","tenantId":null,"device":null,
+              "createdAt":{T0},"lastSeenAt":{T0},"expiresAt":0}}]}}"#,
+        issued[0].id().as_str()
+    );
+    let old: SessionExport = serde_json::from_str(&old).expect("old document parses");
+    let fresh = SessionStore::new(MemoryBackend::new()).with_clock(|| T0);
+    assert_eq!(fresh.import(&old).unwrap(), 1);
+    let dora = fresh.get(&issued[0]).unwrap().unwrap();
+    assert_eq!(dora.user_id, "dora");
+    assert!(dora.attributes.is_empty());
+}
+
+/// A document whose attributes are not an object, or break the limits, is refused whole: nothing
+/// stored changes, in a memory store, a SQLite file and Postgres.
+#[test]
+fn import_with_bad_attributes_changes_nothing() {
+    let (memory, _) = fill(MemoryBackend::new(), TokenStorage::HashOnly);
+    let doc = memory.export().expect("export");
+    let mut json = serde_json::to_value(&doc).expect("to json");
+    let too_many: serde_json::Map<String, serde_json::Value> = (0
+        ..=pylon_sessions::limits::ATTRIBUTES_MAX)
+        .map(|i| (format!("k{i}"), serde_json::json!(i)))
+        .collect();
+    let not_objects = [
+        serde_json::json!([1, 2]),
+        serde_json::json!("text"),
+        serde_json::json!(5),
+    ];
+    for bad in not_objects {
+        json["sessions"][5]["attributes"] = bad.clone();
+        assert!(
+            serde_json::from_value::<SessionExport>(json.clone()).is_err(),
+            "{bad} parsed as attributes"
+        );
+    }
+    let bad_sets = [
+        serde_json::Value::Object(too_many),
+        serde_json::json!({ "": 1 }),
+        serde_json::json!({ "k": "x".repeat(pylon_sessions::limits::ATTRIBUTES_BYTES_MAX) }),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = SessionStore::new(sqlite_file(&dir, "bad.db")).with_clock(|| T0);
+    let pg = SessionStore::new(postgres()).with_clock(|| T0);
+    let (other, _) = fill(MemoryBackend::new(), TokenStorage::HashOnly);
+    let seed = other.export().unwrap();
+    sqlite.import(&seed).unwrap();
+    pg.import(&seed).unwrap();
+    let before = (sqlite.load_all().unwrap(), pg.load_all().unwrap());
+    for bad in bad_sets {
+        json["sessions"][5]["attributes"] = bad;
+        // The first session changes too: were anything written before the check, it would show.
+        json["sessions"][0]["userId"] = serde_json::json!("changed");
+        let doc: SessionExport = serde_json::from_value(json.clone()).expect("parses");
+        for err in [
+            sqlite.import(&doc).unwrap_err(),
+            pg.import(&doc).unwrap_err(),
+            memory.import(&doc).unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("attributes"), "{err}");
+        }
+    }
+    assert_eq!((sqlite.load_all().unwrap(), pg.load_all().unwrap()), before);
+    assert_eq!(memory.export().unwrap().sessions, doc.sessions);
 }

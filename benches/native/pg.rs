@@ -158,7 +158,8 @@ impl Contender for Floor {
         let token = new_token()?;
         let now = now();
         let expires = now + policy().absolute_timeout;
-        let params: [&(dyn ToSql + Sync); 8] = [
+        // The last: the session's attributes (none: NULL).
+        let params: [&(dyn ToSql + Sync); 9] = [
             &token_id(&token),
             &None::<&str>,
             &user,
@@ -167,6 +168,7 @@ impl Contender for Floor {
             &now,
             &now,
             &expires,
+            &None::<&str>,
         ];
         self.client.execute(&self.upsert, &params)?;
         Ok(token)

@@ -70,7 +70,8 @@ impl Contender for Floor {
             DEVICE,
             now,
             now,
-            expires
+            expires,
+            None::<&str> // attributes: none
         ])?;
         Ok(token)
     }
@@ -252,7 +253,8 @@ impl Seeder for FileSeeder {
                     DEVICE,
                     r.created_at,
                     r.last_seen_at,
-                    r.expires_at
+                    r.expires_at,
+                    None::<&str> // attributes: none
                 ])?;
             }
         }

@@ -7,7 +7,7 @@ use crate::backend::{
     AsyncSessionBackend, Invalidation, InvalidationSink, Revocation, SessionBackend, Watch,
 };
 use crate::error::{Error, Result};
-use crate::session::Session;
+use crate::session::{Attributes, Session};
 use crate::token::{SessionId, Token};
 
 /// An [`AsyncSessionBackend`] that runs a synchronous backend's calls on tokio's blocking thread pool
@@ -180,6 +180,11 @@ impl<B: SessionBackend + Send + Sync + 'static> AsyncSessionBackend for Blocking
         let (tenant, device) = (tenant_id.map(str::to_owned), device.map(str::to_owned));
         self.run(move |b| b.update_identity(&id, &user, tenant.as_deref(), device.as_deref()))
             .await
+    }
+
+    async fn set_attributes(&self, id: &SessionId, attributes: &Attributes) -> Result<bool> {
+        let (id, attributes) = (id.clone(), attributes.clone());
+        self.run(move |b| b.set_attributes(&id, &attributes)).await
     }
 
     async fn replace(&self, old: &SessionId, session: &Session) -> Result<bool> {

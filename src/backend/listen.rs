@@ -2,8 +2,8 @@
 //! triggers on `_pylon_sessions` publish the id of every session a write ends or changes with
 //! `NOTIFY`, in the writer's own transaction (so every write path is covered: this crate's statements,
 //! purges, the Pylon drop-in, other nodes, manual SQL); one connection per node `LISTEN`s and reports
-//! them. A touch (only `last_seen_at` changes) notifies nothing. Payloads are session ids (SHA-256 of
-//! the token, public), never tokens.
+//! them. A touch (only `last_seen_at` changes) notifies nothing; a change of attributes does.
+//! Payloads are session ids (SHA-256 of the token, public), never tokens.
 //!
 //! The feed proves itself current: every [`PING_EVERY`] it sends a `NOTIFY` of its own on the channel.
 //! Postgres delivers notifications in commit order, so receiving its own ping sent at `t` proves that
@@ -39,7 +39,8 @@ pub(crate) const PING_EVERY: Duration = Duration::from_millis(250);
 
 /// Installs the notifying triggers where they are missing, once per database however many nodes start
 /// at once (an advisory lock serialises them). Idempotent; needs no schema version: a database without
-/// them works as before, and every node that turns the cache on installs them.
+/// them works as before, and every node that turns the cache on installs them. An update trigger of
+/// schema version 2 (its `WHEN` blind to `attributes`) is replaced by this one.
 const INSTALL: &str = "BEGIN;
 SELECT pg_advisory_xact_lock(7283917461);
 CREATE OR REPLACE FUNCTION _pylon_sessions_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -53,6 +54,11 @@ BEGIN
 END $f$;
 DO $d$
 BEGIN
+  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '_pylon_sessions'::regclass
+             AND tgname = '_pylon_sessions_notify_update'
+             AND pg_get_triggerdef(oid) NOT LIKE '%attributes%') THEN
+    DROP TRIGGER _pylon_sessions_notify_update ON _pylon_sessions;
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '_pylon_sessions'::regclass
                  AND tgname = '_pylon_sessions_notify_delete') THEN
     CREATE TRIGGER _pylon_sessions_notify_delete AFTER DELETE ON _pylon_sessions
@@ -62,9 +68,9 @@ BEGIN
                  AND tgname = '_pylon_sessions_notify_update') THEN
     CREATE TRIGGER _pylon_sessions_notify_update AFTER UPDATE ON _pylon_sessions
       FOR EACH ROW WHEN ((OLD.id, OLD.token, OLD.user_id, OLD.tenant_id, OLD.device, OLD.created_at,
-                          OLD.expires_at)
+                          OLD.expires_at, OLD.attributes)
                      IS DISTINCT FROM (NEW.id, NEW.token, NEW.user_id, NEW.tenant_id, NEW.device,
-                          NEW.created_at, NEW.expires_at))
+                          NEW.created_at, NEW.expires_at, NEW.attributes))
       EXECUTE PROCEDURE _pylon_sessions_notify();
   END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '_pylon_sessions'::regclass

@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::backend::{id_taken, Revocation, SessionBackend};
 use crate::error::Result;
-use crate::session::{check_identity, Session};
+use crate::session::{check_identity, Attributes, Session};
 use crate::token::{SessionId, Token};
 
 /// Sessions in a `HashMap`; nothing survives the process.
@@ -142,6 +142,15 @@ impl SessionBackend for MemoryBackend {
             .is_some())
     }
 
+    fn set_attributes(&self, id: &SessionId, attributes: &Attributes) -> Result<bool> {
+        attributes.validate()?;
+        Ok(self
+            .map()
+            .get_mut(id)
+            .map(|s| s.attributes = attributes.clone())
+            .is_some())
+    }
+
     fn replace(&self, old: &SessionId, session: &Session) -> Result<bool> {
         session.validate()?;
         let mut map = self.map();
@@ -216,6 +225,7 @@ mod tests {
             created_at: 1,
             last_seen_at: 1,
             expires_at: 0,
+            attributes: Attributes::new(),
         }
     }
 

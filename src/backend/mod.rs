@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::session::Session;
+use crate::session::{Attributes, Session};
 use crate::token::{SessionId, Token};
 
 mod memory;
@@ -151,6 +151,24 @@ pub trait SessionBackend {
         session.user_id = user_id.to_owned();
         session.tenant_id = tenant_id.map(str::to_owned);
         session.device = device.map(str::to_owned);
+        self.save(&session)?;
+        Ok(true)
+    }
+
+    /// Replaces a session's attributes as a whole, in one atomic step (its id, token, identity and
+    /// times stay); `false` when there is no such session.
+    ///
+    /// The default reads, then saves (not atomic); every backend of this crate overrides it.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for a set over [`crate::limits`]; driver errors. Nothing is
+    /// written on error.
+    fn set_attributes(&self, id: &SessionId, attributes: &Attributes) -> Result<bool> {
+        attributes.validate()?;
+        let Some(mut session) = self.get(id)? else {
+            return Ok(false);
+        };
+        session.attributes = attributes.clone();
         self.save(&session)?;
         Ok(true)
     }
@@ -370,6 +388,23 @@ pub trait AsyncSessionBackend: Send + Sync {
         tenant_id: Option<&str>,
         device: Option<&str>,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// As [`SessionBackend::set_attributes`], with the same default (a read, then a save: not
+    /// atomic; every backend of this crate overrides it).
+    fn set_attributes(
+        &self,
+        id: &SessionId,
+        attributes: &Attributes,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move {
+            attributes.validate()?;
+            let Some(mut session) = self.get(id).await? else {
+                return Ok(false);
+            };
+            session.attributes = attributes.clone();
+            self.save(&session).await?;
+            Ok(true)
+        }
+    }
     /// As [`SessionBackend::replace`].
     fn replace(
         &self,

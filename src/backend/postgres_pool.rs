@@ -35,7 +35,7 @@ use crate::backend::sql::{
 use crate::backend::{id_taken, AsyncSessionBackend, InvalidationSink, Revocation, Watch};
 use crate::error::{Error, Result};
 use crate::platform;
-use crate::session::{check_identity, Session};
+use crate::session::{check_identity, Attributes, Session};
 use crate::token::{SessionId, Token};
 
 /// How a Postgres connection uses TLS, as libpq's `sslmode`.
@@ -590,7 +590,7 @@ impl fmt::Debug for PostgresPoolBackend {
     }
 }
 
-const RUNTIME_STATEMENTS: [&str; 19] = [
+const RUNTIME_STATEMENTS: [&str; 20] = [
     INSERT_NEW,
     RECORD_REVOKED_ONE,
     RECORD_REVOKED_USER,
@@ -608,6 +608,7 @@ const RUNTIME_STATEMENTS: [&str; 19] = [
     TOUCH,
     ROTATE,
     UPDATE_IDENTITY,
+    SET_ATTRIBUTES,
     PURGE,
     INSERT_MIGRATED,
 ];
@@ -732,7 +733,12 @@ impl PostgresPoolBackend {
         };
         let migration = match migration::plan(version, || Ok(columns))? {
             Plan::UpToDate => return Ok(Migration::UpToDate),
-            Plan::Upgrade { from } => Migration::Upgraded(from),
+            Plan::Upgrade { from } => {
+                for sql in migration::upgrade_steps(from) {
+                    tx.batch_execute(&t(sql)).await.map_err(classify)?;
+                }
+                Migration::Upgraded(from)
+            }
             Plan::Create => {
                 for sql in migration::create_steps(Dialect::Postgres) {
                     tx.batch_execute(&t(sql)).await.map_err(classify)?;
@@ -962,13 +968,19 @@ impl AsyncSessionBackend for PostgresPoolBackend {
 
     async fn save(&self, s: &Session) -> Result<()> {
         s.validate()?;
-        self.execute(UPSERT, &session_params(s)).await?;
+        let attributes = s.attributes.stored();
+        self.execute(UPSERT, &session_params(s, &attributes))
+            .await?;
         Ok(())
     }
 
     async fn insert_new(&self, s: &Session) -> Result<bool> {
         s.validate()?;
-        Ok(self.execute(INSERT_NEW, &session_params(s)).await? > 0)
+        let attributes = s.attributes.stored();
+        Ok(self
+            .execute(INSERT_NEW, &session_params(s, &attributes))
+            .await?
+            > 0)
     }
 
     async fn remove(&self, id: &SessionId) -> Result<bool> {
@@ -1029,9 +1041,17 @@ impl AsyncSessionBackend for PostgresPoolBackend {
         Ok(self.execute(UPDATE_IDENTITY, &params).await? > 0)
     }
 
+    async fn set_attributes(&self, id: &SessionId, attributes: &Attributes) -> Result<bool> {
+        attributes.validate()?;
+        let stored = attributes.stored();
+        let params = [text(id.as_str()), Param::Text(stored.as_deref())];
+        Ok(self.execute(SET_ATTRIBUTES, &params).await? > 0)
+    }
+
     async fn replace(&self, old: &SessionId, s: &Session) -> Result<bool> {
         s.validate()?;
-        let (old, new) = ([text(old.as_str())], session_params(s));
+        let attributes = s.attributes.stored();
+        let (old, new) = ([text(old.as_str())], session_params(s, &attributes));
         // As the SQL stores: the old row goes and the new one comes in one transaction.
         self.bounded(async {
             let mut client = self.client().await?;

@@ -3,7 +3,7 @@
 //!
 //! Statements use SQLite's numbered `?N` parameters; the Postgres driver rewrites them to `$N` once per
 //! statement. They stay within what Cloudflare Durable Object SQL accepts: no `BEGIN`, `PRAGMA`,
-//! `ATTACH` or `user_version` here (drivers own transactions), at most 8 bound parameters, and every
+//! `ATTACH` or `user_version` here (drivers own transactions), at most 9 bound parameters, and every
 //! row far below Cloudflare's production limits ([`MAX_BOUND_PARAMS`], [`MAX_STATEMENT_BYTES`],
 //! [`MAX_ROW_BYTES`]), which the edge driver also checks before each call and the unit tests check for
 //! every statement.
@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::backend::{id_taken, Revocation, SessionBackend};
 use crate::error::{Error, Result};
-use crate::session::{check_identity, Session};
+use crate::session::{check_identity, Attributes, Session};
 use crate::token::{SessionId, Token};
 
 pub(crate) mod migration;
@@ -25,8 +25,10 @@ pub(crate) mod migration;
 pub(crate) type KeepLegacyTokens<'a> = Option<&'a dyn Fn(&str) -> Result<String>>;
 
 /// The schema version this crate writes and reads: 1 was the session table alone, 2 adds the
-/// revocation records (`_pylon_sessions_revoked`). Opening a version 1 database upgrades it.
-pub const SCHEMA_VERSION: i64 = 2;
+/// revocation records (`_pylon_sessions_revoked`), 3 the sessions' attributes (a nullable
+/// `attributes` column: compact JSON, NULL for none). Opening a version 1 or 2 database upgrades it
+/// in place, in one transaction.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Most bound parameters in one statement in Cloudflare Durable Object SQL (production).
 pub const MAX_BOUND_PARAMS: usize = 100;
@@ -154,7 +156,8 @@ pub mod statements {
     macro_rules! select {
         ($rest:literal) => {
             concat!(
-                "SELECT id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at ",
+                "SELECT id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at, ",
+                "attributes ",
                 "FROM _pylon_sessions ",
                 $rest
             )
@@ -169,13 +172,23 @@ pub mod statements {
     pub const LIST_BY_USER: &str = select!(
         "WHERE user_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant_id = ?2) ORDER BY created_at, id"
     );
-    /// Inserts or replaces a session.
+    /// Inserts or replaces a session (its attributes too: `?9`, NULL for none).
     pub const UPSERT: &str = "INSERT INTO _pylon_sessions \
-         (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at, attributes) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
          ON CONFLICT (id) DO UPDATE SET token = excluded.token, user_id = excluded.user_id, \
          tenant_id = excluded.tenant_id, device = excluded.device, created_at = excluded.created_at, \
-         last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at";
+         last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at, \
+         attributes = excluded.attributes";
+    /// [`UPSERT`] that keeps the stored attributes when `?9` is NULL: the Pylon drop-in's save
+    /// (Pylon's sessions carry none), so that Pylon saving a session never wipes what an app set.
+    pub const UPSERT_KEEPING_ATTRIBUTES: &str = "INSERT INTO _pylon_sessions \
+         (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at, attributes) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (id) DO UPDATE SET token = excluded.token, user_id = excluded.user_id, \
+         tenant_id = excluded.tenant_id, device = excluded.device, created_at = excluded.created_at, \
+         last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at, \
+         attributes = COALESCE(excluded.attributes, _pylon_sessions.attributes)";
     pub(crate) const INSERT_MIGRATED: &str = "INSERT INTO _pylon_sessions_next \
          (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
          VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -186,8 +199,8 @@ pub mod statements {
     pub const SET_TOKEN: &str = "UPDATE _pylon_sessions SET token = ?2 WHERE id = ?1";
     /// Inserts a session unless one has its id (row count 0 then).
     pub const INSERT_NEW: &str = "INSERT INTO _pylon_sessions \
-         (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING";
+         (id, token, user_id, tenant_id, device, created_at, last_seen_at, expires_at, attributes) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING";
     /// Deletes one session by id.
     pub const REMOVE: &str = "DELETE FROM _pylon_sessions WHERE id = ?1";
     /// Deletes a user's sessions (`?2` = tenant or NULL for all).
@@ -205,6 +218,8 @@ pub mod statements {
     /// Sets a session's user, tenant and device label (its id, token and times stay).
     pub const UPDATE_IDENTITY: &str =
         "UPDATE _pylon_sessions SET user_id = ?2, tenant_id = ?3, device = ?4 WHERE id = ?1";
+    /// Replaces a session's attributes (`?2`: compact JSON, NULL for none).
+    pub const SET_ATTRIBUTES: &str = "UPDATE _pylon_sessions SET attributes = ?2 WHERE id = ?1";
     /// Deletes sessions past their absolute expiry (`?1` = now), idle cut-off (`?2`) or creation
     /// cut-off (`?3`, the policy's absolute timeout).
     pub const PURGE: &str = "DELETE FROM _pylon_sessions \
@@ -412,11 +427,14 @@ const REVOKED_INDEX: &str = "CREATE INDEX IF NOT EXISTS _pylon_sessions_revoked_
 
 const SQLITE_TABLE: &str = "CREATE TABLE _pylon_sessions_next (\
      id TEXT PRIMARY KEY NOT NULL, token TEXT, user_id TEXT NOT NULL, tenant_id TEXT, device TEXT, \
-     created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL\
-     ) WITHOUT ROWID";
+     created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, \
+     attributes TEXT) WITHOUT ROWID";
 const POSTGRES_TABLE: &str = "CREATE TABLE _pylon_sessions_next (\
      id TEXT PRIMARY KEY NOT NULL, token TEXT, user_id TEXT NOT NULL, tenant_id TEXT, device TEXT, \
-     created_at BIGINT NOT NULL, last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)";
+     created_at BIGINT NOT NULL, last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, \
+     attributes TEXT)";
+/// Version 3: the sessions' attributes, added in place to a version 1 or 2 table (NULL: none).
+const ADD_ATTRIBUTES_COLUMN: &str = "ALTER TABLE _pylon_sessions ADD COLUMN attributes TEXT";
 const RENAME_NEXT: &str = "ALTER TABLE _pylon_sessions_next RENAME TO _pylon_sessions";
 const INDEX_USER: &str =
     "CREATE INDEX _pylon_sessions_user_idx ON _pylon_sessions (user_id, tenant_id)";
@@ -435,6 +453,7 @@ const ALL_STATEMENTS: &[&str] = &[
     LOAD_ALL,
     LIST_BY_USER,
     UPSERT,
+    UPSERT_KEEPING_ATTRIBUTES,
     INSERT_NEW,
     INSERT_MIGRATED,
     INSERT_MIGRATED_KEEP,
@@ -445,6 +464,7 @@ const ALL_STATEMENTS: &[&str] = &[
     TOUCH,
     ROTATE,
     UPDATE_IDENTITY,
+    SET_ATTRIBUTES,
     PURGE,
     RECORD_REVOKED_ONE,
     RECORD_REVOKED_USER,
@@ -471,6 +491,7 @@ const ALL_STATEMENTS: &[&str] = &[
     WRITE_VERSION,
     SQLITE_TABLE,
     POSTGRES_TABLE,
+    ADD_ATTRIBUTES_COLUMN,
     RENAME_NEXT,
     INDEX_USER,
     INDEX_EXPIRY,
@@ -625,7 +646,12 @@ impl<D: Driver> SqlBackend<D> {
                 let plan = migration::plan(read_version(d)?, || d.table_columns(TABLE))?;
                 let migration = match plan {
                     migration::Plan::UpToDate => return Ok(Migration::UpToDate),
-                    migration::Plan::Upgrade { from } => Migration::Upgraded(from),
+                    migration::Plan::Upgrade { from } => {
+                        for sql in migration::upgrade_steps(from) {
+                            d.execute(sql, &[])?;
+                        }
+                        Migration::Upgraded(from)
+                    }
                     migration::Plan::Create => {
                         for sql in migration::create_steps(D::DIALECT) {
                             d.execute(sql, &[])?;
@@ -914,6 +940,10 @@ pub(crate) fn session_from_row(row: &dyn Row) -> Result<Session> {
         created_at: row.int(5)?.ok_or_else(|| corrupt("NULL created_at"))?,
         last_seen_at: row.int(6)?.ok_or_else(|| corrupt("NULL last_seen_at"))?,
         expires_at: row.int(7)?.ok_or_else(|| corrupt("NULL expires_at"))?,
+        attributes: match row.text(8)? {
+            None => Attributes::new(),
+            Some(json) => Attributes::from_json(&json).map_err(|e| corrupt(&e.to_string()))?,
+        },
     })
 }
 
@@ -983,8 +1013,9 @@ impl<'a> RevocationSql<'a> {
     }
 }
 
-/// A session as the parameters of [`statements::UPSERT`] and [`statements::INSERT_NEW`].
-pub(crate) fn session_params(s: &Session) -> [Param<'_>; 8] {
+/// A session as the parameters of [`statements::UPSERT`] and [`statements::INSERT_NEW`]
+/// (`attributes`: the session's attributes as stored, from [`Attributes::stored`]).
+pub(crate) fn session_params<'a>(s: &'a Session, attributes: &'a Option<String>) -> [Param<'a>; 9] {
     [
         text(s.id.as_str()),
         Param::Text(s.token.as_ref().map(Token::expose)),
@@ -994,6 +1025,7 @@ pub(crate) fn session_params(s: &Session) -> [Param<'_>; 8] {
         Param::Int(s.created_at),
         Param::Int(s.last_seen_at),
         Param::Int(s.expires_at),
+        Param::Text(attributes.as_deref()),
     ]
 }
 
@@ -1019,13 +1051,15 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
 
     fn save(&self, s: &Session) -> Result<()> {
         s.validate()?;
-        self.execute(UPSERT, &session_params(s))?;
+        let attributes = s.attributes.stored();
+        self.execute(UPSERT, &session_params(s, &attributes))?;
         Ok(())
     }
 
     fn insert_new(&self, s: &Session) -> Result<bool> {
         s.validate()?;
-        Ok(self.execute(INSERT_NEW, &session_params(s))? > 0)
+        let attributes = s.attributes.stored();
+        Ok(self.execute(INSERT_NEW, &session_params(s, &attributes))? > 0)
     }
 
     fn remove(&self, id: &SessionId) -> Result<bool> {
@@ -1085,16 +1119,23 @@ impl<D: Driver> SessionBackend for SqlBackend<D> {
         Ok(self.execute(UPDATE_IDENTITY, &params)? > 0)
     }
 
+    fn set_attributes(&self, id: &SessionId, attributes: &Attributes) -> Result<bool> {
+        attributes.validate()?;
+        let stored = attributes.stored();
+        let params = [text(id.as_str()), Param::Text(stored.as_deref())];
+        Ok(self.execute(SET_ATTRIBUTES, &params)? > 0)
+    }
+
     fn replace(&self, old: &SessionId, s: &Session) -> Result<bool> {
         s.validate()?;
-        // The old row goes and the new one comes in one transaction: the whole session is written
-        // (one UPDATE of every column would bind 9 parameters; the statements keep to 8).
+        let attributes = s.attributes.stored();
+        // The old row goes and the new one comes in one transaction: the whole session is written.
         self.write(|d| {
             d.transaction(|d| {
                 if d.execute(REMOVE, &[text(old.as_str())])? == 0 {
                     return Ok(false);
                 }
-                if d.execute(INSERT_NEW, &session_params(s))? == 0 {
+                if d.execute(INSERT_NEW, &session_params(s, &attributes))? == 0 {
                     return Err(id_taken());
                 }
                 Ok(true)
@@ -1206,8 +1247,9 @@ mod tests {
     fn statements_stay_within_durable_object_limits() {
         for sql in ALL_STATEMENTS {
             assert!(param_count(sql) <= MAX_BOUND_PARAMS, "{sql}");
+            // 9: a whole session (`UPSERT`, `INSERT_NEW`), attributes included.
             assert!(
-                param_count(sql) <= 8,
+                param_count(sql) <= 9,
                 "more parameters than expected: {sql}"
             );
             assert!(sql.len() <= MAX_STATEMENT_BYTES, "{sql}");
@@ -1223,18 +1265,20 @@ mod tests {
                 assert!(!upper.contains(refused), "{refused} in {sql}");
             }
         }
-        assert_eq!(param_count(UPSERT), 8);
+        assert_eq!(param_count(UPSERT), 9);
+        assert_eq!(param_count(INSERT_NEW), 9);
     }
 
     #[test]
     fn largest_row_is_far_below_the_row_limit() {
-        // id (64 hex), token, user, tenant, device, and three 8-byte integers.
+        // id (64 hex), token, user, tenant, device, three 8-byte integers and the attributes.
         let widest = 64
             + limits::TOKEN_MAX_LEN
             + limits::USER_ID_MAX
             + limits::TENANT_ID_MAX
             + limits::DEVICE_MAX
-            + 3 * 8;
+            + 3 * 8
+            + limits::ATTRIBUTES_BYTES_MAX;
         assert!(widest * 100 < MAX_ROW_BYTES, "{widest}");
     }
 }

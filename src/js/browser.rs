@@ -117,6 +117,7 @@ export interface HeldSession {
   createdAt: UnixSeconds;
   lastSeenAt?: UnixSeconds;
   expiresAt: UnixSeconds;
+  attributes?: Attributes | null;
 }
 
 /** The shared methods with optional parameters, merged into the class. */
@@ -622,12 +623,12 @@ impl JsSessionStore {
 }
 
 /// A session a server issued, by its public id alone (the token stays in an `HttpOnly` cookie): `{ id,
-/// userId, tenantId?, device?, createdAt, lastSeenAt?, expiresAt }`.
+/// userId, tenantId?, device?, createdAt, lastSeenAt?, expiresAt, attributes? }`.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a missing, mistyped, unknown or out-of-limits field.
 fn held_session(value: &JsValue) -> Result<crate::Session> {
-    const FIELDS: [&str; 7] = [
+    const FIELDS: [&str; 8] = [
         "id",
         "userId",
         "tenantId",
@@ -635,6 +636,7 @@ fn held_session(value: &JsValue) -> Result<crate::Session> {
         "createdAt",
         "lastSeenAt",
         "expiresAt",
+        "attributes",
     ];
     convert::object("session", value, &FIELDS)?;
     let id = convert::session_id(&convert::get(value, "id", "id")?)?;
@@ -654,6 +656,7 @@ fn held_session(value: &JsValue) -> Result<crate::Session> {
         )?
         .unwrap_or(created_at),
         expires_at: convert::seconds("expiresAt", &convert::get(value, "expiresAt", "expiresAt")?)?,
+        attributes: convert::opt_attributes(&convert::get(value, "attributes", "attributes")?)?,
     };
     session.validate()?;
     Ok(session)

@@ -1,12 +1,12 @@
 // Types of the page client (client.js). The data types come from the wasm module's declarations.
 import type {
-  ErrorCode, Issued, IssuedSession, NewGuest, NewSession, OpenOptions, Recovered, Session, SessionExport,
-  StorageStats, StoreInfo, UnixSeconds,
+  Attributes, ErrorCode, Issued, IssuedSession, NewGuest, NewSession, OpenOptions, Recovered, Session,
+  SessionExport, StorageStats, StoreInfo, UnixSeconds,
 } from "./pylon_sessions.js";
 
 export type {
-  ErrorCode, Issued, IssuedSession, NewGuest, NewSession, OpenOptions, Recovered, Session, SessionExport,
-  StorageStats, StoreInfo, StorageKind, UnixSeconds,
+  Attributes, ErrorCode, Issued, IssuedSession, JsonValue, NewGuest, NewSession, OpenOptions, Recovered,
+  Session, SessionExport, StorageStats, StoreInfo, StorageKind, UnixSeconds,
 } from "./pylon_sessions.js";
 export { toDate, toSeconds } from "./time.js";
 
@@ -340,6 +340,8 @@ export type ChangeDetail =
   | { op: "createGuest"; ids: [string]; userId: string }
   /** A session's tenant or device label changed (same token): `ids` is its id. */
   | { op: "setTenant" | "setDevice"; ids: [string]; userId: string }
+  /** A session's attributes were replaced (`userId` when it was live; the call may have found none). */
+  | { op: "setAttributes"; ids: [string]; userId?: string }
   /** A session was signed out or revoked (`userId` when it was live); the call may have found none. */
   | { op: "remove" | "removeById"; ids: [string]; userId?: string }
   /** A user's sessions were signed out (in one tenant when `tenantId` is set). */
@@ -457,6 +459,12 @@ export declare class SessionStoreClient extends EventTarget {
   setTenant(token: string, tenantId: string | null): Promise<Session>;
   /** Sets a live session's device label (`null`: none); rejects with `NotFound` when there is none. */
   setDevice(token: string, device: string | null): Promise<Session>;
+  /**
+   * Replaces a live session's attributes as a whole (`{}` clears them); `null` when there is no live
+   * session. Rejects with `InvalidInput` (`field: "attributes"`) for what is not a plain object of JSON
+   * values or breaks the limits (32 keys of 1 to 64 bytes, 4096 bytes of JSON), storing nothing.
+   */
+  setAttributes(token: string, attributes: Attributes): Promise<Session | null>;
   remove(token: string): Promise<boolean>;
   removeById(id: string): Promise<boolean>;
   listByUser(userId: string, tenantId?: string | null): Promise<Session[]>;

@@ -806,6 +806,8 @@ export class SessionStoreClient extends EventTarget {
   refresh(token) { return this.#call("refresh", [token, newToken()]); }
   setTenant(token, tenantId) { return this.#call("setTenant", [token, tenantId]); }
   setDevice(token, device) { return this.#call("setDevice", [token, device]); }
+  /** Replaces a live session's attributes (a plain object of JSON values; `{}` clears them); `null` when none. */
+  setAttributes(token, attributes) { return this.#call("setAttributes", [token, attributes]); }
   remove(token) { return this.#call("remove", [token]); }
   removeById(id) { return this.#call("removeById", [id]); }
   listByUser(userId, tenantId) { return this.#call("listByUser", [userId, tenantId]); }

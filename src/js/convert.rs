@@ -4,8 +4,9 @@
 //! measured before they are copied into wasm memory, and only `catch`ing JS calls (`Reflect`) touch
 //! caller-supplied objects, so a getter or a proxy that throws becomes [`Error::InvalidInput`] instead of
 //! an exception unwinding through Rust. Sessions cross as plain objects with camelCase fields:
-//! `{ id, token?, userId, tenantId, device, createdAt, lastSeenAt, expiresAt }` (times in unix seconds,
-//! `null` for a missing tenant or device, `token` only in stores that keep tokens).
+//! `{ id, token?, userId, tenantId, device, createdAt, lastSeenAt, expiresAt, attributes }` (times in
+//! unix seconds, `null` for a missing tenant or device, `token` only in stores that keep tokens,
+//! `attributes` a plain object, `{}` when there are none).
 
 use js_sys::{Array, JsString, Object, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -13,7 +14,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::session::{NewGuest, NewSession, Policy, Session, TokenStorage};
+use crate::session::{Attributes, NewGuest, NewSession, Policy, Session, TokenStorage};
 use crate::token::{SessionId, Token};
 use crate::transfer::{ExportedSession, SessionExport};
 
@@ -38,6 +39,16 @@ export interface SessionStoreError extends Error {
  */
 export type UnixSeconds = number;
 
+/** A JSON value, as a session attribute holds one. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * A session's attributes: a plain object of the app's own fields (e.g. `{ mfa: true, ip: "…" }`), at
+ * most 32 keys of 1 to 64 bytes and 4096 bytes of JSON in all. Kept in clear beside the session: never
+ * put a secret or a token in it.
+ */
+export type Attributes = { [key: string]: JsonValue };
+
 /** A stored session. Times are unix seconds; `expiresAt` 0 means no absolute expiry. */
 export interface Session {
   /** SHA-256 of the token, in hex: safe to show and to pass to `removeById`. */
@@ -53,6 +64,8 @@ export interface Session {
   lastSeenAt: UnixSeconds;
   /** Unix seconds, 0 = no absolute expiry: `toDate(session.expiresAt)` gives `null` then. */
   expiresAt: UnixSeconds;
+  /** The app's own fields (`{}` when none): set at creation, replaced by `setAttributes`. */
+  attributes: Attributes;
 }
 
 /** What `create` needs. */
@@ -60,12 +73,14 @@ export interface NewSession {
   userId: string;
   tenantId?: string | null;
   device?: string | null;
+  attributes?: Attributes | null;
 }
 
 /** What `createGuest` takes: the guest's user id (`guest_` and 32 hex digits) is generated. */
 export interface NewGuest {
   tenantId?: string | null;
   device?: string | null;
+  attributes?: Attributes | null;
 }
 
 /** A session issued by a server, for `insert`. `lastSeenAt` defaults to `createdAt`. */
@@ -79,6 +94,7 @@ export interface IssuedSession {
   createdAt: UnixSeconds;
   lastSeenAt?: UnixSeconds;
   expiresAt: UnixSeconds;
+  attributes?: Attributes | null;
 }
 
 /** A new token with its session (from `create`, `createGuest`, `rotate`, `upgrade` and `refresh`). */
@@ -303,12 +319,17 @@ pub fn opt_seconds(field: &'static str, value: &JsValue) -> Result<Option<i64>> 
 /// # Errors
 /// [`Error::InvalidInput`] for a missing, mistyped, unknown or out-of-limits field.
 pub fn new_session(value: &JsValue) -> Result<NewSession> {
-    object("session", value, &["userId", "tenantId", "device"])?;
+    object(
+        "session",
+        value,
+        &["userId", "tenantId", "device", "attributes"],
+    )?;
     let (user_id, tenant_id, device) = identity(value)?;
     let new = NewSession {
         user_id,
         tenant_id,
         device,
+        attributes: opt_attributes(&get(value, "attributes", "attributes")?)?,
     };
     new.validate()?;
     Ok(new)
@@ -323,7 +344,7 @@ pub fn new_guest(value: &JsValue) -> Result<NewGuest> {
     if value.is_undefined() || value.is_null() {
         return Ok(NewGuest::new());
     }
-    object("guest", value, &["tenantId", "device"])?;
+    object("guest", value, &["tenantId", "device", "attributes"])?;
     let guest = NewGuest {
         tenant_id: opt_string(
             "tenantId",
@@ -335,6 +356,7 @@ pub fn new_guest(value: &JsValue) -> Result<NewGuest> {
             &get(value, "device", "device")?,
             limits::DEVICE_MAX,
         )?,
+        attributes: opt_attributes(&get(value, "attributes", "attributes")?)?,
     };
     guest.validate()?;
     Ok(guest)
@@ -355,7 +377,6 @@ pub fn string_or_null(field: &'static str, value: &JsValue, max: usize) -> Resul
     opt_string(field, value, max)
 }
 
-/// The `userId`, `tenantId?` and `device?` fields every session object carries.
 /// The `userId`, `tenantId` and `device` fields of a session object.
 pub fn identity(value: &JsValue) -> Result<(String, Option<String>, Option<String>)> {
     Ok((
@@ -378,7 +399,7 @@ pub fn identity(value: &JsValue) -> Result<(String, Option<String>, Option<Strin
 }
 
 /// The fields of a session object, as JS code gives one back (`insert`, `importSessions`).
-const SESSION_FIELDS: [&str; 8] = [
+const SESSION_FIELDS: [&str; 9] = [
     "id",
     "token",
     "userId",
@@ -387,6 +408,7 @@ const SESSION_FIELDS: [&str; 8] = [
     "createdAt",
     "lastSeenAt",
     "expiresAt",
+    "attributes",
 ];
 
 /// A session issued elsewhere, with its token: `{ token, userId, tenantId?, device?, createdAt,
@@ -414,6 +436,7 @@ pub fn issued_session(value: &JsValue) -> Result<(Token, Session)> {
         last_seen_at: opt_seconds("lastSeenAt", &get(value, "lastSeenAt", "lastSeenAt")?)?
             .unwrap_or(created_at),
         expires_at: seconds("expiresAt", &get(value, "expiresAt", "expiresAt")?)?,
+        attributes: opt_attributes(&get(value, "attributes", "attributes")?)?,
     };
     session.validate()?;
     Ok((token, session))
@@ -437,6 +460,8 @@ pub struct Fields<'a> {
     pub last_seen_at: i64,
     /// `expiresAt`.
     pub expires_at: i64,
+    /// `attributes`.
+    pub attributes: &'a Attributes,
 }
 
 /// A session's fields, borrowed.
@@ -450,6 +475,7 @@ pub fn fields_of(s: &Session) -> Fields<'_> {
         created_at: s.created_at,
         last_seen_at: s.last_seen_at,
         expires_at: s.expires_at,
+        attributes: &s.attributes,
     }
 }
 
@@ -464,6 +490,7 @@ fn exported_fields(s: &ExportedSession) -> Fields<'_> {
         created_at: s.created_at,
         last_seen_at: s.last_seen_at,
         expires_at: s.expires_at,
+        attributes: &s.attributes,
     }
 }
 
@@ -474,8 +501,9 @@ fn exported_fields(s: &ExportedSession) -> Fields<'_> {
 // session; JS cuts the one text at the lengths given (UTF-16 units, -1 for an absent value).
 #[wasm_bindgen(raw_module = "./session-object.js")]
 extern "C" {
-    /// `{ token, session }`: `issued(text, token, id, kept, userId, tenantId, device, createdAt,
-    /// lastSeenAt, expiresAt)`, the lengths of the strings in `text`, then the times.
+    /// `{ token, session }`: `issued(text, token, id, kept, userId, tenantId, device, attributes,
+    /// createdAt, lastSeenAt, expiresAt)`, the lengths of the strings in `text` (`attributes`: their
+    /// JSON, -1 for none), then the times.
     #[wasm_bindgen(js_name = issued)]
     #[allow(clippy::too_many_arguments)]
     fn issued_object(
@@ -486,12 +514,13 @@ extern "C" {
         user_id: f64,
         tenant_id: f64,
         device: f64,
+        attributes: f64,
         created_at: f64,
         last_seen_at: f64,
         expires_at: f64,
     ) -> JsValue;
-    /// One session: `session(text, id, token, userId, tenantId, device, createdAt, lastSeenAt,
-    /// expiresAt)`, as `issued` without its first string.
+    /// One session: `session(text, id, token, userId, tenantId, device, attributes, createdAt,
+    /// lastSeenAt, expiresAt)`, as `issued` without its first string.
     #[wasm_bindgen(js_name = session)]
     #[allow(clippy::too_many_arguments)]
     fn session_object(
@@ -501,6 +530,7 @@ extern "C" {
         user_id: f64,
         tenant_id: f64,
         device: f64,
+        attributes: f64,
         created_at: f64,
         last_seen_at: f64,
         expires_at: f64,
@@ -522,8 +552,15 @@ fn pack<const N: usize>(parts: [Option<&str>; N]) -> (String, [f64; N]) {
 
 /// One session object from its fields (`token` only when the store keeps tokens).
 fn fields_to_js(s: &Fields<'_>) -> JsValue {
-    let (text, [id, token, user_id, tenant_id, device]) =
-        pack([Some(s.id), s.token, Some(s.user_id), s.tenant_id, s.device]);
+    let attributes = s.attributes.stored();
+    let (text, [id, token, user_id, tenant_id, device, attributes]) = pack([
+        Some(s.id),
+        s.token,
+        Some(s.user_id),
+        s.tenant_id,
+        s.device,
+        attributes.as_deref(),
+    ]);
     // Timestamps are at most limits::MAX_TIMESTAMP, well inside a double's exact integers.
     session_object(
         &text,
@@ -532,6 +569,7 @@ fn fields_to_js(s: &Fields<'_>) -> JsValue {
         user_id,
         tenant_id,
         device,
+        attributes,
         s.created_at as f64,
         s.last_seen_at as f64,
         s.expires_at as f64,
@@ -560,13 +598,15 @@ pub fn sessions(list: &[Session]) -> JsValue {
 /// `{ token, session }` for a newly issued token, made in one call into JS.
 pub fn issued(token: &Token, s: &Session) -> JsValue {
     let f = fields_of(s);
-    let (text, [token, id, kept, user_id, tenant_id, device]) = pack([
+    let attributes = f.attributes.stored();
+    let (text, [token, id, kept, user_id, tenant_id, device, attributes]) = pack([
         Some(token.expose()),
         Some(f.id),
         f.token,
         Some(f.user_id),
         f.tenant_id,
         f.device,
+        attributes.as_deref(),
     ]);
     issued_object(
         &text,
@@ -576,6 +616,7 @@ pub fn issued(token: &Token, s: &Session) -> JsValue {
         user_id,
         tenant_id,
         device,
+        attributes,
         f.created_at as f64,
         f.last_seen_at as f64,
         f.expires_at as f64,
@@ -602,7 +643,7 @@ pub fn export(doc: &SessionExport) -> JsValue {
 }
 
 /// An export document from JS: `{ format, version, exportedAt, sessions }`, each session `{ id,
-/// token?, userId, tenantId?, device?, createdAt, lastSeenAt, expiresAt }`. Unknown fields are
+/// token?, userId, tenantId?, device?, createdAt, lastSeenAt, expiresAt, attributes? }`. Unknown fields are
 /// refused, as the serde form refuses them; the format, version and sessions are checked by
 /// [`SessionExport::sessions`] when the document is imported.
 ///
@@ -657,7 +698,190 @@ fn exported_session(value: &JsValue) -> Result<ExportedSession> {
         created_at: seconds("createdAt", &get(value, "createdAt", "createdAt")?)?,
         last_seen_at: seconds("lastSeenAt", &get(value, "lastSeenAt", "lastSeenAt")?)?,
         expires_at: seconds("expiresAt", &get(value, "expiresAt", "expiresAt")?)?,
+        attributes: opt_attributes(&get(value, "attributes", "attributes")?)?,
     })
+}
+
+/// Deepest nesting read from JS inside a set of attributes (the set itself is level 1), as
+/// [`limits::ATTRIBUTES_DEPTH_MAX`].
+const ATTRIBUTES_DEPTH: usize = limits::ATTRIBUTES_DEPTH_MAX;
+
+/// A session's attributes from a plain JS object of JSON values, checked against [`crate::limits`]:
+/// `undefined` and `null` are none (`create`, `insert`, an export document).
+///
+/// # Errors
+/// As [`attributes`].
+pub fn opt_attributes(value: &JsValue) -> Result<Attributes> {
+    if value.is_undefined() || value.is_null() {
+        Ok(Attributes::new())
+    } else {
+        attributes(value)
+    }
+}
+
+/// A session's attributes from a plain JS object (`setAttributes`; `{}` clears them). Values must
+/// be JSON: `null`, booleans, finite numbers, strings, arrays and plain objects of them; `undefined`,
+/// functions, symbols, BigInts, NaN, infinities and other objects (a `Date`, a `Map`, a class's
+/// instance) are refused rather than dropped or changed as `JSON.stringify` would. Nothing is read
+/// past the limits.
+///
+/// # Errors
+/// [`Error::InvalidInput`] (field `attributes`) for anything else, or a set over [`crate::limits`].
+pub fn attributes(value: &JsValue) -> Result<Attributes> {
+    if !is_plain_object(value)? {
+        return Err(Error::invalid(
+            "attributes",
+            format!("must be a plain object, got {}", type_name(value)),
+        ));
+    }
+    // What is left of the JSON size limit: reading stops as soon as it is spent. Each value costs at
+    // most what its compact JSON takes (escapes not counted), so nothing within the limit is refused
+    // here; `validate` measures the JSON exactly.
+    let mut budget = limits::ATTRIBUTES_BYTES_MAX;
+    let serde_json::Value::Object(map) = json_value(value, 1, &mut budget, limits::ATTRIBUTES_MAX)?
+    else {
+        return Err(Error::invalid("attributes", "must be a plain object"));
+    };
+    let attributes = Attributes::from(map);
+    attributes.validate()?;
+    Ok(attributes)
+}
+
+fn too_big() -> Error {
+    Error::invalid(
+        "attributes",
+        format!(
+            "more than the limit of {} bytes of JSON",
+            limits::ATTRIBUTES_BYTES_MAX
+        ),
+    )
+}
+
+fn spend(budget: &mut usize, n: usize) -> Result<()> {
+    *budget = budget.checked_sub(n).ok_or_else(too_big)?;
+    Ok(())
+}
+
+/// Whether `value` is an object whose prototype is `Object.prototype` or `null` (a throwing proxy
+/// is the caller's error).
+fn is_plain_object(value: &JsValue) -> Result<bool> {
+    if !value.is_object() || value.is_function() || Array::is_array(value) {
+        return Ok(false);
+    }
+    let proto = Reflect::get_prototype_of(value)
+        .map_err(|_| Error::invalid("attributes", "reading its prototype threw"))?;
+    if proto.is_null() {
+        return Ok(true);
+    }
+    thread_local! {
+        static OBJECT_PROTOTYPE: JsValue = Reflect::get_prototype_of(&Object::new()).map(JsValue::from).unwrap_or(JsValue::NULL);
+    }
+    Ok(OBJECT_PROTOTYPE.with(|p| Object::is(&proto, p)))
+}
+
+/// One JSON value from JS (see [`attributes`]); `max_keys` bounds an object's keys (the top level:
+/// [`limits::ATTRIBUTES_MAX`]).
+fn json_value(
+    value: &JsValue,
+    depth: usize,
+    budget: &mut usize,
+    max_keys: usize,
+) -> Result<serde_json::Value> {
+    use serde_json::Value;
+    if value.is_null() {
+        spend(budget, 4)?;
+        return Ok(Value::Null);
+    }
+    if let Some(b) = value.as_bool() {
+        spend(budget, 4)?;
+        return Ok(Value::Bool(b));
+    }
+    if let Some(n) = value.as_f64() {
+        spend(budget, 1)?;
+        if !n.is_finite() {
+            return Err(Error::invalid(
+                "attributes",
+                "numbers must be finite (got NaN or an infinity)",
+            ));
+        }
+        // Whole numbers within a double's exact integers stay integers (as JSON.stringify writes them).
+        if n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_991.0 {
+            return Ok(Value::from(n as i64));
+        }
+        return serde_json::Number::from_f64(n)
+            .map(Value::Number)
+            .ok_or_else(|| Error::invalid("attributes", "numbers must be finite"));
+    }
+    if value.is_string() {
+        let s = string("attributes", value, *budget)?;
+        spend(budget, s.len() + 2)?;
+        return Ok(Value::String(s));
+    }
+    let nested = |what: &str| {
+        Error::invalid(
+            "attributes",
+            format!("nested deeper than {ATTRIBUTES_DEPTH} levels ({what})"),
+        )
+    };
+    if Array::is_array(value) {
+        if depth > ATTRIBUTES_DEPTH {
+            return Err(nested("an array"));
+        }
+        let len = get(value, "attributes", "length")?
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && *n >= 0.0)
+            .ok_or_else(|| Error::invalid("attributes", "an array has no valid length"))?;
+        spend(budget, 2)?;
+        if len > *budget as f64 {
+            return Err(too_big());
+        }
+        let mut items = Vec::with_capacity(len as usize);
+        for i in 0..len as u32 {
+            let item = Reflect::get_u32(value, i)
+                .map_err(|_| Error::invalid("attributes", "reading an array item threw"))?;
+            if i > 0 {
+                spend(budget, 1)?; // the comma
+            }
+            items.push(json_value(&item, depth + 1, budget, usize::MAX)?);
+        }
+        return Ok(Value::Array(items));
+    }
+    if is_plain_object(value)? {
+        if depth > ATTRIBUTES_DEPTH {
+            return Err(nested("an object"));
+        }
+        let keys = Reflect::own_keys(value)
+            .map_err(|_| Error::invalid("attributes", "its keys could not be listed"))?;
+        let mut map = serde_json::Map::new();
+        spend(budget, 2)?;
+        let mut count = 0usize;
+        for key in keys.iter() {
+            // Symbol keys are not JSON: left out, as JSON.stringify leaves them.
+            let Some(name) = key.as_string() else {
+                continue;
+            };
+            count += 1;
+            if count > max_keys {
+                return Err(Error::invalid(
+                    "attributes",
+                    format!("more than the limit of {} keys", limits::ATTRIBUTES_MAX),
+                ));
+            }
+            if depth == 1 {
+                crate::session::check_text("attributes", &name, limits::ATTRIBUTE_KEY_MAX)?;
+            }
+            // The key's quotes and colon, and the comma before every entry but the first.
+            spend(budget, name.len() + 3 + usize::from(count > 1))?;
+            let item = Reflect::get(value, &key)
+                .map_err(|_| Error::invalid("attributes", format!("reading `{name}` threw")))?;
+            map.insert(name, json_value(&item, depth + 1, budget, usize::MAX)?);
+        }
+        return Ok(Value::Object(map));
+    }
+    Err(Error::invalid(
+        "attributes",
+        format!("values must be JSON, got {}", type_name(value)),
+    ))
 }
 
 /// A count as a JS number (counts never come near 2^53).

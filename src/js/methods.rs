@@ -57,7 +57,8 @@ export interface SessionExport {
   format: "pylon-sessions";
   version: number;
   exportedAt: number;
-  sessions: Session[];
+  /** `attributes` may be left out (documents written before attributes existed have none). */
+  sessions: Array<Omit<Session, "attributes"> & { attributes?: Attributes | null }>;
 }
 "#;
 
@@ -273,6 +274,24 @@ macro_rules! store_methods {
                 let token = $crate::js::convert::token(&token)?;
                 let device = $crate::js::convert::string_or_null("device", &device, $crate::limits::DEVICE_MAX)?;
                 Ok($crate::js::convert::session(&self.store()?.set_device(&token, device.as_deref())?))
+            })())
+        }
+
+        /// Replaces a live session's attributes as a whole (a plain object of JSON values; `{}` clears
+        /// them) and returns the session, or `null` when there is no live session. Throws `InvalidInput`
+        /// (`field: "attributes"`) for anything else or a set over the limits, with nothing stored.
+        #[::wasm_bindgen::prelude::wasm_bindgen(js_name = setAttributes, unchecked_return_type = "Session | null")]
+        pub fn set_attributes(
+            &mut self,
+            #[::wasm_bindgen::prelude::wasm_bindgen(unchecked_param_type = "string")] token: ::wasm_bindgen::JsValue,
+            #[::wasm_bindgen::prelude::wasm_bindgen(unchecked_param_type = "Attributes")] attributes: ::wasm_bindgen::JsValue,
+        ) -> ::std::result::Result<::wasm_bindgen::JsValue, ::wasm_bindgen::JsValue> {
+            $crate::js::methods::to_js((|| {
+                let token = $crate::js::convert::token(&token)?;
+                let attributes = $crate::js::convert::attributes(&attributes)?;
+                Ok($crate::js::convert::opt_session(
+                    self.store()?.set_attributes(&token, attributes)?.as_ref(),
+                ))
             })())
         }
 

@@ -2,35 +2,38 @@
 // pkg-edge/; src/js/convert.rs and src/js/edge.rs declare them): each call from wasm into JS and
 // each string copied across costs more than the work itself.
 //
-// `session` builds one session object from its eight values, instead of some 25 calls from Rust per
+// `session` builds one session object from its nine values, instead of some 25 calls from Rust per
 // session (a `listByUser` of 10 sessions spent most of its time in those calls). Its strings come as one
 // `text` and their lengths in UTF-16 units (-1: absent), since each string wasm hands over is a
 // `TextDecoder.decode` of its own, which costs more than the rest of the object. `tenantId` and `device`
-// are `null` when absent; `token` is there only when the store keeps tokens.
-export function session(text, id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt) {
-  return build(text, 0, id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt);
+// are `null` when absent; `token` is there only when the store keeps tokens; `attributes` comes as its
+// JSON (-1: none, `{}`), checked against the limits by Rust before it was stored.
+export function session(text, id, token, userId, tenantId, device, attributes, createdAt, lastSeenAt, expiresAt) {
+  return build(text, 0, id, token, userId, tenantId, device, attributes, createdAt, lastSeenAt, expiresAt);
 }
 
-function build(text, at, id, token, userId, tenantId, device, createdAt, lastSeenAt, expiresAt) {
+function build(text, at, id, token, userId, tenantId, device, attributes, createdAt, lastSeenAt, expiresAt) {
   const cut = (n) => (n < 0 ? null : text.slice(at, (at += n)));
   const idText = cut(id);
   const tokenText = cut(token);
   const user = cut(userId);
   const tenant = cut(tenantId);
   const deviceText = cut(device);
+  const attributesText = cut(attributes);
+  const attrs = attributesText === null ? {} : JSON.parse(attributesText);
   return tokenText === null
-    ? { id: idText, userId: user, tenantId: tenant, device: deviceText, createdAt, lastSeenAt, expiresAt }
-    : { id: idText, token: tokenText, userId: user, tenantId: tenant, device: deviceText, createdAt, lastSeenAt, expiresAt };
+    ? { id: idText, userId: user, tenantId: tenant, device: deviceText, createdAt, lastSeenAt, expiresAt, attributes: attrs }
+    : { id: idText, token: tokenText, userId: user, tenantId: tenant, device: deviceText, createdAt, lastSeenAt, expiresAt, attributes: attrs };
 }
 
 /**
  * `{ token, session }` for a newly issued token (`create`, `rotate`): `text` starts with the token
  * (`token` units long); `kept` is the session's own `token`.
  */
-export function issued(text, token, id, kept, userId, tenantId, device, createdAt, lastSeenAt, expiresAt) {
+export function issued(text, token, id, kept, userId, tenantId, device, attributes, createdAt, lastSeenAt, expiresAt) {
   return {
     token: text.slice(0, token),
-    session: build(text, token, id, kept, userId, tenantId, device, createdAt, lastSeenAt, expiresAt),
+    session: build(text, token, id, kept, userId, tenantId, device, attributes, createdAt, lastSeenAt, expiresAt),
   };
 }
 

@@ -25,7 +25,7 @@
 //
 // State kept in the store's clientState (JSON, durable when written):
 //   pylon-sync:current     the synced session: { id, userId, tenantId, device, createdAt, expiresAt,
-//                          lastSeenAt, deadline, confirmedAt, skew }  (confirmedAt: server seconds)
+//                          lastSeenAt, attributes, deadline, confirmedAt, skew }  (confirmedAt: server seconds)
 //   pylon-sync:outbox      [{ id, action, sessionId?, at, token? }]   (token: bearer sign-outs only)
 //   pylon-sync:devices     { sessionId, fetchedAt, list }              (the server's list, cached)
 //   pylon-sync:signed-out  { sessionId, userId, tenantId, reason, at } (the last sign-out, until the next sign-in)
@@ -127,6 +127,8 @@ export function syncSettings(input, tokenStorage) {
 
 const isTime = (v) => Number.isSafeInteger(v) && v >= 0 && v <= MAX_TIME;
 const isOptString = (v) => v === null || v === undefined || typeof v === "string";
+/** A session's attributes as the server sends them: absent (none) or a plain JSON object. */
+const isOptAttributes = (v) => v === undefined || (v !== null && typeof v === "object" && !Array.isArray(v));
 
 function bad(what) {
   return syncError("BadResponse", `the server's answer is not the sync contract's JSON: ${what}`);
@@ -139,9 +141,11 @@ function checkDevice(d, where) {
   if (!isOptString(d.tenantId) || !isOptString(d.device)) throw bad(`${where}.tenantId/device`);
   for (const k of ["createdAt", "lastSeenAt", "expiresAt"]) if (!isTime(d[k])) throw bad(`${where}.${k}`);
   if (d.current !== undefined && typeof d.current !== "boolean") throw bad(`${where}.current`);
+  if (!isOptAttributes(d.attributes)) throw bad(`${where}.attributes`);
   return {
     id: d.id, userId: d.userId, tenantId: d.tenantId ?? null, device: d.device ?? null,
     createdAt: d.createdAt, lastSeenAt: d.lastSeenAt, expiresAt: d.expiresAt, current: d.current === true,
+    attributes: d.attributes ?? {},
   };
 }
 
@@ -157,7 +161,11 @@ export function checkSyncResponse(body) {
     if (!v || typeof v !== "object" || typeof v.id !== "string" || !HEX64.test(v.id)) throw bad(`verdicts[${i}]`);
     if (v.state === "live") {
       for (const k of ["expiresAt", "lastSeenAt", "deadline"]) if (!isTime(v[k])) throw bad(`verdicts[${i}].${k}`);
-      return { state: "live", id: v.id, expiresAt: v.expiresAt, lastSeenAt: v.lastSeenAt, deadline: v.deadline };
+      if (!isOptAttributes(v.attributes)) throw bad(`verdicts[${i}].attributes`);
+      return {
+        state: "live", id: v.id, expiresAt: v.expiresAt, lastSeenAt: v.lastSeenAt, deadline: v.deadline,
+        attributes: v.attributes ?? {},
+      };
     }
     if (v.state === "gone" && REASONS.has(v.reason)) return { state: "gone", id: v.id, reason: v.reason };
     throw bad(`verdicts[${i}].state/reason`);
@@ -198,8 +206,10 @@ function randomId() {
 
 const publicSession = (s) => s && {
   id: s.id, userId: s.userId, tenantId: s.tenantId ?? null, device: s.device ?? null,
-  createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt,
+  createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, attributes: s.attributes ?? {},
 };
+/** Whether two sets of attributes differ (both are JSON written by the same server, keys in order). */
+const attributesDiffer = (a, b) => JSON.stringify(a ?? {}) !== JSON.stringify(b ?? {});
 const publicAction = ({ token, ...rest }) => rest;
 
 export class SyncEngine {
@@ -504,17 +514,24 @@ export class SyncEngine {
     const cur = this.#current;
     const skew = serverTime - this.#nowSec();
     const db = this.#db();
-    if (v.lastSeenAt !== cur.lastSeenAt || v.expiresAt !== cur.expiresAt) {
-      // Mirror the server's times locally (the local store is opened without an idle timeout of its own).
+    if (v.lastSeenAt !== cur.lastSeenAt || v.expiresAt !== cur.expiresAt || attributesDiffer(v.attributes, cur.attributes)) {
+      // Mirror the server's times and attributes locally (the local store is opened without an idle
+      // timeout of its own).
       const row = db.getById(cur.id);
       if (row) {
-        const held = { ...publicSession(row), lastSeenAt: Math.min(v.lastSeenAt, MAX_TIME), expiresAt: v.expiresAt };
+        const held = {
+          ...publicSession(row), lastSeenAt: Math.min(v.lastSeenAt, MAX_TIME), expiresAt: v.expiresAt,
+          attributes: v.attributes ?? {},
+        };
         if (this.#s.mode === "bearer") db.insert({ ...held, token: row.token });
         else db.adopt(held);
       }
     }
     const wasUnconfirmed = this.#unconfirmedSent;
-    this.#current = { ...cur, lastSeenAt: v.lastSeenAt, expiresAt: v.expiresAt, deadline: v.deadline, confirmedAt: serverTime, skew };
+    this.#current = {
+      ...cur, lastSeenAt: v.lastSeenAt, expiresAt: v.expiresAt, attributes: v.attributes ?? {}, deadline: v.deadline,
+      confirmedAt: serverTime, skew,
+    };
     this.#save(STATE.current, this.#current);
     this.#unconfirmedSent = false;
     this.#emit("confirmed", {

@@ -41,7 +41,8 @@
 // a digest of the method and arguments: a write sent twice to one owner runs once, and an id reused
 // for another request is refused with `ReplayMismatch`. A request repeated to a new owner after a
 // hand-off runs again: every method is safe to repeat (the client generates the tokens of `create`,
-// `createGuest`, `rotate`, `upgrade` and `refresh`, see client.js; `setTenant` and `setDevice` set a value).
+// `createGuest`, `rotate`, `upgrade` and `refresh`, see client.js; `setTenant`, `setDevice` and
+// `setAttributes` set a value).
 import init, { SessionStore } from "./pylon_sessions.js";
 import { bytes, decode, encode, linkData, linkKey, newKeyPair, randomId, seal, sha256, unseal } from "./tab-channel.js";
 import { SyncEngine, syncSettings } from "./sync.js";
@@ -50,12 +51,12 @@ const METHODS = new Set([
   "create", "get", "getById", "insert", "touch", "rotate", "remove", "removeById",
   "listByUser", "removeByUser", "removeOthers", "purgeExpired", "loadAll", "exportSessions",
   "importSessions", "integrityCheck", "storageStats", "createGuest", "upgrade", "refresh", "setTenant",
-  "setDevice",
+  "setDevice", "setAttributes",
 ]);
 /** Methods that change the store, and so announce a "change" event. `touch` only moves a timestamp. */
 const WRITES = new Set([
   "create", "insert", "rotate", "remove", "removeById", "removeByUser", "removeOthers", "purgeExpired",
-  "importSessions", "createGuest", "upgrade", "refresh", "setTenant", "setDevice",
+  "importSessions", "createGuest", "upgrade", "refresh", "setTenant", "setDevice", "setAttributes",
 ]);
 /** Replies to writes kept for repeated requests (per owner). */
 const REPLAY_CACHE = 1024;
@@ -122,6 +123,7 @@ async function changeOf(method, args, value, before) {
     case "insert":
     case "setTenant":
     case "setDevice": return { op: method, ids: [value.id], userId: value.userId };
+    case "setAttributes": return value ? { op: method, ids: [value.id], userId: value.userId } : { op: method, ids: [await idOf(args[0])] };
     case "rotate":
     case "upgrade":
     case "refresh": return { op: method, ids: [before?.id ?? (await idOf(args[0])), value.session.id], userId: value.session.userId };

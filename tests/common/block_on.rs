@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use pylon_sessions::{
-    AsyncSessionBackend, Result, Revocation, Session, SessionBackend, SessionId, Token,
+    AsyncSessionBackend, Attributes, Result, Revocation, Session, SessionBackend, SessionId, Token,
 };
 
 pub struct BlockOn<B> {
@@ -64,6 +64,9 @@ impl<B: AsyncSessionBackend> SessionBackend for BlockOn<B> {
     ) -> Result<bool> {
         self.rt
             .block_on(self.inner.update_identity(id, user, tenant, device))
+    }
+    fn set_attributes(&self, id: &SessionId, attributes: &Attributes) -> Result<bool> {
+        self.rt.block_on(self.inner.set_attributes(id, attributes))
     }
     fn replace(&self, old: &SessionId, s: &Session) -> Result<bool> {
         self.rt.block_on(self.inner.replace(old, s))

@@ -6,9 +6,10 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use pylon_sessions::serde_json::{json, Value};
 use pylon_sessions::{
-    limits, Error, ErrorKind, MemoryBackend, NewGuest, NewSession, Policy, Session, SessionBackend,
-    SessionStatus, SessionStore, Token, TokenStorage, GUEST_PREFIX,
+    limits, Attributes, Error, ErrorKind, MemoryBackend, NewGuest, NewSession, Policy, Session,
+    SessionBackend, SessionStatus, SessionStore, Token, TokenStorage, GUEST_PREFIX,
 };
 
 /// Instantiates every conformance test for one backend: `conformance_tests!(|| make(), |b| dump(b));`
@@ -43,7 +44,10 @@ macro_rules! conformance_tests {
             upgrade_refuses_what_is_not_a_live_guest, upgrade_to_is_repeatable,
             set_tenant_moves_the_session_between_tenants, set_device_sets_and_clears_the_label,
             refresh_gives_a_new_token_and_a_new_lifetime, refresh_to_is_repeatable,
-            identity_changes_of_missing_sessions_or_bad_input_write_nothing);
+            identity_changes_of_missing_sessions_or_bad_input_write_nothing,
+            attributes_are_set_at_creation_and_read_back, set_attributes_replaces_the_whole_set,
+            attributes_over_the_limits_are_refused_and_nothing_is_stored,
+            attributes_survive_rotation_upgrade_refresh_and_export);
     };
     (@each $make:expr, $raw:expr; $($t:ident),*) => {
         $(
@@ -332,6 +336,7 @@ pub fn timeouts_hold_for_inserted_and_imported_sessions<B: SessionBackend>(backe
             created_at,
             last_seen_at,
             expires_at: 0,
+            attributes: Default::default(),
         };
         (token, session)
     };
@@ -416,6 +421,7 @@ pub fn hash_only_store_never_hands_out_old_tokens<B: SessionBackend>(backend: B,
         created_at: T0,
         last_seen_at: T0,
         expires_at: 0,
+        attributes: Default::default(),
     };
     s.backend().save(&session).unwrap();
     assert_eq!(s.get(&token).unwrap().unwrap().token, None);
@@ -649,6 +655,7 @@ pub fn insert_server_issued_session<B: SessionBackend>(backend: B, _: Raw<B>) {
         created_at: T0 - 10,
         last_seen_at: T0 - 10,
         expires_at: T0 + 3600,
+        attributes: Default::default(),
     };
     let stored = s.insert(&token, session.clone()).unwrap();
     assert_eq!(stored.token.as_ref(), Some(&token));
@@ -704,6 +711,7 @@ pub fn bad_input_is_refused_and_nothing_is_written<B: SessionBackend>(backend: B
         created_at: T0,
         last_seen_at: T0,
         expires_at: 0,
+        attributes: Default::default(),
     };
     for (field, value) in [
         ("created_at", -1),
@@ -788,6 +796,7 @@ pub fn limits_are_inclusive<B: SessionBackend>(backend: B, _: Raw<B>) {
         created_at: limits::MAX_TIMESTAMP,
         last_seen_at: limits::MAX_TIMESTAMP,
         expires_at: limits::MAX_TIMESTAMP,
+        attributes: Default::default(),
     };
     s.insert(&long, session).unwrap();
     assert_eq!(
@@ -1188,4 +1197,300 @@ pub fn identity_changes_of_missing_sessions_or_bad_input_write_nothing<B: Sessio
     assert_eq!(s.load_all().unwrap(), snapshot, "nothing was written");
     assert!(s.get(&token).unwrap().is_some(), "the store still works");
     s.set_tenant(&token, Some("after")).unwrap();
+}
+
+/// Attributes of every JSON kind, nested, with text outside ASCII.
+fn rich_attributes() -> Attributes {
+    Attributes::new()
+        .with("mfa", true)
+        .with("ip", "203.0.113.7")
+        .with("ua", "Firefox 🦊 on Linux")
+        .with("logins", 3)
+        .with("score", -0.25)
+        .with("big", i64::MAX)
+        .with("none", Value::Null)
+        .with("roles", json!(["admin", {"scope": [1, 2.5, null]}]))
+        .with("geo", json!({"country": "NZ", "ll": [-41.29, 174.78]}))
+}
+
+fn field_of(e: Error) -> &'static str {
+    match e {
+        Error::InvalidInput { field, .. } => field,
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+}
+
+pub fn attributes_are_set_at_creation_and_read_back<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let (plain, p) = s.create(alice()).unwrap();
+    assert!(p.attributes.is_empty());
+    assert!(s.get(&plain).unwrap().unwrap().attributes.is_empty());
+    let (token, created) = s
+        .create(alice().with_attributes(rich_attributes()))
+        .unwrap();
+    assert_eq!(created.attributes, rich_attributes());
+    let got = s.get(&token).unwrap().expect("live");
+    assert_eq!(got, created);
+    assert_eq!(got.attributes.get("big"), Some(&json!(i64::MAX)), "exact");
+    assert_eq!(got.attributes.get("score"), Some(&json!(-0.25)));
+    assert_eq!(s.get_by_id(&token.id()).unwrap().unwrap(), created);
+    now.set(T0 + 10);
+    let touched = s.touch(&token).unwrap().expect("live");
+    assert_eq!(touched.attributes, rich_attributes(), "a touch keeps them");
+    assert_eq!(
+        s.get(&token).unwrap().unwrap().attributes,
+        rich_attributes()
+    );
+    let listed = s.list_by_user("alice", Some("acme")).unwrap();
+    assert_eq!(listed.len(), 2);
+    for list in [listed, s.load_all().unwrap()] {
+        for session in list {
+            if session.id == token.id() {
+                assert_eq!(session.attributes, rich_attributes());
+            } else {
+                assert_eq!(session.id, plain.id());
+                assert!(session.attributes.is_empty());
+            }
+        }
+    }
+    // One attribute at a time; a guest too.
+    let (one, _) = s
+        .create(NewSession::new("bob").with_attribute("mfa", false))
+        .unwrap();
+    assert_eq!(
+        s.get(&one).unwrap().unwrap().attributes,
+        Attributes::new().with("mfa", false)
+    );
+    let (g, guest) = s
+        .create_guest(NewGuest::new().with_attribute("from", "ad"))
+        .unwrap();
+    assert_eq!(guest.attributes.get("from"), Some(&json!("ad")));
+    assert_eq!(s.get(&g).unwrap().unwrap().attributes, guest.attributes);
+    // A repeated create under the same token gives back what was stored.
+    let chosen = Token::generate().unwrap();
+    let new = alice().with_attribute("ip", "198.51.100.1");
+    let (_, first) = s.create_with_token(chosen.clone(), new.clone()).unwrap();
+    let (_, again) = s.create_with_token(chosen, new).unwrap();
+    assert_eq!(first, again);
+}
+
+pub fn set_attributes_replaces_the_whole_set<B: SessionBackend>(backend: B, _: Raw<B>) {
+    let (s, now) = store(backend, POLICY);
+    let (token, before) = s
+        .create(alice().with_attribute("ip", "203.0.113.7"))
+        .unwrap();
+    let (other, other_session) = s.create(alice().with_attribute("keep", 1)).unwrap();
+    now.set(T0 + 5);
+    let set = s
+        .set_attributes(&token, rich_attributes())
+        .unwrap()
+        .expect("live");
+    assert_eq!(set.attributes, rich_attributes());
+    assert_eq!(
+        (
+            set.id.clone(),
+            set.created_at,
+            set.last_seen_at,
+            set.expires_at
+        ),
+        (
+            before.id.clone(),
+            before.created_at,
+            before.last_seen_at,
+            before.expires_at
+        ),
+        "id and times stay"
+    );
+    assert_eq!(s.get(&token).unwrap().unwrap(), set);
+    // The whole set is replaced, not merged.
+    let fewer = Attributes::new().with("mfa", true);
+    let set = s.set_attributes(&token, fewer.clone()).unwrap().unwrap();
+    assert_eq!(set.attributes, fewer);
+    assert_eq!(s.get(&token).unwrap().unwrap().attributes, fewer);
+    // Empty clears them.
+    let cleared = s
+        .set_attributes(&token, Attributes::new())
+        .unwrap()
+        .unwrap();
+    assert!(cleared.attributes.is_empty());
+    assert!(s.get(&token).unwrap().unwrap().attributes.is_empty());
+    assert_eq!(
+        s.get(&other).unwrap().unwrap(),
+        other_session,
+        "other sessions untouched"
+    );
+    // No live session: `None`, nothing written anywhere.
+    let stranger = Token::generate().unwrap();
+    assert_eq!(s.set_attributes(&stranger, fewer.clone()).unwrap(), None);
+    assert!(s.get(&stranger).unwrap().is_none());
+    s.remove(&other).unwrap();
+    assert_eq!(s.set_attributes(&other, fewer.clone()).unwrap(), None);
+    now.set(T0 + 5 + 500);
+    assert_eq!(
+        s.set_attributes(&token, fewer.clone()).unwrap(),
+        None,
+        "idle-expired"
+    );
+    assert_eq!(s.load_all().unwrap().len(), 1);
+    assert!(s.load_all().unwrap()[0].attributes.is_empty(), "unchanged");
+    // The backend's own call: `false` for no such session.
+    assert!(!s.backend().set_attributes(&stranger.id(), &fewer).unwrap());
+    assert!(s.backend().set_attributes(&token.id(), &fewer).unwrap());
+    assert_eq!(
+        s.backend().get(&token.id()).unwrap().unwrap().attributes,
+        fewer
+    );
+}
+
+pub fn attributes_over_the_limits_are_refused_and_nothing_is_stored<B: SessionBackend>(
+    backend: B,
+    _: Raw<B>,
+) {
+    let (mut s, _) = store(backend, POLICY);
+    let ok = Attributes::new().with("mfa", true);
+    let (token, _) = s.create(alice().with_attributes(ok.clone())).unwrap();
+    let many: Attributes = (0..=limits::ATTRIBUTES_MAX)
+        .map(|i| (format!("k{i}"), i))
+        .collect();
+    let long_key = Attributes::new().with("k".repeat(limits::ATTRIBUTE_KEY_MAX + 1), 1);
+    // `{"k":"…"}` is 8 bytes around the value.
+    let big = Attributes::new().with("k", "x".repeat(limits::ATTRIBUTES_BYTES_MAX - 7));
+    let mut deep = json!(1);
+    for _ in 0..limits::ATTRIBUTES_DEPTH_MAX {
+        deep = json!([deep]);
+    }
+    let bad = [
+        many,
+        long_key,
+        big,
+        Attributes::new().with("", 1),
+        Attributes::new().with("nul\0", 1),
+        Attributes::new().with("line\nbreak", 1),
+        Attributes::new().with("deep", deep),
+    ];
+    for attributes in bad {
+        let what = format!("{:.60?}", attributes);
+        let e = s
+            .create(alice().with_attributes(attributes.clone()))
+            .unwrap_err();
+        assert_eq!(field_of(e), "attributes", "{what}");
+        let e = s
+            .create_guest(NewGuest::new().with_attributes(attributes.clone()))
+            .unwrap_err();
+        assert_eq!(field_of(e), "attributes", "{what}");
+        let e = s.set_attributes(&token, attributes.clone()).unwrap_err();
+        assert_eq!(field_of(e), "attributes", "{what}");
+        let e = s
+            .backend()
+            .set_attributes(&token.id(), &attributes)
+            .unwrap_err();
+        assert_eq!(field_of(e), "attributes", "{what}");
+        let fresh = Token::generate().unwrap();
+        let mut session = s.get(&token).unwrap().unwrap();
+        session.id = fresh.id();
+        session.attributes = attributes.clone();
+        assert_eq!(
+            kind(s.insert(&fresh, session.clone())),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(s.backend_mut().save(&session)),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(s.backend_mut().insert_new(&session)),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(s.backend_mut().replace(&token.id(), &session)),
+            ErrorKind::InvalidInput
+        );
+    }
+    let all = s.load_all().unwrap();
+    assert_eq!(all.len(), 1, "nothing stored");
+    assert_eq!(all[0].id, token.id(), "nothing moved");
+    assert_eq!(all[0].attributes, ok, "the stored set unchanged");
+    // The limits themselves are accepted, and read back exactly.
+    let most: Attributes = (0..limits::ATTRIBUTES_MAX)
+        .map(|i| (format!("k{i}"), i))
+        .collect();
+    let longest = Attributes::new().with("k".repeat(limits::ATTRIBUTE_KEY_MAX), "v");
+    let biggest = Attributes::new().with("k", "x".repeat(limits::ATTRIBUTES_BYTES_MAX - 8));
+    assert_eq!(biggest.to_json().len(), limits::ATTRIBUTES_BYTES_MAX);
+    let mut deepest = json!(1);
+    for _ in 0..limits::ATTRIBUTES_DEPTH_MAX - 1 {
+        deepest = json!([deepest]);
+    }
+    let deepest = Attributes::new().with("deep", deepest);
+    for attributes in [most, longest, biggest, deepest] {
+        let (t, created) = s
+            .create(alice().with_attributes(attributes.clone()))
+            .unwrap();
+        assert_eq!(created.attributes, attributes);
+        assert_eq!(s.get(&t).unwrap().unwrap().attributes, attributes);
+        let set = s
+            .set_attributes(&token, attributes.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(set.attributes, attributes);
+        assert_eq!(s.get(&token).unwrap().unwrap().attributes, attributes);
+    }
+}
+
+pub fn attributes_survive_rotation_upgrade_refresh_and_export<B: SessionBackend>(
+    backend: B,
+    _: Raw<B>,
+) {
+    let (mut s, now) = store(backend, POLICY);
+    let attrs = rich_attributes();
+    let (token, _) = s.create(alice().with_attributes(attrs.clone())).unwrap();
+    now.set(T0 + 10);
+    let (token, rotated) = s.rotate(&token).unwrap();
+    assert_eq!(rotated.attributes, attrs);
+    assert_eq!(s.get(&token).unwrap().unwrap().attributes, attrs);
+    let (token, _) = s.rotate_to(&token, Token::generate().unwrap()).unwrap();
+    assert_eq!(s.get(&token).unwrap().unwrap().attributes, attrs);
+    let (token, refreshed) = s.refresh(&token).unwrap();
+    assert_eq!(refreshed.attributes, attrs);
+    assert_eq!(s.get(&token).unwrap().unwrap().attributes, attrs);
+    let moved = s.set_tenant(&token, Some("beta")).unwrap();
+    assert_eq!(moved.attributes, attrs);
+    let labelled = s.set_device(&token, None).unwrap();
+    assert_eq!(labelled.attributes, attrs);
+    assert_eq!(s.get(&token).unwrap().unwrap().attributes, attrs);
+    // A guest's attributes go with it when it signs in.
+    let (g, _) = s
+        .create_guest(NewGuest::new().with_attribute("cart", json!(["book"])))
+        .unwrap();
+    let (signed_in, upgraded) = s.upgrade(&g, "carol").unwrap();
+    assert_eq!(upgraded.attributes.get("cart"), Some(&json!(["book"])));
+    assert_eq!(
+        s.get(&signed_in).unwrap().unwrap().attributes,
+        upgraded.attributes
+    );
+    // Export, and import into another store and back into this one.
+    let doc = s.export().unwrap();
+    let text = pylon_sessions::serde_json::to_string(&doc).unwrap();
+    assert!(text.contains("\"attributes\""), "{text}");
+    let doc: pylon_sessions::SessionExport = pylon_sessions::serde_json::from_str(&text).unwrap();
+    let (other, _) = store(MemoryBackend::new(), POLICY);
+    assert_eq!(other.import(&doc).unwrap(), 2);
+    assert_eq!(other.get(&token).unwrap().unwrap().attributes, attrs);
+    assert_eq!(
+        other.get(&signed_in).unwrap().unwrap().attributes,
+        upgraded.attributes
+    );
+    let before = s.load_all().unwrap();
+    for session in &before {
+        s.backend_mut().remove(&session.id).unwrap();
+    }
+    assert!(s.load_all().unwrap().is_empty());
+    assert_eq!(s.import(&doc).unwrap(), 2);
+    assert_eq!(s.load_all().unwrap(), before);
+    // A refused document (one set over the limits) changes nothing stored.
+    let mut bad = doc.clone();
+    bad.sessions[0].attributes = Attributes::new().with("", 1);
+    bad.sessions[0].user_id = "someone-else".into();
+    assert_eq!(kind(s.import(&bad)), ErrorKind::InvalidInput);
+    assert_eq!(s.load_all().unwrap(), before);
 }

@@ -1,6 +1,6 @@
 //! Pylon's legacy `_pylon_sessions` rows, and the check that they survive migration.
 
-use pylon_sessions::{SessionBackend, SessionStore, Token};
+use pylon_sessions::{Attributes, SessionBackend, SessionStore, Token};
 
 pub const LEGACY_TOKENS: [&str; 3] = [
     "legacy-plaintext-token-0001",
@@ -79,7 +79,32 @@ pub fn check_migrated<B: SessionBackend>(backend: B, with_tenant: bool) -> Sessi
             if with_tenant { tenant } else { None }
         );
         assert!(s.token.is_none());
+        // Converted rows have no attributes; the first gets some below (a second check, after a
+        // reopen, finds them kept).
+        assert!(
+            s.attributes.is_empty() || s.attributes == migrated_attributes(),
+            "{:?}",
+            s.attributes
+        );
     }
     assert_eq!(store.load_all().unwrap().len(), 3);
+    // The converted table (schema version 3) takes attributes.
+    let first = Token::parse(LEGACY_TOKENS[0]).unwrap();
+    let set = store
+        .set_attributes(&first, migrated_attributes())
+        .unwrap()
+        .expect("live");
+    assert_eq!(set.attributes, migrated_attributes());
+    assert_eq!(
+        store.get(&first).unwrap().unwrap().attributes,
+        migrated_attributes()
+    );
     store
+}
+
+/// What [`check_migrated`] sets on the first converted session.
+pub fn migrated_attributes() -> Attributes {
+    Attributes::new()
+        .with("converted", true)
+        .with("from", "pylon")
 }

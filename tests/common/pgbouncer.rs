@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, NoTls};
-use pylon_sessions::{Result, Revocation, Session, SessionBackend, SessionId, Token};
+use pylon_sessions::{Attributes, Result, Revocation, Session, SessionBackend, SessionId, Token};
 
 /// `pool_mode`: `transaction` (a server connection per transaction) or `session`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -337,6 +337,9 @@ impl<B: SessionBackend> SessionBackend for Pooled<B> {
         device: Option<&str>,
     ) -> Result<bool> {
         self.inner.update_identity(id, user, tenant, device)
+    }
+    fn set_attributes(&self, id: &SessionId, attributes: &Attributes) -> Result<bool> {
+        self.inner.set_attributes(id, attributes)
     }
     fn replace(&self, old: &SessionId, s: &Session) -> Result<bool> {
         self.inner.replace(old, s)

@@ -31,7 +31,7 @@ export function conformance(label, makeClient) {
     assert.match(session.id, /^[0-9a-f]{64}$/);
     assert.deepEqual(
       { ...session, id: undefined },
-      { id: undefined, userId: "alice", tenantId: "acme", device: "Firefox", createdAt: T0, lastSeenAt: T0, expiresAt: T0 + 86400 },
+      { id: undefined, userId: "alice", tenantId: "acme", device: "Firefox", createdAt: T0, lastSeenAt: T0, expiresAt: T0 + 86400, attributes: {} },
     );
     assert.deepEqual(await c.get(token), session);
     assert.equal(await c.get("pyl_" + "0".repeat(64)), null);

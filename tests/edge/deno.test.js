@@ -42,6 +42,43 @@ function directClient(db = new DatabaseSync(":memory:"), options = {}, checked =
 
 conformance("deno node:sqlite", async () => directClient());
 
+test("deno node:sqlite: attributes at creation, setAttributes, kept across rotation and a reopen, refused when wrong", () => {
+  const path = join(mkdtempSync(join(tmpdir(), "pylon-deno-attrs-")), "sessions.db");
+  let db = new DatabaseSync(path);
+  const c = directClient(db);
+  const { token, session } = c.store.create({ userId: "alice", attributes: { mfa: false, ip: "203.0.113.7" } });
+  assert.deepEqual(session.attributes, { mfa: false, ip: "203.0.113.7" });
+  const set = c.store.setAttributes(token, { mfa: true, roles: ["admin", { n: 1.5 }] });
+  assert.deepEqual(set.attributes, { mfa: true, roles: ["admin", { n: 1.5 }] });
+  const rotated = c.store.rotate(token);
+  assert.deepEqual(rotated.session.attributes, set.attributes);
+  assert.equal(c.store.setAttributes(token, {}), null, "the old token has no live session");
+  const many = Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, i]));
+  for (const bad of [[1], "x", null, undefined, many, { ["k".repeat(65)]: 1 }, { k: "x".repeat(4096) }, { f: () => 1 },
+    { b: 1n }, { u: undefined }, { n: NaN }, { d: new Date(0) }]) {
+    assert.throws(() => c.store.setAttributes(rotated.token, bad),
+      (e) => e.code === "InvalidInput" && e.field === "attributes", String(bad));
+  }
+  assert.throws(() => c.store.create({ userId: "bob", attributes: [1] }), (e) => e.field === "attributes");
+  assert.equal(c.store.loadAll().length, 1, "nothing created");
+  const doc = c.store.exportSessions();
+  assert.deepEqual(doc.sessions[0].attributes, set.attributes);
+  db.close();
+  db = new DatabaseSync(path);
+  const again = directClient(db);
+  assert.equal(again.store.info.migration, "upToDate");
+  assert.deepEqual(again.store.get(rotated.token).attributes, set.attributes);
+  // A version-2 database (no attributes column) on the host's SQLite is upgraded in place.
+  db.exec("ALTER TABLE _pylon_sessions DROP COLUMN attributes; UPDATE _pylon_sessions_meta SET value = 2 WHERE name = 'schema_version'");
+  db.close();
+  db = new DatabaseSync(path);
+  const upgraded = directClient(db);
+  assert.equal(upgraded.store.info.migration, "upgraded");
+  assert.deepEqual(upgraded.store.get(rotated.token).attributes, {});
+  assert.deepEqual(upgraded.store.setAttributes(rotated.token, { mfa: true }).attributes, { mfa: true });
+  db.close();
+});
+
 test("deno node:sqlite: sessions survive closing and reopening the file; schema created once", () => {
   const path = join(mkdtempSync(join(tmpdir(), "pylon-deno-")), "sessions.db");
   let db = new DatabaseSync(path);
@@ -56,7 +93,7 @@ test("deno node:sqlite: sessions survive closing and reopening the file; schema 
   assert.equal(b.store.info.migration, "upToDate");
   assert.equal(b.store.get(token).userId, "alice");
   const version = db.prepare("SELECT value FROM _pylon_sessions_meta WHERE name = 'schema_version'").get();
-  assert.equal(Number(version.value), 2, "schema version 2: sessions and revocation records");
+  assert.equal(Number(version.value), 3, "schema version 3: sessions (with attributes) and revocation records");
   db.close();
 });
 
@@ -76,7 +113,8 @@ test("deno node:sqlite: a keep-token store exports tokens; a hash store drops th
 test("deno node:sqlite: every statement within Durable Object production limits", () => {
   const c = directClient();
   c.now = 1_800_000_000;
-  c.store.create({ userId: "u".repeat(256), tenantId: "t".repeat(128), device: "d".repeat(256) });
+  c.store.create({ userId: "u".repeat(256), tenantId: "t".repeat(128), device: "d".repeat(256),
+    attributes: { k: "x".repeat(4096 - 8) } });
   c.store.purgeExpired();
   const seen = c.host.seen;
   assert.ok(seen.calls > 3);

@@ -341,11 +341,11 @@ pub fn check_import(doc: &SessionExport) {
             assert_eq!(n, doc.sessions.len() as u64);
             let after = store.load_all().expect("load after an import");
             for s in &doc.sessions {
-                assert!(
-                    after.iter().any(|a| a.id.as_str() == s.id),
-                    "{} missing",
-                    s.id
-                );
+                let stored = after
+                    .iter()
+                    .find(|a| a.id.as_str() == s.id)
+                    .unwrap_or_else(|| panic!("{} missing", s.id));
+                assert_eq!(stored.attributes, s.attributes, "attributes as imported");
             }
         }
         Err(e) => {

@@ -71,7 +71,8 @@ for (const name of BROWSERS) describe(`${name}`, () => {
       });
       assert.match(r.a.token, /^pyl_[0-9a-f]{64}$/);
       assert.deepEqual(Object.keys(r.a.session).sort(),
-        ["createdAt", "device", "expiresAt", "id", "lastSeenAt", "tenantId", "token", "userId"]);
+        ["attributes", "createdAt", "device", "expiresAt", "id", "lastSeenAt", "tenantId", "token", "userId"]);
+      assert.deepEqual(r.a.session.attributes, {}, "none: an empty object");
       assert.equal(r.a.session.token, r.a.token, "tokenStorage keep returns the token");
       assert.equal(r.a.session.tenantId, "acme");
       assert.equal(r.b.session.tenantId, "acme");
@@ -341,6 +342,119 @@ for (const name of BROWSERS) describe(`${name}`, () => {
       assert.equal(r.session.tenantId, null);
       assert.equal(r.session.device, null);
       assert.equal(r.count, 1, "nothing written");
+    });
+
+    test("attributes: set at creation, read, replaced, carried by rotate, upgrade, export and import", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const store = await SessionStore.open({ dbName: "api-attributes.db", storage: "opfs", tokenStorage: "keep" });
+        const rich = { mfa: false, ip: "203.0.113.7", ua: "Firefox \u{1f98a}", n: 3, score: -0.25, none: null,
+          roles: ["admin", { scope: [1, 2.5, null] }] };
+        const a = store.create({ userId: "alice", attributes: rich });
+        const got = store.get(a.token);
+        const set = store.setAttributes(a.token, { ...got.attributes, mfa: true });
+        const afterSet = store.get(a.token);
+        const rotated = store.rotate(a.token);
+        const refreshed = store.refresh(rotated.token);
+        const labelled = store.setDevice(refreshed.token, "laptop");
+        const guest = store.createGuest({ attributes: { cart: ["book"] } });
+        const upgraded = store.upgrade(guest.token, "bob");
+        const cleared = store.setAttributes(upgraded.token, {});
+        const missing = store.setAttributes("pyl_" + "0".repeat(64), { mfa: true });
+        const doc = store.exportSessions();
+        const listed = store.listByUser("alice");
+        store.close();
+        const other = await SessionStore.open({ dbName: "api-attributes-copy.db", storage: "opfs", tokenStorage: "keep" });
+        const imported = other.importSessions(doc);
+        const copied = other.get(refreshed.token);
+        const now = Math.floor(Date.now() / 1000);
+        const inserted = other.insert({ token: "server-issued-token-attrs", userId: "carol", createdAt: now, expiresAt: 0,
+          attributes: { sso: "okta" } });
+        other.close();
+        const reopened = await SessionStore.open({ dbName: "api-attributes-copy.db", storage: "opfs", tokenStorage: "keep" });
+        const afterReopen = reopened.get(refreshed.token);
+        const insertedAgain = reopened.get("server-issued-token-attrs");
+        reopened.close();
+        return { rich, a, got, set, afterSet, rotated, refreshed, labelled, guest, upgraded, cleared, missing, doc,
+          listed, imported, copied, inserted, afterReopen, insertedAgain };
+      });
+      assert.deepEqual(r.a.session.attributes, r.rich);
+      assert.deepEqual(r.got.attributes, r.rich);
+      assert.deepEqual(r.set.attributes, { ...r.rich, mfa: true });
+      assert.deepEqual(r.afterSet, r.set);
+      const want = { ...r.rich, mfa: true };
+      for (const s of [r.rotated.session, r.refreshed.session, r.labelled, r.copied, r.afterReopen, r.listed[0]]) {
+        assert.deepEqual(s.attributes, want);
+      }
+      assert.deepEqual(r.guest.session.attributes, { cart: ["book"] });
+      assert.deepEqual(r.upgraded.session.attributes, { cart: ["book"] }, "a guest's attributes go with it");
+      assert.deepEqual(r.cleared.attributes, {});
+      assert.equal(r.missing, null, "no live session: null");
+      assert.equal(r.imported, 2);
+      const exported = r.doc.sessions.find((s) => s.userId === "alice");
+      assert.deepEqual(exported.attributes, want);
+      assert.deepEqual(r.doc.sessions.find((s) => s.userId === "bob").attributes, {});
+      assert.deepEqual(r.inserted.attributes, { sso: "okta" });
+      assert.deepEqual(r.insertedAgain.attributes, { sso: "okta" });
+    });
+
+    test("attributes: wrong JS values are InvalidInput (field attributes) and store nothing", async () => {
+      const r = await worker.evaluate(async () => {
+        const { SessionStore } = await self.ready;
+        const store = await SessionStore.open({ dbName: "api-attributes-bad.db", storage: "opfs" });
+        const { token } = store.create({ userId: "alice", attributes: { mfa: false } });
+        const many = Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, i]));
+        const cyclic = {}; cyclic.self = cyclic;
+        let deep = 1; for (let i = 0; i < 20; i++) deep = [deep];
+        class Point { constructor() { this.x = 1; } }
+        const bad = {
+          string: "mfa", number: 5, array: [1, 2], fn: () => 1, date: new Date(0), map: new Map(), point: new Point(),
+          tooMany: many, keyTooLong: { ["k".repeat(65)]: 1 }, emptyKey: { "": 1 }, nulKey: { "a\0b": 1 },
+          tooBig: { k: "x".repeat(4096) }, hugeString: { k: "x".repeat(10_000_000) },
+          hugeArray: { k: new Array(1_000_000_000) }, fnValue: { f: () => 1 }, bigint: { b: 1n },
+          undefinedValue: { u: undefined }, symbolValue: { s: Symbol("s") }, nan: { n: NaN }, infinity: { n: -Infinity },
+          nestedFn: { a: [{ b: () => 1 }] }, nestedDate: { d: new Date(0) }, cyclic, deep: { deep },
+          throwingGetter: { get k() { throw new Error("boom"); } },
+          surrogate: { k: "a\ud800" },
+        };
+        const codes = {}, fields = {};
+        const record = async (name, fn) => {
+          codes[name] = await self.codeOf(fn);
+          try { await fn(); } catch (e) { fields[name] = e.field; }
+        };
+        for (const [name, value] of Object.entries(bad)) {
+          await record(`set ${name}`, () => store.setAttributes(token, value));
+          if (name !== "string" && name !== "number") {
+            await record(`create ${name}`, () => store.create({ userId: "bob", attributes: value }));
+            await record(`guest ${name}`, () => store.createGuest({ attributes: value }));
+          }
+        }
+        await record("set undefined", () => store.setAttributes(token));
+        await record("set null", () => store.setAttributes(token, null));
+        // At the limits: accepted.
+        const most = Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`k${i}`, i]));
+        const biggest = { k: "x".repeat(4096 - 8) };
+        const okMost = store.setAttributes(token, most).attributes;
+        const okBiggest = store.setAttributes(token, biggest).attributes;
+        const okLongKey = store.setAttributes(token, { ["k".repeat(64)]: true }).attributes;
+        const okNullProto = store.setAttributes(token, Object.assign(Object.create(null), { a: 1 })).attributes;
+        store.setAttributes(token, { mfa: false });
+        const out = { codes, fields, session: store.get(token), count: store.loadAll().length,
+          okMost, okBiggest, okLongKey, okNullProto, most, biggest };
+        store.close();
+        return out;
+      });
+      for (const [name, code] of Object.entries(r.codes)) {
+        assert.equal(code, "InvalidInput", `${name} gave ${code}`);
+        assert.equal(r.fields[name], "attributes", `${name}: field ${r.fields[name]}`);
+      }
+      assert.ok(Object.keys(r.codes).length > 60);
+      assert.deepEqual(r.session.attributes, { mfa: false }, "the stored set unchanged");
+      assert.equal(r.count, 1, "nothing created");
+      assert.deepEqual(r.okMost, r.most);
+      assert.deepEqual(r.okBiggest, r.biggest);
+      assert.equal(Object.keys(r.okLongKey)[0].length, 64);
+      assert.deepEqual(r.okNullProto, { a: 1 });
     });
 
     test("NotFound and Closed", async () => {

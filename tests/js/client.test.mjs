@@ -254,6 +254,60 @@ for (const name of BROWSERS) describe(`SessionStoreClient in ${name}`, () => {
     assert.ok(r.changes.every((c) => !JSON.stringify(c).includes(r.refreshed.token.slice(4))), "no tokens in events");
   });
 
+  test("attributes through the worker: create, setAttributes, read back, change events, typed refusals", async () => {
+    const r = await onPage(async ({ SessionStoreClient }) => {
+      const store = await SessionStoreClient.open({ dbName: "client-attributes.db", storage: "opfs", tokenStorage: "keep" });
+      const changes = [];
+      store.addEventListener("change", (e) => { if (e.detail.op === "setAttributes") changes.push(e.detail); });
+      const a = await store.create({ userId: "alice", attributes: { mfa: false, ip: "203.0.113.7" } });
+      const got = await store.get(a.token);
+      const set = await store.setAttributes(a.token, { ...got.attributes, mfa: true, roles: ["admin"] });
+      const again = await store.get(a.token);
+      const rotated = await store.rotate(a.token);
+      const guest = await store.createGuest({ attributes: { from: "ad" } });
+      const missing = await store.setAttributes("pyl_" + "3".repeat(64), { mfa: true });
+      const codeOf = async (p) => {
+        try { await p(); return "ok"; } catch (e) { return { code: e.code, field: e.field ?? null }; }
+      };
+      const errors = {
+        array: await codeOf(() => store.setAttributes(rotated.token, [1, 2])),
+        string: await codeOf(() => store.setAttributes(rotated.token, "mfa")),
+        tooMany: await codeOf(() => store.setAttributes(rotated.token, Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, i])))),
+        keyTooLong: await codeOf(() => store.setAttributes(rotated.token, { ["k".repeat(65)]: 1 })),
+        tooBig: await codeOf(() => store.setAttributes(rotated.token, { k: "x".repeat(5000) })),
+        bigint: await codeOf(() => store.setAttributes(rotated.token, { b: 1n })),
+        undefinedValue: await codeOf(() => store.setAttributes(rotated.token, { u: undefined })),
+        date: await codeOf(() => store.setAttributes(rotated.token, { d: new Date(0) })),
+        nan: await codeOf(() => store.setAttributes(rotated.token, { n: NaN })),
+        createArray: await codeOf(() => store.create({ userId: "bob", attributes: [1] })),
+      };
+      // A function cannot be sent to the worker at all: refused on the page, as InvalidInput.
+      const fn = await codeOf(() => store.setAttributes(rotated.token, { f: () => 1 }));
+      const after = await store.get(rotated.token);
+      const all = await store.loadAll();
+      for (let i = 0; i < 50 && changes.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      await store.close();
+      return { a, got, set, again, rotated, guest, missing, errors, fn, after, count: all.length, changes };
+    });
+    assert.deepEqual(r.a.session.attributes, { mfa: false, ip: "203.0.113.7" });
+    assert.deepEqual(r.got.attributes, r.a.session.attributes);
+    const want = { mfa: true, ip: "203.0.113.7", roles: ["admin"] };
+    assert.deepEqual(r.set.attributes, want);
+    assert.deepEqual(r.again.attributes, want);
+    assert.deepEqual(r.rotated.session.attributes, want, "kept by a rotation");
+    assert.deepEqual(r.guest.session.attributes, { from: "ad" });
+    assert.equal(r.missing, null);
+    for (const [name, e] of Object.entries(r.errors)) {
+      assert.deepEqual(e, { code: "InvalidInput", field: "attributes" }, name);
+    }
+    assert.equal(r.fn.code, "InvalidInput");
+    assert.deepEqual(r.after.attributes, want, "nothing stored by a refusal");
+    assert.equal(r.count, 2);
+    assert.deepEqual(r.changes[0], { op: "setAttributes", ids: [r.a.session.id], userId: "alice" });
+    assert.equal(r.changes[1].op, "setAttributes");
+    assert.equal(r.changes[1].userId, undefined, "no live session: no user");
+  });
+
   test("typed errors cross postMessage with their code", async () => {
     const r = await onPage(async ({ SessionStoreClient, SessionStoreError }) => {
       const store = await SessionStoreClient.open({ dbName: "client-errors.db", storage: "opfs" });

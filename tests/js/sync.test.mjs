@@ -600,6 +600,44 @@ describe("sync engine and the contract's JSON fixtures (tests/fixtures/sync)", (
     }
   });
 
+  test("a live verdict's attributes reach the held session; device entries carry theirs", async () => {
+    const live = fixture("response-live.json");
+    assert.deepEqual(checkSyncResponse(live).devices[1].attributes, { mfa: true, ip: "203.0.113.7" });
+    assert.deepEqual(checkSyncResponse(live).devices[0].attributes, {}, "none: an empty object");
+    assert.deepEqual(checkSyncResponse(live).verdicts[0].attributes, {});
+    // (The fixture's times are in 2023: the local row is read with loadAll, which expired ones are in.)
+    const held = (store) => store.loadAll().find((s) => s.id === A);
+    const attrs = { mfa: true, roles: ["admin"] };
+    const withAttributes = { ...live, verdicts: [{ ...live.verdicts[0], attributes: attrs }] };
+    const d = await seeded(withAttributes);
+    try {
+      const r = await d.engine.syncNow();
+      assert.equal(r.verdict, "live");
+      assert.deepEqual(d.engine.status().session.attributes, attrs);
+      assert.deepEqual(held(d.store).attributes, attrs, "kept in the local store");
+    } finally {
+      d.engine.stop();
+    }
+    // The server cleared them: the next live verdict has none, and neither has the local row.
+    const cleared = await seeded(live);
+    try {
+      const { token: _, ...row } = held(cleared.store);
+      cleared.store.adopt({ ...row, attributes: attrs });
+      assert.deepEqual(held(cleared.store).attributes, attrs);
+      await cleared.engine.syncNow();
+      assert.deepEqual(held(cleared.store).attributes, {});
+      assert.deepEqual(cleared.engine.status().session.attributes, {});
+    } finally {
+      cleared.engine.stop();
+    }
+    for (const bad of [[1], "mfa", null, 5]) {
+      assert.throws(() => checkSyncResponse({ ...live, verdicts: [{ ...live.verdicts[0], attributes: bad }] }),
+        (e) => e.code === "BadResponse", JSON.stringify(bad));
+      assert.throws(() => checkSyncResponse({ ...live, devices: [{ ...live.devices[0], attributes: bad }] }),
+        (e) => e.code === "BadResponse", JSON.stringify(bad));
+    }
+  });
+
   test("answers that are not the contract's shape are BadResponse", () => {
     const live = fixture("response-live.json");
     for (const broken of [null, [], {}, { ...live, serverTime: "x" }, { ...live, verdicts: [{ state: "maybe", id: A }] },

@@ -68,6 +68,27 @@ for (const name of BROWSERS) describe(`several tabs in ${name}`, () => {
     await a.evaluate(() => window.store.close());
   });
 
+  for (const [via, settings] of Object.entries(VIA)) test(`a follower sets and reads attributes; the owner sees them and the change (linked by ${via})`, async () => {
+    const dbName = `tabs-attributes-${via}.db`;
+    const [a, b] = [browser.page, await browser.openTab()];
+    assert.equal(await openStore(a, OPTIONS(dbName), settings), "owner");
+    assert.equal(await openStore(b, OPTIONS(dbName), settings), "follower");
+    const attrs = { mfa: true, ip: "203.0.113.7", nested: [1, 2.5, null, { deep: "\u{1f600}" }], zero: -1 };
+    const made = await b.evaluate((attrs) => window.store.create({ userId: "alice", attributes: attrs }), attrs);
+    assert.deepEqual(made.session.attributes, attrs);
+    const set = await b.evaluate(([t, attrs]) => window.store.setAttributes(t, { ...attrs, mfa: false }), [made.token, attrs]);
+    assert.deepEqual(set.attributes, { ...attrs, mfa: false });
+    const seen = await a.evaluate((t) => window.store.get(t), made.token);
+    assert.deepEqual(seen.attributes, { ...attrs, mfa: false });
+    const refused = await b.evaluate((t) => window.store.setAttributes(t, { b: 1n }).then(() => "ok", (e) => [e.code, e.field]), made.token);
+    assert.deepEqual(refused, ["InvalidInput", "attributes"], "a BigInt crosses the link and is refused by the store");
+    await a.waitFor(() => window.changes.some((c) => c.op === "setAttributes"));
+    const change = (await a.evaluate(() => window.changes)).find((c) => c.op === "setAttributes");
+    assert.deepEqual(change, { op: "setAttributes", ids: [made.session.id], userId: "alice" });
+    await b.close();
+    await a.evaluate(() => window.store.close());
+  });
+
   for (const [via, settings] of Object.entries(VIA)) test(`reloading the owner tab hands the store to the other tab; nothing is lost (follower linked by ${via})`, async () => {
     const dbName = `tabs-reload-${via}.db`;
     const [a, b] = [browser.page, await browser.openTab()];

@@ -1,6 +1,8 @@
 // Compile-only check of pkg/'s TypeScript declarations (scripts/test-web.sh runs `tsc --noEmit` on it):
 // the right calls type-check, the wrong ones must not.
-import init, { SessionStore, type Session, type StoreInfo, type SessionStoreError } from "../../pkg/pylon_sessions.js";
+import init, {
+  SessionStore, type Attributes, type JsonValue, type Session, type StoreInfo, type SessionStoreError,
+} from "../../pkg/pylon_sessions.js";
 import {
   SessionStoreClient, SessionStoreError as ClientError, type ChangeDetail, type ClientErrorCode, type ClientInfo,
   type PersistenceDetail, type PersistenceState, type Role, type SignOutReason, type SyncStatus, type SyncResult,
@@ -35,6 +37,26 @@ export async function inWorker(): Promise<void> {
   // @ts-expect-error upgrade needs the user id
   store.upgrade(upgraded);
   void [moved, labelled];
+  // Attributes: a plain object of JSON values, at creation and replaced later.
+  const withAttributes = store.create({ userId: "alice", attributes: { mfa: false, ip: "203.0.113.7", roles: ["a", { n: 1 }], none: null } });
+  const attrs: Attributes = withAttributes.session.attributes;
+  const mfa: JsonValue | undefined = attrs["mfa"];
+  const replaced: Session | null = store.setAttributes(withAttributes.token, { ...attrs, mfa: true });
+  store.createGuest({ attributes: { from: "ad" } });
+  store.insert({ token, userId: "u", createdAt: 1, expiresAt: 0, attributes: {} });
+  // @ts-expect-error attribute values are JSON: no functions
+  store.setAttributes(token, { f: () => 1 });
+  // @ts-expect-error attribute values are JSON: no undefined
+  store.create({ userId: "alice", attributes: { gone: undefined as undefined } });
+  // @ts-expect-error attributes are an object, not a string
+  store.setAttributes(token, "mfa");
+  // @ts-expect-error setAttributes needs the attributes
+  store.setAttributes(token);
+  void [mfa, replaced];
+  // A document written before attributes existed still type-checks for import.
+  store.importSessions({ format: "pylon-sessions", version: 1, exportedAt: 0, sessions: [
+    { id: "0".repeat(64), userId: "u", tenantId: null, device: null, createdAt: 0, lastSeenAt: 0, expiresAt: 0 },
+  ] });
   // @ts-expect-error userId is required
   store.create({ device: "x" });
   // @ts-expect-error caller-chosen tokens are strings
@@ -66,6 +88,11 @@ export async function onPage(): Promise<void> {
   const switched: Session = await store.setTenant(guest.token, "acme");
   const relabelled: Session = await store.setDevice(guest.token, null);
   const renewed: string = (await store.refresh(guest.token)).token;
+  const attributed: Session | null = await store.setAttributes(guest.token, { mfa: true });
+  const readBack: Attributes | undefined = attributed?.attributes;
+  // @ts-expect-error attributes are an object
+  await store.setAttributes(guest.token, [1, 2]);
+  void readBack;
   // @ts-expect-error upgrade needs the user id
   await store.upgrade(guest.token);
   void [signedIn, switched, relabelled, renewed];

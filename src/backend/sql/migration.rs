@@ -2,8 +2,9 @@
 //! blocking [`Driver`](super::Driver), the async Postgres pool over its own I/O. Only the I/O differs.
 
 use super::{
-    Dialect, Param, Row, DROP_LEGACY, INDEX_EXPIRY, INDEX_USER, LEGACY_ROWS, LEGACY_ROWS_NO_TENANT,
-    POSTGRES_TABLE, RENAME_NEXT, REVOKED_DDL, REVOKED_INDEX, SCHEMA_VERSION, SQLITE_TABLE,
+    Dialect, Param, Row, ADD_ATTRIBUTES_COLUMN, DROP_LEGACY, INDEX_EXPIRY, INDEX_USER, LEGACY_ROWS,
+    LEGACY_ROWS_NO_TENANT, POSTGRES_TABLE, RENAME_NEXT, REVOKED_DDL, REVOKED_INDEX, SCHEMA_VERSION,
+    SQLITE_TABLE,
 };
 use crate::error::{Error, Result};
 use crate::token::Token;
@@ -14,7 +15,7 @@ use crate::token::Token;
 pub(crate) enum Plan {
     /// Already at [`SCHEMA_VERSION`].
     UpToDate,
-    /// An earlier version of this schema: only [`ADD_REVOKED`] to run.
+    /// An earlier version of this schema: [`upgrade_steps`], then [`ADD_REVOKED`].
     Upgrade {
         /// The version found.
         from: i64,
@@ -79,6 +80,17 @@ pub(crate) fn next_table(dialect: Dialect) -> &'static str {
 /// The statements that create the schema in an empty database.
 pub(crate) fn create_steps(dialect: Dialect) -> [&'static str; 4] {
     [next_table(dialect), RENAME_NEXT, INDEX_USER, INDEX_EXPIRY]
+}
+
+/// The statements that bring the session table of version `from` (1 or 2) to this version, in place:
+/// the `attributes` column (version 3). The revocation records (version 2) follow in
+/// [`ADD_REVOKED`], as for every plan.
+pub(crate) fn upgrade_steps(from: i64) -> &'static [&'static str] {
+    if from < 3 {
+        &[ADD_ATTRIBUTES_COLUMN]
+    } else {
+        &[]
+    }
 }
 
 /// The statements every plan but [`Plan::UpToDate`] runs last: the revocation records (version 2).

@@ -45,13 +45,14 @@ const ABSOLUTE_SECS: i64 = 30 * 24 * 3600;
 /// so inserts cost the same).
 const PG_TABLE: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions (\
      id TEXT PRIMARY KEY NOT NULL, token TEXT, user_id TEXT NOT NULL, tenant_id TEXT, device TEXT, \
-     created_at BIGINT NOT NULL, last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+     created_at BIGINT NOT NULL, last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, \
+     attributes TEXT);
      CREATE INDEX IF NOT EXISTS _pylon_sessions_user_idx ON _pylon_sessions (user_id, tenant_id);
      CREATE INDEX IF NOT EXISTS _pylon_sessions_expires_idx ON _pylon_sessions (expires_at);";
 const SQLITE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _pylon_sessions (\
      id TEXT PRIMARY KEY NOT NULL, token TEXT, user_id TEXT NOT NULL, tenant_id TEXT, device TEXT, \
-     created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL\
-     ) WITHOUT ROWID;
+     created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, \
+     attributes TEXT) WITHOUT ROWID;
      CREATE INDEX IF NOT EXISTS _pylon_sessions_user_idx ON _pylon_sessions (user_id, tenant_id);
      CREATE INDEX IF NOT EXISTS _pylon_sessions_expires_idx ON _pylon_sessions (expires_at);";
 
@@ -81,7 +82,8 @@ impl Found {
 
 impl Db {
     async fn insert(&self, id: &str, user: &str, now: i64) -> Result<()> {
-        // id, token (not stored), user_id, tenant_id, device, created_at, last_seen_at, expires_at.
+        // id, token (not stored), user_id, tenant_id, device, created_at, last_seen_at, expires_at,
+        // attributes (none).
         let none: Option<&str> = None;
         let expires_at = now + ABSOLUTE_SECS;
         match self {
@@ -91,7 +93,7 @@ impl Db {
                 client
                     .execute(
                         &stmt,
-                        &[&id, &none, &user, &none, &none, &now, &now, &expires_at],
+                        &[&id, &none, &user, &none, &none, &now, &now, &expires_at, &none],
                     )
                     .await?;
             }
@@ -105,6 +107,7 @@ impl Db {
                     .bind(now)
                     .bind(now)
                     .bind(expires_at)
+                    .bind(none)
                     .execute(pool)
                     .await?;
             }
