@@ -142,7 +142,10 @@ async fn opfs_schema_version_2_is_upgraded_in_place() {
     let store = SessionStore::new(backend);
     assert_eq!(store.load_all().unwrap(), before, "nothing lost");
     let attrs = Attributes::new().with("mfa", true).with("ua", "Firefox");
-    let set = store.set_attributes(&token, attrs.clone()).unwrap().unwrap();
+    let set = store
+        .set_attributes(&token, attrs.clone())
+        .unwrap()
+        .unwrap();
     assert_eq!(set.attributes, attrs);
     store.into_backend().close().unwrap();
 
