@@ -509,3 +509,26 @@ fn pylon_saves_keep_attributes_an_app_set_and_rollback_writes_pylons_table() {
     drop(stmt);
     conn.execute_batch(PYLON_DDL).unwrap();
 }
+
+/// The drop-in's save on Postgres keeps attributes an app set (the statement names the table's own
+/// column in `ON CONFLICT … DO UPDATE`, which both engines take).
+#[test]
+fn postgres_pylon_saves_keep_attributes_an_app_set() {
+    use pylon_sessions::{Attributes, PostgresBackend, Token};
+    let (config, schema) = pg::fresh_schema();
+    let url = pg_url(&schema);
+    let backend = PostgresSessionBackend::connect_with(&url, sealed()).unwrap();
+    let mut session = Session::new("alice".into());
+    backend.save(&session);
+    assert_eq!(backend.failures(), 0);
+    let app = pylon_sessions::SessionStore::new(PostgresBackend::connect_with(&config).unwrap());
+    let token = Token::parse(&session.token).unwrap();
+    let attrs = Attributes::new().with("mfa", true);
+    app.set_attributes(&token, attrs.clone()).unwrap().unwrap();
+    session.device = Some("phone".into());
+    backend.save(&session);
+    assert_eq!(backend.failures(), 0);
+    let got = app.get(&token).unwrap().unwrap();
+    assert_eq!(got.device.as_deref(), Some("phone"));
+    assert_eq!(got.attributes, attrs);
+}

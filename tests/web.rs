@@ -172,3 +172,43 @@ fn generated_tokens_are_distinct_across_pool_refills() {
         assert!(seen.insert(secret), "a token was issued twice");
     }
 }
+
+/// A version-2 database on OPFS (no `attributes` column) is upgraded in place when the browser opens
+/// it again: sessions kept, attributes taken and kept across another reopen.
+#[wasm_bindgen_test]
+async fn opfs_schema_version_2_is_upgraded_in_place() {
+    use pylon_sessions::Attributes;
+    let dir = unique("test-v2");
+    let pool = OpfsPool::install(&dir).await.unwrap();
+    let store = SessionStore::new(pool.open("v2.db").unwrap());
+    let (token, _) = store.create(NewSession::new("alice")).unwrap();
+    let before = store.load_all().unwrap();
+    let mut backend = store.into_backend();
+    backend
+        .connection()
+        .execute_batch(
+            "ALTER TABLE _pylon_sessions DROP COLUMN attributes; \
+             UPDATE _pylon_sessions_meta SET value = 2 WHERE name = 'schema_version';",
+        )
+        .unwrap();
+    backend.close().unwrap();
+
+    let backend = pool.open("v2.db").unwrap();
+    assert_eq!(backend.migration(), Migration::Upgraded(2));
+    let store = SessionStore::new(backend);
+    assert_eq!(store.load_all().unwrap(), before, "nothing lost");
+    let attrs = Attributes::new().with("mfa", true).with("ua", "Firefox");
+    let set = store
+        .set_attributes(&token, attrs.clone())
+        .unwrap()
+        .unwrap();
+    assert_eq!(set.attributes, attrs);
+    store.into_backend().close().unwrap();
+
+    let backend = pool.open("v2.db").unwrap();
+    assert_eq!(backend.migration(), Migration::UpToDate);
+    let store = SessionStore::new(backend);
+    assert_eq!(store.get(&token).unwrap().unwrap().attributes, attrs);
+    store.into_backend().close().unwrap();
+    pool.release().unwrap();
+}
