@@ -246,6 +246,27 @@ impl OpfsPool {
         Ok(pool)
     }
 
+    /// Checks a database name as every store checks it: 1 to 64 letters, digits, `.`, `_` or `-`,
+    /// not starting with `.`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming `dbName`.
+    pub(crate) fn check_db_name(db_name: &str) -> Result<()> {
+        let plain = (1..=64).contains(&db_name.len())
+            && !db_name.starts_with('.')
+            && db_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if plain {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "dbName",
+                "use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'",
+            ))
+        }
+    }
+
     /// Whether this pool is the shared one of earlier versions ([`OpfsPool::DEFAULT_DIRECTORY`]).
     pub fn is_shared(&self) -> bool {
         self.directory == Self::DEFAULT_DIRECTORY
@@ -795,18 +816,7 @@ impl Holder<'_> {
 /// [`Error::InvalidInput`] for a name that is not 1 to 64 letters, digits, `.`, `_` or `-`, or that
 /// starts with `.`.
 fn escape(db_name: &str) -> Result<String> {
-    if db_name.is_empty()
-        || db_name.len() > 64
-        || db_name.starts_with('.')
-        || !db_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(Error::invalid(
-            "dbName",
-            "use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'",
-        ));
-    }
+    OpfsPool::check_db_name(db_name)?;
     let mut out = String::with_capacity(db_name.len() + 4);
     for c in db_name.chars() {
         match c {

@@ -210,17 +210,7 @@ fn options(value: &JsValue) -> Result<Options> {
     )?;
     let db_name = opt_string("dbName", &get(value, "dbName", "dbName")?, 64)?
         .unwrap_or_else(|| "sessions.db".into());
-    if db_name.is_empty()
-        || db_name.starts_with('.')
-        || !db_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(Error::invalid(
-            "dbName",
-            "use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'",
-        ));
-    }
+    OpfsPool::check_db_name(&db_name)?;
     let storage = match opt_string("storage", &get(value, "storage", "storage")?, 16)?.as_deref() {
         None | Some("opfs") => "opfs",
         Some("memory") => "memory",
